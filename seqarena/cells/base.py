@@ -1,0 +1,141 @@
+"""The interfaces every model implements, and the one unroller that all step-based cells share.
+
+Shapes: `B` batch, `T` time, `d` input size, `H` hidden size (the paper's `m`).
+
+* `SequenceModel.forward(x: [B, T, d]) -> [B, T, H]`: causal features (step t sees inputs <= t).
+* `RecurrentCell` (JANET, coRNN, UnICORNN, LEM): `project_inputs` maps the whole input sequence
+  through the input weights in one matrix product, `step` advances the state by one time step
+  from one projected input, `output` reads the features from the state. `unroll` runs any cell
+  over a sequence; `StackedRecurrent` stacks cells into layers. No model writes its own time loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells.space import Space
+
+State = tuple[Tensor, ...]
+
+
+class SequenceModel(nn.Module, ABC):
+    """A causal sequence-to-features model: `[B, T, input_size] -> [B, T, hidden_size]`.
+
+    Class attributes:
+        name: the registry name (`cornn`).
+        hparams: the declared hyperparameters (see `seqarena.cells.space`).
+        citation: the paper the implementation follows.
+    """
+
+    name: ClassVar[str]
+    hparams: ClassVar[Space]
+    citation: ClassVar[str]
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+
+    @abstractmethod
+    def forward(self, x: Tensor) -> Tensor:
+        """Map `x: [B, T, input_size]` to causal features `[B, T, hidden_size]`."""
+
+    def extra_info(self) -> dict[str, Any]:
+        """Facts about this instance worth recording with a trial (e.g. a receptive field)."""
+        return {}
+
+
+class RecurrentCell(nn.Module, ABC):
+    """One layer of a step-based recurrence.
+
+    `state_size` tensors of shape `[B, H]` form the state; it starts at zero (as in every paper
+    here). `step` takes the step's projected input `[B, K]` from `project_inputs`.
+    """
+
+    state_size: ClassVar[int]
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+
+    def init_state(self, batch: int, like: Tensor) -> State:
+        """The zero state `state_size × [B, H]` with the dtype and device of `like`."""
+        zeros = like.new_zeros(batch, self.hidden_size)
+        return tuple(zeros.clone() for _ in range(self.state_size))
+
+    @abstractmethod
+    def project_inputs(self, u: Tensor) -> Tensor:
+        """The input terms of the update for all steps at once: `[B, T, d] -> [B, T, K]`."""
+
+    @abstractmethod
+    def step(self, x_t: Tensor, state: State) -> State:
+        """Advance the state by one step from the projected input `x_t: [B, K]`."""
+
+    @abstractmethod
+    def output(self, state: State) -> Tensor:
+        """The layer's features `[B, H]` read from a state."""
+
+
+def unroll(cell: RecurrentCell, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+    """Run `cell` over the sequence `u: [B, T, d]`; return the features `[B, T, H]` and final state.
+
+    Steps are taken with `unbind(1)`: indexing `x[:, t]` on a tensor that needs grad would make
+    each step's backward write a full `[B, T, K]` gradient (quadratic in T).
+    """
+    projected = cell.project_inputs(u)
+    if state is None:
+        state = cell.init_state(u.shape[0], projected)
+    outputs = []
+    for x_t in projected.unbind(1):
+        state = cell.step(x_t, state)
+        outputs.append(cell.output(state))
+    return torch.stack(outputs, dim=1), state
+
+
+class VariationalDropout(nn.Module):
+    """Dropout with one Bernoulli mask per (sequence, unit), shared over all time steps.
+
+    As in UnICORNN's deep stacking (Rusch & Mishra 2021, `tk-rusch/unicornn`, dropout
+    "over time"); identity in eval mode or with p = 0.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(keep) / keep
+        return x * mask
+
+
+class StackedRecurrent(SequenceModel):
+    """`num_layers` cells of one kind; each layer's feature sequence is the next layer's input.
+
+    Subclasses set `cell_type` and implement `make_cell(input_size)` with their hyperparameters;
+    variational dropout (p = `dropout`) follows every layer, as in UnICORNN's stacking.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0) -> None:
+        super().__init__(input_size, hidden_size, num_layers)
+        sizes = [input_size] + [hidden_size] * (num_layers - 1)
+        self.layers = nn.ModuleList(self.make_cell(size) for size in sizes)
+        self.dropout = VariationalDropout(dropout)
+
+    @abstractmethod
+    def make_cell(self, input_size: int) -> RecurrentCell:
+        """A cell of this model reading `input_size` features."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        for cell in self.layers:
+            x, _ = unroll(cell, x)
+            x = self.dropout(x)
+        return x

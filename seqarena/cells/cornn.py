@@ -1,0 +1,94 @@
+"""coRNN: Coupled Oscillatory Recurrent Neural Network.
+
+Rusch & Mishra (2021), "Coupled Oscillatory Recurrent Neural Network (coRNN): an accurate and
+(gradient) stable architecture for learning long time dependencies", ICLR; official code
+`tk-rusch/coRNN` (`adding/model.py`, `sMNIST/network.py`, ...).
+
+The second-order ODE `y'' = tanh(W y + 𝒲 y' + V u + b) − γ y − ε y'` (paper eq. (1)-(2)),
+written with z = y', is discretised by the IMEX scheme of paper eq. (3), exactly as the code does:
+
+    z_n = z_{n-1} + Δt · ( tanh(W y_{n-1} + 𝒲 z_{n-1} + V u_n + b) − γ y_{n-1} − ε z_{n-1} )
+    y_n = y_{n-1} + Δt · z_n                      (the NEW z_n: the implicit half of the step)
+
+σ = tanh; Δt (`dt`), γ (`gamma`) and ε (`epsilon`) are fixed scalars. As in the code, one
+`Linear(d + 2m, m)` acts on the concatenation [u_n, z_{n-1}, y_{n-1}] with torch's default
+initialisation U(±1/sqrt(d + 2m)); seqarena keeps that single weight `weight = [V | 𝒲 | W]` so
+that the initialisation is the authors', and applies its input block to all steps at once.
+Parameters: `m(d + 2m) + m` per layer. No gradient clipping in any coRNN script.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells import space as sp
+from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+
+
+class CoRNNCell(RecurrentCell):
+    """One coRNN layer; state (y, z), features y."""
+
+    state_size = 2
+
+    def __init__(self, input_size: int, hidden_size: int, dt: float, gamma: float, epsilon: float) -> None:
+        super().__init__(input_size, hidden_size)
+        self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
+        fan_in = input_size + 2 * hidden_size
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = nn.Parameter(torch.empty(hidden_size, fan_in).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(hidden_size).uniform_(-bound, bound))
+
+    def project_inputs(self, u: Tensor) -> Tensor:
+        """`V u_n + b` for all n: `[B, T, d] -> [B, T, m]`."""
+        return nn.functional.linear(u, self.weight[:, : self.input_size], self.bias)
+
+    def step(self, x_t: Tensor, state: State) -> State:
+        y, z = state
+        recurrent = self.weight[:, self.input_size:]  # [𝒲 | W] acting on [z, y]
+        drive = torch.tanh(x_t + torch.cat((z, y), dim=1) @ recurrent.t())
+        z = z + self.dt * (drive - self.gamma * y - self.epsilon * z)
+        y = y + self.dt * z
+        return (y, z)
+
+    def output(self, state: State) -> Tensor:
+        return state[0]
+
+
+class CoRNN(StackedRecurrent):
+    """coRNN, one layer in every published task; deeper stacks feed y to the next layer."""
+
+    name = "cornn"
+    citation = ("Rusch & Mishra (2021), Coupled Oscillatory Recurrent Neural Network (coRNN), "
+                "ICLR 2021")
+    hparams = (
+        sp.hidden_size(128, per_task={"smnist": 256, "psmnist": 256, "ncifar": 128, "har2": 64}),
+        sp.num_layers(1),
+        sp.dropout(0.0),
+        sp.floating("dt", 0.042, 0.01, 0.1, log=True, valid=(1e-6, 2.0), doc="time step Δt",
+                    per_task={"adding": 0.06, "smnist": 0.042, "psmnist": 0.076, "ncifar": 0.034,
+                              "har2": 0.1, "imdb": 0.054}),
+        sp.floating("gamma", 2.7, 0.1, 80.0, log=True, valid=(0.0, 1000.0), doc="restoring force γ",
+                    per_task={"adding": 66.0, "smnist": 2.7, "psmnist": 0.4, "ncifar": 1.3,
+                              "har2": 0.2, "imdb": 4.9}),
+        sp.floating("epsilon", 4.7, 1.0, 20.0, valid=(0.0, 1000.0), doc="damping ε",
+                    per_task={"adding": 15.0, "smnist": 4.7, "psmnist": 8.0, "ncifar": 12.7,
+                              "har2": 6.4, "imdb": 4.8}),
+        *sp.training_hparams(
+            lr=sp.learning_rate(0.0021, 5e-4, 2e-2,
+                                per_task={"adding": 2e-2, "smnist": 0.0021, "psmnist": 0.0054,
+                                          "ncifar": 0.0075, "har2": 0.017, "imdb": 6e-4}),
+            batch=sp.batch_size(120, per_task={"adding": 50, "smnist": 120, "psmnist": 120,
+                                               "ncifar": 100, "har2": 64, "imdb": 64}),
+        ),
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
+                 dt: float = 0.042, gamma: float = 2.7, epsilon: float = 4.7) -> None:
+        self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
+        super().__init__(input_size, hidden_size, num_layers, dropout)
+
+    def make_cell(self, input_size: int) -> CoRNNCell:
+        return CoRNNCell(input_size, self.hidden_size, self.dt, self.gamma, self.epsilon)

@@ -1,0 +1,95 @@
+"""JANET: "Just Another NETwork", the forget-gate-only LSTM.
+
+van der Westhuizen & Lasenby (2018), "The unreasonable effectiveness of the forget gate",
+arXiv:1804.04849, eq. (8)-(11); official code `JosvanderWesthuizen/janet: aux_code/rnn_cells.py`.
+
+    s_n  = U_f h_{n-1} + W_f u_n + b_f
+    c~_n = tanh(U_c h_{n-1} + W_c u_n + b_c)
+    c_n  = σ(s_n) ⊙ c_{n-1} + (1 − σ(s_n − β)) ⊙ c~_n
+    h_n  = c_n
+
+β = 1 as in the official code (it lets slightly more new information in than `1 − σ(s_n)`).
+Initialisation as in the code: Glorot-uniform `W` and `U` (TensorFlow's default), `b_c = 0`, and
+the chrono forget bias `b_f = log(U[1, T_max − 1])` with T_max the sequence length (paper Sec. 4;
+the repo samples U[1, T_max], immaterial). Without chrono the repo sets `b_f = 1`.
+Official training: Adam lr 1e-3, global gradient-norm clip 5, weight decay 1e-5, dropout keep
+0.9, 2 × 128 units on MNIST. Parameters: `2m(d + m) + 2m` per layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells import space as sp
+from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+from seqarena.cells.lstm import chrono_bias
+
+
+class JANETCell(RecurrentCell):
+    """One JANET layer. Parameters: `W [2m, d]` (input), `U [2m, m]` (recurrent), `b [2m]`,
+    stacked as (forget, candidate)."""
+
+    state_size = 1
+
+    def __init__(self, input_size: int, hidden_size: int, beta: float = 1.0,
+                 chrono: bool = True, t_max: int = 784) -> None:
+        super().__init__(input_size, hidden_size)
+        m = hidden_size
+        self.beta = beta
+        self.W = nn.Parameter(torch.empty(2 * m, input_size))
+        self.U = nn.Parameter(torch.empty(2 * m, m))
+        self.b = nn.Parameter(torch.zeros(2 * m))
+        self.reset_parameters(chrono, t_max)
+
+    @torch.no_grad()
+    def reset_parameters(self, chrono: bool, t_max: int) -> None:
+        m = self.hidden_size
+        for gate in range(2):  # Glorot per gate matrix, as TF creates one kernel per gate
+            nn.init.xavier_uniform_(self.W[gate * m:(gate + 1) * m])
+            nn.init.xavier_uniform_(self.U[gate * m:(gate + 1) * m])
+        self.b.zero_()
+        self.b[:m] = chrono_bias(m, t_max) if chrono else 1.0
+
+    def project_inputs(self, u: Tensor) -> Tensor:
+        return nn.functional.linear(u, self.W, self.b)
+
+    def step(self, x_t: Tensor, state: State) -> State:
+        (c,) = state
+        pre = x_t + c @ self.U.t()
+        s, candidate = pre.chunk(2, dim=1)
+        c = torch.sigmoid(s) * c + (1.0 - torch.sigmoid(s - self.beta)) * torch.tanh(candidate)
+        return (c,)
+
+    def output(self, state: State) -> Tensor:
+        return state[0]
+
+
+class JANET(StackedRecurrent):
+    """Stacked JANET layers (the README's MNIST runs use 2 × 128). `[B, T, d] -> [B, T, H]`."""
+
+    name = "janet"
+    citation = ("van der Westhuizen & Lasenby (2018), The unreasonable effectiveness of the forget "
+                "gate, arXiv:1804.04849")
+    hparams = (
+        sp.hidden_size(128),
+        sp.num_layers(1, per_task={"smnist": 2, "psmnist": 2}),
+        sp.dropout(0.1),
+        sp.floating("beta", 1.0, 1.0, 1.0, valid=(0.0, 10.0), doc="shift of the input gate (code: 1)"),
+        sp.choice("chrono", True, (True, False), doc="chrono initialisation of the forget bias"),
+        *sp.training_hparams(
+            lr=sp.learning_rate(1e-3, 1e-4, 1e-2),
+            batch=sp.batch_size(200, per_task={"smnist": 200, "psmnist": 200}),
+            clip=sp.grad_clip(5.0),
+            weight_decay=sp.choice("weight_decay", 1e-5, (1e-5,), valid=(0.0, 1.0), role="train",
+                                   doc="L2 penalty (JANET README: 1e-5)"),
+        ),
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
+                 beta: float = 1.0, chrono: bool = True, seq_len: int | None = None) -> None:
+        self.beta, self.chrono, self.t_max = beta, chrono, seq_len or 784
+        super().__init__(input_size, hidden_size, num_layers, dropout)
+
+    def make_cell(self, input_size: int) -> JANETCell:
+        return JANETCell(input_size, self.hidden_size, self.beta, self.chrono, self.t_max)

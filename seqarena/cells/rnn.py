@@ -1,0 +1,32 @@
+"""Elman RNN (Elman 1990, "Finding structure in time"), on `torch.nn.RNN`.
+
+    h_n = tanh(W_ih u_n + b_ih + W_hh h_{n-1} + b_hh)
+
+Expected to fail the long-memory tasks (TCN paper, Bai et al. 2018, Table 1: adding T=600
+MSE 0.177, sMNIST 21.5 %). Hyperparameters: the task protocols' batch sizes, Adam; the search
+ranges are seqarena's [ours] (shared/reference/models.md §1).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from seqarena.cells import space as sp
+from seqarena.cells.torch_rnn import TorchRecurrent
+
+
+class ElmanRNN(TorchRecurrent):
+    """Elman tanh RNN. Shapes: `[B, T, d] -> [B, T, H]`."""
+
+    name = "rnn"
+    citation = "Elman (1990), Finding structure in time, Cognitive Science 14(2)"
+    module_type = nn.RNN
+    hparams = (
+        sp.hidden_size(128),
+        sp.num_layers(1),
+        sp.dropout(0.0),
+        *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0) -> None:
+        super().__init__(input_size, hidden_size, num_layers, dropout, nonlinearity="tanh")

@@ -1,0 +1,95 @@
+"""UnICORNN: Undamped Independent Controlled Oscillatory RNN.
+
+Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies",
+ICML, PMLR 139:9168-9178; official code `tk-rusch/unicornn` (`psMNIST/network.py`, CUDA kernel
+`unicornn_fwd`). Each unit is a Hamiltonian oscillator discretised by symplectic Euler (paper
+Sec. 2), with a learned per-unit time step:
+
+    x_n = V u_n + b                                  (dense, all steps at once)
+    δ   = Δt · σ(c)                                  (per unit, c learned, δ ∈ (0, Δt))
+    z_n = z_{n-1} − δ ⊙ ( tanh(w ⊙ y_{n-1} + x_n) + α · y_{n-1} )
+    y_n = y_{n-1} + δ ⊙ z_n                          (the NEW z_n)
+
+`w` is a learned vector (diagonal recurrence): units of a layer interact only through the next
+layer's dense `V`. The step is exactly invertible (`y_{n-1} = y_n − δ ⊙ z_n`, then `z_{n-1}`),
+which the paper uses for an O(1)-memory backward; here autograd runs through the unroller.
+Initialisation as in the code: `w ~ U(0, 1)`, `c ~ U(−0.1, 0.1)`, `V` kaiming-uniform with a = 8
+(U(±sqrt(6 / (65·fan_in)))), biases 0. Deep stacking: L layers, each followed by variational
+dropout (one mask per sequence and unit, p = 0.1 by default). Parameters: `m·d + m + 2m` per
+layer. No gradient clipping.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells import space as sp
+from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+
+
+class UnICORNNCell(RecurrentCell):
+    """One UnICORNN layer: dense projection `V`, `b` plus the elementwise oscillators (w, c)."""
+
+    state_size = 2
+
+    def __init__(self, input_size: int, hidden_size: int, dt: float, alpha: float) -> None:
+        super().__init__(input_size, hidden_size)
+        self.dt, self.alpha = dt, alpha
+        self.V = nn.Linear(input_size, hidden_size)
+        self.w = nn.Parameter(torch.empty(hidden_size).uniform_(0.0, 1.0))
+        self.c = nn.Parameter(torch.empty(hidden_size).uniform_(-0.1, 0.1))
+        nn.init.kaiming_uniform_(self.V.weight, a=8, mode="fan_in")
+        nn.init.zeros_(self.V.bias)
+
+    def project_inputs(self, u: Tensor) -> Tensor:
+        """`x_n = V u_n + b` for all n."""
+        return self.V(u)
+
+    def step(self, x_t: Tensor, state: State) -> State:
+        y, z = state
+        delta = self.dt * torch.sigmoid(self.c)
+        z = z - delta * (torch.tanh(self.w * y + x_t) + self.alpha * y)
+        y = y + delta * z
+        return (y, z)
+
+    def inverse_step(self, x_t: Tensor, state: State) -> State:
+        """The symplectic step run backwards: recover `(y_{n-1}, z_{n-1})` from `(y_n, z_n)`."""
+        y, z = state
+        delta = self.dt * torch.sigmoid(self.c)
+        y = y - delta * z
+        z = z + delta * (torch.tanh(self.w * y + x_t) + self.alpha * y)
+        return (y, z)
+
+    def output(self, state: State) -> Tensor:
+        return state[0]
+
+
+class UnICORNN(StackedRecurrent):
+    """Deep UnICORNN (3 layers on psMNIST and noisy CIFAR-10). `[B, T, d] -> [B, T, H]`."""
+
+    name = "unicornn"
+    citation = ("Rusch & Mishra (2021), UnICORNN: A recurrent model for learning very long time "
+                "dependencies, ICML 2021, PMLR 139:9168-9178")
+    hparams = (
+        sp.hidden_size(256, choices=(32, 128, 256), per_task={"ncifar": 128, "imdb": 128}),
+        sp.num_layers(3, per_task={"imdb": 2}),
+        sp.dropout(0.1, high=0.7, per_task={"imdb": 0.61}),
+        sp.floating("dt", 0.19, 1e-5, 0.5, log=True, valid=(1e-8, 10.0), doc="maximal time step Δt",
+                    per_task={"psmnist": 0.19, "ncifar": 0.126, "imdb": 0.1}),
+        sp.floating("alpha", 30.65, 0.0, 40.0, valid=(0.0, 1000.0), doc="restoring force α",
+                    per_task={"psmnist": 30.65, "ncifar": 13.0, "imdb": 0.0}),
+        *sp.training_hparams(
+            lr=sp.learning_rate(0.00251, 1e-4, 1e-2,
+                                per_task={"psmnist": 0.00251, "ncifar": 0.00314, "imdb": 0.000164}),
+            batch=sp.batch_size(32, per_task={"smnist": 32, "psmnist": 32, "ncifar": 30, "imdb": 32}),
+        ),
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
+                 dt: float = 0.19, alpha: float = 30.65) -> None:
+        self.dt, self.alpha = dt, alpha
+        super().__init__(input_size, hidden_size, num_layers, dropout)
+
+    def make_cell(self, input_size: int) -> UnICORNNCell:
+        return UnICORNNCell(input_size, self.hidden_size, self.dt, self.alpha)

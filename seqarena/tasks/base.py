@@ -1,0 +1,182 @@
+"""The task interface: sizes, loss, metric, trivial baseline, seeded data (DESIGN.md, "Tasks").
+
+A task owns its readout head (a linear map from the model's features, at the last step for
+many-to-one tasks, at every step for many-to-many ones; shared/reference/models.md §0), its loss
+and its metrics. Training data is an endless, seeded `BatchStream` whose position can be saved in
+a checkpoint; validation and test sets are fixed tensors that do not depend on the trial's seed,
+so every trial of every model is scored on the same samples.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import Tensor, nn
+
+from seqarena.errors import BadInput
+
+Split = Literal["val", "test"]
+Batch = tuple[Tensor, Tensor]
+
+
+class TaskOptions(BaseModel):
+    """Options every task accepts; tasks extend this model (unknown options are refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_options(model: type[TaskOptions], options: Mapping[str, Any]) -> TaskOptions:
+    """Validate `options` against `model`; the first problem becomes a `BadInput` naming the field."""
+    try:
+        return model(**options)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "options"
+        allowed = first["msg"]
+        if first["type"] == "extra_forbidden":
+            allowed = "one of " + ", ".join(model.model_fields)
+        raise BadInput(f"option.{where}", first.get("input"), allowed) from None
+
+
+class ReadoutHead(nn.Module):
+    """`Linear(H, out)` on the last step (`[B, T, H] -> [B, out]`) or every step (`-> [B, T, out]`)."""
+
+    def __init__(self, hidden_size: int, output_size: int, per_step: bool) -> None:
+        super().__init__()
+        self.per_step = per_step
+        self.linear = nn.Linear(hidden_size, output_size)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.linear(features if self.per_step else features[:, -1])
+
+
+class BatchStream(ABC):
+    """An endless, seeded source of training batches whose position survives a checkpoint."""
+
+    @abstractmethod
+    def next(self, batch_size: int) -> Batch:
+        """The next `(inputs [B, T, d], targets)` batch."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the stream exactly where it is."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+
+
+Generator = Callable[[int, int, torch.Generator], Batch]
+
+
+class GeneratedStream(BatchStream):
+    """Fresh samples every step from a pure generator `fn(seq_len, n, generator)` (infinite data,
+    as in the coRNN and LEM adding scripts)."""
+
+    def __init__(self, fn: Generator, seq_len: int, seed: int) -> None:
+        self.fn, self.seq_len = fn, seq_len
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self, batch_size: int) -> Batch:
+        return self.fn(self.seq_len, batch_size, self.generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class ShuffledStream(BatchStream):
+    """Epochs over a fixed dataset in a seeded random order; `transform` turns stored rows
+    (e.g. uint8 pixels) into model inputs batch by batch."""
+
+    def __init__(self, inputs: Tensor, targets: Tensor, seed: int,
+                 transform: Callable[[Tensor], Tensor]) -> None:
+        self.inputs, self.targets, self.transform = inputs, targets, transform
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(inputs), generator=self.generator)
+        self.cursor = 0
+
+    def next(self, batch_size: int) -> Batch:
+        if self.cursor + batch_size > len(self.order):  # drop the ragged end, start a new epoch
+            self.order = torch.randperm(len(self.inputs), generator=self.generator)
+            self.cursor = 0
+        index = self.order[self.cursor:self.cursor + batch_size]
+        self.cursor += batch_size
+        return self.transform(self.inputs[index]), self.targets[index]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(), "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.cursor = state["order"].clone(), int(state["cursor"])
+
+
+class Task(ABC):
+    """A benchmark at one sequence length.
+
+    Class attributes:
+        name: registry name.
+        metric_name: the key of the headline metric in `metrics(...)`.
+        higher_is_better: direction of the headline metric.
+        per_step: whether the readout acts at every step (many-to-many) or the last one.
+        options_model: the pydantic model of this task's options.
+    Instance attributes: `seq_len` (steps of an input sequence), `input_size`, `output_size`,
+    `baseline` (the headline metric of the trivial predictor, see each task), `options`.
+    """
+
+    name: ClassVar[str]
+    metric_name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    per_step: ClassVar[bool]
+    options_model: ClassVar[type[TaskOptions]] = TaskOptions
+
+    seq_len: int
+    input_size: int
+    output_size: int
+    baseline: float
+
+    def __init__(self, options: TaskOptions) -> None:
+        self.options = options
+
+    def head(self, hidden_size: int) -> ReadoutHead:
+        """The task's linear readout from `hidden_size` features."""
+        return ReadoutHead(hidden_size, self.output_size, self.per_step)
+
+    @abstractmethod
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Scalar training loss of a batch."""
+
+    @abstractmethod
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Per-sample metrics `{name: [B]}`; the mean over a split is the reported value."""
+
+    @abstractmethod
+    def train_stream(self, seed: int) -> BatchStream:
+        """The training batches of a trial seeded with `seed`."""
+
+    @abstractmethod
+    def eval_set(self, split: Split) -> Batch:
+        """The fixed validation or test set, independent of the trial's seed."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts recorded with a trial: sizes, metric, baseline and options."""
+        return {
+            "task": self.name, "seq_len": self.seq_len, "input_size": self.input_size,
+            "output_size": self.output_size, "metric_name": self.metric_name,
+            "higher_is_better": self.higher_is_better, "baseline": self.baseline,
+            "options": self.options.model_dump(),
+        }
+
+
+def eval_batches(data: Batch, batch_size: int) -> Iterator[Batch]:
+    """Split a fixed evaluation set into consecutive batches."""
+    inputs, targets = data
+    for start in range(0, len(inputs), batch_size):
+        yield inputs[start:start + batch_size], targets[start:start + batch_size]

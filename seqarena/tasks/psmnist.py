@@ -1,0 +1,42 @@
+"""Permuted sequential MNIST (psMNIST): sMNIST with one fixed random permutation of the 784 pixels.
+
+The permutation is `torch.randperm(784)` from a generator seeded with `permutation_seed`
+(shared/reference/tasks.md §4). The default 5544 is the seed of the UnICORNN and LEM scripts
+(and of the expRNN / DTRIV / scoRNN repositories), which draw the permutation the same way after
+`torch.manual_seed(5544)`; coRNN's script uses 12008. The same permutation is shared by train,
+validation and test, and by every worker.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from seqarena.tasks.mnist import PIXELS
+from seqarena.tasks.smnist import MNISTOptions, SequentialMNIST
+
+
+@functools.lru_cache(maxsize=8)
+def permutation(seed: int) -> Tensor:
+    """The fixed pixel permutation for `seed`: a permutation of 0..783."""
+    return torch.randperm(PIXELS, generator=torch.Generator().manual_seed(seed))
+
+
+class PermutedMNISTOptions(MNISTOptions):
+    """Options of psMNIST."""
+
+    permutation_seed: int = Field(5544, ge=0, description="seed of the pixel permutation")
+
+
+class PermutedMNIST(SequentialMNIST):
+    """Pixel-by-pixel MNIST in a fixed permuted order; many-to-one classification."""
+
+    name = "psmnist"
+    options_model = PermutedMNISTOptions
+    options: PermutedMNISTOptions
+
+    def pixel_order(self) -> Tensor:
+        return permutation(self.options.permutation_seed)

@@ -1,0 +1,78 @@
+"""Trial checkpoints: one file per trial directory, written atomically, refused if foreign.
+
+The file holds the model and optimiser state, the training stream's position, torch's global RNG
+state (dropout draws from it), the best weights so far and the trial's bookkeeping. It is written
+to a temporary file and renamed, so a trial killed mid-write leaves the previous checkpoint intact.
+A checkpoint records the fingerprint of the trial's configuration; resuming a different trial
+from it is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from seqarena.errors import BadInput
+from seqarena.workers.measure import Stopwatch
+
+if TYPE_CHECKING:
+    from seqarena.workers.trial import Trainer
+
+FILE_NAME = "checkpoint.pt"
+
+
+def save(directory: Path, fingerprint: str, trainer: Trainer) -> Path:
+    """Write `trainer`'s state to `directory/checkpoint.pt` atomically; return the path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "fingerprint": fingerprint,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "stream": trainer.stream.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "state": dataclasses.asdict(trainer.state),
+    }
+    handle, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=directory)
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, directory / FILE_NAME)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return directory / FILE_NAME
+
+
+def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
+    """Restore `trainer` from `directory` if it holds a checkpoint; return whether it did.
+
+    Raises:
+        BadInput: the checkpoint belongs to a trial with a different configuration.
+    """
+    path = directory / FILE_NAME
+    if not path.exists():
+        return False
+    payload = torch.load(path, map_location=trainer.setup.device, weights_only=False)
+    if payload["fingerprint"] != fingerprint:
+        raise BadInput("checkpoint_dir", str(directory),
+                       "an empty directory or one holding a checkpoint of this same trial configuration")
+    trainer.model.load_state_dict(payload["model"])
+    trainer.optimizer.load_state_dict(payload["optimizer"])
+    trainer.stream.load_state_dict(payload["stream"])
+    torch.set_rng_state(payload["rng"])
+    if payload["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    trainer.state = _restore_state(payload["state"], type(trainer.state))
+    return True
+
+
+def _restore_state(data: dict[str, Any], state_type: type) -> Any:
+    data = dict(data)
+    data["train_watch"] = Stopwatch(**data["train_watch"])
+    data["infer_watch"] = Stopwatch(**data["infer_watch"])
+    return state_type(**data)

@@ -1,0 +1,107 @@
+"""The configuration of one trial, and its validation before anything is run or written.
+
+`TrialConfig` is what a user (`seqarena train`) or a search (one Ray Tune trial) asks for;
+`prepare` checks all of it (model, task and its data, hyperparameters against their declared
+ranges, device) and returns a `Setup` of typed, resolved values. Nothing touches the disk or
+the RNG before `prepare` has succeeded, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from seqarena import cells, tasks
+from seqarena.cells.space import Value, resolve
+from seqarena.errors import BadInput
+from seqarena.tasks.base import Task
+
+
+class TrialConfig(BaseModel):
+    """One training trial.
+
+    `hparams` overrides the model's declared defaults for the task (model and training
+    hyperparameters alike: `hidden_size`, `num_layers`, `dt`, `lr`, `batch_size`, ...).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="registry name of the model")
+    task: str = Field(description="registry name of the task")
+    seq_len: int = Field(gt=0, description="sequence length T (copy: blank length)")
+    hparams: dict[str, Any] = Field(default_factory=dict, description="hyperparameter overrides")
+    task_options: dict[str, Any] = Field(default_factory=dict, description="task options")
+    steps: int = Field(1000, gt=0, description="training steps (optimiser updates)")
+    eval_every: int = Field(100, gt=0, description="steps between validation evaluations")
+    eval_batch_size: int = Field(1000, gt=0, description="sequences per evaluation batch")
+    seed: int = Field(0, ge=0, description="seed of the initialisation, dropout and training data")
+    device: str = Field("cpu", description="cpu, cuda or cuda:N")
+    checkpoint_dir: Path | None = Field(None, description="where to checkpoint and resume from")
+
+    def fingerprint(self) -> str:
+        """A hash of everything that determines the trial's numbers (not where it checkpoints)."""
+        data = self.model_dump(mode="json", exclude={"checkpoint_dir"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_config(**fields: Any) -> TrialConfig:
+    """Build a `TrialConfig`, turning the first validation problem into a `BadInput`."""
+    try:
+        return TrialConfig(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadInput(where, first.get("input"), first["msg"]) from None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A validated trial: the task instance, all hyperparameters resolved, the device."""
+
+    config: TrialConfig
+    task: Task
+    hparams: dict[str, Value]
+    device: torch.device
+
+    @property
+    def model_kwargs(self) -> dict[str, Value]:
+        """The hyperparameters that go to `cells.build` as keywords."""
+        allowed = set(cells.model_hparams(self.config.model))
+        return {name: value for name, value in self.hparams.items() if name in allowed}
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`, refused when no such device is available."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BadInput("device", name, "cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise BadInput("device", name, "cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise BadInput("device", name, "cpu (torch.cuda.is_available() is False on this machine)")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise BadInput("device", name, f"cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+def prepare(config: TrialConfig) -> Setup:
+    """Validate every part of `config`; load (and if needed download) the task's data.
+
+    Raises:
+        BadInput: the first problem found, naming its field and what is allowed.
+    """
+    cells.model_class(config.model)
+    tasks.task_class(config.task)
+    device = resolve_device(config.device)
+    hparams = resolve(cells.space(config.model), config.hparams, task=config.task)
+    task = tasks.build(config.task, config.seq_len, **config.task_options)
+    return Setup(config=config, task=task, hparams=hparams, device=device)

@@ -1,0 +1,212 @@
+"""One training trial: what `seqarena train` runs in-process and every Ray Tune trial will run.
+
+Protocol (shared/reference/tasks.md, "General conventions"): the optimiser and clipping that the
+model's authors used (declared in its hyperparameter space), a validation evaluation every
+`eval_every` steps, and the test metric reported **at the best validation step** (the model's
+weights at that step are kept and evaluated on the test set at the end). A loss that becomes
+NaN or infinite ends the trial with status `diverged`: a result, not a crash.
+
+Checkpoints (when `checkpoint_dir` is set) are written after every evaluation and hold the model,
+optimiser, data stream position, RNG state, best weights and learning curve, so a trial stopped
+after a checkpoint and resumed from it ends with exactly the numbers of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seqarena import cells
+from seqarena.workers import checkpoint as ckpt
+from seqarena.workers.config import Setup, TrialConfig, prepare
+from seqarena.workers.measure import Stopwatch, measure_step_memory
+from seqarena.workers.results import EvalReport, TrialResult
+
+log = logging.getLogger(__name__)
+
+
+class SequenceNet(nn.Module):
+    """A model's features followed by the task's readout head."""
+
+    def __init__(self, backbone: cells.SequenceModel, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x))
+
+
+@dataclass
+class TrialState:
+    """Everything about a running trial that a checkpoint must restore."""
+
+    step: int = 0
+    curve: list[dict[str, float]] = field(default_factory=list)
+    best_value: float | None = None
+    best_step: int = 0
+    best_weights: dict[str, Tensor] | None = None
+    train_watch: Stopwatch = field(default_factory=Stopwatch)
+    infer_watch: Stopwatch = field(default_factory=Stopwatch)
+    peak_mem_mb: float | None = None
+    peak_mem_method: str = ""
+    elapsed_s: float = 0.0
+    status: str = "running"
+
+
+@dataclass
+class Observer:
+    """Optional callbacks: `on_step(step, loss)` after each update, `on_eval(report)` after each
+    evaluation (and its checkpoint)."""
+
+    on_step: Callable[[int, float], None] | None = None
+    on_eval: Callable[[EvalReport], None] | None = None
+
+
+def build_model(setup: Setup) -> SequenceNet:
+    """The model of `setup` with the task's head, on its device (uses the global RNG)."""
+    hp = setup.hparams
+    backbone = cells.build(setup.config.model, setup.task.input_size, int(hp["hidden_size"]),
+                           int(hp["num_layers"]), seq_len=setup.task.length, **setup.model_kwargs)
+    return SequenceNet(backbone, setup.task.head(int(hp["hidden_size"]))).to(setup.device)
+
+
+def make_optimizer(model: nn.Module, hparams: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam, RMSprop or SGD with the trial's learning rate and weight decay (torch defaults else)."""
+    kinds = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+    return kinds[str(hparams["optimizer"])](
+        model.parameters(), lr=float(hparams["lr"]), weight_decay=float(hparams["weight_decay"])
+    )
+
+
+class Trainer:
+    """Runs one prepared trial; see the module docstring for the protocol."""
+
+    def __init__(self, setup: Setup, observer: Observer | None = None) -> None:
+        self.setup, self.config, self.task = setup, setup.config, setup.task
+        self.observer = observer or Observer()
+        torch.manual_seed(self.config.seed)
+        self.model = build_model(setup)
+        self.optimizer = make_optimizer(self.model, setup.hparams)
+        self.stream = self.task.train_stream(self.config.seed)
+        self.state = TrialState()
+        self.batch_size = int(setup.hparams["batch_size"])
+        self.clip = float(setup.hparams["grad_clip"])
+
+    def run(self) -> TrialResult:
+        """Train (resuming from a checkpoint if there is one), then evaluate on the test set."""
+        started = time.perf_counter()
+        resumed_elapsed = self._maybe_resume()
+        pending_losses: list[float] = []
+        while self.state.step < self.config.steps and self.state.status == "running":
+            loss = self._train_step()
+            pending_losses.append(loss)
+            if not math.isfinite(loss):
+                self.state.status = "diverged"
+                log.warning("loss became %s at step %d: trial diverged", loss, self.state.step)
+            elif self.state.step % self.config.eval_every == 0 or self.state.step == self.config.steps:
+                self._evaluate_and_checkpoint(pending_losses, resumed_elapsed + time.perf_counter() - started)
+                pending_losses = []
+        if self.state.status == "running":
+            self.state.status = "completed"
+        self.state.elapsed_s = resumed_elapsed + time.perf_counter() - started
+        return self._final_result()
+
+    def _train_step(self) -> float:
+        inputs, targets = (t.to(self.setup.device) for t in self.stream.next(self.batch_size))
+        self.model.train()
+
+        def step() -> Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.task.loss(self.model(inputs), targets)
+            if torch.isfinite(loss):
+                loss.backward()
+                if self.clip > 0:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+                self.optimizer.step()
+            return loss
+
+        with self.state.train_watch.timing(len(inputs), self.setup.device):
+            if self.state.peak_mem_mb is None:
+                loss, self.state.peak_mem_mb, self.state.peak_mem_method = measure_step_memory(
+                    self.model, self.optimizer, step, self.setup.device)
+            else:
+                loss = step()
+        self.state.step += 1
+        value = float(loss.detach())
+        if self.observer.on_step:
+            self.observer.on_step(self.state.step, value)
+        return value
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Mean of every per-sample metric over the fixed `split` set (eval mode, timed)."""
+        self.model.eval()
+        inputs, targets = self.task.eval_set(split)  # type: ignore[arg-type]
+        sums: dict[str, float] = {}
+        size = self.config.eval_batch_size
+        for start in range(0, len(inputs), size):
+            x = inputs[start:start + size].to(self.setup.device)
+            y = targets[start:start + size].to(self.setup.device)
+            with self.state.infer_watch.timing(len(x), self.setup.device):
+                output = self.model(x)
+            for name, values in self.task.metrics(output, y).items():
+                sums[name] = sums.get(name, 0.0) + float(values.double().sum())
+        return {name: total / len(inputs) for name, total in sums.items()}
+
+    def _improves(self, value: float) -> bool:
+        best = self.state.best_value
+        if not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        return value > best if self.task.higher_is_better else value < best
+
+    def _evaluate_and_checkpoint(self, losses: list[float], elapsed: float) -> None:
+        val = self.evaluate("val")
+        value = val[self.task.metric_name]
+        if self._improves(value):
+            self.state.best_value, self.state.best_step = value, self.state.step
+            self.state.best_weights = copy.deepcopy(self.model.state_dict())
+        point = {"step": float(self.state.step), "train_loss": sum(losses) / len(losses),
+                 **{f"val_{k}": v for k, v in val.items()}}
+        self.state.curve.append(point)
+        path = self._save_checkpoint(elapsed)
+        if self.observer.on_eval:
+            self.observer.on_eval(EvalReport(step=self.state.step, metrics=point, checkpoint=path,
+                                              best_value=self.state.best_value))
+
+    def _save_checkpoint(self, elapsed: float) -> Path | None:
+        if self.config.checkpoint_dir is None:
+            return None
+        self.state.elapsed_s = elapsed
+        return ckpt.save(self.config.checkpoint_dir, self.config.fingerprint(), self)
+
+    def _maybe_resume(self) -> float:
+        if self.config.checkpoint_dir is None:
+            return 0.0
+        restored = ckpt.load(self.config.checkpoint_dir, self.config.fingerprint(), self)
+        if restored:
+            log.info("resumed from %s at step %d", self.config.checkpoint_dir, self.state.step)
+        return self.state.elapsed_s if restored else 0.0
+
+    def _final_result(self) -> TrialResult:
+        test: dict[str, float] = {}
+        if self.state.best_weights is not None:
+            self.model.load_state_dict(self.state.best_weights)
+            test = self.evaluate("test")
+        params = sum(p.numel() for p in self.model.parameters())
+        return TrialResult.build(self.setup, self.state, test, params, self.model.backbone.extra_info())
+
+
+def run_trial(config: TrialConfig, observer: Observer | None = None) -> TrialResult:
+    """Validate `config`, then train and evaluate one trial (see `Trainer`)."""
+    return Trainer(prepare(config), observer).run()
