@@ -53,7 +53,7 @@ class CausalTransformer(SequenceModel):
                  nhead: int = 4, norm_first: bool = True) -> None:
         super().__init__(input_size, hidden_size, num_layers)
         if hidden_size % nhead:
-            raise BadInput("hp.nhead", nhead, f"a divisor of hidden_size={hidden_size}")
+            raise BadInput("nhead", nhead, f"a divisor of hidden_size={hidden_size}")
         self.embed = nn.Linear(input_size, hidden_size)
         layer = nn.TransformerEncoderLayer(hidden_size, nhead, 4 * hidden_size, dropout,
                                            batch_first=True, norm_first=norm_first)

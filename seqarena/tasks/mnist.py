@@ -40,7 +40,8 @@ PIXELS = 784
 
 def read_idx(path: Path) -> np.ndarray:
     """Read a gzipped IDX file (uint8 data): magic, `nd` big-endian uint32 sizes, then the bytes."""
-    raw = gzip.open(path, "rb").read()
+    with gzip.open(path, "rb") as stream:
+        raw = stream.read()
     if raw[2] != 0x08:
         raise DataError(str(path), f"IDX type code {raw[2]:#x}", "0x08 (uint8)")
     ndim = raw[3]

@@ -1,0 +1,201 @@
+"""The `seqarena` command line: a thin layer over the Python API (DESIGN.md, "CLI").
+
+Exit codes: 0 success, 1 a failure outside the user's input, 2 bad input (one line on stderr
+naming the field, the value and what is allowed; `--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from seqarena.errors import BadInput
+from seqarena.workers import EvalReport, Observer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compare sequence models on long-range-memory benchmarks.")
+stderr = Console(stderr=True)
+_debug = {"on": False}
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
+) -> None:
+    _debug["on"] = debug
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=stderr, show_path=False)])
+
+
+def parse_assignments(field: str, items: list[str]) -> dict[str, str]:
+    """`["dt=0.1", "gamma=2"]` -> `{"dt": "0.1", "gamma": "2"}`; `BadInput` on a malformed item."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInput(field, item, "NAME=VALUE")
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def collect_hparams(explicit: dict[str, Any], hp: list[str]) -> dict[str, Any]:
+    """Merge the dedicated flags (`--hidden`, `--lr`, ...) with `--hp NAME=VALUE` pairs."""
+    given = {name: value for name, value in explicit.items() if value is not None}
+    extra = parse_assignments("hp", hp)
+    clash = sorted(set(given) & set(extra))
+    if clash:
+        raise BadInput("hp", clash[0], "each hyperparameter given once (flag or --hp, not both)")
+    return {**given, **extra}
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="model name (see `seqarena models`)")],
+    task: Annotated[str, typer.Option(help="task name: adding, copy, smnist, psmnist")],
+    seq_len: Annotated[int, typer.Option(help="sequence length T (copy: blank length)")],
+    hidden: Annotated[int | None, typer.Option(help="hidden size (default: the authors')")] = None,
+    layers: Annotated[int | None, typer.Option(help="number of layers (default: the authors')")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default: the authors')")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch size (default: the authors')")] = None,
+    steps: Annotated[int, typer.Option(help="training steps")] = 1000,
+    eval_every: Annotated[int, typer.Option(help="steps between validation evaluations")] = 100,
+    seed: Annotated[int, typer.Option(help="seed of initialisation, dropout and training data")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
+    hp: Annotated[list[str] | None, typer.Option(help="hyperparameter NAME=VALUE (repeatable)")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="task option NAME=VALUE (repeatable)")] = None,
+    checkpoint_dir: Annotated[Path | None, typer.Option(help="checkpoint here; resume if present")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="last stdout line: the result as JSON")] = False,
+) -> None:
+    """Train one trial in this process (no Ray) and print its final metrics."""
+    from seqarena.workers import make_config, prepare
+    from seqarena.workers.trial import Trainer
+
+    hparams = collect_hparams({"hidden_size": hidden, "num_layers": layers, "lr": lr,
+                               "batch_size": batch_size}, hp or [])
+    config = make_config(model=model, task=task, seq_len=seq_len, hparams=hparams,
+                         task_options=parse_assignments("option", option or []), steps=steps,
+                         eval_every=eval_every, seed=seed, device=device, checkpoint_dir=checkpoint_dir)
+    setup = prepare(config)
+    with trial_progress(config.steps) as observer:
+        result = Trainer(setup, observer).run()
+    if json_output:
+        print(result.to_json())
+    else:
+        _print_result(result)
+
+
+@contextmanager
+def trial_progress(total: int) -> Iterator[Observer]:
+    """A live progress bar on stderr (step, loss, last validation metrics) fed by an `Observer`."""
+    columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        bar = progress.add_task("train", total=total, status="")
+        last_eval = {"text": ""}
+
+        def on_step(step: int, loss: float) -> None:
+            progress.update(bar, completed=step, status=f"loss {loss:.4g} {last_eval['text']}")
+
+        def on_eval(report: EvalReport) -> None:
+            shown = {k: v for k, v in report.metrics.items() if k.startswith("val_")}
+            last_eval["text"] = " ".join(f"{k} {v:.4g}" for k, v in shown.items())
+
+        yield Observer(on_step=on_step, on_eval=on_eval)
+
+
+def _print_result(result: Any) -> None:
+    table = Table(title=f"{result.model} on {result.task} (T={result.seq_len})", show_header=False)
+    direction = "higher" if result.higher_is_better else "lower"
+    rows = [
+        ("status", result.status),
+        (f"test {result.metric_name} ({direction} is better)", _fmt(result.metric)),
+        ("baseline", _fmt(result.baseline)),
+        *((f"test {k}", _fmt(v)) for k, v in result.test_metrics.items() if k != result.metric_name),
+        ("best validation step", str(result.best_step)),
+        ("parameters", f"{result.params:,}"),
+        ("train sequences/s", f"{result.train_seq_per_s:,.1f}"),
+        ("inference sequences/s", f"{result.infer_seq_per_s:,.1f}"),
+        ("peak memory of a training step (MiB)", _fmt(result.peak_mem_mb)),
+        ("wall time (s)", f"{result.wall_s:.1f}"),
+        ("steps", str(result.steps)),
+        ("hyperparameters", ", ".join(f"{k}={v}" for k, v in result.hparams.items())),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.5g}"
+
+
+@app.command()
+def models(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the models and their declared hyperparameters (defaults and search ranges)."""
+    import json
+
+    from seqarena import cells
+
+    spaces = {name: [hp_summary(hp) for hp in cells.space(name)] for name in cells.names()}
+    if json_output:
+        print(json.dumps(spaces))
+        return
+    for name, hps in spaces.items():
+        table = Table(title=f"{name}: {cells.model_class(name).citation}")
+        for column in ("name", "role", "default", "search", "valid"):
+            table.add_column(column)
+        for row in hps:
+            table.add_row(row["name"], row["role"], str(row["default"]), row["search"], row["valid"])
+        Console().print(table)
+
+
+def hp_summary(hp: Any) -> dict[str, str]:
+    """A printable summary of one declared hyperparameter."""
+    if hp.kind == "choice":
+        search = "{" + ", ".join(str(c) for c in hp.choices) + "}"
+    else:
+        search = f"[{hp.low:g}, {hp.high:g}]" + (" log" if hp.log else "")
+    valid = f"[{hp.valid[0]:g}, {hp.valid[1]:g}]" if hp.valid else "search range"
+    return {"name": hp.name, "role": hp.role, "default": hp.default, "search": search, "valid": valid}
+
+
+def main() -> None:
+    """Console entry point: run the app, turning errors into the documented exit codes."""
+    try:
+        app(standalone_mode=False)
+    except BadInput as error:
+        _fail(error, 2)
+    except (typer.Abort, KeyboardInterrupt):
+        stderr.print("aborted")
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # a failure outside the user's input: exit 1
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        _fail(error, 1)
+
+
+def _fail(error: BaseException, code: int) -> None:
+    if _debug["on"]:
+        stderr.print_exception()
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The `seqarena` command line: results as JSON, and bad input refused with exit 2, writing nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqarena import cli
+
+TINY = ["--task", "adding", "--seq-len", "12", "--steps", "4", "--eval-every", "2", "--hidden", "4",
+        "--option", "n_val=8", "--option", "n_test=8"]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+            ) -> tuple[int, str, str]:
+    """Run `seqarena ARGS` in this process; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["seqarena", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_json_is_the_last_stdout_line(tmp_path: Path) -> None:
+    """A real subprocess of the console entry point, as a user runs it."""
+    args = [sys.executable, "-m", "seqarena.cli", "train", "--model", "cornn", *TINY,
+            "--hp", "dt=0.05", "--seed", "2", "--json"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["model"] == "cornn" and result["seq_len"] == 12 and result["steps"] == 4
+    assert result["hparams"]["dt"] == 0.05 and result["hparams"]["hidden_size"] == 4
+    assert result["status"] == "completed" and result["metric"] is not None
+
+
+def test_train_prints_a_table_without_json(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run_cli(["train", "--model", "gru", *TINY], capsys, monkeypatch)
+    assert code == 0
+    assert "test mse" in out and "baseline" in out and "0.16667" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--model", "corn"], "model"),
+        (["--model", "cornn", "--task", "sorting"], "task"),
+        (["--model", "cornn", "--hp", "beta=1"], "hp"),
+        (["--model", "cornn", "--hp", "dt=-0.1"], "dt"),
+        (["--model", "lem", "--hp", "dt=1.5"], "dt"),
+        (["--model", "cornn", "--hp", "dt"], "hp"),
+        (["--model", "cornn", "--hp", "dt=fast"], "dt"),
+        (["--model", "cornn", "--seq-len", "0"], "seq_len"),
+        (["--model", "cornn", "--hidden", "0"], "hidden_size"),
+        (["--model", "cornn", "--hidden", "4", "--hp", "hidden_size=8"], "hp"),
+        (["--model", "transformer", "--hidden", "6", "--hp", "nhead=4"], "nhead"),
+        (["--model", "cornn", "--option", "flavour=x"], "option.flavour"),
+        (["--model", "cornn", "--steps", "0"], "steps"),
+        (["--model", "cornn", "--device", "tpu"], "device"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], field: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoints = tmp_path / "ckpt"
+    base = ["train", *TINY, "--checkpoint-dir", str(checkpoints)]
+    code, out, err = run_cli([*base, *args], capsys, monkeypatch)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}: got ") and "allowed" in lines[0]
+    assert not checkpoints.exists()
+    assert out == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_refused(capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run_cli(["train", "--model", "lstm", *TINY, "--device", "cuda"], capsys, monkeypatch)
+    assert code == 2 and err.startswith("error: device: got 'cuda'; allowed: cpu")
+
+
+def test_missing_mnist_offline_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
+    code, _, err = run_cli(["train", "--model", "lstm", "--task", "smnist", "--seq-len", "784"],
+                           capsys, monkeypatch)
+    assert code == 2 and "missing file" in err and "train-images-idx3-ubyte.gz" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_mnist_is_refused(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for source in (shared_data / "mnist").iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
+    code, _, err = run_cli(["train", "--model", "lstm", "--task", "psmnist", "--seq-len", "784"],
+                           capsys, monkeypatch)
+    assert code == 2 and "t10k-labels-idx1-ubyte.gz" in err and len(err.strip().splitlines()) == 1
+
+
+def test_models_lists_every_declared_space(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run_cli(["models", "--json"], capsys, monkeypatch)
+    spaces = json.loads(out)
+    assert code == 0 and set(spaces) >= {"cornn", "unicornn", "lem", "tcn", "transformer"}
+    cornn = {row["name"]: row for row in spaces["cornn"]}
+    assert cornn["dt"]["search"] == "[0.01, 0.1] log" and {"gamma", "epsilon", "lr"} <= set(cornn)

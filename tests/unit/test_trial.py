@@ -1,0 +1,131 @@
+"""One training trial: its numbers, resume from a checkpoint, divergence, memory, real learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seqarena.errors import BadInput
+from seqarena.workers import EvalReport, Observer, TrialConfig, make_config, run_trial
+
+REQUIRED_KEYS = {"model", "task", "seq_len", "hparams", "metric_name", "metric", "higher_is_better",
+                 "baseline", "params", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "wall_s",
+                 "steps", "status"}
+
+
+def tiny(**overrides: object) -> TrialConfig:
+    fields = {"model": "lstm", "task": "adding", "seq_len": 20, "steps": 12, "eval_every": 4,
+              "hparams": {"hidden_size": 8, "batch_size": 8}, "task_options": {"n_val": 32, "n_test": 48}}
+    return make_config(**{**fields, **overrides})
+
+
+def test_result_holds_the_documented_numbers() -> None:
+    result = run_trial(tiny())
+    data = json.loads(result.to_json())
+    assert set(data) >= REQUIRED_KEYS
+    assert data["status"] == "completed" and data["steps"] == 12
+    assert data["metric_name"] == "mse" and data["higher_is_better"] is False
+    assert data["baseline"] == pytest.approx(1 / 6)
+    assert data["params"] == 4 * 8 * (2 + 8) + 8 * 8 + (8 + 1)  # LSTM + Linear(8, 1) readout
+    assert data["hparams"]["lr"] == 1e-3 and data["hparams"]["optimizer"] == "adam"
+    assert [point["step"] for point in data["curve"]] == [4, 8, 12]
+    assert data["train_seq_per_s"] > 0 and data["infer_seq_per_s"] > 0 and data["peak_mem_mb"] > 0
+
+
+def test_test_metric_is_taken_at_the_best_validation_step() -> None:
+    result = run_trial(tiny(steps=30, eval_every=5, hparams={"hidden_size": 8, "lr": 0.05}))
+    values = [point["val_mse"] for point in result.curve]
+    assert result.best_val_metric == min(values)
+    assert result.best_step == result.curve[values.index(min(values))]["step"]
+    assert result.test_metrics["mse"] == result.metric
+
+
+def test_authors_defaults_per_task_are_used() -> None:
+    result = run_trial(make_config(model="cornn", task="adding", seq_len=10, steps=1, eval_every=1,
+                                   hparams={"hidden_size": 4}, task_options={"n_val": 4, "n_test": 4}))
+    assert (result.hparams["dt"], result.hparams["gamma"], result.hparams["epsilon"]) == (0.06, 66.0, 15.0)
+    assert result.hparams["lr"] == 2e-2 and result.hparams["batch_size"] == 50
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("model", "task", "hparams"),
+    [
+        ("unicornn", "adding", {"hidden_size": 8, "num_layers": 2, "dropout": 0.2, "batch_size": 8}),
+        ("tcn", "copy", {"hidden_size": 6, "num_layers": 3, "kernel_size": 3, "dropout": 0.1,
+                         "batch_size": 8}),
+    ],
+)
+def test_a_resumed_trial_ends_with_the_numbers_of_a_straight_run(tmp_path: Path, model: str, task: str,
+                                                                  hparams: dict) -> None:
+    config = tiny(model=model, task=task, hparams=hparams, steps=20, eval_every=5, seed=3,
+                  checkpoint_dir=tmp_path / "ckpt")
+    straight = run_trial(config.model_copy(update={"checkpoint_dir": None}))
+
+    def stop_after_step_10(report: EvalReport) -> None:
+        if report.step == 10:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_trial(config, Observer(on_eval=stop_after_step_10))
+    assert (tmp_path / "ckpt" / "checkpoint.pt").exists()
+    steps_after_resume: list[int] = []
+    resumed = run_trial(config, Observer(on_step=lambda step, loss: steps_after_resume.append(step)))
+    assert steps_after_resume[0] == 11
+    compared = ("metric", "test_metrics", "best_val_metric", "best_step", "curve", "params", "steps",
+                "status")
+    for key in compared:
+        assert getattr(resumed, key) == getattr(straight, key), key
+
+
+def test_a_checkpoint_of_another_trial_is_refused(tmp_path: Path) -> None:
+    run_trial(tiny(checkpoint_dir=tmp_path))
+    with pytest.raises(BadInput, match="checkpoint_dir"):
+        run_trial(tiny(checkpoint_dir=tmp_path, seed=1))
+
+
+def test_a_nan_loss_ends_the_trial_as_diverged() -> None:
+    config = tiny(model="cornn", hparams={"hidden_size": 8, "dt": 2.0, "gamma": 1000.0, "epsilon": 0.0})
+    result = run_trial(config)
+    assert result.status == "diverged"
+    assert result.steps < config.steps
+    assert json.loads(result.to_json())["status"] == "diverged"
+
+
+def _peak(model: str, seq_len: int, hidden: int) -> float:
+    config = tiny(model=model, seq_len=seq_len, steps=1, eval_every=1,
+                  hparams={"hidden_size": hidden, "batch_size": 16})
+    return run_trial(config).peak_mem_mb
+
+
+@pytest.mark.parametrize("model", ["lem", "lstm", "tcn"])
+def test_peak_memory_grows_with_sequence_length_and_hidden_size(model: str) -> None:
+    short, long = _peak(model, 50, 16), _peak(model, 200, 16)
+    assert long > 2.0 * short  # activations are stored per step: about linear in T
+    assert _peak(model, 50, 64) > 1.5 * short
+
+
+@pytest.mark.slow
+def test_a_recurrent_model_learns_the_adding_problem() -> None:
+    config = make_config(model="gru", task="adding", seq_len=50, steps=400, eval_every=100, seed=0,
+                         hparams={"hidden_size": 32, "lr": 1e-2, "batch_size": 50},
+                         task_options={"n_val": 200, "n_test": 1000})
+    result = run_trial(config)
+    assert result.curve[0]["val_mse"] > 0.1  # starts near the 1/6 baseline
+    assert result.metric < 0.05
+
+
+@pytest.mark.slow
+def test_a_small_model_beats_chance_on_smnist(shared_data: Path) -> None:
+    config = make_config(model="tcn", task="smnist", seq_len=784, steps=200, eval_every=100, seed=0,
+                         hparams={"hidden_size": 16, "num_layers": 7, "kernel_size": 7, "dropout": 0.0,
+                                  "batch_size": 32},
+                         task_options={"n_val": 300, "n_test": 500})
+    result = run_trial(config)
+    assert result.baseline < 0.15
+    assert result.metric > 0.5
