@@ -100,6 +100,7 @@ class Trainer:
         self.state = TrialState()
         self.batch_size = int(setup.hparams["batch_size"])
         self.clip = float(setup.hparams["grad_clip"])
+        self._eval_sets: dict[str, tuple[Tensor, Tensor]] = {}
 
     def run(self) -> TrialResult:
         """Train (resuming from a checkpoint if there is one), then evaluate on the test set."""
@@ -150,7 +151,9 @@ class Trainer:
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean of every per-sample metric over the fixed `split` set (eval mode, timed)."""
         self.model.eval()
-        inputs, targets = self.task.eval_set(split)  # type: ignore[arg-type]
+        if split not in self._eval_sets:
+            self._eval_sets[split] = self.task.eval_set(split)  # type: ignore[arg-type]
+        inputs, targets = self._eval_sets[split]
         sums: dict[str, float] = {}
         size = self.config.eval_batch_size
         for start in range(0, len(inputs), size):

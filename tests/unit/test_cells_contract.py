@@ -6,7 +6,6 @@ Sizes are tiny (d=3, H=8, T=12, B=2) so the whole suite runs in seconds on a CPU
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,7 @@ NAMES = cells.names()
 LAYERS = (1, 2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only spin-wait, 10-100x slower on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def covering_kernel(num_layers: int, length: int) -> int:

@@ -7,7 +7,6 @@ computed from its equations, not from running the code.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -26,13 +25,7 @@ ATOL = 1e-6
 TANH1 = math.tanh(1.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only spin-wait, 10-100x slower on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def zero_(module: nn.Module) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from seqarena.errors import BadInput
 from seqarena.workers import EvalReport, Observer, TrialConfig, make_config, run_trial
@@ -108,6 +109,14 @@ def test_peak_memory_grows_with_sequence_length_and_hidden_size(model: str) -> N
     short, long = _peak(model, 50, 16), _peak(model, 200, 16)
     assert long > 2.0 * short  # activations are stored per step: about linear in T
     assert _peak(model, 50, 64) > 1.5 * short
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_trial_on_cuda_reports_torch_memory_counters() -> None:
+    result = run_trial(tiny(device="cuda"))
+    assert result.device.startswith("cuda") and result.peak_mem_method.startswith("cuda")
+    assert result.status == "completed" and result.peak_mem_mb > 0
 
 
 @pytest.mark.slow
