@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/seqarena train --model cornn --task adding --seq-len 100 --steps 600 --eval-every 100 "$@"
+exec .venv/bin/seqarena train --model cornn --task adding --seq-len 100 --steps 500 --eval-every 100 "$@"

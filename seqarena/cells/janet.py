@@ -8,8 +8,10 @@ arXiv:1804.04849, eq. (8)-(11); official code `JosvanderWesthuizen/janet: aux_co
     c_n  = σ(s_n) ⊙ c_{n-1} + (1 − σ(s_n − β)) ⊙ c~_n
     h_n  = c_n
 
-β = 1 as in the official code (it lets slightly more new information in than `1 − σ(s_n)`).
-Initialisation as in the code: Glorot-uniform `W` and `U` (TensorFlow's default), `b_c = 0`, and
+β = 1 as in the official code, which writes the input gate as `σ(1 − s_n)` (= `1 − σ(s_n − 1)`);
+it lets slightly more new information in than `1 − σ(s_n)`.
+Initialisation as in the code: Glorot-uniform over the whole `W [2m, d]` and `U [2m, m]`
+(TensorFlow's default for the code's `W_xh` and `W_hh` variables), `b_c = 0`, and
 the chrono forget bias `b_f = log(U[1, T_max − 1])` with T_max the sequence length (paper Sec. 4;
 the repo samples U[1, T_max], immaterial). Without chrono the repo sets `b_f = 1`.
 Official training: Adam lr 1e-3, global gradient-norm clip 5, weight decay 1e-5, dropout keep
@@ -45,9 +47,9 @@ class JANETCell(RecurrentCell):
     @torch.no_grad()
     def reset_parameters(self, chrono: bool, t_max: int) -> None:
         m = self.hidden_size
-        for gate in range(2):  # Glorot per gate matrix, as TF creates one kernel per gate
-            nn.init.xavier_uniform_(self.W[gate * m:(gate + 1) * m])
-            nn.init.xavier_uniform_(self.U[gate * m:(gate + 1) * m])
+        # Glorot-uniform over each whole matrix, as the code's `W_xh [d, 2m]` and `W_hh [m, 2m]`
+        nn.init.xavier_uniform_(self.W)
+        nn.init.xavier_uniform_(self.U)
         self.b.zero_()
         self.b[:m] = chrono_bias(m, t_max) if chrono else 1.0
 

@@ -479,3 +479,10 @@ def test_transformer_zero_query_key_attends_uniformly() -> None:
     assert weights.shape == (batch, 2, length, length)
     assert torch.allclose(weights, uniform.expand_as(weights), rtol=0.0, atol=ATOL)
     assert torch.allclose(out, expected, rtol=0.0, atol=1e-5)
+
+
+def test_janet_weights_are_glorot_uniform_over_each_whole_matrix() -> None:
+    d, m = 3, 200
+    cell = JANETCell(d, m, chrono=True, t_max=100)
+    assert_spread(cell.W, -math.sqrt(6 / (d + 2 * m)), math.sqrt(6 / (d + 2 * m)), fill=0.98)
+    assert_spread(cell.U, -math.sqrt(6 / (m + 2 * m)), math.sqrt(6 / (m + 2 * m)), fill=0.98)

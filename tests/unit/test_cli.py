@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,33 @@ def test_models_lists_every_declared_space(capsys: pytest.CaptureFixture[str],
     assert code == 0 and set(spaces) >= {"cornn", "unicornn", "lem", "tcn", "transformer"}
     cornn = {row["name"]: row for row in spaces["cornn"]}
     assert cornn["dt"]["search"] == "[0.01, 0.1] log" and {"gamma", "epsilon", "lr"} <= set(cornn)
+
+
+def _train_json(args: list[str]) -> dict:
+    done = subprocess.run([sys.executable, "-m", "seqarena.cli", "train", *args, "--json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_trial_killed_after_a_checkpoint_resumes_to_the_same_numbers(tmp_path: Path) -> None:
+    """SIGKILL a real `seqarena train` once it has checkpointed, rerun it, compare with a straight run."""
+    args = ["--model", "lem", "--task", "adding", "--seq-len", "30", "--steps", "100", "--eval-every", "10",
+            "--hidden", "8", "--batch-size", "16", "--option", "n_val=64", "--option", "n_test=64",
+            "--seed", "5"]
+    ckpt_dir = tmp_path / "ckpt"
+    process = subprocess.Popen([sys.executable, "-m", "seqarena.cli", "train", *args,
+                                "--checkpoint-dir", str(ckpt_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (ckpt_dir / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    killed_at = torch.load(ckpt_dir / "checkpoint.pt", weights_only=False)["state"]["step"]
+    assert 0 < killed_at < 100
+
+    resumed = _train_json([*args, "--checkpoint-dir", str(ckpt_dir)])
+    straight = _train_json(args)
+    for key in ("metric", "best_step", "steps", "status", "params", "curve"):
+        assert resumed[key] == straight[key], key
