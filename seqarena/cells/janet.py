@@ -77,14 +77,16 @@ class JANET(StackedRecurrent):
         sp.hidden_size(128),
         sp.num_layers(1, per_task={"smnist": 2, "psmnist": 2}),
         sp.dropout(0.1),
-        sp.floating("beta", 1.0, 1.0, 1.0, valid=(0.0, 10.0), doc="shift of the input gate (code: 1)"),
-        sp.choice("chrono", True, (True, False), doc="chrono initialisation of the forget bias"),
+        sp.floating("beta", 1.0, 1.0, 1.0, valid=(0.0, 10.0), searched=False,
+                    doc="shift of the input gate (code: 1)"),
+        sp.choice("chrono", True, (True, False), searched=False,
+                  doc="chrono initialisation of the forget bias"),
         *sp.training_hparams(
             lr=sp.learning_rate(1e-3, 1e-4, 1e-2),
             batch=sp.batch_size(200, per_task={"smnist": 200, "psmnist": 200}),
             clip=sp.grad_clip(5.0),
             weight_decay=sp.choice("weight_decay", 1e-5, (1e-5,), valid=(0.0, 1.0), role="train",
-                                   doc="L2 penalty (JANET README: 1e-5)"),
+                                   searched=False, doc="L2 penalty (JANET README: 1e-5)"),
         ),
     )
 

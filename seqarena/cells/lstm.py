@@ -40,7 +40,7 @@ class LSTM(TorchRecurrent):
         sp.hidden_size(128),
         sp.num_layers(1),
         sp.dropout(0.0),
-        sp.choice("chrono", False, (False, True),
+        sp.choice("chrono", False, (False, True), searched=False,
                   doc="chrono initialisation of the forget/input biases (Tallec & Ollivier 2018)"),
         *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
     )

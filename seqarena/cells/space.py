@@ -47,6 +47,8 @@ class HParam:
         role: `model` (constructor argument) or `train` (consumed by the training loop).
         per_task: task name -> the authors' default for that task.
         doc: meaning and source.
+        searched: whether a search varies it unless told otherwise (structural and protocol
+            choices such as the optimiser or batch size stay at the task's default).
     """
 
     name: str
@@ -60,6 +62,7 @@ class HParam:
     role: Role = "model"
     per_task: Mapping[str, Value] = field(default_factory=dict)
     doc: str = ""
+    searched: bool = True
 
     def __post_init__(self) -> None:
         if self.kind == "choice" and not self.choices:
@@ -168,9 +171,9 @@ def training_hparams(
         batch or batch_size(),
         clip or grad_clip(0.0),
         optimizer or choice("optimizer", "adam", ("adam", "rmsprop", "sgd"), role="train",
-                            doc="optimiser of the training loop"),
+                            searched=False, doc="optimiser of the training loop"),
         weight_decay or choice("weight_decay", 0.0, (0.0,), valid=(0.0, 1.0), role="train",
-                               doc="L2 penalty added to the gradient"),
+                               searched=False, doc="L2 penalty added to the gradient"),
     )
     for hp in chosen:
         if hp.role != "train":
@@ -215,7 +218,7 @@ def hidden_size(default: int, choices: tuple[int, ...] = (64, 128, 256), **kw: A
 
 def num_layers(default: int, high: int = 3, **kw: Any) -> HParam:
     """Number of stacked layers (TCN: residual blocks)."""
-    return integer("num_layers", default, 1, high, valid=(1, 64), doc="stacked layers", **kw)
+    return integer("num_layers", default, 1, high, valid=(1, 64), doc="stacked layers", searched=False, **kw)
 
 
 def dropout(default: float, high: float = 0.3, **kw: Any) -> HParam:
@@ -231,11 +234,11 @@ def learning_rate(default: float, low: float, high: float, **kw: Any) -> HParam:
 
 def batch_size(default: int = 64, per_task: Mapping[str, int] | None = None) -> HParam:
     """Sequences per training step; the task protocol's size unless the authors chose another."""
-    return choice("batch_size", default, (32, 64, 128), valid=(1, 65536), role="train",
+    return choice("batch_size", default, (32, 64, 128), valid=(1, 65536), role="train", searched=False,
                   per_task={**PROTOCOL_BATCH_SIZE, **(per_task or {})}, doc="sequences per step")
 
 
 def grad_clip(default: float, per_task: Mapping[str, float] | None = None) -> HParam:
     """Max global gradient norm (0 = none), searched over {none, 1.0} as in LEM's runs."""
-    return choice("grad_clip", default, (0.0, 1.0), valid=(0.0, 1e6), role="train",
+    return choice("grad_clip", default, (0.0, 1.0), valid=(0.0, 1e6), role="train", searched=False,
                   per_task=per_task or {}, doc="max global gradient norm; 0 = no clipping")

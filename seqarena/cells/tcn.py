@@ -74,7 +74,7 @@ class TCN(SequenceModel):
     hparams = (
         sp.integer("hidden_size", 25, 16, 150, valid=(1, 16384), doc="channels per level (nhid)",
                    per_task={"adding": 30, "copy": 10, "smnist": 25, "psmnist": 25}),
-        sp.integer("num_layers", 8, 2, 12, valid=(1, 24), doc="levels (residual blocks)"),
+        sp.integer("num_layers", 8, 2, 12, valid=(1, 24), doc="levels (residual blocks)", searched=False),
         sp.integer("kernel_size", 7, 2, 8, valid=(1, 64), doc="convolution kernel size k",
                    per_task={"copy": 8}),
         sp.dropout(0.05, per_task={"adding": 0.0, "copy": 0.0}),
@@ -82,7 +82,7 @@ class TCN(SequenceModel):
             lr=sp.learning_rate(2e-3, 1e-4, 1e-2, per_task={"adding": 4e-3, "copy": 5e-4}),
             batch=sp.batch_size(64, per_task={"adding": 32, "copy": 32, "smnist": 64, "psmnist": 64}),
             clip=sp.grad_clip(0.0, per_task={"copy": 1.0}),
-            optimizer=sp.choice("optimizer", "adam", ("adam", "rmsprop", "sgd"), role="train",
+            optimizer=sp.choice("optimizer", "adam", ("adam", "rmsprop", "sgd"), role="train", searched=False,
                                 per_task={"copy": "rmsprop"}, doc="optimiser (copy: RMSprop)"),
         ),
     )

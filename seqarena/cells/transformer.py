@@ -45,7 +45,8 @@ class CausalTransformer(SequenceModel):
         sp.num_layers(2, high=6),
         sp.dropout(0.1),
         sp.choice("nhead", 4, (1, 2, 4, 8), valid=(1, 64), doc="attention heads"),
-        sp.choice("norm_first", True, (True, False), doc="pre-LN (True) or the paper's post-LN"),
+        sp.choice("norm_first", True, (True, False), searched=False,
+                  doc="pre-LN (True) or the paper's post-LN"),
         *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
     )
 
