@@ -222,8 +222,9 @@ def num_layers(default: int, high: int = 3, **kw: Any) -> HParam:
 
 
 def dropout(default: float, high: float = 0.3, **kw: Any) -> HParam:
-    """Dropout probability."""
-    return floating("dropout", default, 0.0, high, valid=(0.0, 0.95), doc="dropout probability", **kw)
+    """Dropout probability; searched by default only for models whose authors used dropout."""
+    return floating("dropout", default, 0.0, high, valid=(0.0, 0.95), doc="dropout probability",
+                    searched=default > 0, **kw)
 
 
 def learning_rate(default: float, low: float, high: float, **kw: Any) -> HParam:
