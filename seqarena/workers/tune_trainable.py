@@ -1,0 +1,107 @@
+"""The Ray Tune trainable: one trial of a search, as a thin adapter over `seqarena.workers.trial`.
+
+Tune passes a config `{"arm": key, "role": "search" | "repeat", "trial": {TrialConfig fields}}`.
+The trainable only computes and reports (DESIGN.md, "Who writes what"): after every validation
+evaluation it calls `tune.report` with the curve point, the ASHA objective and the checkpoint
+written by the trainer; at the end it reports the final result (`final = 1`) with the whole
+`TrialResult` as JSON. A trial restarted by Tune continues from `tune.get_checkpoint()`.
+
+`objective` is the validation metric signed so that higher is better for every task, so that a
+search and its schedulers always maximise. A CUDA out-of-memory error ends the trial with status
+`oom`; whatever way a trial ends, its memory is released before the worker runs the next one.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from seqarena.workers.config import make_config, prepare
+from seqarena.workers.results import EvalReport, TrialResult
+from seqarena.workers.trial import Observer, Trainer
+
+OBJECTIVE = "objective"
+STEP = "step"
+
+
+def signed(value: float | None, higher_is_better: bool) -> float | None:
+    """The metric signed so that higher is always better (None stays None)."""
+    if value is None:
+        return None
+    return value if higher_is_better else -value
+
+
+def _restore_into(directory: Path) -> None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return
+    with checkpoint.as_directory() as restored:
+        for item in Path(restored).iterdir():
+            shutil.copy2(item, directory / item.name)
+
+
+def _reporter(higher_is_better: bool, metric_name: str) -> Callable[[EvalReport], None]:
+    def report(evaluation: EvalReport) -> None:
+        metrics: dict[str, Any] = {STEP: evaluation.step, **evaluation.metrics}
+        metrics[OBJECTIVE] = signed(evaluation.metrics[f"val_{metric_name}"], higher_is_better)
+        checkpoint = None
+        if evaluation.checkpoint is not None:
+            checkpoint = tune.Checkpoint.from_directory(str(evaluation.checkpoint.parent))
+        tune.report(metrics, checkpoint=checkpoint)
+
+    return report
+
+
+def final_metrics(result: TrialResult) -> dict[str, Any]:
+    """The last report of a trial: its status, objective and the whole result as JSON."""
+    objective = signed(result.best_val_metric, result.higher_is_better)
+    return {
+        STEP: result.steps, "final": 1, "status": result.status, "trial_result": result.to_json(),
+        OBJECTIVE: objective if objective is not None else float("-inf"),
+    }
+
+
+def run_tune_trial(config: dict[str, Any]) -> None:
+    """Tune function trainable: train one trial, reporting every evaluation and the final result."""
+    workdir = Path(tempfile.mkdtemp(prefix="seqarena-trial-"))
+    trainer = None
+    try:
+        _restore_into(workdir)
+        setup = prepare(make_config(**config["trial"], checkpoint_dir=workdir))
+        task = setup.task
+        trainer = Trainer(setup, Observer(on_eval=_reporter(task.higher_is_better, task.metric_name)))
+        try:
+            result = trainer.run()
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error):
+                raise
+            tune.report({STEP: trainer.state.step, "final": 1, "status": "oom", "error": str(error)[:500],
+                         OBJECTIVE: float("-inf")})
+            return
+        tune.report(final_metrics(result))
+    finally:
+        del trainer
+        release_memory()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is torch running out of device or host memory."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def release_memory() -> None:
+    """Free what a finished trial held (Python objects and CUDA's cached blocks)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
