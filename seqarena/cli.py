@@ -6,6 +6,7 @@ naming the field, the value and what is allowed; `--debug` shows the traceback).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -143,8 +144,6 @@ def _fmt(value: float | None) -> str:
 @app.command()
 def models(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the models and their declared hyperparameters (defaults and search ranges)."""
-    import json
-
     from seqarena import cells
 
     spaces = {name: [hp_summary(hp) for hp in cells.space(name)] for name in cells.names()}
@@ -168,6 +167,109 @@ def hp_summary(hp: Any) -> dict[str, str]:
         search = f"[{hp.low:g}, {hp.high:g}]" + (" log" if hp.log else "")
     valid = f"[{hp.valid[0]:g}, {hp.valid[1]:g}]" if hp.valid else "search range"
     return {"name": hp.name, "role": hp.role, "default": hp.default, "search": search, "valid": valid}
+
+
+@app.command()
+def validate(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
+             json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check a search spec; print its arms, what each searches and the number of trials."""
+    from seqarena.platform.spec import describe, load_spec
+
+    loaded = load_spec(spec)
+    rows = describe(loaded)
+    if json_output:
+        summary = {"name": loaded.name, "trial_count": loaded.trial_count(), "arms": rows}
+        print(json.dumps(summary, default=str))
+        return
+    table = Table(title=f"{loaded.name}: {len(rows)} arms, {loaded.trial_count()} trials")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row.values()))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+@app.command()
+def run(
+    spec: Annotated[str | None, typer.Argument(help="a spec YAML file")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest search of SPEC")] = False,
+    search: Annotated[str | None, typer.Option(help="with --resume: the search id or name")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the final leaderboard as JSON")] = False,
+) -> None:
+    """Run a search on Ray Tune (local Ray, or the cluster at RAY_ADDRESS), with live progress."""
+    from seqarena.platform.search import resume_search, run_search
+    from seqarena.platform.spec import load_spec
+
+    if resume:
+        if spec is None and search is None:
+            raise BadInput("resume", None, "a spec file or --search ID naming the search to continue")
+        outcome = resume_search(search or load_spec(spec).name)  # type: ignore[arg-type]
+    elif spec is None:
+        raise BadInput("spec", None, "a spec YAML file (see examples/)")
+    else:
+        outcome = run_search(load_spec(spec))
+    _print_outcome(outcome, json_output)
+
+
+def _print_outcome(outcome: Any, json_output: bool) -> None:
+    from seqarena.platform.leaderboard import to_json
+    from seqarena.platform.tracking import ui_hint
+
+    if json_output:
+        print(json.dumps({"search_id": outcome.search_id, "mlflow_parent_run_id": outcome.parent_run_id,
+                          "leaderboard": to_json(outcome.leaderboard)}, default=str))
+        return
+    _print_board(outcome.leaderboard)
+    stderr.print(f"search {outcome.search_id}; MLflow parent run {outcome.parent_run_id}; "
+                 f"browse it with: {ui_hint(outcome.tracking_uri)}")
+
+
+def _print_board(rows: list[Any]) -> None:
+    from seqarena.platform.leaderboard import table
+
+    frame = table(rows)
+    board = Table(title="leaderboard (test metric at the best validation step; mean ± std over repeats)")
+    board.add_column("model")
+    for column in frame.columns:
+        board.add_column(str(column))
+    for model, values in frame.iterrows():
+        board.add_row(str(model), *(str(v) for v in values))
+    Console().print(board)
+    best = Table(title="best trial per arm")
+    for column in ("arm", "metric", "baseline", "solved", "params", "trials", "mlflow run"):
+        best.add_column(column)
+    for row in rows:
+        best.add_row(row.key, _fmt(row.metric), _fmt(row.baseline), str(row.solved), str(row.params),
+                     str(row.trials), str(row.mlflow_run_id))
+    Console().print(best)
+
+
+@app.command(name="leaderboard")
+def leaderboard_command(
+    task: Annotated[str | None, typer.Option(help="only this task")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="only this sequence length")] = None,
+    search: Annotated[str | None, typer.Option(help="only this search (id or name)")] = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The best trial per arm, and a models × sequence-lengths table of the metric."""
+    from seqarena.platform import db
+    from seqarena.platform.leaderboard import leaderboard, to_json
+
+    engine = db.get_engine()
+    search_id = db.find_search(engine, search).id if search else None
+    rows = leaderboard(engine, task=task, seq_len=seq_len, search_id=search_id)
+    if json_output:
+        print(json.dumps(to_json(rows), default=str))
+    elif rows:
+        _print_board(rows)
+    else:
+        stderr.print("no finished trials match")
 
 
 def main() -> None:

@@ -1,0 +1,196 @@
+"""Per-arm search on one Ray Tune experiment: a searcher and a scheduler that keep arms apart.
+
+An arm (task, seq_len, model) is searched and early-stopped on its own (DESIGN.md, "Specs"):
+
+* `ArmSearcher` holds one Optuna study per arm (TPE, random or grid sampler, seeded, stored in
+  an RDB so that a resumed search continues it) behind `ray.tune.search.optuna.OptunaSearch`, and
+  hands out trials round-robin over the arms so that every arm is busy at once. When an arm's
+  search trials are all done, it hands out the repeats: the best configuration with new seeds.
+* `ArmScheduler` holds one `AsyncHyperBandScheduler` (ASHA) per arm and routes each search
+  trial's results to its arm's ASHA only, so a trial is only ever compared with trials of its own
+  arm. Repeats (the best configuration with other seeds) are replicates and always run to the end.
+
+Both maximise `objective` (the validation metric signed so that higher is better).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from seqarena.workers.tune_trainable import OBJECTIVE, STEP
+
+MODE = "max"
+
+
+@dataclass
+class ArmPlan:
+    """What one arm runs: its trial template, search space and how many trials of each role."""
+
+    key: str
+    template: dict[str, Any]
+    fixed: dict[str, Any]
+    space: dict[str, optuna.distributions.BaseDistribution]
+    grid: dict[str, list[Any]]
+    n_search: int
+    repeats: int
+    seed: int
+    metric_name: str
+    higher_is_better: bool
+    suggested: int = 0
+    completed: int = 0
+    repeats_suggested: int = 0
+    best: tuple[float, dict[str, Any]] | None = None
+    searcher: OptunaSearch | None = field(default=None, repr=False)
+
+    def trial_config(self, hparams: dict[str, Any], role: str, seed: int) -> dict[str, Any]:
+        """The Tune config of one trial of this arm."""
+        trial = {**self.template, "hparams": {**self.fixed, **hparams}, "seed": seed}
+        return {"arm": self.key, "role": role, "metric_name": self.metric_name,
+                "higher_is_better": self.higher_is_better, "trial": trial}
+
+
+def make_sampler(algorithm: str, grid: dict[str, list[Any]], seed: int) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler for `tpe`, `random` or `grid` (seeded)."""
+    if algorithm == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+class ArmSearcher(Searcher):
+    """One Optuna study per arm; trials handed out round-robin over arms, then the repeats."""
+
+    def __init__(self, plans: list[ArmPlan], algorithm: str, storage_url: str, study_prefix: str) -> None:
+        super().__init__(metric=OBJECTIVE, mode=MODE)
+        self.plans = {plan.key: plan for plan in plans}
+        self.trial_arm: dict[str, tuple[str, str]] = {}
+        self.trial_hparams: dict[str, dict[str, Any]] = {}
+        self._cursor = 0
+        storage = optuna.storages.RDBStorage(storage_url)
+        for plan in plans:
+            if plan.space:
+                plan.searcher = OptunaSearch(
+                    space=plan.space, metric=OBJECTIVE, mode=MODE, study_name=f"{study_prefix}/{plan.key}",
+                    sampler=make_sampler(algorithm, plan.grid, plan.seed), storage=storage,
+                )
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        keys = list(self.plans)
+        for offset in range(len(keys)):
+            plan = self.plans[keys[(self._cursor + offset) % len(keys)]]
+            config = self._next_of(plan, trial_id)
+            if config is not None:
+                self._cursor = (self._cursor + offset + 1) % len(keys)
+                return config
+        if all(self._exhausted(plan) for plan in self.plans.values()):
+            return Searcher.FINISHED
+        return None
+
+    def _next_of(self, plan: ArmPlan, trial_id: str) -> dict[str, Any] | None:
+        if plan.suggested < plan.n_search:
+            plan.suggested += 1
+            hparams = plan.searcher.suggest(trial_id) if plan.searcher else {}
+            self.trial_arm[trial_id] = (plan.key, "search")
+            self.trial_hparams[trial_id] = hparams
+            return plan.trial_config(hparams, "search", plan.seed)
+        if plan.completed >= plan.n_search and plan.best and plan.repeats_suggested < plan.repeats - 1:
+            plan.repeats_suggested += 1
+            self.trial_arm[trial_id] = (plan.key, "repeat")
+            return plan.trial_config(plan.best[1], "repeat", plan.seed + plan.repeats_suggested)
+        return None
+
+    def _exhausted(self, plan: ArmPlan) -> bool:
+        if plan.suggested < plan.n_search:
+            return False
+        if plan.completed < plan.n_search:
+            return False
+        return plan.best is None or plan.repeats_suggested >= plan.repeats - 1
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        plan, role = self._plan_of(trial_id)
+        if plan and role == "search" and plan.searcher and OBJECTIVE in result and not result.get("final"):
+            plan.searcher.on_trial_result(trial_id, {**result, "training_iteration": result[STEP]})
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        plan, role = self._plan_of(trial_id)
+        if plan is None or role != "search":
+            return
+        plan.completed += 1
+        if plan.searcher:
+            plan.searcher.on_trial_complete(trial_id, _finite_objective(result), error=error)
+        if result and result.get("final") and result.get("status") == "completed":
+            objective = float(result[OBJECTIVE])
+            if plan.best is None or objective > plan.best[0]:
+                plan.best = (objective, self.trial_hparams.get(trial_id, {}))
+
+    def _plan_of(self, trial_id: str) -> tuple[ArmPlan | None, str]:
+        if trial_id not in self.trial_arm:
+            return None, ""
+        key, role = self.trial_arm[trial_id]
+        return self.plans[key], role
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.__dict__, out)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as source:
+            self.__dict__.update(pickle.load(source))
+
+
+def _finite_objective(result: dict | None) -> dict | None:
+    if not result or result.get(OBJECTIVE) in (None, float("-inf")):
+        return None
+    return result
+
+
+class ArmScheduler(FIFOScheduler):
+    """Routes each trial to its own arm's ASHA; trials run first-in, first-out."""
+
+    def __init__(self, arm_keys: list[str], max_t: int, grace_period: int, reduction_factor: float) -> None:
+        super().__init__()
+        self._metric = OBJECTIVE
+        self.by_arm = {
+            key: AsyncHyperBandScheduler(time_attr=STEP, metric=OBJECTIVE, mode=MODE, max_t=max_t,
+                                         grace_period=grace_period, reduction_factor=reduction_factor,
+                                         stop_last_trials=False)
+            for key in arm_keys
+        }
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def _asha(self, trial: Any) -> AsyncHyperBandScheduler | None:
+        """The trial's arm's ASHA; None for repeats (replicates of the best run are never stopped)."""
+        return self.by_arm[trial.config["arm"]] if trial.config["role"] == "search" else None
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        if asha := self._asha(trial):
+            asha.on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        asha = self._asha(trial)
+        return asha.on_trial_result(tune_controller, trial, result) if asha else TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        if asha := self._asha(trial):
+            asha.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        asha = self._asha(trial)
+        if asha and trial.trial_id in asha._trial_info:
+            asha.on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return "ASHA per arm: " + ", ".join(f"{key}" for key in self.by_arm)

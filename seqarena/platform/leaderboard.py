@@ -1,0 +1,185 @@
+"""Leaderboards: the best trial per arm, computed by the database (one row per arm reaches Python).
+
+Rules, per arm (one (task, seq_len, model) of one search):
+- Ranked trials are role `search`, status `completed` or `stopped`, with a metric. The best is the one
+  with the lowest metric (or highest, when the arm's `higher_is_better`); ties go to the earlier
+  recorded trial.
+- The runs of the best configuration are the best trial plus the arm's `repeat` trials with the
+  same `config_key` (same hyperparameters, another seed) that are ranked-status with a metric.
+  `mean` and `std` (sample standard deviation, ddof=1) are over those `n` runs; `std` is None when
+  n < 2, and with no repeats n == 1 and mean == metric. The best trial was chosen as the extreme of
+  the search, so with few repeats the mean leans optimistic.
+- `solved`: the mean beats the trivial baseline by more than 10 % of it in the arm's direction:
+  `mean < baseline - 0.1 * |baseline|` (lower is better) or `mean > baseline + 0.1 * |baseline|`
+  (higher is better). E.g. adding (MSE, baseline 0.167): solved below 0.1503.
+- `trials` counts every recorded trial of the arm, whatever its role or status.
+- With `search_id` the rows are that search's arms. Without it, each arm key (e.g.
+  "adding/T=100/lstm") shows the latest search that has a ranked trial for it, else the latest
+  search that has the arm (its row then has metric None).
+Rows come sorted by task, seq_len, then best mean first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Select, and_, case, func, literal, or_, select
+from sqlalchemy.sql.expression import ColumnElement
+
+from seqarena.errors import BadInput
+from seqarena.platform.db import RANKED_STATUSES, Arm, Search, Trial
+
+SOLVED_MARGIN = 0.1
+"""A solved arm beats its baseline by more than this fraction of the baseline."""
+
+
+@dataclass(frozen=True)
+class ArmBest:
+    """The leaderboard row of one arm: its best trial and the runs of that trial's configuration."""
+
+    search_id: str
+    key: str
+    task: str
+    seq_len: int
+    model: str
+    metric_name: str
+    higher_is_better: bool
+    baseline: float
+    metric: float | None
+    """test metric of the best search trial (at its best validation step); None: no ranked trial"""
+    mean: float | None
+    std: float | None
+    n: int
+    """runs of the best configuration: the best trial plus its repeats"""
+    trial_id: str | None
+    hparams: dict[str, Any] | None
+    mlflow_run_id: str | None
+    params: int | None
+    train_seq_per_s: float | None
+    peak_mem_mb: float | None
+    trials: int
+    solved: bool
+
+
+def is_solved(mean: float | None, baseline: float, higher_is_better: bool) -> bool:
+    """Whether `mean` beats `baseline` by more than SOLVED_MARGIN of it in the right direction."""
+    if mean is None:
+        return False
+    margin = SOLVED_MARGIN * abs(baseline)
+    return mean > baseline + margin if higher_is_better else mean < baseline - margin
+
+
+def leaderboard(engine: Engine, *, task: str | None = None, seq_len: int | None = None,
+                search_id: str | None = None) -> list[ArmBest]:
+    """The best trial per arm (see the module docstring for the rules), filtered by task and seq_len."""
+    if search_id is not None:
+        with engine.connect() as conn:
+            if conn.scalar(select(Search.id).where(Search.id == search_id)) is None:
+                raise BadInput("search", search_id, "an existing search id")
+    with engine.connect() as conn:
+        rows = conn.execute(_board_query(task, seq_len, search_id)).mappings().all()
+    board = [_arm_best(row) for row in rows]
+    return sorted(board, key=_order)
+
+
+def _ranked(trial: Any) -> ColumnElement[bool]:
+    return and_(trial.status.in_(RANKED_STATUSES), trial.metric.is_not(None))
+
+
+def _arms_query(task: str | None, seq_len: int | None, search_id: str | None) -> Select:
+    """The arms to report, with their trial counts: a search's, or the latest search per arm key."""
+    per_arm = select(Trial.arm_id, func.count().label("trials"),
+                     func.sum(case((and_(Trial.role == "search", _ranked(Trial)), 1), else_=0)).label("ranked"))
+    if search_id is not None:
+        per_arm = per_arm.where(Trial.search_id == search_id)
+    counts = per_arm.group_by(Trial.arm_id).subquery("counts")
+    ranked = func.coalesce(counts.c.ranked, 0)
+    latest = func.row_number().over(
+        partition_by=Arm.key,
+        order_by=(case((ranked > 0, 0), else_=1), Search.created_at.desc(), Search.id.desc()))
+    query = (select(Arm.id, Arm.search_id, Arm.key, Arm.task, Arm.seq_len, Arm.model, Arm.metric_name,
+                    Arm.higher_is_better, Arm.baseline, func.coalesce(counts.c.trials, 0).label("trials"),
+                    (latest if search_id is None else literal(1)).label("latest"))
+             .join(Search, Search.id == Arm.search_id).outerjoin(counts, counts.c.arm_id == Arm.id))
+    for column, value in ((Arm.task, task), (Arm.seq_len, seq_len), (Arm.search_id, search_id)):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+_BEST_COLUMNS = (Trial.id, Trial.arm_id, Trial.trial_id, Trial.config_key, Trial.metric, Trial.hparams,
+                 Trial.mlflow_run_id, Trial.params, Trial.train_seq_per_s, Trial.peak_mem_mb)
+
+
+def _board_query(task: str | None, seq_len: int | None, search_id: str | None) -> Select:
+    """One row per reported arm: the arm, its best search trial and the mean/spread of its runs."""
+    every = _arms_query(task, seq_len, search_id).subquery("every_arm")
+    arms = select(every).where(every.c.latest == 1).cte("arm_sel")
+    signed = case((arms.c.higher_is_better, -Trial.metric), else_=Trial.metric)
+    ranked = (select(*_BEST_COLUMNS, func.row_number().over(partition_by=Trial.arm_id, order_by=(signed, Trial.id))
+                     .label("place"))
+              .join(arms, arms.c.id == Trial.arm_id)
+              .where(Trial.role == "search", _ranked(Trial)).subquery("ranked"))
+    best = select(ranked).where(ranked.c.place == 1).cte("best")
+    run = Trial.__table__.alias("run")
+    runs = (select(run.c.arm_id, run.c.metric)
+            .join(best, and_(run.c.arm_id == best.c.arm_id, run.c.config_key == best.c.config_key))
+            .where(or_(run.c.id == best.c.id, run.c.role == "repeat"), _ranked(run.c)).cte("runs"))
+    mean = (select(runs.c.arm_id, func.avg(runs.c.metric).label("mean"), func.count().label("n"))
+            .group_by(runs.c.arm_id).cte("run_mean"))
+    deviation = runs.c.metric - mean.c.mean
+    spread = (select(runs.c.arm_id, func.sum(deviation * deviation).label("sq_dev"))
+              .join(mean, mean.c.arm_id == runs.c.arm_id).group_by(runs.c.arm_id).cte("run_spread"))
+    return (select(arms, best.c.metric, best.c.trial_id, best.c.hparams, best.c.mlflow_run_id, best.c.params,
+                   best.c.train_seq_per_s, best.c.peak_mem_mb, mean.c.mean, mean.c.n, spread.c.sq_dev)
+            .select_from(arms).outerjoin(best, best.c.arm_id == arms.c.id)
+            .outerjoin(mean, mean.c.arm_id == arms.c.id).outerjoin(spread, spread.c.arm_id == arms.c.id))
+
+
+def _arm_best(row: Any) -> ArmBest:
+    n = int(row["n"] or 0)
+    mean = None if row["mean"] is None else float(row["mean"])
+    std = math.sqrt(max(float(row["sq_dev"]), 0.0) / (n - 1)) if n >= 2 else None
+    higher = bool(row["higher_is_better"])
+    return ArmBest(
+        search_id=row["search_id"], key=row["key"], task=row["task"], seq_len=row["seq_len"], model=row["model"],
+        metric_name=row["metric_name"], higher_is_better=higher, baseline=row["baseline"], metric=row["metric"],
+        mean=mean, std=std, n=n, trial_id=row["trial_id"], hparams=row["hparams"],
+        mlflow_run_id=row["mlflow_run_id"], params=row["params"], train_seq_per_s=row["train_seq_per_s"],
+        peak_mem_mb=row["peak_mem_mb"], trials=int(row["trials"]),
+        solved=is_solved(mean, row["baseline"], higher))
+
+
+def _order(row: ArmBest) -> tuple[Any, ...]:
+    score = math.inf if row.mean is None else (-row.mean if row.higher_is_better else row.mean)
+    return (row.task, row.seq_len, score, row.model, row.search_id)
+
+
+def cell(row: ArmBest) -> str:
+    """`mean ± std` over the runs of the best configuration, the metric alone for one run, `—` for none."""
+    if row.mean is None:
+        return "—"
+    if row.n < 2 or row.std is None:
+        return f"{row.metric:.4g}"
+    return f"{row.mean:.4g} ± {row.std:.2g}"
+
+
+def table(rows: list[ArmBest]) -> pd.DataFrame:
+    """Models (index) × sequence lengths (columns; (task, seq_len) when rows span tasks) of `cell`.
+
+    Expects one row per (task, seq_len, model), as `leaderboard` gives; empty cells are "".
+    """
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame([{"task": r.task, "seq_len": r.seq_len, "model": r.model, "cell": cell(r)}
+                          for r in rows])
+    columns = ["seq_len"] if frame["task"].nunique() == 1 else ["task", "seq_len"]
+    return frame.pivot(index="model", columns=columns, values="cell").fillna("")
+
+
+def to_json(rows: list[ArmBest]) -> list[dict[str, Any]]:
+    """The rows as JSON-ready dicts (field names as in `ArmBest`)."""
+    return [asdict(row) for row in rows]

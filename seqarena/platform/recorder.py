@@ -1,0 +1,164 @@
+"""The search driver's Tune callback: the one writer of MLflow and the results database.
+
+Trials only compute and report; this callback, running in the driver, turns their reports into
+MLflow runs (a child run per trial under the search's parent run, its curve as step metrics,
+its final numbers) and into one database row per finished trial (DESIGN.md, "Who writes what").
+Everything is keyed by Tune's trial id, so a resumed driver neither creates a second MLflow run
+nor writes a second row for a trial it already recorded. The callback is pickled into Tune's
+experiment state; it holds only plain data and opens its clients lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune import Callback
+
+from seqarena.platform import db
+from seqarena.platform.progress import SearchProgress
+from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.workers.tune_trainable import OBJECTIVE, STEP
+
+log = logging.getLogger(__name__)
+CURVE_KEYS = ("train_loss",)
+#: The numbers of a `TrialResult` that a trial's database row and MLflow run keep.
+RESULT_FIELDS = ("status", "metric", "best_val_metric", "test_metrics", "params", "train_seq_per_s",
+                 "infer_seq_per_s", "peak_mem_mb", "wall_s", "steps")
+FINAL_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "oom": "FAILED", "stopped": "KILLED",
+                "failed": "FAILED"}
+
+
+@dataclass(frozen=True)
+class RecorderTarget:
+    """Where a search is recorded: its id, the database URL, the MLflow URI and run ids."""
+
+    search_id: str
+    db_url: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+class SearchRecorder(Callback):
+    """Writes each trial to MLflow as it runs and to the database when it ends."""
+
+    def __init__(self, target: RecorderTarget, progress: SearchProgress) -> None:
+        self.target, self.progress = target, progress
+        self._tracker: Tracker | None = None
+        self._runs: dict[str, str] | None = None
+        self._recorded: set[str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"target": self.target, "progress": self.progress, "_tracker": None, "_runs": None,
+                "_recorded": None}
+
+    # lazily opened state -------------------------------------------------------------------
+    @property
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            self._tracker = Tracker(self.target.tracking_uri)
+        return self._tracker
+
+    @property
+    def runs(self) -> dict[str, str]:
+        if self._runs is None:
+            self._runs = self.tracker.child_runs(self.target.experiment_id, self.target.parent_run_id)
+        return self._runs
+
+    @property
+    def recorded(self) -> set[str]:
+        if self._recorded is None:
+            self._recorded = db.recorded_trial_ids(db.get_engine(self.target.db_url), self.target.search_id)
+        return self._recorded
+
+    # Tune callback hooks -------------------------------------------------------------------
+    def setup(self, **info: Any) -> None:
+        self.progress.start()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.progress.stop()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run_id(trial)
+        self.progress.started(trial.config["arm"], trial.trial_id)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get("final"):
+            return
+        metrics = {key: value for key, value in result.items()
+                   if key.startswith("val_") or key in CURVE_KEYS}
+        self.tracker.log_metrics(self._run_id(trial), metrics, step=int(result[STEP]))
+        self.progress.result(trial.config["arm"], result.get(f"val_{trial.config['metric_name']}"))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, trial.last_result or {}, error=None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, trial.last_result or {}, error="failed")
+
+    # recording ---------------------------------------------------------------------------------
+    def _run_id(self, trial: Any) -> str:
+        if trial.trial_id not in self.runs:
+            config = trial.config
+            spec = config["trial"]
+            tags = {SEARCH_TAG: self.target.search_id, TRIAL_TAG: trial.trial_id, "task": spec["task"],
+                    "seq_len": spec["seq_len"], "model": spec["model"], "arm": config["arm"],
+                    "role": config["role"], "seed": spec["seed"]}
+            self.runs[trial.trial_id] = self.tracker.start_child(
+                self.target.experiment_id, self.target.parent_run_id, f"{config['arm']} {trial.trial_id}",
+                tags, spec["hparams"])
+        return self.runs[trial.trial_id]
+
+    def _finish(self, trial: Any, last: dict, error: str | None) -> None:
+        arm = trial.config["arm"]
+        self.progress.finished(arm, trial.trial_id)
+        if trial.trial_id in self.recorded:
+            return
+        row = trial_row(trial, last, error)
+        run_id = self._run_id(trial)
+        row["mlflow_run_id"] = run_id
+        self.tracker.log_metrics(run_id, final_mlflow_metrics(row), step=int(row["steps"] or 0))
+        self.tracker.set_tags(run_id, {"status": row["status"]})
+        self.tracker.finish(run_id, FINAL_STATUS[row["status"]])
+        db.record_trial(db.get_engine(self.target.db_url), self.target.search_id, arm, row)
+        self.recorded.add(trial.trial_id)
+
+
+def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
+    """The database row of a finished trial from its last Tune result."""
+    spec = trial.config["trial"]
+    row: dict[str, Any] = {
+        "trial_id": trial.trial_id, "role": trial.config["role"], "seed": spec["seed"],
+        "hparams": spec["hparams"], "config_key": db.config_key(spec["hparams"]),
+        "status": error or "stopped",
+        "metric": None, "best_val_metric": None, "test_metrics": {}, "params": None, "train_seq_per_s": None,
+        "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None, "steps": last.get(STEP, 0),
+    }
+    if error is None and last.get("final") and "trial_result" in last:
+        result = json.loads(last["trial_result"])
+        row.update({key: result[key] for key in RESULT_FIELDS})
+        row["hparams"] = result["hparams"]
+        row["config_key"] = db.config_key(spec["hparams"])
+    elif error is None and last.get("final"):
+        row["status"] = last.get("status", "failed")
+    elif OBJECTIVE in last:
+        row["best_val_metric"] = _unsigned_best(trial, last)
+    return row
+
+
+def _unsigned_best(trial: Any, last: dict) -> float | None:
+    """The best validation metric of a trial stopped early, from Tune's per-trial analysis."""
+    best = getattr(trial, "metric_analysis", {}).get(OBJECTIVE, {}).get("max", last.get(OBJECTIVE))
+    if best is None:
+        return None
+    return best if trial.config["higher_is_better"] else -best
+
+
+def final_mlflow_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The final numbers of a trial as MLflow metrics (absent values are skipped)."""
+    metrics = {name: row[name] for name in RESULT_FIELDS if isinstance(row.get(name), int | float)}
+    metrics.update({f"test_{name}": value for name, value in (row.get("test_metrics") or {}).items()})
+    return metrics

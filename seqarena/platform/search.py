@@ -1,0 +1,216 @@
+"""Run a search spec on Ray Tune (DESIGN.md, "Specs" and "Where state lives").
+
+`run_search(spec)` records the search (a database row with its arms, an MLflow parent run with the
+spec), then runs one Tune experiment over every arm: `ArmSearcher` (Optuna per arm), `ArmScheduler`
+(ASHA per arm), the trainable `run_tune_trial`, `SearchRecorder` writing MLflow and the database,
+failures retried by `FailureConfig`. Ray is the cluster at `RAY_ADDRESS`, or a local Ray with this
+machine's resources. `resume_search(id or name)` restores the Tune experiment of a search whose
+driver died: finished trials are kept, running ones continue from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+
+from seqarena import tasks
+from seqarena.platform import db
+from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
+from seqarena.platform.home import seqarena_home
+from seqarena.platform.leaderboard import ArmBest, leaderboard
+from seqarena.platform.progress import ArmCounts, SearchProgress
+from seqarena.platform.recorder import RecorderTarget, SearchRecorder
+from seqarena.platform.spec import Arm, Spec, fixed_hparams, grid, load_spec, search_space
+from seqarena.platform.tracking import Tracker
+from seqarena.workers.tune_trainable import run_tune_trial
+
+log = logging.getLogger(__name__)
+#: Object store of a local Ray started by seqarena (trials exchange only small results).
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class SearchOutcome:
+    """A finished search: its id, the MLflow parent run and the best trial per arm."""
+
+    search_id: str
+    parent_run_id: str
+    tracking_uri: str
+    leaderboard: list[ArmBest]
+
+
+def _task_facts(spec: Spec) -> dict[int, tasks.Task]:
+    return {seq_len: tasks.build(spec.task, seq_len, **spec.task_options) for seq_len in spec.seq_lens}
+
+
+def arm_plans(spec: Spec) -> list[ArmPlan]:
+    """One plan per arm: the trial template, fixed values, search space and trial counts."""
+    facts = _task_facts(spec)
+    plans = []
+    for arm in spec.arms():
+        task = facts[arm.seq_len]
+        template = {"model": arm.model, "task": arm.task, "seq_len": arm.seq_len,
+                    "task_options": dict(spec.task_options), "steps": spec.budget.max_steps,
+                    "eval_every": spec.budget.eval_every}
+        space = search_space(spec, arm)
+        plans.append(ArmPlan(
+            key=arm.key, template=template, fixed=fixed_hparams(spec, arm), space=space,
+            grid=grid(spec, arm) if spec.search.algorithm == "grid" else {},
+            n_search=spec.trials_per_arm(arm.model) - (spec.repeats - 1), repeats=spec.repeats,
+            seed=spec.search.seed, metric_name=task.metric_name, higher_is_better=task.higher_is_better,
+        ))
+    return plans
+
+
+def quiet_libraries() -> None:
+    """Keep Tune's and Optuna's own tables and notices off the terminal: progress is ours."""
+    # Tune warns on every checkpoint-triggered snapshot when trials are short; the snapshots are wanted.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+
+
+def ensure_ray() -> None:
+    """Connect to the cluster at `RAY_ADDRESS`, or start a local Ray with this machine's CPUs."""
+    quiet_libraries()
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)
+        return
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+
+
+def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRecorder) -> tune.Tuner:
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=search_id)
+    scheduler = None
+    if spec.search.scheduler == "asha":
+        grace = spec.search.grace_period or 2 * spec.budget.eval_every
+        scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, grace,
+                                 spec.search.reduction_factor)
+    return tune.Tuner(
+        tune.with_resources(run_tune_trial, resources),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                    max_concurrent_trials=spec.search.max_concurrent_trials,
+                                    reuse_actors=True, trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=search_id, storage_path=str(tune_storage()), callbacks=[recorder], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+def _trial_name(trial: Any) -> str:
+    return f"{trial.config['arm'].replace('/', '_')}_{trial.trial_id}"
+
+
+def tune_storage() -> Path:
+    """Where Tune keeps experiment state and trial checkpoints (shared by all nodes)."""
+    return seqarena_home() / "ray_results"
+
+
+def optuna_storage(search_id: str) -> str:
+    """The SQLite file that keeps a search's Optuna studies (written by the driver only)."""
+    folder = tune_storage() / search_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def _progress(spec: Spec, plans: list[ArmPlan]) -> SearchProgress:
+    arms = {plan.key: ArmCounts(total=plan.n_search + plan.repeats - 1, metric_name=plan.metric_name,
+                                higher_is_better=plan.higher_is_better) for plan in plans}
+    return SearchProgress(arms, title=f"search {spec.name}")
+
+
+def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> RecorderTarget:
+    """Write the search row (with its arms) and the MLflow parent run; nothing if anything fails."""
+    engine = db.get_engine()
+    facts = _task_facts(spec)
+    arms = [{"task": arm.task, "seq_len": arm.seq_len, "model": arm.model, "key": arm.key,
+             "metric_name": facts[arm.seq_len].metric_name,
+             "higher_is_better": facts[arm.seq_len].higher_is_better,
+             "baseline": facts[arm.seq_len].baseline} for arm in spec.arms()]
+    experiment_id = tracker.experiment_id(f"seqarena/{spec.name}")
+    search_id = db.create_search(engine, name=spec.name, spec_yaml=spec.to_yaml(), spec_hash=spec.spec_hash(),
+                                 mlflow_experiment_id=experiment_id, arms=arms)
+    parent = tracker.start_parent(experiment_id, search_id, spec.name, spec.to_yaml())
+    db.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
+                         storage_path=str(tune_storage() / search_id))
+    return RecorderTarget(search_id, db.database_url(), tracker.uri, experiment_id, parent)
+
+
+def run_search(spec: Spec) -> SearchOutcome:
+    """Run `spec` to the end on Ray Tune and return the leaderboard of its arms."""
+    plans = arm_plans(spec)
+    tracker = Tracker()
+    target = register_search(spec, tracker, plans)
+    recorder = SearchRecorder(target, _progress(spec, plans))
+    return _drive(lambda: _tuner(spec, plans, target.search_id, recorder), target, tracker)
+
+
+def resume_search(id_or_name: str) -> SearchOutcome:
+    """Continue a search whose driver stopped; finished trials are not run again."""
+    engine = db.get_engine()
+    row = db.find_search(engine, id_or_name)
+    tracker = Tracker()
+    target = RecorderTarget(row.id, db.database_url(), tracker.uri, row.mlflow_experiment_id,
+                            row.mlflow_parent_run_id)
+    tracker.reopen(target.parent_run_id)
+    db.set_search_status(engine, row.id, "running")
+
+    def restore() -> tune.Tuner:
+        return tune.Tuner.restore(str(tune_storage() / row.id), tune.with_resources(
+            run_tune_trial, _resources_of(row.spec_yaml)), resume_unfinished=True, resume_errored=True)
+
+    return _drive(restore, target, tracker)
+
+
+def _resources_of(spec_yaml: str) -> dict[str, float]:
+    spec = load_spec(spec_yaml)
+    return {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+
+
+def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker) -> SearchOutcome:
+    engine = db.get_engine()
+    try:
+        ensure_ray()
+        results = make_tuner().fit()
+    except BaseException as error:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
+        tracker.finish(target.parent_run_id, "KILLED" if status == "interrupted" else "FAILED")
+        message = f"{type(error).__name__}: {error}"[:2000]
+        db.set_search_status(engine, target.search_id, status, error=message)
+        raise
+    board = leaderboard(engine, search_id=target.search_id)
+    _log_best_checkpoints(results, board, tracker)
+    tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
+    tracker.finish(target.parent_run_id, "FINISHED")
+    db.set_search_status(engine, target.search_id, "succeeded")
+    return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board)
+
+
+def _log_best_checkpoints(results: tune.ResultGrid, board: list[ArmBest], tracker: Tracker) -> None:
+    """Upload each arm's best trial checkpoint as an artifact of that trial's MLflow run."""
+    by_trial = {result.metrics.get("trial_id"): result for result in results if result.metrics}
+    for row in board:
+        result = by_trial.get(row.trial_id)
+        if result is None or result.checkpoint is None or row.mlflow_run_id is None:
+            continue
+        with result.checkpoint.as_directory() as directory:
+            tracker.log_artifacts(row.mlflow_run_id, Path(directory), "checkpoint")
+
+
+__all__ = ["Arm", "SearchOutcome", "arm_plans", "resume_search", "run_search"]

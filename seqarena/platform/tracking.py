@@ -1,0 +1,114 @@
+"""MLflow as the record of every trial (DESIGN.md, "Where state lives").
+
+One parent run per search, one child run per trial (tagged with the search, task, seq_len, model,
+arm, trial id and seed; params = the trial's hyperparameters; step metrics = the learning curve;
+final metrics = the trial's numbers). The embedded default is a SQLite-backed store under
+`SEQARENA_HOME` (`mlflow ui --backend-store-uri sqlite:///$SEQARENA_HOME/mlflow.db` reads it);
+`MLFLOW_TRACKING_URI` points at a tracking server instead.
+
+Only the search driver writes here, through `Tracker`; child runs are found again by their
+`seqarena.trial_id` tag, so a resumed search never creates a second run for a trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from seqarena.platform.home import seqarena_home
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+SEARCH_TAG = "seqarena.search_id"
+TRIAL_TAG = "seqarena.trial_id"
+_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, or the embedded SQLite store under `SEQARENA_HOME`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{seqarena_home() / 'mlflow.db'}"
+
+
+def ui_hint(uri: str) -> str:
+    """How a user opens the runs of `uri` in the MLflow UI."""
+    if uri.startswith("sqlite:"):
+        return f"mlflow ui --host 127.0.0.1 --backend-store-uri {uri}"
+    return f"open {uri} in a browser"
+
+
+class Tracker:
+    """Writes searches and trials to MLflow through its client."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = uri or tracking_uri()
+        self.client = MlflowClient(self.uri)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment `name`, created (with artifacts under SEQARENA_HOME when local)."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:"):
+            location = (seqarena_home() / "mlartifacts" / name.replace("/", "_")).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def start_parent(self, experiment_id: str, search_id: str, name: str, spec_yaml: str) -> str:
+        """Create the search's parent run with the spec as an artifact; return its id."""
+        run = self.client.create_run(experiment_id, run_name=name, tags={SEARCH_TAG: search_id})
+        self.client.log_text(run.info.run_id, spec_yaml, "spec.yaml")
+        return run.info.run_id
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a run RUNNING again (a resumed search)."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def child_runs(self, experiment_id: str, parent_id: str) -> dict[str, str]:
+        """trial id -> run id of the parent's existing child runs."""
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                                       max_results=50_000)
+        return {run.data.tags[TRIAL_TAG]: run.info.run_id for run in runs if TRIAL_TAG in run.data.tags}
+
+    def start_child(self, experiment_id: str, parent_id: str, name: str, tags: Mapping[str, Any],
+                    params: Mapping[str, Any]) -> str:
+        """Create a trial's child run with its tags and params; return its id."""
+        all_tags = {PARENT_TAG: parent_id, **{key: str(value) for key, value in tags.items()}}
+        run = self.client.create_run(experiment_id, run_name=name, tags=all_tags)
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Log numeric metrics at `step` in one batch."""
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()
+                 if isinstance(value, int | float) and not isinstance(value, bool)]
+        for start in range(0, len(batch), _BATCH):
+            self.client.log_batch(run_id, metrics=batch[start:start + _BATCH])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set string tags on a run."""
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, run_id: str, directory: Path, path: str) -> None:
+        """Upload a directory as artifacts of a run."""
+        self.client.log_artifacts(run_id, str(directory), path)
+
+    def finish(self, run_id: str, status: str) -> None:
+        """End a run: `FINISHED`, `FAILED` or `KILLED`."""
+        self.client.set_terminated(run_id, status=status)
+
+    def close_running(self, experiment_id: str, parent_id: str, status: str) -> int:
+        """End every still-RUNNING child of `parent_id`; return how many were ended."""
+        running = f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'"
+        runs = self.client.search_runs([experiment_id], filter_string=running, max_results=50_000)
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, status=status)
+        return len(runs)
