@@ -203,17 +203,19 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="print the final leaderboard as JSON")] = False,
 ) -> None:
     """Run a search on Ray Tune (local Ray, or the cluster at RAY_ADDRESS), with live progress."""
-    from seqarena.platform.search import resume_search, run_search
     from seqarena.platform.spec import load_spec
+
+    loaded = None if spec is None else load_spec(spec)  # validated before Ray, MLflow or the database
+    from seqarena.platform.search import resume_search, run_search
 
     if resume:
         if spec is None and search is None:
             raise BadInput("resume", None, "a spec file or --search ID naming the search to continue")
-        outcome = resume_search(search or load_spec(spec).name)  # type: ignore[arg-type]
-    elif spec is None:
+        outcome = resume_search(search or loaded.name)  # type: ignore[union-attr]
+    elif loaded is None:
         raise BadInput("spec", None, "a spec YAML file (see examples/)")
     else:
-        outcome = run_search(load_spec(spec))
+        outcome = run_search(loaded)
     _print_outcome(outcome, json_output)
 
 

@@ -50,10 +50,11 @@ class SearchRecorder(Callback):
         self._tracker: Tracker | None = None
         self._runs: dict[str, str] | None = None
         self._recorded: set[str] | None = None
+        self._last_step: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"target": self.target, "progress": self.progress, "_tracker": None, "_runs": None,
-                "_recorded": None}
+                "_recorded": None, "_last_step": {}}
 
     # lazily opened state -------------------------------------------------------------------
     @property
@@ -88,9 +89,14 @@ class SearchRecorder(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get("final"):
             return
+        step = int(result[STEP])
+        run_id = self._run_id(trial)
+        if step <= self._logged_step(trial.trial_id, run_id):
+            return  # a trial restarted from an older checkpoint replays steps already in its curve
         metrics = {key: value for key, value in result.items()
                    if key.startswith("val_") or key in CURVE_KEYS}
-        self.tracker.log_metrics(self._run_id(trial), metrics, step=int(result[STEP]))
+        self.tracker.log_metrics(run_id, metrics, step=step)
+        self._last_step[trial.trial_id] = step
         self.progress.result(trial.config["arm"], result.get(f"val_{trial.config['metric_name']}"))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -100,6 +106,12 @@ class SearchRecorder(Callback):
         self._finish(trial, trial.last_result or {}, error="failed")
 
     # recording ---------------------------------------------------------------------------------
+    def _logged_step(self, trial_id: str, run_id: str) -> int:
+        """The last curve step already in the trial's MLflow run (read once per driver)."""
+        if trial_id not in self._last_step:
+            self._last_step[trial_id] = self.tracker.last_step(run_id, CURVE_KEYS[0])
+        return self._last_step[trial_id]
+
     def _run_id(self, trial: Any) -> str:
         if trial.trial_id not in self.runs:
             config = trial.config
@@ -121,7 +133,7 @@ class SearchRecorder(Callback):
         run_id = self._run_id(trial)
         row["mlflow_run_id"] = run_id
         self.tracker.log_metrics(run_id, final_mlflow_metrics(row), step=int(row["steps"] or 0))
-        self.tracker.set_tags(run_id, {"status": row["status"]})
+        self.tracker.set_tags(run_id, {"status": row["status"], "node_id": last.get("node_id", "")})
         self.tracker.finish(run_id, FINAL_STATUS[row["status"]])
         db.record_trial(db.get_engine(self.target.db_url), self.target.search_id, arm, row)
         self.recorded.add(trial.trial_id)

@@ -93,6 +93,10 @@ class Tracker:
         for start in range(0, len(batch), _BATCH):
             self.client.log_batch(run_id, metrics=batch[start:start + _BATCH])
 
+    def last_step(self, run_id: str, key: str) -> int:
+        """The highest step logged for metric `key` in a run (-1 when none)."""
+        return max((metric.step for metric in self.client.get_metric_history(run_id, key)), default=-1)
+
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         """Set string tags on a run."""
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -85,7 +86,7 @@ def run_tune_trial(config: dict[str, Any]) -> None:
             tune.report({STEP: trainer.state.step, "final": 1, "status": "oom", "error": str(error)[:500],
                          OBJECTIVE: float("-inf")})
             return
-        tune.report(final_metrics(result))
+        tune.report({**final_metrics(result), "node_id": ray.get_runtime_context().get_node_id()})
     finally:
         del trainer
         release_memory()

@@ -12,23 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqarena import cli
-
 TINY = ["--task", "adding", "--seq-len", "12", "--steps", "4", "--eval-every", "2", "--hidden", "4",
         "--option", "n_val=8", "--option", "n_test=8"]
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-            ) -> tuple[int, str, str]:
-    """Run `seqarena ARGS` in this process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["seqarena", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_json_is_the_last_stdout_line(tmp_path: Path) -> None:
@@ -43,9 +28,8 @@ def test_train_json_is_the_last_stdout_line(tmp_path: Path) -> None:
     assert result["status"] == "completed" and result["metric"] is not None
 
 
-def test_train_prints_a_table_without_json(capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = run_cli(["train", "--model", "gru", *TINY], capsys, monkeypatch)
+def test_train_prints_a_table_without_json(run_cli) -> None:
+    code, out, _ = run_cli(["train", "--model", "gru", *TINY])
     assert code == 0
     assert "test mse" in out and "baseline" in out and "0.16667" in out
 
@@ -70,11 +54,10 @@ def test_train_prints_a_table_without_json(capsys: pytest.CaptureFixture[str],
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], field: str, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         run_cli) -> None:
     checkpoints = tmp_path / "ckpt"
     base = ["train", *TINY, "--checkpoint-dir", str(checkpoints)]
-    code, out, err = run_cli([*base, *args], capsys, monkeypatch)
+    code, out, err = run_cli([*base, *args])
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}: got ") and "allowed" in lines[0]
@@ -83,22 +66,19 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], field:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_without_a_gpu_is_refused(capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = run_cli(["train", "--model", "lstm", *TINY, "--device", "cuda"], capsys, monkeypatch)
+def test_cuda_without_a_gpu_is_refused(run_cli) -> None:
+    code, _, err = run_cli(["train", "--model", "lstm", *TINY, "--device", "cuda"])
     assert code == 2 and err.startswith("error: device: got 'cuda'; allowed: cpu")
 
 
-def test_missing_mnist_offline_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_mnist_offline_is_refused(tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
-    code, _, err = run_cli(["train", "--model", "lstm", "--task", "smnist", "--seq-len", "784"],
-                           capsys, monkeypatch)
+    code, _, err = run_cli(["train", "--model", "lstm", "--task", "smnist", "--seq-len", "784"])
     assert code == 2 and "missing file" in err and "train-images-idx3-ubyte.gz" in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_mnist_is_refused(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str],
+def test_corrupt_mnist_is_refused(tmp_path: Path, shared_data: Path, run_cli,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "mnist"
     folder.mkdir()
@@ -106,14 +86,12 @@ def test_corrupt_mnist_is_refused(tmp_path: Path, shared_data: Path, capsys: pyt
         (folder / source.name).write_bytes(source.read_bytes())
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
     monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
-    code, _, err = run_cli(["train", "--model", "lstm", "--task", "psmnist", "--seq-len", "784"],
-                           capsys, monkeypatch)
+    code, _, err = run_cli(["train", "--model", "lstm", "--task", "psmnist", "--seq-len", "784"])
     assert code == 2 and "t10k-labels-idx1-ubyte.gz" in err and len(err.strip().splitlines()) == 1
 
 
-def test_models_lists_every_declared_space(capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = run_cli(["models", "--json"], capsys, monkeypatch)
+def test_models_lists_every_declared_space(run_cli) -> None:
+    code, out, _ = run_cli(["models", "--json"])
     spaces = json.loads(out)
     assert code == 0 and set(spaces) >= {"cornn", "unicornn", "lem", "tcn", "transformer"}
     cornn = {row["name"]: row for row in spaces["cornn"]}
