@@ -157,7 +157,8 @@ def run_search(spec: Spec) -> SearchOutcome:
     tracker = Tracker()
     target = register_search(spec, tracker, plans)
     recorder = SearchRecorder(target, _progress(spec, plans))
-    return _drive(lambda: _tuner(spec, plans, target.search_id, recorder), target, tracker)
+    return _drive(lambda: _tuner(spec, plans, target.search_id, recorder), target, tracker,
+                  spec.resources.cpus_per_trial)
 
 
 def resume_search(id_or_name: str) -> SearchOutcome:
@@ -170,22 +171,31 @@ def resume_search(id_or_name: str) -> SearchOutcome:
     tracker.reopen(target.parent_run_id)
     db.set_search_status(engine, row.id, "running")
 
+    spec = load_spec(row.spec_yaml)
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+
     def restore() -> tune.Tuner:
-        return tune.Tuner.restore(str(tune_storage() / row.id), tune.with_resources(
-            run_tune_trial, _resources_of(row.spec_yaml)), resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(str(tune_storage() / row.id), tune.with_resources(run_tune_trial, resources),
+                                  resume_unfinished=True, resume_errored=True)
 
-    return _drive(restore, target, tracker)
-
-
-def _resources_of(spec_yaml: str) -> dict[str, float]:
-    spec = load_spec(spec_yaml)
-    return {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    return _drive(restore, target, tracker, spec.resources.cpus_per_trial)
 
 
-def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker) -> SearchOutcome:
+def allow_concurrent_pending(cpus_per_trial: float) -> None:
+    """Let Tune start as many trials at once as the cluster has CPUs for.
+
+    With a search algorithm Tune keeps one trial pending at a time by default, so short trials
+    never fill a cluster; `TUNE_MAX_PENDING_TRIALS_PG` lifts that to the cluster's trial slots.
+    """
+    slots = int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_trial, 1e-9))
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(slots, 1))
+
+
+def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_trial: float) -> SearchOutcome:
     engine = db.get_engine()
     try:
         ensure_ray()
+        allow_concurrent_pending(cpus_per_trial)
         results = make_tuner().fit()
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"

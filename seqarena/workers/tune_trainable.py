@@ -50,7 +50,7 @@ def _restore_into(directory: Path) -> None:
 
 def _reporter(higher_is_better: bool, metric_name: str) -> Callable[[EvalReport], None]:
     def report(evaluation: EvalReport) -> None:
-        metrics: dict[str, Any] = {STEP: evaluation.step, **evaluation.metrics}
+        metrics: dict[str, Any] = {STEP: evaluation.step, **evaluation.metrics, "node_id": node_id()}
         metrics[OBJECTIVE] = signed(evaluation.metrics[f"val_{metric_name}"], higher_is_better)
         checkpoint = None
         if evaluation.checkpoint is not None:
@@ -58,6 +58,11 @@ def _reporter(higher_is_better: bool, metric_name: str) -> Callable[[EvalReport]
         tune.report(metrics, checkpoint=checkpoint)
 
     return report
+
+
+def node_id() -> str:
+    """The Ray node this trial runs on (recorded with every report)."""
+    return ray.get_runtime_context().get_node_id()
 
 
 def final_metrics(result: TrialResult) -> dict[str, Any]:
@@ -86,7 +91,7 @@ def run_tune_trial(config: dict[str, Any]) -> None:
             tune.report({STEP: trainer.state.step, "final": 1, "status": "oom", "error": str(error)[:500],
                          OBJECTIVE: float("-inf")})
             return
-        tune.report({**final_metrics(result), "node_id": ray.get_runtime_context().get_node_id()})
+        tune.report({**final_metrics(result), "node_id": node_id()})
     finally:
         del trainer
         release_memory()
