@@ -252,6 +252,18 @@ def _print_board(rows: list[Any]) -> None:
     Console().print(best)
 
 
+@app.command()
+def demo(json_output: Annotated[bool, typer.Option("--json", help="print the leaderboard as JSON")] = False) -> None:
+    """Run the demo search (adding problem, two lengths, six models) on the embedded defaults."""
+    from seqarena.platform.search import DEMO_SPEC, run_search
+    from seqarena.platform.spec import load_spec
+
+    outcome = run_search(load_spec(DEMO_SPEC))
+    _print_outcome(outcome, json_output)
+    if not json_output:
+        stderr.print("see the leaderboard again with: seqarena leaderboard --search demo")
+
+
 @app.command(name="leaderboard")
 def leaderboard_command(
     task: Annotated[str | None, typer.Option(help="only this task")] = None,

@@ -32,6 +32,8 @@ from seqarena.platform.tracking import Tracker
 from seqarena.workers.tune_trainable import run_tune_trial
 
 log = logging.getLogger(__name__)
+#: The spec `seqarena demo` runs.
+DEMO_SPEC = Path(__file__).with_name("demo.yaml")
 #: Object store of a local Ray started by seqarena (trials exchange only small results).
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 

@@ -15,6 +15,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from seqarena import cells, tasks
 from seqarena.cells.space import resolve
 from seqarena.errors import BadInput
+from seqarena.platform.search import DEMO_SPEC
 from seqarena.platform.spec import (
     Arm,
     describe,
@@ -26,6 +27,8 @@ from seqarena.platform.spec import (
 )
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+#: Every spec file a user can run: the examples and the demo that `seqarena demo` runs.
+SPEC_FILES = [*EXAMPLES, DEMO_SPEC]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,7 +58,7 @@ def test_there_are_the_five_examples() -> None:
     assert {path.stem for path in EXAMPLES} >= {"adding", "smnist", "psmnist", "copy", "param_budget"}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda path: path.stem)
 def test_every_example_validates_with_its_documented_trial_count(path: Path, shared_data: Path) -> None:
     spec = load_spec(path)
     documented = re.search(r"^# Trials:.*= (\d+)\.$", path.read_text(), re.MULTILINE)
