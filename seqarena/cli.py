@@ -243,13 +243,14 @@ def _print_board(rows: list[Any]) -> None:
     for model, values in frame.iterrows():
         board.add_row(str(model), *(str(v) for v in values))
     Console().print(board)
-    best = Table(title="best trial per arm")
-    for column in ("arm", "metric", "baseline", "solved", "params", "trials", "mlflow run"):
+    best = Table(title="best trial per arm (beats: mean better than the trivial baseline by over 10 %)")
+    for column in ("task", "T", "model", "metric", "baseline", "beats", "params", "trials"):
         best.add_column(column)
+    best.add_column("MLflow run", no_wrap=True)
     for row in rows:
-        best.add_row(row.key, _fmt(row.metric), _fmt(row.baseline), str(row.solved), str(row.params),
-                     str(row.trials), str(row.mlflow_run_id))
-    Console().print(best)
+        best.add_row(row.task, str(row.seq_len), row.model, _fmt(row.metric), _fmt(row.baseline),
+                     "yes" if row.solved else "no", str(row.params), str(row.trials), str(row.mlflow_run_id))
+    Console(width=max(Console().width, 132)).print(best)
 
 
 @app.command()

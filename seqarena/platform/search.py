@@ -77,7 +77,8 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    for name in ("ray.tune", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def ensure_ray() -> None:
@@ -155,6 +156,7 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
 
 def run_search(spec: Spec) -> SearchOutcome:
     """Run `spec` to the end on Ray Tune and return the leaderboard of its arms."""
+    quiet_libraries()
     plans = arm_plans(spec)
     tracker = Tracker()
     target = register_search(spec, tracker, plans)
@@ -165,6 +167,7 @@ def run_search(spec: Spec) -> SearchOutcome:
 
 def resume_search(id_or_name: str) -> SearchOutcome:
     """Continue a search whose driver stopped; finished trials are not run again."""
+    quiet_libraries()
     engine = db.get_engine()
     row = db.find_search(engine, id_or_name)
     tracker = Tracker()

@@ -136,3 +136,20 @@ def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tm
         row_before = before[before["trial_id"] == trial_id].iloc[0]
         row_after = after[after["trial_id"] == trial_id].iloc[0]
         assert row_after["wall_s"] == row_before["wall_s"] and row_after["metric"] == row_before["metric"]
+
+
+def test_diverging_trials_are_recorded_and_the_search_goes_on(home: Path, local_ray: None, tmp_path: Path) -> None:
+    path = tmp_path / "unstable.yaml"
+    path.write_text(
+        "name: unstable\ntask: adding\ntask_options: {n_val: 32, n_test: 32}\nseq_lens: [20]\nmodels: [cornn, gru]\n"
+        "budget: {max_steps: 20, eval_every: 10}\nsearch: {algorithm: random, num_samples: 2, scheduler: none}\n"
+        "fixed: {all: {hidden_size: 8, batch_size: 16}, cornn: {dt: 2.0, gamma: 1000.0, epsilon: 0.0}}\n"
+    )
+    outcome = run_search(load_spec(path))
+    frame = db.trials_frame(db.get_engine(), outcome.search_id)
+    statuses = frame.groupby("model")["status"].apply(set).to_dict()
+    assert statuses == {"cornn": {"diverged"}, "gru": {"completed"}}
+    assert db.get_search(db.get_engine(), outcome.search_id).status == "succeeded"
+    runs = child_runs(tracking_uri(), outcome.parent_run_id)
+    assert {run.data.tags["status"] for run in runs if run.data.tags["model"] == "cornn"} == {"diverged"}
+    assert {run.info.status for run in runs if run.data.tags["model"] == "cornn"} == {"FAILED"}
