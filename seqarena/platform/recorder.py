@@ -17,6 +17,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from seqarena import cells
+from seqarena.cells.space import resolve
 from seqarena.platform import db
 from seqarena.platform.progress import SearchProgress
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
@@ -140,11 +142,16 @@ class SearchRecorder(Callback):
 
 
 def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
-    """The database row of a finished trial from its last Tune result."""
+    """The database row of a finished trial from its last Tune result.
+
+    `hparams` holds every hyperparameter the trial ran with (the declared defaults resolved);
+    `config_key` identifies the searched and fixed values, shared by a best trial and its repeats.
+    """
     spec = trial.config["trial"]
+    resolved = resolve(cells.space(spec["model"]), spec["hparams"], task=spec["task"])
     row: dict[str, Any] = {
         "trial_id": trial.trial_id, "role": trial.config["role"], "seed": spec["seed"],
-        "hparams": spec["hparams"], "config_key": db.config_key(spec["hparams"]),
+        "hparams": resolved, "config_key": db.config_key(spec["hparams"]),
         "status": error or "stopped",
         "metric": None, "best_val_metric": None, "test_metrics": {}, "params": None, "train_seq_per_s": None,
         "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None, "steps": last.get(STEP, 0),
@@ -152,8 +159,6 @@ def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
     if error is None and last.get("final") and "trial_result" in last:
         result = json.loads(last["trial_result"])
         row.update({key: result[key] for key in RESULT_FIELDS})
-        row["hparams"] = result["hparams"]
-        row["config_key"] = db.config_key(spec["hparams"])
     elif error is None and last.get("final"):
         row["status"] = last.get("status", "failed")
     elif OBJECTIVE in last:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, t
 from seqarena.errors import BadInput
 from seqarena.platform import db
 from seqarena.platform.leaderboard import leaderboard, table
+from tests.helpers import record_from_threads
 
 pytestmark = pytest.mark.integration
 
@@ -127,20 +127,7 @@ def test_four_processes_record_the_same_trial_once(engine: Engine, pg_url: str) 
 
 def test_four_threads_record_the_same_trial_once(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM])
-    barrier, results, errors = threading.Barrier(4), [], []
-
-    def record() -> None:
-        barrier.wait()
-        try:
-            results.append(db.record_trial(engine, search_id, LSTM, trial("same", 0.02, lr=0.1)))
-        except Exception as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=record) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = record_from_threads(engine, search_id, LSTM, trial("same", 0.02, lr=0.1))
     assert errors == []
     assert sorted(results) == [False, False, False, True]
     assert count(engine, db.Trial) == 1

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, inspect, select
 from seqarena.errors import BadInput
 from seqarena.platform import db
 from seqarena.platform.leaderboard import ArmBest, is_solved, leaderboard, table, to_json
+from tests.helpers import record_from_threads
 
 LSTM_100 = "adding/T=100/lstm"
 RNN_100 = "adding/T=100/rnn"
@@ -260,20 +261,7 @@ def test_same_trial_id_in_two_searches_is_two_rows(engine: Engine) -> None:
 
 def test_concurrent_record_of_one_trial_writes_one_row(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
-    barrier, results, errors = threading.Barrier(4), [], []
-
-    def record() -> None:
-        barrier.wait()
-        try:
-            results.append(db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.02, lr=1e-3)))
-        except Exception as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=record) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = record_from_threads(engine, search_id, LSTM_100, trial("t1", 0.02, lr=1e-3))
     assert errors == []
     assert sorted(results) == [False, False, False, True]
     assert count(engine, db.Trial) == 1
