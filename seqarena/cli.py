@@ -287,6 +287,95 @@ def leaderboard_command(
         stderr.print("no finished trials match")
 
 
+def _job_row(job: Any) -> dict[str, Any]:
+    return {"id": job.id, "name": job.name, "state": job.state, "priority": job.priority,
+            "submitted_by": job.submitted_by, "attempts": job.attempts, "worker": job.worker_id,
+            "search_id": job.search_id, "mlflow_parent_run_id": job.mlflow_parent_run_id,
+            "created_at": str(job.created_at), "finished_at": str(job.finished_at) if job.finished_at else None,
+            "error": job.error}
+
+
+@app.command()
+def submit(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
+           priority: Annotated[int, typer.Option(help="higher runs first")] = 0) -> None:
+    """Validate a spec and queue it as a job; print the job id."""
+    from seqarena.platform import db, jobs
+
+    print(jobs.submit(db.get_engine(), spec, priority=priority))
+
+
+@app.command(name="jobs")
+def jobs_command(state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
+                 json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List jobs, newest first."""
+    from seqarena.platform import db, jobs
+
+    rows = [_job_row(job) for job in jobs.list_jobs(db.get_engine(), state)]
+    if json_output:
+        print(json.dumps(rows))
+        return
+    table = Table(title="jobs")
+    for column in ("id", "name", "state", "priority", "attempts", "worker", "submitted_by", "created_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("id", "name", "state", "priority", "attempts", "worker",
+                                                 "submitted_by", "created_at")))
+    Console().print(table)
+
+
+@app.command()
+def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")],
+           json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A job's state, its per-arm progress, the best trial so far and its MLflow run."""
+    from seqarena.platform import db, jobs
+    from seqarena.platform.leaderboard import leaderboard, to_json
+
+    engine = db.get_engine()
+    job = jobs.get_job(engine, job_id)
+    board = leaderboard(engine, search_id=job.search_id) if job.search_id else []
+    row = {**_job_row(job), "arms": to_json(board)}
+    if json_output:
+        print(json.dumps(row, default=str))
+        return
+    stderr.print(f"job {job.id} ({job.name}): {job.state}, attempt {job.attempts}, "
+                 f"MLflow parent run {job.mlflow_parent_run_id or '-'}")
+    if board:
+        _print_board(board)
+
+
+@app.command()
+def cancel(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")]) -> None:
+    """Cancel a job: a queued one never starts; a running one stops, keeping what finished."""
+    from seqarena.platform import db, jobs
+
+    print(jobs.cancel(db.get_engine(), job_id))
+
+
+@app.command()
+def resume(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")]) -> None:
+    """Queue a failed, cancelled or interrupted job again; it continues from its checkpoints."""
+    from seqarena.platform import db, jobs
+
+    jobs.resume(db.get_engine(), job_id)
+    print("queued")
+
+
+@app.command()
+def worker(
+    max_jobs: Annotated[int | None, typer.Option(help="stop after this many jobs")] = None,
+    once: Annotated[bool, typer.Option("--once", help="stop when the queue is empty")] = False,
+    lease: Annotated[float, typer.Option(help="lease length in seconds (renewed every third of it)")] = 60.0,
+    poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 2.0,
+) -> None:
+    """Take queued jobs and run them on Ray (RAY_ADDRESS or a local Ray); SIGTERM stops gracefully."""
+    from seqarena.platform.worker import WorkerSettings, serve
+
+    if lease <= 0 or poll <= 0:
+        raise BadInput("lease" if lease <= 0 else "poll", lease if lease <= 0 else poll, "a positive number")
+    ran = serve(WorkerSettings(lease_seconds=lease, poll_seconds=poll, max_jobs=max_jobs, once=once))
+    stderr.print(f"worker ran {ran} job(s)")
+
+
 def main() -> None:
     """Console entry point: run the app, turning errors into the documented exit codes."""
     try:

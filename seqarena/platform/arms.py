@@ -43,6 +43,7 @@ class ArmPlan:
     seed: int
     metric_name: str
     higher_is_better: bool
+    baseline: float
     suggested: int = 0
     completed: int = 0
     repeats_suggested: int = 0

@@ -566,3 +566,43 @@ def trials_frame(engine: Engine, search_id: str | None = None, *, task: str | No
     with engine.connect() as conn:
         result = conn.execute(stmt)
         return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+# ----------------------------------------------------------------------------------------------- jobs
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+"""The states of a job; `seqarena.platform.jobs` holds the transitions between them and makes every change."""
+
+
+class Job(Base):
+    """One submitted spec in the job queue and its lifecycle (changed only through `seqarena.platform.jobs`).
+
+    `priority`: higher runs first, then older first. `worker_id` and `lease_expires_at`: the worker
+    holding a running job and until when (a running job whose lease expired may be taken over).
+    `attempts`: how often a worker took the job. `search_id`: the search it runs, kept on resume.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_in("state", JOB_STATES), name="state"),
+        Index("ix_jobs_state_priority_created_at", "state", "priority", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    spec_yaml: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    search_id: Mapped[str | None] = mapped_column(ForeignKey("searches.id", ondelete="SET NULL"))
+    mlflow_parent_run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,21 +41,25 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 
 @dataclass
 class SearchOutcome:
-    """A finished search: its id, the MLflow parent run and the best trial per arm."""
+    """A search that ended: its id, the MLflow parent run, the best trial per arm, and why it
+    stopped early (None when it ran to the end)."""
 
     search_id: str
     parent_run_id: str
     tracking_uri: str
     leaderboard: list[ArmBest]
+    stopped: str | None = None
 
 
-def _task_facts(spec: Spec) -> dict[int, tasks.Task]:
-    return {seq_len: tasks.build(spec.task, seq_len, **spec.task_options) for seq_len in spec.seq_lens}
+#: Called with (search id, MLflow parent run id) once a new search is recorded.
+OnRegistered = Callable[[str, str], None]
+#: Returns why the search was asked to stop early (cancelled, interrupted), or None.
+StopReason = Callable[[], str | None]
 
 
 def arm_plans(spec: Spec) -> list[ArmPlan]:
     """One plan per arm: the trial template, fixed values, search space and trial counts."""
-    facts = _task_facts(spec)
+    facts = {seq_len: tasks.build(spec.task, seq_len, **spec.task_options) for seq_len in spec.seq_lens}
     plans = []
     for arm in spec.arms():
         task = facts[arm.seq_len]
@@ -67,6 +72,7 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
             grid=grid(spec, arm) if spec.search.algorithm == "grid" else {},
             n_search=spec.trials_per_arm(arm.model) - (spec.repeats - 1), repeats=spec.repeats,
             seed=spec.search.seed, metric_name=task.metric_name, higher_is_better=task.higher_is_better,
+            baseline=task.baseline,
         ))
     return plans
 
@@ -98,8 +104,7 @@ def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRec
     searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=search_id)
     scheduler = None
     if spec.search.scheduler == "asha":
-        grace = spec.search.grace_period or 2 * spec.budget.eval_every
-        scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, grace,
+        scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, spec.search.grace_period,
                                  spec.search.reduction_factor)
     return tune.Tuner(
         tune.with_resources(run_tune_trial, resources),
@@ -138,34 +143,47 @@ def _progress(spec: Spec, plans: list[ArmPlan]) -> SearchProgress:
 
 
 def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> RecorderTarget:
-    """Write the search row (with its arms) and the MLflow parent run; nothing if anything fails."""
+    """Write the search row (with its arms) and the MLflow parent run.
+
+    Should MLflow fail after the row was written, the row is marked `failed` with the error, so
+    no search is left looking alive.
+    """
     engine = db.get_engine()
-    facts = _task_facts(spec)
-    arms = [{"task": arm.task, "seq_len": arm.seq_len, "model": arm.model, "key": arm.key,
-             "metric_name": facts[arm.seq_len].metric_name,
-             "higher_is_better": facts[arm.seq_len].higher_is_better,
-             "baseline": facts[arm.seq_len].baseline} for arm in spec.arms()]
+    arms = [{"task": plan.template["task"], "seq_len": plan.template["seq_len"], "model": plan.template["model"],
+             "key": plan.key, "metric_name": plan.metric_name, "higher_is_better": plan.higher_is_better,
+             "baseline": plan.baseline} for plan in plans]
     experiment_id = tracker.experiment_id(f"seqarena/{spec.name}")
     search_id = db.create_search(engine, name=spec.name, spec_yaml=spec.to_yaml(), spec_hash=spec.spec_hash(),
                                  mlflow_experiment_id=experiment_id, arms=arms)
-    parent = tracker.start_parent(experiment_id, search_id, spec.name, spec.to_yaml())
+    try:
+        parent = tracker.start_parent(experiment_id, search_id, spec.name, spec.to_yaml())
+    except Exception as error:
+        db.set_search_status(engine, search_id, "failed", error=f"MLflow: {type(error).__name__}: {error}"[:2000])
+        raise
     db.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
                          storage_path=str(tune_storage() / search_id))
     return RecorderTarget(search_id, db.database_url(), tracker.uri, experiment_id, parent)
 
 
-def run_search(spec: Spec) -> SearchOutcome:
-    """Run `spec` to the end on Ray Tune and return the leaderboard of its arms."""
+def run_search(spec: Spec, on_registered: OnRegistered | None = None,
+               stop_reason: StopReason | None = None) -> SearchOutcome:
+    """Run `spec` on Ray Tune and return the leaderboard of its arms.
+
+    `stop_reason` tells, after Tune returns, whether the run was stopped early on purpose (Tune's
+    interrupt: the experiment state is saved and `resume_search` continues it).
+    """
     quiet_libraries()
     plans = arm_plans(spec)
     tracker = Tracker()
     target = register_search(spec, tracker, plans)
+    if on_registered is not None:
+        on_registered(target.search_id, target.parent_run_id)
     recorder = SearchRecorder(target, _progress(spec, plans))
     return _drive(lambda: _tuner(spec, plans, target.search_id, recorder), target, tracker,
-                  spec.resources.cpus_per_trial)
+                  spec.resources.cpus_per_trial, stop_reason)
 
 
-def resume_search(id_or_name: str) -> SearchOutcome:
+def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> SearchOutcome:
     """Continue a search whose driver stopped; finished trials are not run again."""
     quiet_libraries()
     engine = db.get_engine()
@@ -183,7 +201,7 @@ def resume_search(id_or_name: str) -> SearchOutcome:
         return tune.Tuner.restore(str(tune_storage() / row.id), tune.with_resources(run_tune_trial, resources),
                                   resume_unfinished=True, resume_errored=True)
 
-    return _drive(restore, target, tracker, spec.resources.cpus_per_trial)
+    return _drive(restore, target, tracker, spec.resources.cpus_per_trial, stop_reason)
 
 
 def allow_concurrent_pending(cpus_per_trial: float) -> None:
@@ -196,7 +214,8 @@ def allow_concurrent_pending(cpus_per_trial: float) -> None:
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(slots, 1))
 
 
-def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_trial: float) -> SearchOutcome:
+def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_trial: float,
+           stop_reason: StopReason | None = None) -> SearchOutcome:
     engine = db.get_engine()
     try:
         ensure_ray()
@@ -204,17 +223,25 @@ def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_t
         results = make_tuner().fit()
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
-        tracker.finish(target.parent_run_id, "KILLED" if status == "interrupted" else "FAILED")
-        message = f"{type(error).__name__}: {error}"[:2000]
-        db.set_search_status(engine, target.search_id, status, error=message)
+        _end_records(target, tracker, status, f"{type(error).__name__}: {error}"[:2000])
         raise
     board = leaderboard(engine, search_id=target.search_id)
+    reason = stop_reason() if stop_reason else None
+    if reason is not None:
+        _end_records(target, tracker, "interrupted", f"stopped early: {reason}")
+        return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board, stopped=reason)
     _log_best_checkpoints(results, board, tracker)
     tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
     tracker.finish(target.parent_run_id, "FINISHED")
     db.set_search_status(engine, target.search_id, "succeeded")
     return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board)
+
+
+def _end_records(target: RecorderTarget, tracker: Tracker, status: str, message: str) -> None:
+    """Close the MLflow runs and the search row of a search that did not run to its end."""
+    tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
+    tracker.finish(target.parent_run_id, "KILLED" if status == "interrupted" else "FAILED")
+    db.set_search_status(db.get_engine(), target.search_id, status, error=message)
 
 
 def _log_best_checkpoints(results: tune.ResultGrid, board: list[ArmBest], tracker: Tracker) -> None:

@@ -12,6 +12,7 @@ Only the search driver writes here, through `Tracker`; child runs are found agai
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
@@ -49,7 +50,22 @@ class Tracker:
 
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or tracking_uri()
-        self.client = MlflowClient(self.uri)
+        self.client = self._open_local_store() if self.uri.startswith("sqlite:") else MlflowClient(self.uri)
+
+    def _open_local_store(self) -> MlflowClient:
+        """The client of the embedded SQLite store, created (and migrated) under a file lock.
+
+        MLflow migrates a SQLite store when its client is made; two processes doing it at once
+        (two workers on a fresh SEQARENA_HOME) collide in its migrations, so they take turns.
+        """
+        with open(seqarena_home() / "mlflow.db.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                client = MlflowClient(self.uri)
+                client.search_experiments(max_results=1)
+                return client
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment `name`, created (with artifacts under SEQARENA_HOME when local)."""

@@ -90,10 +90,10 @@ def test_default_engine_creates_the_database_file(tmp_path: Path, monkeypatch: p
 
 
 def test_schema_is_created_by_alembic_and_matches_the_models(engine: Engine) -> None:
-    assert db.head_revision() == "0001"
-    assert db.schema_revision(engine) == "0001"
+    assert db.head_revision() == "0002"
+    assert db.schema_revision(engine) == "0002"
     tables = set(inspect(engine).get_table_names())
-    assert tables == {"alembic_version", "searches", "arms", "trials"}
+    assert tables == {"alembic_version", "searches", "arms", "trials", "jobs"}
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("trials")}
@@ -107,7 +107,7 @@ def test_migration_downgrades_to_empty_and_upgrades_again(engine: Engine) -> Non
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     assert db.schema_revision(engine) is None
     db._upgrade(engine)
-    assert db.schema_revision(engine) == "0001"
+    assert db.schema_revision(engine) == db.head_revision()
     assert {"searches", "arms", "trials"} <= set(inspect(engine).get_table_names())
 
 
@@ -146,7 +146,7 @@ def test_concurrent_upgrades_of_one_file_are_serialised(url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert db.schema_revision(engines[0]) == "0001"
+    assert db.schema_revision(engines[0]) == db.head_revision()
     with engines[0].connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
 
