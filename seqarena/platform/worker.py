@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from seqarena.platform import db, jobs
-from seqarena.platform.search import SearchOutcome, resume_search, run_search
+from seqarena.platform.search import SearchOutcome, ensure_ray, resume_search, run_search
 from seqarena.platform.spec import load_spec
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def serve(settings: WorkerSettings, engine: Engine | None = None) -> int:
     """Take and run jobs until stopped (SIGTERM), `max_jobs` ran, or with `once` the queue is empty."""
     engine = engine or db.get_engine()
     stop = StopSignal()
+    ensure_ray()  # before our handlers: Ray's core installs its own SIGTERM handler, which aborts
     signal.signal(signal.SIGTERM, lambda *_: (stop.shutdown.set(), stop.request("interrupted")))
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # Tune installs its own handler while a search runs
     ran = 0

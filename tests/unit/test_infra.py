@@ -184,7 +184,7 @@ def test_the_cpu_image_takes_torch_from_the_cpu_index() -> None:
 
 def test_every_image_has_the_same_python_and_ray_as_the_cluster() -> None:
     """Ray refuses a node or driver whose Ray or Python (down to the patch) differs from the cluster's."""
-    bases = {[rest for ins, rest in dockerfile(path) if ins == "FROM"][0] for path in DOCKERFILES}
+    bases = {next(rest for ins, rest in dockerfile(path) if ins == "FROM") for path in DOCKERFILES}
     assert len(bases) == 1, f"the images start from different Pythons: {bases}"
     ray_versions = {dockerfile_arg(path, "RAY_VERSION") for path in DOCKERFILES}
     assert ray_versions == {raycluster()["spec"]["rayVersion"]}
@@ -494,7 +494,8 @@ def test_raycluster_autoscales_a_cpu_and_a_gpu_group_behind_a_head() -> None:
     gpu_container = groups["gpu"]["template"]["spec"]["containers"][0]
     assert gpu_container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert gpu_container["image"].startswith("seqarena-cuda")
-    assert all("nvidia.com/gpu" not in c["resources"]["limits"] for o, c in k8s_containers() if o != "ray-gpu/ray-worker")
+    others = [c for owner, c in k8s_containers() if owner != "ray-gpu/ray-worker"]
+    assert all("nvidia.com/gpu" not in c["resources"]["limits"] for c in others)
 
 
 def env_entries() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -521,7 +522,8 @@ def test_k8s_secrets_are_referenced_by_name_never_written() -> None:
 
 def test_k8s_one_ray_token_reaches_every_ray_node_and_client() -> None:
     reached = set()
-    for owner, container in [*k8s_containers(), ("autoscaler", {"env": raycluster()["spec"]["autoscalerOptions"]["env"]})]:
+    autoscaler = {"env": raycluster()["spec"]["autoscalerOptions"]["env"]}
+    for owner, container in [*k8s_containers(), ("autoscaler", autoscaler)]:
         env = {entry["name"]: entry for entry in container.get("env", [])}
         if not (owner.startswith("ray-") or owner == "autoscaler" or "RAY_ADDRESS" in env):
             continue
