@@ -93,8 +93,12 @@ NAMING_CONVENTION = {
 }
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The platform database cannot be reached or upgraded (not the user's input: exit code 1)."""
+class DatabaseUnavailable(BadInput):
+    """The configured platform database cannot be reached or opened (the CLI exits with 2: the
+    URL in `SEQARENA_DB_URL` or `SEQARENA_HOME` is the user's to fix)."""
+
+    def __init__(self, url_text: str, reason: str) -> None:
+        super().__init__("SEQARENA_DB_URL", url_text, f"a database that can be reached and opened ({reason})")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -241,7 +245,7 @@ def get_engine(url: str | None = None) -> Engine:
                 _upgrade(engine)
             except exc.DBAPIError as error:
                 engine.dispose()
-                raise DatabaseUnavailable(_unavailable(engine.url, error)) from None
+                raise DatabaseUnavailable(safe_url(engine.url), _unavailable(engine.url, error)) from None
             _engines[raw] = engine
         return _engines[raw]
 
@@ -250,7 +254,7 @@ def _unavailable(url: URL, error: exc.DBAPIError) -> str:
     reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
     if url.password:
         reason = reason.replace(str(url.password), "***")
-    return f"cannot open the platform database {safe_url(url)}: {reason}"
+    return reason
 
 
 def _create_engine(raw: str) -> Engine:
@@ -265,7 +269,7 @@ def _create_engine(raw: str) -> Engine:
         try:
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DatabaseUnavailable(f"cannot create the folder of {safe_url(url)}: {error}") from None
+            raise DatabaseUnavailable(safe_url(url), f"cannot create its folder: {error}") from None
     engine = create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

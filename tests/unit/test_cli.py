@@ -126,3 +126,21 @@ def test_a_trial_killed_after_a_checkpoint_resumes_to_the_same_numbers(tmp_path:
     straight = _train_json(args)
     for key in ("metric", "best_step", "steps", "status", "params", "curve"):
         assert resumed[key] == straight[key], key
+
+
+def test_job_commands_refuse_bad_input_and_write_nothing(tmp_path: Path, run_cli,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqarena.platform import db
+
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntask: adding\nseq_lens: [10]\nmodels: [lsmt]\n")
+    code, _, err = run_cli(["submit", str(bad)])
+    assert code == 2 and err.startswith("error: models") and "allowed" in err
+    code, _, err = run_cli(["status", "0123456789abcdef"])
+    assert code == 2 and err.startswith("error: job: got ")
+    assert db.trials_frame(db.get_engine()).empty and run_cli(["jobs", "--json"])[1].strip() == "[]"
+
+    monkeypatch.setenv("SEQARENA_DB_URL", "postgresql+psycopg://seqarena:topsecret@127.0.0.1:1/nowhere")
+    code, out, err = run_cli(["jobs"])
+    assert code == 2 and err.startswith("error: SEQARENA_DB_URL: got ") and "topsecret" not in err + out
