@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from seqarena.platform import db
+
+ADMIN_URL = os.environ.get("SEQARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BIN = Path(sys.executable).parent
 
 TINY_SPEC = """
 name: {name}
@@ -89,3 +99,107 @@ def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Callable[[], str]]:
+    """A factory of new, empty PostgreSQL databases `seqarena_test_<random>`, dropped after the test."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"seqarena_test_{uuid.uuid4().hex[:12]}"
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as error:  # the server is a prerequisite of this suite: fail, never skip silently
+            pytest.fail(f"cannot create a database on {db.safe_url(ADMIN_URL)} ({error}); start PostgreSQL or "
+                        "set SEQARENA_TEST_PG_URL")
+        created.append(name)
+        return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    for name in created:
+        url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        engine = db._engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: Callable[[], str]) -> str:
+    """The URL of one new, empty PostgreSQL database, dropped after the test."""
+    return pg_database()
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM a process we started, then SIGKILL it if it does not end."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def mlflow_server_factory(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Start `mlflow server` on 127.0.0.1 with a given backend store and proxied artifacts; returns its URL."""
+    servers: list[subprocess.Popen] = []
+
+    def start(backend_uri: str) -> str:
+        port = free_port()
+        artifacts = tmp_path / f"mlflow-artifacts-{port}"
+        command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                   "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
+                   "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"]
+        server = subprocess.Popen(command, env=child_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        servers.append(server)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{url}/health") or server.poll() is not None, 120, "the MLflow server")
+        assert server.poll() is None, "mlflow server exited"
+        return url
+
+    yield start
+    for server in servers:
+        stop_process(server)
+
+
+@pytest.fixture
+def ray_cluster(ray_tmp: Path) -> Iterator[dict[str, str]]:
+    """A Ray head and a second node on this machine, token authentication on; yields the client env."""
+    port = free_port()
+    env = child_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    env.pop("RAY_ADDRESS", None)
+    common = ["--num-cpus", "1", "--object-store-memory", str(100 * 1024 * 1024), "--block"]
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+    nodes = [subprocess.Popen([str(BIN / "ray"), "start", "--head", "--port", str(port), "--include-dashboard",
+                               "false", "--temp-dir", str(ray_tmp), *common], **quiet)]
+    try:
+        status = [str(BIN / "ray"), "status", "--address", f"127.0.0.1:{port}"]
+
+        def active_nodes() -> int:
+            done = subprocess.run(status, env=env, capture_output=True, text=True, timeout=30, check=False)
+            return done.stdout.count(" node_")
+
+        wait_for(lambda: active_nodes() >= 1, 90, "the Ray head", interval=1.0)
+        nodes.append(subprocess.Popen([str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}", *common],
+                                      **quiet))
+        wait_for(lambda: active_nodes() >= 2, 90, "the second Ray node", interval=1.0)
+        yield {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    finally:
+        for node in reversed(nodes):
+            stop_process(node)

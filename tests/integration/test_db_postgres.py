@@ -8,16 +8,14 @@ user allowed to create databases). Start it with
 from __future__ import annotations
 
 import multiprocessing
-import os
 import traceback
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, text
+from sqlalchemy import Engine, func, inspect, make_url, select, text
 
 from seqarena.errors import BadInput
 from seqarena.platform import db
@@ -26,31 +24,9 @@ from tests.helpers import record_from_threads
 
 pytestmark = pytest.mark.integration
 
-ADMIN_URL = os.environ.get("SEQARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LSTM = "adding/T=100/lstm"
 SMNIST = "smnist/T=784/lstm"
 COPY = "copy/T=200/lstm"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """The URL of a new, empty database `seqarena_test_<random>`, dropped after the test."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"seqarena_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # the server is a prerequisite of this suite: fail, never skip silently
-        pytest.fail(f"cannot create a database on {db.safe_url(ADMIN_URL)} ({error}); start PostgreSQL or set "
-                    "SEQARENA_TEST_PG_URL")
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    engine = db._engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
