@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import Engine
+
+from seqarena.platform import db
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +23,18 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite platform database file; its cached engine is closed after the test."""
+    before = set(db._engines)
+    yield f"sqlite:///{tmp_path / 'platform.db'}"
+    for opened in set(db._engines) - before:
+        db._engines.pop(opened).dispose()
+
+
+@pytest.fixture
+def engine(url: str) -> Engine:
+    """The engine of `url`, schema at the newest migration."""
+    return db.get_engine(url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,25 +47,6 @@ def trial(trial_id: str, metric: float | None, lr: float, role: str = "search", 
 def count(engine: Engine, model: type[db.Base]) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(model))
-
-
-@pytest.fixture(autouse=True)
-def _dispose_new_engines() -> Iterator[None]:
-    """Close the engines a test opened (they are cached per URL for the whole process)."""
-    before = set(db._engines)
-    yield
-    for url in set(db._engines) - before:
-        db._engines.pop(url).dispose()
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'platform.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Engine:
-    return db.get_engine(url)
 
 
 # ---------------------------------------------------------------------------------------- engine, schema

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,24 +34,6 @@ def set_row(engine: Engine, job_id: str, **values: Any) -> None:
     """Write columns directly (a test's setup only: the code under test never writes rows this way)."""
     with engine.begin() as conn:
         conn.execute(update(db.Job).where(db.Job.id == job_id).values(**values))
-
-
-@pytest.fixture(autouse=True)
-def _dispose_new_engines() -> Iterator[None]:
-    before = set(db._engines)
-    yield
-    for url in set(db._engines) - before:
-        db._engines.pop(url).dispose()
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'platform.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Engine:
-    return db.get_engine(url)
 
 
 # ------------------------------------------------------------------------------------- state machine
