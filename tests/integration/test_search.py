@@ -103,7 +103,7 @@ def test_a_bad_spec_starts_nothing(home: Path, tmp_path: Path, change: tuple[str
 
 #: A SIGKILLed driver sometimes leaves Tune's stored experiment state and searcher state out of step
 #: (Ray's syncer races a searcher-state temp file: "Saving experiment state to storage ... failed"),
-#: and the resumed search then ends with trials missing. Seen in 1 of 5 clean-clone CI runs; open.
+#: and the resumed search then ends with trials missing. Seen in 2 of 6 clean-clone CI runs; open.
 RESUME_RACE = pytest.mark.xfail(reason="known race: Tune's experiment and searcher snapshots can "
                                        "disagree after SIGKILL (see issue 4 note)", strict=False)
 
