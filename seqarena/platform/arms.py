@@ -11,10 +11,19 @@ An arm (task, seq_len, model) is searched and early-stopped on its own (DESIGN.m
   arm. Repeats (the best configuration with other seeds) are replicates and always run to the end.
 
 Both maximise `objective` (the validation metric signed so that higher is better).
+
+Resume after SIGKILL: Tune saves its trial list and the searcher's state as two files and copies
+them to storage one after the other, so after a kill the two can disagree (a trial the searcher
+handed out that Tune never stored, or the reverse). The trial list is the ground truth: on restore
+the scheduler shows every trial Tune restored to the searcher (`ArmSearcher.note_restored`), and
+the searcher rebuilds its counters, its live set and its best-so-far from them, fails the Optuna
+trials whose Tune trial was lost, and tells Optuna the results of trials it never saw. The searcher
+also limits concurrency itself (`max_concurrent`), so that no wrapper keeps a count of its own.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,14 +75,32 @@ def make_sampler(algorithm: str, grid: dict[str, list[Any]], seed: int) -> optun
     return optuna.samplers.GridSampler(grid, seed=seed)
 
 
-class ArmSearcher(Searcher):
-    """One Optuna study per arm; trials handed out round-robin over arms, then the repeats."""
+@dataclass(frozen=True)
+class RestoredTrial:
+    """What Tune restored of one trial: its arm and role, its sampled values, whether it had finished."""
 
-    def __init__(self, plans: list[ArmPlan], algorithm: str, storage_url: str, study_prefix: str) -> None:
+    arm: str
+    role: str
+    hparams: dict[str, Any]
+    finished: bool
+    result: dict[str, Any]
+
+
+class ArmSearcher(Searcher):
+    """One Optuna study per arm; trials handed out round-robin over arms, then the repeats.
+
+    `max_concurrent` (None: no limit) caps the trials handed out and not yet complete.
+    """
+
+    def __init__(self, plans: list[ArmPlan], algorithm: str, storage_url: str, study_prefix: str,
+                 max_concurrent: int | None = None) -> None:
         super().__init__(metric=OBJECTIVE, mode=MODE)
         self.plans = {plan.key: plan for plan in plans}
         self.trial_arm: dict[str, tuple[str, str]] = {}
         self.trial_hparams: dict[str, dict[str, Any]] = {}
+        self.live: set[str] = set()
+        self.max_concurrent = max_concurrent
+        self._restored: dict[str, RestoredTrial] | None = None
         self._cursor = 0
         storage = optuna.storages.RDBStorage(storage_url)
         for plan in plans:
@@ -87,15 +114,19 @@ class ArmSearcher(Searcher):
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        self._settle()
+        if all(self._exhausted(plan) for plan in self.plans.values()):
+            return Searcher.FINISHED
+        if self.max_concurrent is not None and len(self.live) >= self.max_concurrent:
+            return None
         keys = list(self.plans)
         for offset in range(len(keys)):
             plan = self.plans[keys[(self._cursor + offset) % len(keys)]]
             config = self._next_of(plan, trial_id)
             if config is not None:
                 self._cursor = (self._cursor + offset + 1) % len(keys)
+                self.live.add(trial_id)
                 return config
-        if all(self._exhausted(plan) for plan in self.plans.values()):
-            return Searcher.FINISHED
         return None
 
     def _next_of(self, plan: ArmPlan, trial_id: str) -> dict[str, Any] | None:
@@ -119,17 +150,36 @@ class ArmSearcher(Searcher):
         return plan.best is None or plan.repeats_suggested >= plan.repeats - 1
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._settle()
         plan, role = self._plan_of(trial_id)
         if plan and role == "search" and plan.searcher and OBJECTIVE in result and not result.get("final"):
             plan.searcher.on_trial_result(trial_id, {**result, "training_iteration": result[STEP]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._settle()
+        self.live.discard(trial_id)
         plan, role = self._plan_of(trial_id)
         if plan is None or role != "search":
             return
         plan.completed += 1
-        if plan.searcher:
+        self._tell_optuna(plan, trial_id, result, error)
+        self._consider_best(plan, trial_id, result)
+
+    def _tell_optuna(self, plan: ArmPlan, trial_id: str, result: dict | None, error: bool) -> None:
+        if plan.searcher is None:
+            return
+        if trial_id in plan.searcher._ot_trials:
             plan.searcher.on_trial_complete(trial_id, _finite_objective(result), error=error)
+            return
+        # a trial restored from Tune's state that this study never handed out (see the module docstring)
+        objective = _finite_objective(result)
+        searched = {name: value for name, value in self.trial_hparams.get(trial_id, {}).items() if name in plan.space}
+        if objective is None:
+            plan.searcher.add_evaluated_point(searched, 0.0, error=True)
+        else:
+            plan.searcher.add_evaluated_point(searched, float(objective[OBJECTIVE]))
+
+    def _consider_best(self, plan: ArmPlan, trial_id: str, result: dict | None) -> None:
         if result and result.get("final") and result.get("status") == "completed":
             objective = float(result[OBJECTIVE])
             if plan.best is None or objective > plan.best[0]:
@@ -146,20 +196,80 @@ class ArmSearcher(Searcher):
             pickle.dump(self.__dict__, out)
 
     def restore(self, checkpoint_path: str) -> None:
+        """Load the saved state, then wait for Tune's restored trials (`note_restored`) to correct it."""
         with open(checkpoint_path, "rb") as source:
             self.__dict__.update(pickle.load(source))
+        self._restored = {}
+
+    def note_restored(self, trial_id: str, config: dict[str, Any], finished: bool, result: dict[str, Any]) -> None:
+        """Tune re-added a trial from its saved state (called by `ArmScheduler.on_trial_add` on resume)."""
+        if self._restored is None or config.get("arm") not in self.plans:
+            return
+        plan = self.plans[config["arm"]]
+        hparams = {name: value for name, value in config["trial"]["hparams"].items() if name in plan.space}
+        self._restored[trial_id] = RestoredTrial(config["arm"], config["role"], hparams, finished, dict(result or {}))
+
+    @property
+    def restoring(self) -> bool:
+        """Whether the searcher was restored and has not yet seen Tune's trials through."""
+        return self._restored is not None
+
+    def _settle(self) -> None:
+        """After a restore: rebuild the counters from the trials Tune restored (the ground truth)."""
+        if self._restored is None:
+            return
+        restored, self._restored = self._restored, None
+        lost = set(self.trial_arm) - set(restored)
+        self.trial_arm, self.trial_hparams, self.live = {}, {}, set()
+        for plan in self.plans.values():
+            plan.suggested = plan.completed = plan.repeats_suggested = 0
+            plan.best = None
+        for trial_id, trial in restored.items():
+            self._adopt(trial_id, trial)
+        for plan in self.plans.values():
+            self._settle_study(plan, lost)
+
+    def _adopt(self, trial_id: str, trial: RestoredTrial) -> None:
+        plan = self.plans[trial.arm]
+        self.trial_arm[trial_id] = (trial.arm, trial.role)
+        if not trial.finished:
+            self.live.add(trial_id)
+        if trial.role != "search":
+            plan.repeats_suggested += 1
+            return
+        plan.suggested += 1
+        self.trial_hparams[trial_id] = trial.hparams
+        if trial.finished:
+            plan.completed += 1
+            if plan.searcher and trial_id not in plan.searcher._completed_trials:
+                self._tell_optuna(plan, trial_id, trial.result, error=False)
+            self._consider_best(plan, trial_id, trial.result)
+
+    def _settle_study(self, plan: ArmPlan, lost: set[str]) -> None:
+        """Fail the Optuna trials of this arm that no live Tune trial stands behind."""
+        if plan.searcher is None:
+            return
+        searcher = plan.searcher
+        for trial_id in lost & set(searcher._ot_trials) - searcher._completed_trials:
+            searcher.on_trial_complete(trial_id, None, error=True)
+        alive = {searcher._ot_trials[trial_id].number for trial_id in self.live if trial_id in searcher._ot_trials}
+        for frozen in searcher._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if frozen.number not in alive:
+                searcher._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
 def _finite_objective(result: dict | None) -> dict | None:
-    if not result or result.get(OBJECTIVE) in (None, float("-inf")):
+    if not result or result.get(OBJECTIVE) is None or not math.isfinite(float(result[OBJECTIVE])):
         return None
     return result
 
 
 class ArmScheduler(FIFOScheduler):
-    """Routes each trial to its own arm's ASHA; trials run first-in, first-out."""
+    """Routes each trial to its own arm's ASHA (`asha=False`: no early stopping); trials run first-in,
+    first-out. On resume it also shows each trial Tune restored to the `ArmSearcher`."""
 
-    def __init__(self, arm_keys: list[str], max_t: int, grace_period: int, reduction_factor: float) -> None:
+    def __init__(self, arm_keys: list[str], max_t: int, grace_period: int, reduction_factor: float,
+                 asha: bool = True) -> None:
         super().__init__()
         self._metric = OBJECTIVE
         self.by_arm = {
@@ -167,16 +277,17 @@ class ArmScheduler(FIFOScheduler):
                                          grace_period=grace_period, reduction_factor=reduction_factor,
                                          stop_last_trials=False)
             for key in arm_keys
-        }
+        } if asha else {}
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True
 
     def _asha(self, trial: Any) -> AsyncHyperBandScheduler | None:
         """The trial's arm's ASHA; None for repeats (replicates of the best run are never stopped)."""
-        return self.by_arm[trial.config["arm"]] if trial.config["role"] == "search" else None
+        return self.by_arm.get(trial.config["arm"]) if trial.config["role"] == "search" else None
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        _show_restored(tune_controller, trial)
         if asha := self._asha(trial):
             asha.on_trial_add(tune_controller, trial)
 
@@ -195,3 +306,17 @@ class ArmScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         return "ASHA per arm: " + ", ".join(f"{key}" for key in self.by_arm)
+
+
+def _show_restored(tune_controller: Any, trial: Any) -> None:
+    """On resume, tell the `ArmSearcher` of a trial Tune restored, and let its generator ask it again.
+
+    The generator's own "finished" flag was saved with the searcher, so it may be stale as well;
+    the searcher answers FINISHED again once its rebuilt counters say so.
+    """
+    generator = getattr(tune_controller, "search_alg", None)
+    searcher = getattr(generator, "searcher", None)
+    if not isinstance(searcher, ArmSearcher) or not searcher.restoring:
+        return
+    searcher.note_restored(trial.trial_id, trial.config, trial.status == "TERMINATED", trial.last_result)
+    generator._finished = False

@@ -101,17 +101,14 @@ def ensure_ray() -> None:
 
 def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRecorder) -> tune.Tuner:
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
-    searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=search_id)
-    scheduler = None
-    if spec.search.scheduler == "asha":
-        scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, spec.search.grace_period,
-                                 spec.search.reduction_factor)
+    searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=search_id,
+                           max_concurrent=spec.search.max_concurrent_trials)
+    scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, spec.search.grace_period,
+                             spec.search.reduction_factor, asha=spec.search.scheduler == "asha")
     return tune.Tuner(
         tune.with_resources(run_tune_trial, resources),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                                    max_concurrent_trials=spec.search.max_concurrent_trials,
-                                    reuse_actors=True, trial_name_creator=_trial_name,
-                                    trial_dirname_creator=_trial_name),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=search_id, storage_path=str(tune_storage()), callbacks=[recorder], verbose=0,
             failure_config=tune.FailureConfig(max_failures=2),

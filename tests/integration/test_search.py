@@ -104,11 +104,6 @@ def test_a_bad_spec_starts_nothing(home: Path, tmp_path: Path, change: tuple[str
 #: A SIGKILLed driver sometimes leaves Tune's stored experiment state and searcher state out of step
 #: (Ray's syncer races a searcher-state temp file: "Saving experiment state to storage ... failed"),
 #: and the resumed search then ends with trials missing. Seen in 2 of 6 clean-clone CI runs; open.
-RESUME_RACE = pytest.mark.xfail(reason="known race: Tune's experiment and searcher snapshots can "
-                                       "disagree after SIGKILL (see issue 4 note)", strict=False)
-
-
-@RESUME_RACE
 def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tmp_path: Path,
                                                                   ray_tmp: Path) -> None:
     spec_path = tiny_spec(tmp_path, name="resumable", steps=60, samples=4)

@@ -13,7 +13,7 @@ import pytest
 from seqarena.platform import db, jobs
 
 from .conftest import child_env, seqarena_cli, wait_for
-from .test_search import RESUME_RACE, child_runs
+from .test_search import child_runs
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,6 @@ def test_two_workers_run_every_job_exactly_once(tmp_path: Path, env: dict[str, s
     assert len({job(job_id).search_id for job_id in ids}) == 4  # one search (one MLflow parent) per job
 
 
-@RESUME_RACE
 def test_a_killed_worker_s_job_is_taken_over_and_finished_once(tmp_path: Path, env: dict[str, str],
                                                                 workers: list[subprocess.Popen]) -> None:
     job_id = submit(env, job_spec(tmp_path, "crash", steps=200, samples=4))

@@ -1,0 +1,150 @@
+"""ArmSearcher: round-robin over arms, its own concurrency limit, and how it settles after a restore.
+
+After a SIGKILL, Tune's stored trial list and the searcher's stored state can disagree; the trial
+list is the ground truth (see `seqarena.platform.arms`). These tests drive the real OptunaSearch
+on a real SQLite Optuna storage and feed the searcher what Tune's scheduler hook would show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from ray.tune.search import Searcher
+
+from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
+from seqarena.workers.tune_trainable import OBJECTIVE, STEP
+
+ARM = "adding/T=50/gru"
+OTHER = "adding/T=50/rnn"
+
+
+def plan(key: str, n_search: int, repeats: int = 1) -> ArmPlan:
+    return ArmPlan(key=key, template={"model": key.split("/")[-1]}, fixed={"hidden_size": 8},
+                   space={"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)},
+                   grid={}, n_search=n_search, repeats=repeats, seed=7, metric_name="mse",
+                   higher_is_better=False, baseline=0.167)
+
+
+def searcher(tmp_path: Path, *plans: ArmPlan, max_concurrent: int | None = None) -> ArmSearcher:
+    return ArmSearcher(list(plans), "tpe", f"sqlite:///{tmp_path / 'optuna.db'}", study_prefix="s",
+                       max_concurrent=max_concurrent)
+
+
+def final(objective: float) -> dict:
+    return {OBJECTIVE: objective, STEP: 20, "final": True, "status": "completed"}
+
+
+@dataclass
+class TuneTrial:
+    """What the scheduler hook reads of a Tune trial."""
+
+    trial_id: str
+    config: dict
+    status: str = "PENDING"
+    last_result: dict = field(default_factory=dict)
+
+
+def show_restored(arm_searcher: ArmSearcher, trials: list[TuneTrial]) -> SimpleNamespace:
+    """What Tune's resume does: each restored trial goes through `scheduler.on_trial_add`."""
+    generator = SimpleNamespace(searcher=arm_searcher, _finished=True)
+    controller = SimpleNamespace(search_alg=generator)
+    scheduler = ArmScheduler([ARM, OTHER], max_t=20, grace_period=10, reduction_factor=2, asha=False)
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+    return generator
+
+
+def study_states(arm_searcher: ArmSearcher, key: str) -> list[str]:
+    study = arm_searcher.plans[key].searcher._ot_study
+    return sorted(trial.state.name for trial in study.get_trials(deepcopy=False))
+
+
+def test_trials_go_round_robin_over_arms_then_the_searcher_finishes(tmp_path: Path) -> None:
+    arm_searcher = searcher(tmp_path, plan(ARM, 2), plan(OTHER, 2))
+    configs = [arm_searcher.suggest(f"t{i}") for i in range(4)]
+    assert [config["arm"] for config in configs] == [ARM, OTHER, ARM, OTHER]
+    assert arm_searcher.suggest("t4") is None  # all handed out, none complete yet
+    for i in range(4):
+        arm_searcher.on_trial_complete(f"t{i}", final(-0.1 - i / 100))
+    assert arm_searcher.suggest("t5") == Searcher.FINISHED
+
+
+def test_max_concurrent_caps_the_trials_not_yet_complete(tmp_path: Path) -> None:
+    arm_searcher = searcher(tmp_path, plan(ARM, 3), max_concurrent=1)
+    assert arm_searcher.suggest("t0") is not None
+    assert arm_searcher.suggest("t1") is None
+    arm_searcher.on_trial_complete("t0", final(-0.1))
+    assert arm_searcher.suggest("t1") is not None
+
+
+def test_repeats_rerun_the_best_search_configuration_with_new_seeds(tmp_path: Path) -> None:
+    arm_searcher = searcher(tmp_path, plan(ARM, 2, repeats=3))
+    first, second = arm_searcher.suggest("t0"), arm_searcher.suggest("t1")
+    arm_searcher.on_trial_complete("t0", final(-0.02))
+    arm_searcher.on_trial_complete("t1", final(-0.09))
+    repeats = [arm_searcher.suggest("r0"), arm_searcher.suggest("r1")]
+    assert [r["role"] for r in repeats] == ["repeat", "repeat"]
+    assert all(r["trial"]["hparams"] == first["trial"]["hparams"] != second["trial"]["hparams"] for r in repeats)
+    assert [r["trial"]["seed"] for r in repeats] == [8, 9]
+    arm_searcher.on_trial_complete("r0", final(-0.03))
+    arm_searcher.on_trial_complete("r1", final(-0.03))
+    assert arm_searcher.suggest("x") == Searcher.FINISHED
+
+
+def test_a_trial_tune_lost_is_handed_out_again_and_failed_in_optuna(tmp_path: Path) -> None:
+    before = searcher(tmp_path, plan(ARM, 3))
+    handed = {tid: before.suggest(tid) for tid in ("t0", "t1", "t2")}
+    before.on_trial_complete("t0", final(-0.05))
+    before.save(str(tmp_path / "searcher.pkl"))
+
+    after = searcher(tmp_path, plan(ARM, 3))
+    after.restore(str(tmp_path / "searcher.pkl"))
+    # Tune's stored list holds t0 (finished) and t1 (running); t2 never reached it
+    generator = show_restored(after, [TuneTrial("t0", handed["t0"], "TERMINATED", final(-0.05)),
+                                      TuneTrial("t1", handed["t1"])])
+    assert generator._finished is False
+    replacement = after.suggest("t3")
+    assert replacement is not None and replacement["arm"] == ARM and replacement["role"] == "search"
+    assert study_states(after, ARM) == ["COMPLETE", "FAIL", "RUNNING", "RUNNING"]  # t0, t2, t1, t3
+    assert after.suggest("t4") is None
+    after.on_trial_complete("t1", final(-0.08))
+    after.on_trial_complete("t3", final(-0.07))
+    assert after.suggest("t4") == Searcher.FINISHED
+
+
+def test_a_trial_the_searcher_never_saved_is_adopted_and_told_to_optuna(tmp_path: Path) -> None:
+    before = searcher(tmp_path, plan(ARM, 3, repeats=2))
+    first = before.suggest("t0")
+    before.save(str(tmp_path / "searcher.pkl"))  # the searcher's snapshot stops here
+    second = before.suggest("t1")  # ...but Tune's does not: t1 ran and finished
+
+    after = searcher(tmp_path, plan(ARM, 3, repeats=2))
+    after.restore(str(tmp_path / "searcher.pkl"))
+    show_restored(after, [TuneTrial("t0", first, "TERMINATED", final(-0.09)),
+                          TuneTrial("t1", second, "TERMINATED", final(-0.01))])
+    third = after.suggest("t2")
+    assert third["role"] == "search"
+    # t0 is told now, t1 added as an evaluated point; t1's dangling ask is failed; t2 runs
+    states = study_states(after, ARM)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING"]
+    values = sorted(t.value for t in after.plans[ARM].searcher._ot_study.get_trials(deepcopy=False)
+                    if t.state.name == "COMPLETE")
+    assert values == pytest.approx([-0.09, -0.01])
+    assert after.suggest("t3") is None  # three search trials: wait for t2 before the repeat
+    after.on_trial_complete("t2", final(-0.5))
+    repeat = after.suggest("r0")
+    assert repeat["role"] == "repeat" and repeat["trial"]["hparams"] == second["trial"]["hparams"]
+    after.on_trial_complete("r0", final(-0.02))
+    assert after.suggest("x") == Searcher.FINISHED
+
+
+def test_without_a_restore_the_scheduler_hook_changes_nothing(tmp_path: Path) -> None:
+    arm_searcher = searcher(tmp_path, plan(ARM, 1))
+    config = arm_searcher.suggest("t0")
+    generator = show_restored(arm_searcher, [TuneTrial("t0", config)])
+    assert generator._finished is True and not arm_searcher.restoring
+    assert arm_searcher.plans[ARM].suggested == 1
