@@ -146,7 +146,7 @@ def models(json_output: Annotated[bool, typer.Option("--json")] = False) -> None
     """List the models and their declared hyperparameters (defaults and search ranges)."""
     from seqarena import cells
 
-    spaces = {name: [hp_summary(hp) for hp in cells.space(name)] for name in cells.names()}
+    spaces = {name: [hp.summary() for hp in cells.space(name)] for name in cells.names()}
     if json_output:
         print(json.dumps(spaces))
         return
@@ -157,16 +157,6 @@ def models(json_output: Annotated[bool, typer.Option("--json")] = False) -> None
         for row in hps:
             table.add_row(row["name"], row["role"], str(row["default"]), row["search"], row["valid"])
         Console().print(table)
-
-
-def hp_summary(hp: Any) -> dict[str, str]:
-    """A printable summary of one declared hyperparameter."""
-    if hp.kind == "choice":
-        search = "{" + ", ".join(str(c) for c in hp.choices) + "}"
-    else:
-        search = f"[{hp.low:g}, {hp.high:g}]" + (" log" if hp.log else "")
-    valid = f"[{hp.valid[0]:g}, {hp.valid[1]:g}]" if hp.valid else "search range"
-    return {"name": hp.name, "role": hp.role, "default": hp.default, "search": search, "valid": valid}
 
 
 @app.command()
@@ -285,6 +275,19 @@ def leaderboard_command(
         _print_board(rows)
     else:
         stderr.print("no finished trials match")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes it to the network")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
+    mlflow_ui: Annotated[str | None, typer.Option(
+        help="MLflow UI address that run links open (default $SEQARENA_MLFLOW_UI or http://127.0.0.1:5000)")] = None,
+) -> None:
+    """Start the Streamlit dashboard on the platform database (and MLflow for run details)."""
+    from seqarena.dashboard.serve import serve
+
+    serve(host, port, mlflow_ui)
 
 
 def _job_row(job: Any) -> dict[str, Any]:

@@ -22,7 +22,10 @@ from seqarena.cells.transformer import CausalTransformer
 from seqarena.cells.unicornn import UnICORNN
 from seqarena.errors import BadInput, one_of
 
-__all__ = ["HParam", "SequenceModel", "Space", "build", "model_class", "model_hparams", "names", "space"]
+__all__ = [
+    "HParam", "SequenceModel", "Space", "build", "equations", "model_class", "model_hparams", "names", "paper",
+    "space",
+]
 
 _MODELS: dict[str, type[SequenceModel]] = {
     cls.name: cls
@@ -49,6 +52,24 @@ def model_class(name: str) -> type[SequenceModel]:
 def space(name: str) -> Space:
     """The declared hyperparameters of model `name`: defaults, search and valid ranges."""
     return model_class(name).hparams
+
+
+def equations(name: str) -> tuple[str, ...]:
+    """The update equations of model `name` as LaTeX, one display block per string.
+
+    Each string is a body for Streamlit's `st.latex` (KaTeX), without `$$` delimiters; the symbols
+    of the declared hyperparameters are the paper's (`dt` is Δt, `gamma` is γ, `alpha` is α, ...).
+    Raises `BadInput` (a ValueError) naming the known models for an unknown `name`.
+    """
+    return model_class(name).equations
+
+
+def paper(name: str) -> str:
+    """The one-line citation (authors, year, title, venue) of the paper model `name` follows.
+
+    Raises `BadInput` (a ValueError) naming the known models for an unknown `name`.
+    """
+    return model_class(name).citation
 
 
 def model_hparams(name: str) -> list[str]:

@@ -29,11 +29,13 @@ class SequenceModel(nn.Module, ABC):
         name: the registry name (`cornn`).
         hparams: the declared hyperparameters (see `seqarena.cells.space`).
         citation: the paper the implementation follows.
+        equations: the model's equations as LaTeX display lines (the dashboard's Models page).
     """
 
     name: ClassVar[str]
     hparams: ClassVar[Space]
     citation: ClassVar[str]
+    equations: ClassVar[tuple[str, ...]]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int) -> None:
         super().__init__()

@@ -27,6 +27,21 @@ from torch import Tensor, nn
 from seqarena.cells import space as sp
 from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
 
+#: The ODE and its IMEX discretisation as LaTeX display lines (one `st.latex` block each;
+#: shared/reference/models.md §5). The y update uses the new z_n.
+EQUATIONS: tuple[str, ...] = (
+    r"y'' = \tanh\left(W y + \mathcal{W} y' + V u + b\right) - \gamma y - \epsilon y'",
+    r"\begin{aligned}"
+    r"z_n &= z_{n-1} + \Delta t \left(\tanh\left(W y_{n-1} + \mathcal{W} z_{n-1} + V u_n + b\right)"
+    r" - \gamma y_{n-1} - \epsilon z_{n-1}\right) \\"
+    r"y_n &= y_{n-1} + \Delta t \, z_n"
+    r"\end{aligned}",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = ("Rusch & Mishra (2021), Coupled Oscillatory Recurrent Neural Network (coRNN): an accurate and "
+              "(gradient) stable architecture for learning long time dependencies, ICLR 2021")
+
 
 class CoRNNCell(RecurrentCell):
     """One coRNN layer; state (y, z), features y."""
@@ -61,8 +76,8 @@ class CoRNN(StackedRecurrent):
     """coRNN, one layer in every published task; deeper stacks feed y to the next layer."""
 
     name = "cornn"
-    citation = ("Rusch & Mishra (2021), Coupled Oscillatory Recurrent Neural Network (coRNN), "
-                "ICLR 2021")
+    citation = PAPER
+    equations = EQUATIONS
     hparams = (
         sp.hidden_size(128, per_task={"smnist": 256, "psmnist": 256, "ncifar": 128, "har2": 64}),
         sp.num_layers(1),

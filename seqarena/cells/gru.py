@@ -17,12 +17,28 @@ from torch import nn
 from seqarena.cells import space as sp
 from seqarena.cells.torch_rnn import TorchRecurrent
 
+#: The gates and update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §3).
+#: The candidate (torch's gate `n`) is written h̃_n because n is the step index.
+EQUATIONS: tuple[str, ...] = (
+    r"\begin{aligned}"
+    r"r_n &= \hat{\sigma}\left(W_{ir} u_n + b_{ir} + W_{hr} h_{n-1} + b_{hr}\right) \\"
+    r"z_n &= \hat{\sigma}\left(W_{iz} u_n + b_{iz} + W_{hz} h_{n-1} + b_{hz}\right) \\"
+    r"\tilde{h}_n &= \tanh\left(W_{in} u_n + b_{in} + r_n \odot \left(W_{hn} h_{n-1} + b_{hn}\right)\right)"
+    r"\end{aligned}",
+    r"h_n = (1 - z_n) \odot \tilde{h}_n + z_n \odot h_{n-1}",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = ("Cho et al. (2014), Learning phrase representations using RNN encoder-decoder for statistical "
+              "machine translation, EMNLP 2014")
+
 
 class GRU(TorchRecurrent):
     """Gated recurrent unit. Shapes: `[B, T, d] -> [B, T, H]`."""
 
     name = "gru"
-    citation = "Cho et al. (2014), Learning phrase representations using RNN encoder-decoder, EMNLP"
+    citation = PAPER
+    equations = EQUATIONS
     module_type = nn.GRU
     hparams = (
         sp.hidden_size(128),

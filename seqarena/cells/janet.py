@@ -27,6 +27,21 @@ from seqarena.cells import space as sp
 from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
 from seqarena.cells.lstm import chrono_bias
 
+#: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §4).
+EQUATIONS: tuple[str, ...] = (
+    r"\begin{aligned}"
+    r"s_n &= U_f h_{n-1} + W_f u_n + b_f \\"
+    r"\tilde{c}_n &= \tanh\left(U_c h_{n-1} + W_c u_n + b_c\right) \\"
+    r"c_n &= \hat{\sigma}(s_n) \odot c_{n-1} + \left(1 - \hat{\sigma}(s_n - \beta)\right) \odot \tilde{c}_n \\"
+    r"h_n &= c_n"
+    r"\end{aligned}",
+    r"\text{chrono init (default): } b_f = \log \xi,\ \xi \sim \mathcal{U}[1, T_{\max} - 1], \quad b_c = 0",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = ("van der Westhuizen & Lasenby (2018), The unreasonable effectiveness of the forget gate, "
+              "arXiv:1804.04849")
+
 
 class JANETCell(RecurrentCell):
     """One JANET layer. Parameters: `W [2m, d]` (input), `U [2m, m]` (recurrent), `b [2m]`,
@@ -71,8 +86,8 @@ class JANET(StackedRecurrent):
     """Stacked JANET layers (the README's MNIST runs use 2 × 128). `[B, T, d] -> [B, T, H]`."""
 
     name = "janet"
-    citation = ("van der Westhuizen & Lasenby (2018), The unreasonable effectiveness of the forget "
-                "gate, arXiv:1804.04849")
+    citation = PAPER
+    equations = EQUATIONS
     hparams = (
         sp.hidden_size(128),
         sp.num_layers(1, per_task={"smnist": 2, "psmnist": 2}),

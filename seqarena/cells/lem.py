@@ -27,6 +27,23 @@ from torch import Tensor, nn
 from seqarena.cells import space as sp
 from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
 
+#: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §7).
+#: Two learned time steps, both in (0, Δt); the y update uses the new z_n.
+EQUATIONS: tuple[str, ...] = (
+    r"\begin{aligned}"
+    r"\Delta t_n &= \Delta t \, \hat{\sigma}\left(W_1 y_{n-1} + V_1 u_n + b_1\right) \\"
+    r"\overline{\Delta t}_n &= \Delta t \, \hat{\sigma}\left(W_2 y_{n-1} + V_2 u_n + b_2\right)"
+    r"\end{aligned}",
+    r"\begin{aligned}"
+    r"z_n &= (1 - \Delta t_n) \odot z_{n-1} + \Delta t_n \odot \tanh\left(W_z y_{n-1} + V_z u_n + b_z\right) \\"
+    r"y_n &= (1 - \overline{\Delta t}_n) \odot y_{n-1}"
+    r" + \overline{\Delta t}_n \odot \tanh\left(W_y z_n + V_y u_n + b_y\right)"
+    r"\end{aligned}",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = "Rusch, Mishra, Erichson & Mahoney (2022), Long Expressive Memory for sequence modeling, ICLR 2022"
+
 
 class LEMCell(RecurrentCell):
     """One LEM layer; state (y, z), features y."""
@@ -66,8 +83,8 @@ class LEM(StackedRecurrent):
     """LEM; one layer in every published PyTorch task, deeper stacks feed y to the next layer."""
 
     name = "lem"
-    citation = ("Rusch, Mishra, Erichson & Mahoney (2022), Long Expressive Memory for sequence "
-                "modeling, ICLR 2022")
+    citation = PAPER
+    equations = EQUATIONS
     hparams = (
         sp.hidden_size(128, choices=(32, 128, 256)),
         sp.num_layers(1),

@@ -22,6 +22,22 @@ from torch import nn
 from seqarena.cells import space as sp
 from seqarena.cells.torch_rnn import TorchRecurrent
 
+#: The gates and update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §2).
+EQUATIONS: tuple[str, ...] = (
+    r"\begin{aligned}"
+    r"i_n &= \hat{\sigma}\left(W_{ii} u_n + b_{ii} + W_{hi} h_{n-1} + b_{hi}\right) \\"
+    r"f_n &= \hat{\sigma}\left(W_{if} u_n + b_{if} + W_{hf} h_{n-1} + b_{hf}\right) \\"
+    r"g_n &= \tanh\left(W_{ig} u_n + b_{ig} + W_{hg} h_{n-1} + b_{hg}\right) \\"
+    r"o_n &= \hat{\sigma}\left(W_{io} u_n + b_{io} + W_{ho} h_{n-1} + b_{ho}\right)"
+    r"\end{aligned}",
+    r"c_n = f_n \odot c_{n-1} + i_n \odot g_n, \qquad h_n = o_n \odot \tanh(c_n)",
+    r"\text{chrono init (optional): } b_f = \log \xi,\ \xi \sim \mathcal{U}[1, T_{\max} - 1], \quad b_i = -b_f"
+    r"\quad (b_f = b_{if} + b_{hf},\ b_i = b_{ii} + b_{hi}; \text{ other biases } 0)",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = "Hochreiter & Schmidhuber (1997), Long short-term memory, Neural Computation 9(8)"
+
 
 def chrono_bias(hidden_size: int, t_max: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """`log(U[1, t_max − 1])` per unit (Tallec & Ollivier 2018, Sec. 4), shape `[hidden_size]`."""
@@ -34,7 +50,8 @@ class LSTM(TorchRecurrent):
     """Long short-term memory. Shapes: `[B, T, d] -> [B, T, H]`."""
 
     name = "lstm"
-    citation = "Hochreiter & Schmidhuber (1997), Long short-term memory, Neural Computation 9(8)"
+    citation = PAPER
+    equations = EQUATIONS
     module_type = nn.LSTM
     hparams = (
         sp.hidden_size(128),

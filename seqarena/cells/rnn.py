@@ -14,12 +14,21 @@ from torch import nn
 from seqarena.cells import space as sp
 from seqarena.cells.torch_rnn import TorchRecurrent
 
+#: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §1).
+EQUATIONS: tuple[str, ...] = (
+    r"h_n = \tanh\left(W_{ih} u_n + b_{ih} + W_{hh} h_{n-1} + b_{hh}\right)",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = "Elman (1990), Finding structure in time, Cognitive Science 14(2)"
+
 
 class ElmanRNN(TorchRecurrent):
     """Elman tanh RNN. Shapes: `[B, T, d] -> [B, T, H]`."""
 
     name = "rnn"
-    citation = "Elman (1990), Finding structure in time, Cognitive Science 14(2)"
+    citation = PAPER
+    equations = EQUATIONS
     module_type = nn.RNN
     hparams = (
         sp.hidden_size(128),

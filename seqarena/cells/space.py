@@ -72,6 +72,19 @@ class HParam:
         for value in (self.default, *self.per_task.values()):
             self.check(value)
 
+    def summary(self) -> dict[str, Any]:
+        """A printable summary (the CLI's `models` and the dashboard's Models page): name, role,
+        default, per-task defaults, search domain, valid range, meaning."""
+        if self.kind == "choice":
+            search = "{" + ", ".join(str(c) for c in self.choices) + "}"
+        else:
+            search = f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+        valid = f"[{self.valid[0]:g}, {self.valid[1]:g}]" if self.valid else "search range"
+        per_task = ", ".join(f"{task}: {value}" for task, value in self.per_task.items())
+        return {"name": self.name, "role": self.role, "default": self.default, "per_task": per_task,
+                "search": search if self.searched else f"{search} (fixed unless asked)", "valid": valid,
+                "doc": self.doc}
+
     def default_for(self, task: str | None) -> Value:
         """The authors' default for `task`, falling back to the general default."""
         return self.per_task.get(task, self.default) if task else self.default

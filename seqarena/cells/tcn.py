@@ -29,6 +29,25 @@ from torch.nn.utils.parametrizations import weight_norm
 from seqarena.cells import space as sp
 from seqarena.cells.base import SequenceModel
 
+#: The causal dilated convolution, the residual block and the receptive field as LaTeX display lines
+#: (one `st.latex` block each; shared/reference/models.md §8). Block i = 0..L-1 has dilation 2^i.
+EQUATIONS: tuple[str, ...] = (
+    r"(\mathrm{Conv}_d\, x)_t = \sum_{j=0}^{k-1} W_j \, x_{t - d j} + b, \qquad x_t = 0 \text{ for } t < 0,"
+    r" \qquad W = g \, \frac{v}{\lVert v \rVert}",
+    r"\begin{aligned}"
+    r"F(x) &= \mathrm{Dropout}\left(\mathrm{ReLU}\left(\mathrm{Conv}^{(2)}_{d}\,"
+    r" \mathrm{Dropout}\left(\mathrm{ReLU}\left(\mathrm{Conv}^{(1)}_{d}\, x\right)\right)\right)\right),"
+    r" \quad d = 2^i \\"
+    r"x^{(i+1)} &= \mathrm{ReLU}\left(F(x^{(i)}) + S x^{(i)}\right),"
+    r" \quad S = I \text{ or a } 1 \times 1 \text{ convolution}"
+    r"\end{aligned}",
+    r"R = 1 + 2 (k - 1) \left(2^L - 1\right)",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = ("Bai, Kolter & Koltun (2018), An empirical evaluation of generic convolutional and recurrent "
+              "networks for sequence modeling, arXiv:1803.01271")
+
 
 def receptive_field(kernel_size: int, levels: int) -> int:
     """`1 + 2(k − 1)(2^L − 1)`: two convolutions per block, dilation doubling per block."""
@@ -69,8 +88,8 @@ class TCN(SequenceModel):
     """Temporal convolutional network. `[B, T, d] -> [B, T, H]` (transposed to `[B, C, T]` inside)."""
 
     name = "tcn"
-    citation = ("Bai, Kolter & Koltun (2018), An empirical evaluation of generic convolutional and "
-                "recurrent networks for sequence modeling, arXiv:1803.01271")
+    citation = PAPER
+    equations = EQUATIONS
     hparams = (
         sp.integer("hidden_size", 25, 16, 150, valid=(1, 16384), doc="channels per level (nhid)",
                    per_task={"adding": 30, "copy": 10, "smnist": 25, "psmnist": 25}),

@@ -23,6 +23,32 @@ from seqarena.cells import space as sp
 from seqarena.cells.base import SequenceModel
 from seqarena.errors import BadInput
 
+#: Embedding, causal attention and the pre-/post-LN layer as LaTeX display lines (one `st.latex`
+#: block each; shared/reference/models.md §9). `norm_first` picks the layer form.
+EQUATIONS: tuple[str, ...] = (
+    r"h^{(0)}_t = \mathrm{Dropout}\left(W_e u_t + b_e + PE_t\right), \qquad"
+    r" PE_{t, 2i} = \sin\left(t / 10000^{2i / d_{\mathrm{model}}}\right), \quad"
+    r" PE_{t, 2i+1} = \cos\left(t / 10000^{2i / d_{\mathrm{model}}}\right)",
+    r"\operatorname{Attn}(Q, K, V) = \operatorname{softmax}\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right) V,"
+    r" \qquad M_{ts} = \begin{cases} 0 & s \le t \\ -\infty & s > t \end{cases}",
+    r"\operatorname{MHA}(x) = \left[\mathrm{head}_1, \dots, \mathrm{head}_h\right] W^O, \quad"
+    r" \mathrm{head}_j = \operatorname{Attn}\left(x W^Q_j, x W^K_j, x W^V_j\right), \quad"
+    r" d_k = d_{\mathrm{model}} / h",
+    r"\operatorname{FFN}(x) = W_2 \, \mathrm{ReLU}\left(W_1 x + b_1\right) + b_2, \qquad"
+    r" d_{\mathrm{ff}} = 4 \, d_{\mathrm{model}}",
+    r"\text{pre-LN (default): } \begin{aligned}"
+    r"a^{(l)} &= h^{(l)} + \operatorname{MHA}\left(\mathrm{LN}(h^{(l)})\right) \\"
+    r"h^{(l+1)} &= a^{(l)} + \operatorname{FFN}\left(\mathrm{LN}(a^{(l)})\right)"
+    r"\end{aligned} \qquad \text{output } \mathrm{LN}(h^{(L)})",
+    r"\text{post-LN (paper): } \begin{aligned}"
+    r"a^{(l)} &= \mathrm{LN}\left(h^{(l)} + \operatorname{MHA}(h^{(l)})\right) \\"
+    r"h^{(l+1)} &= \mathrm{LN}\left(a^{(l)} + \operatorname{FFN}(a^{(l)})\right)"
+    r"\end{aligned} \qquad \text{output } h^{(L)}",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = "Vaswani et al. (2017), Attention is all you need, NeurIPS 2017"
+
 
 def sinusoidal_encoding(length: int, d_model: int, like: Tensor) -> Tensor:
     """The `[length, d_model]` sinusoidal positional encoding of Vaswani et al. (2017) Sec. 3.5."""
@@ -39,7 +65,8 @@ class CausalTransformer(SequenceModel):
     """Causally masked Transformer encoder stack. `[B, T, d] -> [B, T, d_model]`."""
 
     name = "transformer"
-    citation = "Vaswani et al. (2017), Attention is all you need, NeurIPS 2017"
+    citation = PAPER
+    equations = EQUATIONS
     hparams = (
         sp.hidden_size(64, choices=(32, 64, 128)),
         sp.num_layers(2, high=6),

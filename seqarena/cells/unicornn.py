@@ -27,6 +27,24 @@ from torch import Tensor, nn
 from seqarena.cells import space as sp
 from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
 
+#: The symplectic-Euler step, and its exact inverse, as LaTeX display lines (one `st.latex` block
+#: each; shared/reference/models.md §6). The y update uses the new z_n.
+EQUATIONS: tuple[str, ...] = (
+    r"x_n = V u_n + b, \qquad \delta = \Delta t \, \hat{\sigma}(c) \in (0, \Delta t)",
+    r"\begin{aligned}"
+    r"z_n &= z_{n-1} - \delta \odot \left(\tanh\left(w \odot y_{n-1} + x_n\right) + \alpha \, y_{n-1}\right) \\"
+    r"y_n &= y_{n-1} + \delta \odot z_n"
+    r"\end{aligned}",
+    r"\begin{aligned}"
+    r"y_{n-1} &= y_n - \delta \odot z_n \\"
+    r"z_{n-1} &= z_n + \delta \odot \left(\tanh\left(w \odot y_{n-1} + x_n\right) + \alpha \, y_{n-1}\right)"
+    r"\end{aligned}",
+)
+
+#: The paper the model follows: authors, year, title, venue.
+PAPER: str = ("Rusch & Mishra (2021), UnICORNN: A recurrent model for learning very long time dependencies, "
+              "ICML 2021, PMLR 139:9168-9178")
+
 
 class UnICORNNCell(RecurrentCell):
     """One UnICORNN layer: dense projection `V`, `b` plus the elementwise oscillators (w, c)."""
@@ -69,8 +87,8 @@ class UnICORNN(StackedRecurrent):
     """Deep UnICORNN (3 layers on psMNIST and noisy CIFAR-10). `[B, T, d] -> [B, T, H]`."""
 
     name = "unicornn"
-    citation = ("Rusch & Mishra (2021), UnICORNN: A recurrent model for learning very long time "
-                "dependencies, ICML 2021, PMLR 139:9168-9178")
+    citation = PAPER
+    equations = EQUATIONS
     hparams = (
         sp.hidden_size(256, choices=(32, 128, 256), per_task={"ncifar": 128, "imdb": 128}),
         sp.num_layers(3, per_task={"imdb": 2}),
