@@ -15,13 +15,15 @@ Rules, per arm (one (task, seq_len, model) of one search):
 - `trials` counts every recorded trial of the arm, whatever its role or status.
 - With `search_id` the rows are that search's arms. Without it, each arm key (e.g.
   "adding/T=100/lstm") shows the latest search that has a ranked trial for it, else the latest
-  search that has the arm (its row then has metric None).
+  search that has the arm (its row then has metric None); `search_ids` limits the searches
+  considered, `models` the models shown.
 Rows come sorted by task, seq_len, then best mean first.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,6 +61,7 @@ class ArmBest:
     mlflow_run_id: str | None
     params: int | None
     train_seq_per_s: float | None
+    infer_seq_per_s: float | None
     peak_mem_mb: float | None
     trials: int
     solved: bool
@@ -72,15 +75,30 @@ def is_solved(mean: float | None, baseline: float, higher_is_better: bool) -> bo
     return mean > baseline + margin if higher_is_better else mean < baseline - margin
 
 
+@dataclass(frozen=True)
+class BoardFilter:
+    """Which arms a leaderboard reports (None: no restriction)."""
+
+    task: str | None = None
+    seq_len: int | None = None
+    search_id: str | None = None
+    search_ids: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+
+
 def leaderboard(engine: Engine, *, task: str | None = None, seq_len: int | None = None,
-                search_id: str | None = None) -> list[ArmBest]:
-    """The best trial per arm (see the module docstring for the rules), filtered by task and seq_len."""
+                search_id: str | None = None, search_ids: Sequence[str] | None = None,
+                models: Sequence[str] | None = None) -> list[ArmBest]:
+    """The best trial per arm (see the module docstring for the rules), filtered by task, seq_len,
+    searches and models."""
     if search_id is not None:
         with engine.connect() as conn:
             if conn.scalar(select(Search.id).where(Search.id == search_id)) is None:
                 raise BadInput("search", search_id, "an existing search id")
+    where = BoardFilter(task, seq_len, search_id, None if search_ids is None else tuple(search_ids),
+                        None if models is None else tuple(models))
     with engine.connect() as conn:
-        rows = conn.execute(_board_query(task, seq_len, search_id)).mappings().all()
+        rows = conn.execute(_board_query(where)).mappings().all()
     board = [_arm_best(row) for row in rows]
     return sorted(board, key=_order)
 
@@ -89,12 +107,15 @@ def _ranked(trial: Any) -> ColumnElement[bool]:
     return and_(trial.status.in_(RANKED_STATUSES), trial.metric.is_not(None))
 
 
-def _arms_query(task: str | None, seq_len: int | None, search_id: str | None) -> Select:
+def _arms_query(where: BoardFilter) -> Select:
     """The arms to report, with their trial counts: a search's, or the latest search per arm key."""
+    search_id = where.search_id
     per_arm = select(Trial.arm_id, func.count().label("trials"),
                      func.sum(case((and_(Trial.role == "search", _ranked(Trial)), 1), else_=0)).label("ranked"))
     if search_id is not None:
         per_arm = per_arm.where(Trial.search_id == search_id)
+    if where.search_ids is not None:
+        per_arm = per_arm.where(Trial.search_id.in_(where.search_ids))
     counts = per_arm.group_by(Trial.arm_id).subquery("counts")
     ranked = func.coalesce(counts.c.ranked, 0)
     latest = func.row_number().over(
@@ -104,19 +125,22 @@ def _arms_query(task: str | None, seq_len: int | None, search_id: str | None) ->
                     Arm.higher_is_better, Arm.baseline, func.coalesce(counts.c.trials, 0).label("trials"),
                     (latest if search_id is None else literal(1)).label("latest"))
              .join(Search, Search.id == Arm.search_id).outerjoin(counts, counts.c.arm_id == Arm.id))
-    for column, value in ((Arm.task, task), (Arm.seq_len, seq_len), (Arm.search_id, search_id)):
+    for column, value in ((Arm.task, where.task), (Arm.seq_len, where.seq_len), (Arm.search_id, search_id)):
         if value is not None:
             query = query.where(column == value)
+    for column, values in ((Arm.search_id, where.search_ids), (Arm.model, where.models)):
+        if values is not None:
+            query = query.where(column.in_(values))
     return query
 
 
 _BEST_COLUMNS = (Trial.id, Trial.arm_id, Trial.trial_id, Trial.config_key, Trial.metric, Trial.hparams,
-                 Trial.mlflow_run_id, Trial.params, Trial.train_seq_per_s, Trial.peak_mem_mb)
+                 Trial.mlflow_run_id, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb)
 
 
-def _board_query(task: str | None, seq_len: int | None, search_id: str | None) -> Select:
+def _board_query(where: BoardFilter) -> Select:
     """One row per reported arm: the arm, its best search trial and the mean/spread of its runs."""
-    every = _arms_query(task, seq_len, search_id).subquery("every_arm")
+    every = _arms_query(where).subquery("every_arm")
     arms = select(every).where(every.c.latest == 1).cte("arm_sel")
     signed = case((arms.c.higher_is_better, -Trial.metric), else_=Trial.metric)
     ranked = (select(*_BEST_COLUMNS, func.row_number().over(partition_by=Trial.arm_id, order_by=(signed, Trial.id))
@@ -134,7 +158,8 @@ def _board_query(task: str | None, seq_len: int | None, search_id: str | None) -
     spread = (select(runs.c.arm_id, func.sum(deviation * deviation).label("sq_dev"))
               .join(mean, mean.c.arm_id == runs.c.arm_id).group_by(runs.c.arm_id).cte("run_spread"))
     return (select(arms, best.c.metric, best.c.trial_id, best.c.hparams, best.c.mlflow_run_id, best.c.params,
-                   best.c.train_seq_per_s, best.c.peak_mem_mb, mean.c.mean, mean.c.n, spread.c.sq_dev)
+                   best.c.train_seq_per_s, best.c.infer_seq_per_s, best.c.peak_mem_mb, mean.c.mean, mean.c.n,
+                   spread.c.sq_dev)
             .select_from(arms).outerjoin(best, best.c.arm_id == arms.c.id)
             .outerjoin(mean, mean.c.arm_id == arms.c.id).outerjoin(spread, spread.c.arm_id == arms.c.id))
 
@@ -149,7 +174,7 @@ def _arm_best(row: Any) -> ArmBest:
         metric_name=row["metric_name"], higher_is_better=higher, baseline=row["baseline"], metric=row["metric"],
         mean=mean, std=std, n=n, trial_id=row["trial_id"], hparams=row["hparams"],
         mlflow_run_id=row["mlflow_run_id"], params=row["params"], train_seq_per_s=row["train_seq_per_s"],
-        peak_mem_mb=row["peak_mem_mb"], trials=int(row["trials"]),
+        infer_seq_per_s=row["infer_seq_per_s"], peak_mem_mb=row["peak_mem_mb"], trials=int(row["trials"]),
         solved=is_solved(mean, row["baseline"], higher))
 
 

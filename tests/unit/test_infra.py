@@ -39,10 +39,9 @@ RAYCLUSTER_SCHEMA = K8S / "schemas" / "raycluster-ray.io-v1.json"
 DEPLOY_DOC = REPO / "docs" / "DEPLOY.md"
 DOCKERFILES = sorted(p for p in DOCKER.glob("Dockerfile.*") if p.suffix != ".dockerignore")  # .cpu, .cuda
 
-# Commands that compose, k8s and DEPLOY.md use before they exist in seqarena.cli: they come with
-# issues 5 (submit, jobs, status, cancel, resume, worker) and 6 (dashboard). This set must shrink as
-# they land: a planned command that is already in the CLI raises a warning naming it.
-PLANNED = {"dashboard"}
+# Commands that compose, k8s and DEPLOY.md may use before they exist in seqarena.cli (none now: the
+# dashboard of issue 6 landed). A planned command that is already in the CLI raises a warning naming it.
+PLANNED: set[str] = set()
 
 #: Kubernetes versions whose OpenAPI schemas (bundled by kubernetes-validate) the manifests must pass.
 K8S_VERSIONS = ("1.30", "1.34")
@@ -405,11 +404,13 @@ def test_every_seqarena_command_used_exists_or_is_planned() -> None:
 def test_services_run_the_documented_commands() -> None:
     assert services()["seqarena-worker"]["entrypoint"] == ["join-ray", "seqarena"]
     assert services()["seqarena-worker"]["command"] == ["worker"]
-    assert services()["dashboard"]["command"] == ["dashboard", "--host", "0.0.0.0", "--port", "8501"]
+    assert services()["dashboard"]["command"] == ["dashboard", "--host", "0.0.0.0", "--port", "8501",
+                                                  "--mlflow-ui", "http://127.0.0.1:5000"]
     (worker,) = [c for owner, c in k8s_containers() if owner.startswith("seqarena-worker/")]
     assert worker["command"] == ["join-ray", "seqarena"] and worker["args"] == ["worker"]
     (dashboard,) = [c for owner, c in k8s_containers() if owner.startswith("dashboard/")]
-    assert dashboard["args"] == ["dashboard", "--host", "0.0.0.0", "--port", "8501"]
+    assert dashboard["args"] == ["dashboard", "--host", "0.0.0.0", "--port", "8501", "--mlflow-ui",
+                                 "http://127.0.0.1:5000"]
 
 
 # ------------------------------------------------------------------------------------------- kubernetes

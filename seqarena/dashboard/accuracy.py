@@ -1,0 +1,36 @@
+"""Metric vs sequence length page: one line per model, the test metric against T on a log axis.
+
+Points are each arm's best configuration (mean over its runs, ± std as error bars where repeats
+exist), the task's trivial baseline is the dashed black line: a model on that line has learnt
+nothing (e.g. adding MSE 0.167, sMNIST accuracy 0.1).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from seqarena.dashboard import data, figures, filters
+from seqarena.dashboard.queries import board_frame
+
+
+def render() -> None:
+    st.title("Metric vs sequence length")
+    current = filters.current()
+    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    frame = board_frame(rows)
+    frame = frame[frame["mean"].notna()]
+    if frame.empty:
+        filters.no_results()
+        return
+    metric = rows[0].metric_name
+    direction = "higher is better" if rows[0].higher_is_better else "lower is better"
+    log_y = st.toggle("log scale for the metric", value=False, key="accuracy_log_y")
+    figure = figures.versus_seq_len(frame, "mean", f"{current.task}: test {metric} against T ({direction})",
+                                    f"test {metric}", spread="std", log_y=log_y,
+                                    baseline=frame[["seq_len", "baseline"]])
+    figures.show(figure, frame[["model", "seq_len", "mean", "std", "n", "baseline", "solved"]],
+                 f"{current.task} {metric} vs T")
+
+
+if __name__ == "__main__":
+    render()

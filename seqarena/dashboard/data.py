@@ -1,0 +1,123 @@
+"""The dashboard's data, cached per database URL (Streamlit's `cache_data` / `cache_resource`).
+
+Reads go through `seqarena.dashboard.queries` and `seqarena.platform` (the same Python API the CLI
+uses; DESIGN.md, "Who writes what"). Results are cached for `TTL_S` seconds, so a page rendered
+again within that time (a filter change, a rerun) does not touch the database, and a running
+search still shows up within seconds. Writes (submit, cancel) never go through a cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from mlflow.tracking import MlflowClient
+from sqlalchemy import Engine
+
+from seqarena.dashboard import queries
+from seqarena.platform import db
+from seqarena.platform.leaderboard import ArmBest, leaderboard
+from seqarena.platform.tracking import SEARCH_TAG, tracking_uri
+
+TTL_S = 10
+"""Seconds a cached query result is served before the database is asked again."""
+CURVE_TTL_S = 5
+"""Learning curves refresh faster: a researcher watches a running search learn."""
+MLFLOW_UI_ENV = "SEQARENA_MLFLOW_UI"
+DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+def database_url() -> str:
+    return db.database_url()
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> Engine:
+    """One engine per database URL for the whole server (schema brought to head once)."""
+    return db.get_engine(url)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def options(url: str) -> queries.Options:
+    return queries.options(engine(url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def board(url: str, task: str | None, search_ids: tuple[str, ...] | None,
+          models: tuple[str, ...] | None) -> list[ArmBest]:
+    """The leaderboard rows (one per arm, aggregated in SQL) for the current filters."""
+    return leaderboard(engine(url), task=task, search_ids=search_ids, models=models)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def arm_trials(url: str, search_id: str, arm_key: str) -> pd.DataFrame:
+    return queries.arm_trials(engine(url), search_id, arm_key)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def ranked_trials(url: str, task: str, seq_len: int, search_ids: tuple[str, ...],
+                  models: tuple[str, ...] | None) -> pd.DataFrame:
+    return queries.ranked_trials(engine(url), task, seq_len, search_ids, models)
+
+
+def jobs_frame(url: str) -> pd.DataFrame:
+    """The job queue, uncached: the page that changes jobs shows their state right after."""
+    return queries.jobs_frame(engine(url))
+
+
+# ------------------------------------------------------------------------------------------- MLflow
+
+def mlflow_ui() -> str:
+    """The MLflow UI that run links open (`SEQARENA_MLFLOW_UI`, default the local `mlflow ui`)."""
+    return os.environ.get(MLFLOW_UI_ENV, DEFAULT_MLFLOW_UI).rstrip("/")
+
+
+def run_link(experiment_id: str | None, run_id: str | None) -> str | None:
+    """The MLflow UI address of a run (links only: the MLflow server refuses to be framed)."""
+    if not experiment_id or not run_id:
+        return None
+    return f"{mlflow_ui()}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@st.cache_resource(show_spinner=False)
+def _client(uri: str) -> MlflowClient:
+    return MlflowClient(uri)
+
+
+def mlflow_client() -> MlflowClient:
+    return _client(tracking_uri())
+
+
+@st.cache_data(ttl=CURVE_TTL_S, show_spinner=False)
+def curves(uri: str, run_ids: tuple[str, ...], key: str) -> pd.DataFrame:
+    """The `key` step metric of each run: columns run_id, step, value."""
+    client = _client(uri)
+    rows: list[dict[str, Any]] = []
+    for run_id in run_ids:
+        history = client.get_metric_history(run_id, key)
+        rows.extend({"run_id": run_id, "step": metric.step, "value": metric.value} for metric in history)
+    return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+
+@st.cache_data(ttl=CURVE_TTL_S, show_spinner=False)
+def running_runs(uri: str, experiment_id: str, search_id: str, arm_key: str) -> pd.DataFrame:
+    """The arm's trials still running (MLflow child runs in state RUNNING): trial id and run id."""
+    runs = _client(uri).search_runs(
+        [experiment_id], max_results=1000,
+        filter_string=f"tags.`{SEARCH_TAG}` = '{_quoted(search_id)}' AND tags.arm = '{_quoted(arm_key)}' "
+                      "AND attributes.status = 'RUNNING'")
+    return pd.DataFrame([{"trial_id": run.data.tags.get("seqarena.trial_id"), "mlflow_run_id": run.info.run_id,
+                          "role": run.data.tags.get("role")} for run in runs],
+                        columns=["trial_id", "mlflow_run_id", "role"])
+
+
+def _quoted(value: str) -> str:
+    return value.replace("'", "")
+
+
+def selected(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """A multiselect's choice as a hashable cache key (None: no restriction)."""
+    return None if values is None else tuple(values)

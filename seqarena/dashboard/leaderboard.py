@@ -1,0 +1,98 @@
+"""Leaderboard page: models × sequence lengths, the best metric per arm, linked to its MLflow run.
+
+Each cell is the arm's best search trial's test metric, or `mean ± std` over the runs of that
+configuration when repeats exist (rules: `seqarena.platform.leaderboard`). The task's trivial
+baseline is a row of its own; the best model of each column is starred; an arm that did not beat
+the baseline by more than 10 % is marked "not solved". Every number links to the MLflow run of
+its best trial.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import pandas as pd
+import streamlit as st
+
+from seqarena.dashboard import data, filters
+from seqarena.dashboard.filters import Filters
+from seqarena.dashboard.queries import board_frame
+from seqarena.platform.leaderboard import ArmBest, cell
+
+NOT_SOLVED = "not solved"
+
+
+def winners(rows: Sequence[ArmBest]) -> dict[int, str]:
+    """The model with the best mean per sequence length (ties: the first in leaderboard order)."""
+    best: dict[int, ArmBest] = {}
+    for row in rows:
+        if row.mean is None:
+            continue
+        held = best.get(row.seq_len)
+        better = held is None or (row.mean > held.mean if row.higher_is_better else row.mean < held.mean)
+        if better:
+            best[row.seq_len] = row
+    return {seq_len: row.model for seq_len, row in best.items()}
+
+
+def board_html(rows: Sequence[ArmBest], current: Filters) -> str:
+    """The leaderboard as an HTML table (models × T), each number a link to its MLflow run."""
+    seq_lens = sorted({row.seq_len for row in rows})
+    models = list(dict.fromkeys(row.model for row in sorted(rows, key=lambda r: r.model)))
+    by_arm = {(row.model, row.seq_len): row for row in rows}
+    won = winners(rows)
+    metric = rows[0].metric_name
+    direction = "higher is better" if rows[0].higher_is_better else "lower is better"
+    head = "".join(f"<th>T = {seq_len}</th>" for seq_len in seq_lens)
+    lines = [f'<table class="seqarena-board"><caption>test {html.escape(metric)} ({direction}); '
+             f"★ best at its T; mean ± std over the runs of the best configuration</caption>",
+             f"<thead><tr><th>model</th>{head}</tr></thead><tbody>"]
+    for model in models:
+        cells_html = "".join(_cell_html(by_arm.get((model, seq_len)), won.get(seq_len) == model, current)
+                             for seq_len in seq_lens)
+        lines.append(f"<tr><th>{html.escape(model)}</th>{cells_html}</tr>")
+    baselines = {row.seq_len: row.baseline for row in rows}
+    base_cells = "".join(f"<td><i>{baselines[seq_len]:.4g}</i></td>" for seq_len in seq_lens)
+    lines.append(f'<tr class="baseline"><th><i>trivial baseline</i></th>{base_cells}</tr></tbody></table>')
+    return "\n".join(lines)
+
+
+def _cell_html(row: ArmBest | None, winner: bool, current: Filters) -> str:
+    if row is None:
+        return "<td></td>"
+    if row.mean is None:
+        return f'<td title="{row.trials} trials, none ranked">—</td>'
+    text = html.escape(cell(row))
+    link = data.run_link(current.experiment_of(row.search_id), row.mlflow_run_id)
+    if link:
+        text = f'<a href="{html.escape(link)}" target="_blank" rel="noopener">{text}</a>'
+    if winner:
+        text = f"<b>★ {text}</b>"
+    if not row.solved:
+        text = f'<span style="color:#999">{text} <small>({NOT_SOLVED})</small></span>'
+    title = f"{row.trials} trials; n = {row.n}; search {row.search_id[:8]}; trial {row.trial_id}"
+    return f'<td title="{html.escape(title)}">{text}</td>'
+
+
+def render() -> None:
+    st.title("Leaderboard")
+    current = filters.current()
+    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    if not rows:
+        filters.no_results()
+        return
+    st.caption(f"task **{current.task}** · {len(rows)} arms · "
+               f"{'all searches (each arm from its latest)' if current.search_ids is None else 'chosen searches'}")
+    st.markdown(board_html(rows, current), unsafe_allow_html=True)
+    frame = board_frame(rows)
+    won = winners(rows)
+    summary = pd.DataFrame([{"T": seq_len, "best model": model} for seq_len, model in sorted(won.items())])
+    if not summary.empty:
+        st.dataframe(summary, hide_index=True, key="winners")
+    st.download_button("Download leaderboard (CSV)", frame.to_csv(index=False).encode(),
+                       file_name=f"leaderboard_{current.task}.csv", mime="text/csv", key="csv_leaderboard")
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,52 @@
+"""Pareto page: the test metric of every trial at one sequence length against its cost.
+
+Cost is training throughput (higher is better), inference throughput, or parameter count (lower
+is better). The front (trials no other trial beats in both metric and cost) is highlighted: the
+models worth their price. Points are the ranked search trials of the arms on the leaderboard
+(the chosen searches, or each arm's latest search).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from seqarena.dashboard import data, figures, filters
+from seqarena.dashboard.queries import pareto_front
+
+COSTS = {  # label -> (column, higher is better, log axis)
+    "training throughput (sequences/s)": ("train_seq_per_s", True, True),
+    "inference throughput (sequences/s)": ("infer_seq_per_s", True, True),
+    "parameter count": ("params", False, True),
+}
+
+
+def render() -> None:
+    st.title("Pareto: metric against cost")
+    current = filters.current()
+    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    seq_lens = sorted({row.seq_len for row in rows if row.mean is not None})
+    if not seq_lens:
+        filters.no_results()
+        return
+    left, right = st.columns(2)
+    seq_len = left.selectbox("Sequence length T", seq_lens, index=len(seq_lens) - 1, key="pareto_seq_len")
+    cost = right.radio("Cost", list(COSTS), horizontal=True, key="pareto_cost")
+    column, cost_higher, log_x = COSTS[cost]
+    search_ids = tuple(sorted({row.search_id for row in rows if row.seq_len == seq_len}))
+    points = data.ranked_trials(current.url, current.task, seq_len, search_ids, current.models)
+    points = points[points[column].notna()].reset_index(drop=True)
+    if points.empty:
+        st.info(f"No ranked trial at T = {seq_len} records its {cost}.")
+        return
+    higher = bool(points["higher_is_better"].iloc[0])
+    front = pareto_front(points, higher, column, cost_higher)
+    metric = rows[0].metric_name
+    figure = figures.pareto(points, front, column, cost, f"test {metric}", log_x)
+    table = points.assign(on_front=front)[["model", "trial_id", "metric", column, "on_front", "mlflow_run_id"]]
+    figures.show(figure, table, f"{current.task} T={seq_len} {metric} vs {column}")
+    st.caption(f"{len(points)} trials; {int(front.sum())} on the front: "
+               + ", ".join(sorted(set(points.loc[front, 'model']))))
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,325 @@
+"""The dashboard's pages, run headless by Streamlit's AppTest against a seeded database and MLflow store.
+
+The seed (`tests/seed_results.py`) holds known trials; every expected number below follows from
+its docstring by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from seqarena import cells
+from seqarena.dashboard.queries import model_ranks, pareto_front
+from seqarena.dashboard.safety import redact
+from seqarena.dashboard.serve import APP
+from seqarena.platform import db, jobs
+from seqarena.platform.leaderboard import leaderboard
+
+from ..seed_results import ADDING_SPEC, Seeded, seed
+
+UI = "http://127.0.0.1:5000"
+
+
+@pytest.fixture(scope="module")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Seeded]]:
+    home = tmp_path_factory.mktemp("dashboard_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEQARENA_HOME", str(home))
+        patch.delenv("SEQARENA_DB_URL", raising=False)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield home, seed()
+
+
+@pytest.fixture
+def seeded(seeded_home: tuple[Path, Seeded], monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    home, ids = seeded_home
+    monkeypatch.setenv("SEQARENA_HOME", str(home))
+    for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_MLFLOW_UI", "SEQARENA_DASHBOARD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return ids
+
+
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_DASHBOARD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def open_page(page: str | None = None, **state: Any) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    for key, value in state.items():
+        app.session_state[key] = value
+    if page is not None:
+        app.switch_page(page)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def figures(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def values(array: Any) -> list[float]:
+    """A Plotly array as numbers (Plotly 6+ sends numeric arrays as base64 typed arrays)."""
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
+    return list(array)
+
+
+def traces(figure: dict) -> dict[str, tuple[list[float], list[float]]]:
+    return {trace["name"]: (values(trace["x"]), values(trace["y"])) for trace in figure["data"]}
+
+
+def board_cells(app: AppTest) -> dict[str, list[str]]:
+    """The leaderboard table as row label -> cell texts (tags stripped), from its HTML."""
+    table = next(m.value for m in app.markdown if "seqarena-board" in m.value)
+    rows = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S):
+        texts = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        rows[texts[0]] = texts[1:]
+    return rows
+
+
+def frame_with(app: AppTest, column: str) -> pd.DataFrame:
+    """The first dataframe on the page that has `column` (AppTest's dataframes carry no key)."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def page_text(app: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "error", "success", "info", "title") for e in app.get(kind)]
+    return "\n".join(str(part) for part in parts)
+
+
+# ---------------------------------------------------------------------------------------- leaderboard
+
+def test_the_leaderboard_shows_each_T_s_winner_with_its_numbers_baseline_and_run_link(seeded: Seeded) -> None:
+    app = open_page()
+    cells_ = board_cells(app)
+    assert cells_["model"] == ["T = 100", "T = 1000"]
+    assert cells_["gru"] == ["★ 0.003 ± 0.0014", "0.09"]
+    assert cells_["lstm"] == ["0.05", "★ 0.03"]
+    assert cells_["rnn"] == ["0.16 (not solved)", "0.166 (not solved)"]
+    assert cells_["trivial baseline"] == ["0.167", "0.167"]
+    table = next(m.value for m in app.markdown if "seqarena-board" in m.value)
+    experiment = seeded.experiments["adding-study"]
+    assert f'href="{UI}/#/experiments/{experiment}/runs/{seeded.runs["gru100_a"]}"' in table
+    assert f'href="{UI}/#/experiments/{experiment}/runs/{seeded.runs["lstm1000_a"]}"' in table
+    winners = frame_with(app, "best model")
+    assert dict(zip(winners["T"], winners["best model"], strict=True)) == {100: "gru", 1000: "lstm"}
+
+
+def test_the_mlflow_ui_address_is_configurable(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQARENA_MLFLOW_UI", "https://mlflow.example.org/")
+    table = next(m.value for m in open_page().markdown if "seqarena-board" in m.value)
+    assert f'href="https://mlflow.example.org/#/experiments/{seeded.experiments["adding-study"]}/runs/' in table
+
+
+def test_filters_change_task_models_and_searches(seeded: Seeded) -> None:
+    app = open_page()
+    assert app.sidebar.selectbox[0].options == ["adding", "smnist"]
+    app.sidebar.selectbox[0].select("smnist").run()
+    assert board_cells(app)["lstm"] == ["★ 0.97"] and board_cells(app)["trivial baseline"] == ["0.1"]
+    app.sidebar.multiselect(key="filter_models").select("gru").run()
+    shown = board_cells(app)
+    assert set(shown) == {"model", "gru", "trivial baseline"} and shown["gru"] == ["★ 0.95"]
+    app.sidebar.selectbox[0].select("adding").run()
+    searches = app.sidebar.multiselect(key="filter_searches")
+    assert len(searches.options) == 1 and "adding-study" in searches.options[0]
+
+
+def test_an_empty_database_says_how_to_get_results(empty_home: Path) -> None:
+    assert "seqarena demo" in page_text(open_page())
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+def test_metric_vs_T_has_a_line_per_model_with_spread_and_the_baseline(seeded: Seeded) -> None:
+    figure = figures(open_page("accuracy.py"))[0]
+    lines = traces(figure)
+    assert set(lines) == {"gru", "lstm", "rnn", "trivial baseline"}
+    assert lines["gru"][0] == [100, 1000] and lines["gru"][1] == pytest.approx([0.003, 0.09])
+    assert lines["lstm"][1] == pytest.approx([0.05, 0.03])
+    assert lines["rnn"] == ([100, 1000], pytest.approx([0.16, 0.166]))
+    assert lines["trivial baseline"][1] == pytest.approx([0.167, 0.167])
+    gru = next(trace for trace in figure["data"] if trace["name"] == "gru")
+    assert values(gru["error_y"]["array"]) == pytest.approx([2 ** 0.5 * 0.001, 0.0])
+    assert figure["layout"]["xaxis"]["type"] == "log"
+
+
+def test_memory_and_throughput_vs_T_come_from_each_arm_s_best_trial(seeded: Seeded) -> None:
+    memory, speed = figures(open_page("cost.py"))
+    assert traces(memory)["gru"][1] == pytest.approx([4.0, 40.0])
+    assert traces(memory)["lstm"][1] == pytest.approx([6.0, 60.0])
+    lines = traces(speed)
+    assert lines["gru (training)"][1] == pytest.approx([200.0, 20.0])
+    assert lines["gru (inference)"][1] == pytest.approx([600.0, 60.0])
+    assert memory["layout"]["xaxis"]["type"] == "log" and speed["layout"]["yaxis"]["type"] == "log"
+
+
+def test_the_pareto_front_is_the_trials_nothing_beats_in_metric_and_throughput(seeded: Seeded) -> None:
+    app = open_page("pareto.py")
+    app.selectbox(key="pareto_seq_len").select(100).run()
+    front = traces(figures(app)[0])["Pareto front"]
+    assert sorted(zip(front[0], front[1], strict=True)) == [(200.0, pytest.approx(0.002)),
+                                                            (400.0, pytest.approx(0.16))]
+    app.radio(key="pareto_cost").set_value("parameter count").run()
+    front = traces(figures(app)[0])["Pareto front"]
+    # fewest parameters: rnn (4,000); then gru100_a (10,000) with the best MSE
+    assert sorted(zip(front[0], front[1], strict=True)) == [(4000.0, pytest.approx(0.16)),
+                                                            (10000.0, pytest.approx(0.002))]
+
+
+def test_pareto_front_by_hand() -> None:
+    points = pd.DataFrame({"metric": [0.1, 0.2, 0.05, 0.3, 0.1], "speed": [10.0, 30.0, 5.0, 20.0, 10.0]})
+    assert pareto_front(points, False, "speed", True).tolist() == [True, True, True, False, False]
+    assert pareto_front(points, True, "speed", True).tolist() == [False, True, False, True, False]
+
+
+# ------------------------------------------------------------------------------------------- trials
+
+def test_the_trials_page_shows_statuses_curves_and_hyperparameters(seeded: Seeded) -> None:
+    app = open_page("trials.py")
+    assert "adding/T=100/gru" in app.selectbox(key="trials_arm").value
+    counts = {metric.label: int(metric.value) for metric in app.metric}
+    assert counts == {"running": 1, "completed": 3, "stopped": 0, "diverged": 0, "oom": 0, "failed": 0}
+    table = frame_with(app, "trial_id")
+    assert set(table["trial_id"]) == {"gru100_a", "gru100_b", "gru100_r"}
+    assert table.set_index("trial_id").loc["gru100_b", "hp.hidden_size"] == 128
+    chosen = app.multiselect(key="trials_curves").value
+    assert chosen[0] == f"{seeded.running_trial} (running)" and "gru100_a (completed)" in chosen
+    charts = figures(app)
+    validation = traces(charts[0])
+    assert validation["gru100_a (completed)"] == ([10, 20, 30], pytest.approx([0.167, 0.1, 0.002]))
+    assert validation[f"{seeded.running_trial} (running)"] == ([10], pytest.approx([0.15]))
+    parallel = charts[-1]["data"][0]
+    assert parallel["type"] == "parcoords"
+    assert [dimension["label"] for dimension in parallel["dimensions"]] == ["learning_rate", "hidden_size",
+                                                                             "test mse"]
+
+
+def test_the_trials_page_counts_diverged_and_early_stopped_trials(seeded: Seeded) -> None:
+    app = open_page("trials.py")
+    arm = next(option for option in app.selectbox(key="trials_arm").options if "adding/T=1000/rnn" in option)
+    app.selectbox(key="trials_arm").select(arm).run()
+    counts = {metric.label: int(metric.value) for metric in app.metric}
+    assert (counts["diverged"], counts["stopped"], counts["completed"]) == (1, 1, 0)
+
+
+# --------------------------------------------------------------------------------------------- jobs
+
+BAD_SPEC = "name: bad\ntask: adding\nseq_lens: [20]\nmodels: [gru, nosuchmodel]\n"
+GOOD_SPEC = ("name: from-the-dashboard\ntask: adding\nseq_lens: [20]\nmodels: [gru]\n"
+             "budget: {max_steps: 10, eval_every: 5}\n")
+
+
+def submit(app: AppTest, spec: str, token: str | None = None) -> AppTest:
+    app.text_area(key="submit_spec").set_value(spec)
+    if token is not None:
+        app.text_input(key="submit_token").set_value(token)
+    app.button[[b.label for b in app.button].index("Submit")].click().run()
+    return app
+
+
+def test_the_form_refuses_a_bad_spec_and_queues_a_good_one(empty_home: Path) -> None:
+    app = submit(open_page("jobs.py"), BAD_SPEC)
+    assert len(app.error) == 1 and "models" in app.error[0].value and "gru" in app.error[0].value
+    assert jobs.list_jobs(db.get_engine()) == []
+    app = submit(app, GOOD_SPEC)
+    queued = jobs.list_jobs(db.get_engine())
+    assert [(job.name, job.state, job.submitted_by) for job in queued] == [("from-the-dashboard", "queued",
+                                                                             "dashboard")]
+    assert f"queued job {queued[0].id}" in app.success[0].value
+    assert queued[0].id in set(frame_with(app, "state")["id"])
+
+
+def test_cancel_from_the_dashboard(empty_home: Path) -> None:
+    job_id = jobs.submit(db.get_engine(), GOOD_SPEC)
+    app = open_page("jobs.py")
+    app.button[[b.label for b in app.button].index("Cancel job")].click().run()
+    assert jobs.get_job(db.get_engine(), job_id).state == "cancelled"
+    assert "cancelled" in app.success[0].value
+
+
+def test_with_a_token_set_submit_and_cancel_ask_for_it(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "dash-token-9f8e7d"
+    monkeypatch.setenv("SEQARENA_DASHBOARD_TOKEN", token)
+    job_id = jobs.submit(db.get_engine(), GOOD_SPEC)
+    app = submit(open_page("jobs.py"), GOOD_SPEC, token="wrong")
+    assert "token" in app.error[0].value and len(jobs.list_jobs(db.get_engine())) == 1
+    app.text_input(key="cancel_token").set_value("wrong")
+    app.button[[b.label for b in app.button].index("Cancel job")].click().run()
+    assert jobs.get_job(db.get_engine(), job_id).state == "queued"
+    app = submit(app, GOOD_SPEC, token=token)
+    assert len(jobs.list_jobs(db.get_engine())) == 2
+    assert token not in page_text(app)
+
+
+def test_a_running_job_shows_per_arm_progress(seeded: Seeded) -> None:
+    engine = db.get_engine()
+    job_id = jobs.submit(engine, ADDING_SPEC)
+    jobs.claim(engine, "worker-a", 60)
+    jobs.attach_search(engine, job_id, "worker-a", seeded.searches["adding-study"], "run")
+    try:
+        app = open_page("jobs.py")
+        texts = [bar.proto.text for bar in app.get("progress")]
+        assert any(text.startswith("adding/T=100/gru: 3/") and "best 0.003 ± 0.0014" in text for text in texts)
+        assert any(text.startswith("adding/T=1000/rnn: 2/") for text in texts)
+    finally:
+        jobs.cancel(engine, job_id)
+        jobs.finish(engine, job_id, "worker-a", "cancelled")
+
+
+# ------------------------------------------------------------------------------------------- models
+
+def test_the_models_page_renders_equations_hyperparameters_and_ranks(seeded: Seeded) -> None:
+    app = open_page("models.py")
+    app.selectbox(key="models_choice").select("cornn").run()
+    assert [latex.value.strip("$\n") for latex in app.latex] == list(cells.equations("cornn"))
+    hparams = frame_with(app, "valid")
+    assert {"dt", "gamma", "epsilon"} <= set(hparams["name"])
+    ranks = frame_with(app, "wins").set_index("model")
+    assert ranks.loc["gru", "wins"] == 1 and ranks.loc["lstm", "wins"] == 1 and ranks.loc["rnn", "wins"] == 0
+    app.selectbox(key="models_choice").select("gru").run()
+    assert any("Rank 1 of 3" in m.value for m in app.markdown)
+
+
+def test_model_ranks_by_hand(seeded: Seeded) -> None:
+    ranks = model_ranks(leaderboard(db.get_engine(), task="adding")).set_index("model")
+    assert ranks["mean_rank"].to_dict() == {"gru": 1.5, "lstm": 1.5, "rnn": 3.0}
+    assert ranks["solved"].to_dict() == {"gru": 2, "lstm": 2, "rnn": 0}
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+def test_an_unreachable_database_is_one_line_that_hides_the_password(empty_home: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQARENA_DB_URL", "postgresql+psycopg://seqarena:Sup3rSecretPw@127.0.0.1:9/nowhere")
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    assert len(app.error) == 1 and "SEQARENA_DB_URL" in app.error[0].value
+    assert "Sup3rSecretPw" not in page_text(app) and not app.exception
+
+
+def test_redact_hides_url_passwords_and_secret_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "ray-token-123456")
+    text = redact("connect postgresql://me:hunter22@db:5432/x failed; token ray-token-123456")
+    assert text == "connect postgresql://me:***@db:5432/x failed; token ***"
+
+
+def test_the_dashboard_command_refuses_a_bad_port(run_cli: Any) -> None:
+    code, _, err = run_cli(["dashboard", "--port", "70000"])
+    assert code == 2 and "port" in err
