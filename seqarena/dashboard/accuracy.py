@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from seqarena.dashboard import data, figures, filters
+from seqarena.dashboard import figures, filters
 from seqarena.dashboard.queries import board_frame
 
 
 def render() -> None:
     st.title("Metric vs sequence length")
     current = filters.current()
-    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    rows = current.board()
     frame = board_frame(rows)
     frame = frame[frame["mean"].notna()]
     if frame.empty:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from seqarena.dashboard import data, figures, filters
+from seqarena.dashboard import figures, filters
 from seqarena.dashboard.queries import board_frame
 
 
 def render() -> None:
     st.title("Memory and throughput vs sequence length")
     current = filters.current()
-    frame = board_frame(data.board(current.url, current.task, current.search_ids, current.models))
+    frame = board_frame(current.board())
     frame = frame[frame["trial_id"].notna()]
     if frame.empty:
         filters.no_results()

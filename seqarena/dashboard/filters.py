@@ -12,6 +12,7 @@ import streamlit as st
 
 from seqarena.dashboard import data
 from seqarena.dashboard.queries import SearchInfo
+from seqarena.platform.leaderboard import ArmBest
 
 _KEY = "seqarena_filters"
 
@@ -32,6 +33,10 @@ class Filters:
 
     def search(self, search_id: str) -> SearchInfo | None:
         return next((s for s in self.searches if s.id == search_id), None)
+
+    def board(self) -> list[ArmBest]:
+        """The leaderboard rows (one per arm, aggregated in SQL, cached) under these filters."""
+        return data.board(self.url, self.task, self.search_ids, self.models)
 
 
 def sidebar() -> Filters:

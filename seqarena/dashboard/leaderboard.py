@@ -78,7 +78,7 @@ def _cell_html(row: ArmBest | None, winner: bool, current: Filters) -> str:
 def render() -> None:
     st.title("Leaderboard")
     current = filters.current()
-    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    rows = current.board()
     if not rows:
         filters.no_results()
         return

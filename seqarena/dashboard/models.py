@@ -11,14 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from seqarena import cells
-from seqarena.dashboard import data, filters
+from seqarena.dashboard import filters
 from seqarena.dashboard.queries import model_ranks
 
 
 def render() -> None:
     st.title("Models")
     current = filters.current()
-    ranks = model_ranks(data.board(current.url, current.task, current.search_ids, current.models))
+    ranks = model_ranks(current.board())
     if not ranks.empty:
         st.subheader(f"Ranking on {current.task}")
         st.dataframe(ranks, hide_index=True, key="model_ranks", column_config={

@@ -23,7 +23,7 @@ COSTS = {  # label -> (column, higher is better, log axis)
 def render() -> None:
     st.title("Pareto: metric against cost")
     current = filters.current()
-    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    rows = current.board()
     seq_lens = sorted({row.seq_len for row in rows if row.mean is not None})
     if not seq_lens:
         filters.no_results()

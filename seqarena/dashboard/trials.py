@@ -76,7 +76,7 @@ def arm_choice(rows: list[ArmBest], current: Filters) -> ArmBest:
 def render() -> None:
     st.title("Trials of an arm")
     current = filters.current()
-    rows = data.board(current.url, current.task, current.search_ids, current.models)
+    rows = current.board()
     if not rows:
         filters.no_results()
         return
