@@ -8,7 +8,9 @@ worker owns a job's state transitions (DESIGN.md, "Who writes what").
 
 Stopping: the heartbeat thread stops a running search the way Tune documents for an interrupted
 experiment (the SIGUSR1 it handles like Ctrl+C: trials stop, the experiment state is saved, and
-the search can be resumed) when the job is cancelled or the worker receives SIGTERM.
+the search can be resumed) when the job is cancelled or the worker receives SIGTERM. The signal is
+sent again at every heartbeat while the reason holds: one sent before Tune installed its handler
+(the worker ignores SIGUSR1 until then) is not lost, and Tune takes repeats as the same request.
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ class StopSignal:
         self.shutdown = threading.Event()
 
     def request(self, reason: str) -> None:
-        """Ask the running Tune experiment to stop (once), keeping it resumable."""
+        """Ask the running Tune experiment to stop, keeping it resumable; the first reason given stays."""
         if self.reason is None:
             self.reason = reason
-            os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _heartbeat(engine: Engine, job_id: str, settings: WorkerSettings, stop: StopSignal,

@@ -372,3 +372,30 @@ def test_two_processes_claim_each_job_exactly_once(engine: Engine, url: str) -> 
     by_worker = {job.id: job.worker_id for job in jobs.list_jobs(engine, "running")}
     assert by_worker == {job_id: f"w{i}" for i, one in enumerate(taken) for job_id in one}
     assert {job.attempts for job in jobs.list_jobs(engine)} == {1}
+
+
+def test_a_cancel_is_signalled_again_at_every_heartbeat_until_the_job_ends(engine: Engine) -> None:
+    """A stop sent before Tune listens (the worker ignores SIGUSR1 until then) is sent again."""
+    import signal
+    import threading
+
+    from seqarena.platform.worker import StopSignal, WorkerSettings, _heartbeat
+
+    settings = WorkerSettings(lease_seconds=0.3)
+    job_id = jobs.submit(engine, SPEC)
+    assert jobs.claim(engine, settings.worker_id, settings.lease_seconds).id == job_id
+    jobs.cancel(engine, job_id)
+    received: list[float] = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: received.append(time.monotonic()))
+    stop, done = StopSignal(), threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(engine, job_id, settings, stop, done))
+    try:
+        beat.start()
+        deadline = time.monotonic() + 10
+        while len(received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        done.set()
+        beat.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert stop.reason == "cancelled" and len(received) >= 3
