@@ -290,6 +290,46 @@ def dashboard(
     serve(host, port, mlflow_ui)
 
 
+@app.command(name="trace")
+def trace_command(
+    run: Annotated[str, typer.Option("--run", help="the MLflow run id of a recorded trial")],
+    task: Annotated[str | None, typer.Option(help="trace on this task (default: the run's)")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="trace at this sequence length (default: the run's)")] = None,
+    batch_size: Annotated[int, typer.Option(help="validation sequences in the traced batch")] = 32,
+    out: Annotated[Path | None, typer.Option(help="folder for trace.json and trace.html")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the trace as one JSON line")] = False,
+) -> None:
+    """Hidden states, gates and the gradient norm of the loss w.r.t. the state at each step of a trained model."""
+    from seqarena.dashboard.figures import trace_figure
+    from seqarena.platform.trained import trace_run
+
+    result = trace_run(run, task=task, seq_len=seq_len, batch_size=batch_size)
+    folder = out or Path(f"trace-{run[:8]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trace.json").write_text(json.dumps(result.to_json()))
+    trace_figure(result).write_html(folder / "trace.html", include_plotlyjs=True)
+    if json_output:
+        print(json.dumps(result.to_json()))
+        return
+    _print_trace(result)
+    stderr.print(f"wrote {folder / 'trace.json'} and {folder / 'trace.html'}")
+
+
+def _print_trace(result: Any) -> None:
+    steps = sorted({1, max(result.seq_len // 4, 1), max(result.seq_len // 2, 1), max(3 * result.seq_len // 4, 1),
+                    result.seq_len})
+    table = Table(title=f"{result.model} on {result.task}, T = {result.seq_len}: loss {result.loss:.4g}")
+    table.add_column("t")
+    rows = {f"‖∂L/∂s_t‖ layer {i + 1}": curve for i, curve in enumerate(result.grad_state)}
+    rows["‖∂L/∂u_t‖"] = result.grad_input
+    rows.update({f"gate {name}": curve for name, curve in result.gates.items()})
+    for name in rows:
+        table.add_column(name)
+    for step in steps:
+        table.add_row(str(step), *(f"{curve[step - 1]:.3g}" for curve in rows.values()))
+    Console().print(table)
+
+
 def _job_row(job: Any) -> dict[str, Any]:
     return {"id": job.id, "name": job.name, "state": job.state, "priority": job.priority,
             "submitted_by": job.submitted_by, "attempts": job.attempts, "worker": job.worker_id,

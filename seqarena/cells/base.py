@@ -7,11 +7,17 @@ Shapes: `B` batch, `T` time, `d` input size, `H` hidden size (the paper's `m`).
   through the input weights in one matrix product, `step` advances the state by one time step
   from one projected input, `output` reads the features from the state. `unroll` runs any cell
   over a sequence; `StackedRecurrent` stacks cells into layers. No model writes its own time loop.
+* `probing()`: while active, every recurrent layer reports each step's state (kept in the graph,
+  so the gradient of a loss with respect to it can be read) and its gates to a `StepProbe`; the
+  diagnostics of `seqarena trace`. Off (the default), the unroller pays one context-variable read.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import torch
@@ -83,6 +89,54 @@ class RecurrentCell(nn.Module, ABC):
     def output(self, state: State) -> Tensor:
         """The layer's features `[B, H]` read from a state."""
 
+    def gates(self, x_t: Tensor, state: State) -> dict[str, Tensor]:
+        """The gate values `[B, H]` that `step(x_t, state)` uses, by name (for `probing`); none by default."""
+        return {}
+
+
+class StepProbe:
+    """What `probing()` collected: per recurrent layer (in the order they ran), each step's state
+    (the tensors the next step reads, with `retain_grad`, so after `backward` their `.grad` is the
+    total derivative of the loss through all later steps) and each step's gate values (detached)."""
+
+    def __init__(self) -> None:
+        self.states: list[list[State]] = []
+        self.gates: list[dict[str, list[Tensor]]] = []
+
+    def start_layer(self) -> int:
+        """Open the record of the next layer; return its index."""
+        self.states.append([])
+        self.gates.append({})
+        return len(self.states) - 1
+
+    def record(self, layer: int, state: State, gates: dict[str, Tensor] | None = None) -> None:
+        """Record one step of `layer`: its new state (kept for gradients) and its gates."""
+        for tensor in state:
+            if tensor.requires_grad:
+                tensor.retain_grad()
+        self.states[layer].append(state)
+        for name, value in (gates or {}).items():
+            self.gates[layer].setdefault(name, []).append(value.detach())
+
+
+_PROBE: ContextVar[StepProbe | None] = ContextVar("seqarena_step_probe", default=None)
+
+
+@contextmanager
+def probing() -> Iterator[StepProbe]:
+    """Collect the steps of every recurrent layer run inside the block (see `StepProbe`)."""
+    probe = StepProbe()
+    token = _PROBE.set(probe)
+    try:
+        yield probe
+    finally:
+        _PROBE.reset(token)
+
+
+def active_probe() -> StepProbe | None:
+    """The probe of the enclosing `probing()` block, if any."""
+    return _PROBE.get()
+
 
 def unroll(cell: RecurrentCell, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
     """Run `cell` over the sequence `u: [B, T, d]`; return the features `[B, T, H]` and final state.
@@ -93,9 +147,24 @@ def unroll(cell: RecurrentCell, u: Tensor, state: State | None = None) -> tuple[
     projected = cell.project_inputs(u)
     if state is None:
         state = cell.init_state(u.shape[0], projected)
+    probe = _PROBE.get()
+    if probe is not None:
+        return _probed_unroll(cell, projected, state, probe)
     outputs = []
     for x_t in projected.unbind(1):
         state = cell.step(x_t, state)
+        outputs.append(cell.output(state))
+    return torch.stack(outputs, dim=1), state
+
+
+def _probed_unroll(cell: RecurrentCell, projected: Tensor, state: State, probe: StepProbe) -> tuple[Tensor, State]:
+    """`unroll`'s loop, reporting each step's state and gates (`RecurrentCell.gates`) to `probe`."""
+    layer = probe.start_layer()
+    outputs = []
+    for x_t in projected.unbind(1):
+        gates = cell.gates(x_t, state)
+        state = cell.step(x_t, state)
+        probe.record(layer, state, gates)
         outputs.append(cell.output(state))
     return torch.stack(outputs, dim=1), state
 

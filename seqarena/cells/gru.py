@@ -12,9 +12,11 @@ paper (Bai et al. 2018) Table 1, e.g. adding T=600 MSE 5.3e-5 (shared/reference/
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from seqarena.cells import space as sp
+from seqarena.cells.base import State
 from seqarena.cells.torch_rnn import TorchRecurrent
 
 #: The gates and update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §3).
@@ -46,3 +48,11 @@ class GRU(TorchRecurrent):
         sp.dropout(0.0),
         *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
     )
+
+    def probe_step(self, x_t: Tensor, hidden: Tensor, state: State) -> tuple[State, dict[str, Tensor]]:
+        """torch's GRU: r, z = σ(·); n = tanh(W_in u + b_in + r ⊙ (W_hn h + b_hn)); h' = (1 − z) ⊙ n + z ⊙ h."""
+        x_r, x_z, x_n = x_t.chunk(3, dim=1)
+        h_r, h_z, h_n = hidden.chunk(3, dim=1)
+        reset, update = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        candidate = torch.tanh(x_n + reset * h_n)
+        return ((1.0 - update) * candidate + update * state[0],), {"reset": reset, "update": update}

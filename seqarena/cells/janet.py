@@ -81,6 +81,11 @@ class JANETCell(RecurrentCell):
     def output(self, state: State) -> Tensor:
         return state[0]
 
+    def gates(self, x_t: Tensor, state: State) -> dict[str, Tensor]:
+        """The forget gate f = σ(s) of the step (the input gate is 1 − σ(s − β))."""
+        s, _ = (x_t + state[0] @ self.U.t()).chunk(2, dim=1)
+        return {"forget": torch.sigmoid(s)}
+
 
 class JANET(StackedRecurrent):
     """Stacked JANET layers (the README's MNIST runs use 2 × 128). `[B, T, d] -> [B, T, H]`."""

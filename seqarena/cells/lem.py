@@ -78,6 +78,12 @@ class LEMCell(RecurrentCell):
     def output(self, state: State) -> Tensor:
         return state[0]
 
+    def gates(self, x_t: Tensor, state: State) -> dict[str, Tensor]:
+        """The learned time steps Δt̄ (of y) and Δt_z (of z) of the step, each in (0, Δt)."""
+        i_dt1, i_dt2, _, _ = x_t.chunk(4, dim=1)
+        h_dt1, h_dt2, _ = self.hid2hid(state[0]).chunk(3, dim=1)
+        return {"dt_y": self.dt * torch.sigmoid(i_dt1 + h_dt1), "dt_z": self.dt * torch.sigmoid(i_dt2 + h_dt2)}
+
 
 class LEM(StackedRecurrent):
     """LEM; one layer in every published PyTorch task, deeper stacks feed y to the next layer."""

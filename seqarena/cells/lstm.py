@@ -17,9 +17,10 @@ all other biases 0, with T_max the sequence length; it spreads the units' forget
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from seqarena.cells import space as sp
+from seqarena.cells.base import State
 from seqarena.cells.torch_rnn import TorchRecurrent
 
 #: The gates and update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §2).
@@ -61,6 +62,15 @@ class LSTM(TorchRecurrent):
                   doc="chrono initialisation of the forget/input biases (Tallec & Ollivier 2018)"),
         *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
     )
+
+    state_size = 2
+
+    def probe_step(self, x_t: Tensor, hidden: Tensor, state: State) -> tuple[State, dict[str, Tensor]]:
+        """torch's LSTM: i, f, o = σ(·), g = tanh(·); c' = f ⊙ c + i ⊙ g; h' = o ⊙ tanh(c')."""
+        i, f, g, o = (x_t + hidden).chunk(4, dim=1)
+        i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+        c = f * state[1] + i * torch.tanh(g)
+        return (o * torch.tanh(c), c), {"input": i, "forget": f, "output": o}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
                  chrono: bool = False, seq_len: int | None = None) -> None:

@@ -9,9 +9,11 @@ ranges are seqarena's [ours] (shared/reference/models.md §1).
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from seqarena.cells import space as sp
+from seqarena.cells.base import State
 from seqarena.cells.torch_rnn import TorchRecurrent
 
 #: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §1).
@@ -39,3 +41,7 @@ class ElmanRNN(TorchRecurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0) -> None:
         super().__init__(input_size, hidden_size, num_layers, dropout, nonlinearity="tanh")
+
+    def probe_step(self, x_t: Tensor, hidden: Tensor, state: State) -> tuple[State, dict[str, Tensor]]:
+        """h_t = tanh(W_ih u_t + b_ih + W_hh h_{t-1} + b_hh); no gates."""
+        return (torch.tanh(x_t + hidden),), {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from seqarena.dashboard import figures, filters
+from seqarena.dashboard import display, figures, filters
 from seqarena.dashboard.queries import board_frame
 
 
@@ -28,7 +28,7 @@ def render() -> None:
     figure = figures.versus_seq_len(frame, "mean", f"{current.task}: test {metric} against T ({direction})",
                                     f"test {metric}", spread="std", log_y=log_y,
                                     baseline=frame[["seq_len", "baseline"]])
-    figures.show(figure, frame[["model", "seq_len", "mean", "std", "n", "baseline", "solved"]],
+    display.show(figure, frame[["model", "seq_len", "mean", "std", "n", "baseline", "solved"]],
                  f"{current.task} {metric} vs T")
 
 

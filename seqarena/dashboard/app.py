@@ -20,6 +20,7 @@ PAGES = (
     ("cost.py", "Memory & throughput", ":material/speed:"),
     ("pareto.py", "Pareto", ":material/scatter_plot:"),
     ("trials.py", "Trials", ":material/science:"),
+    ("inside.py", "Inside the model", ":material/biotech:"),
     ("jobs.py", "Jobs", ":material/work:"),
     ("models.py", "Models", ":material/functions:"),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from seqarena.dashboard import figures, filters
+from seqarena.dashboard import display, figures, filters
 from seqarena.dashboard.queries import board_frame
 
 
@@ -26,7 +26,7 @@ def render() -> None:
     memory = frame[frame["peak_mem_mb"].notna()]
     figure = figures.versus_seq_len(memory, "peak_mem_mb", f"{current.task}: peak memory of a training step",
                                     "peak memory (MB)", log_y=True)
-    figures.show(figure, memory[["model", "seq_len", "peak_mem_mb", "params", "trial_id"]],
+    display.show(figure, memory[["model", "seq_len", "peak_mem_mb", "params", "trial_id"]],
                  f"{current.task} memory vs T")
     speed = pd.concat([
         frame.assign(phase="training", seq_per_s=frame["train_seq_per_s"]),
@@ -35,7 +35,7 @@ def render() -> None:
     speed = speed[speed["seq_per_s"].notna()]
     figure = figures.versus_seq_len(speed, "seq_per_s", f"{current.task}: throughput (solid: training, "
                                     "dashed: inference)", "sequences / s", log_y=True, dash_by="phase")
-    figures.show(figure, speed[["model", "seq_len", "phase", "seq_per_s", "trial_id"]],
+    display.show(figure, speed[["model", "seq_len", "phase", "seq_per_s", "trial_id"]],
                  f"{current.task} throughput vs T")
 
 

@@ -1,18 +1,16 @@
-"""Plotly figures of the dashboard and how they are shown: interactive, downloadable as PNG and CSV.
+"""Plotly figures of the dashboard (and of `seqarena trace`'s HTML report); no Streamlit here.
 
-The PNG comes from Plotly's own toolbar (the camera button, rendered in the browser; no server-side
-image engine needed); the CSV is the figure's data behind a download button.
+`seqarena.dashboard.display.show` puts them on a page, downloadable as PNG and CSV.
 """
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import plotly.graph_objects as go
-import streamlit as st
+from plotly.subplots import make_subplots
 
 from seqarena import cells
+from seqarena.workers.trace import Trace
 
 _LINE_STYLES = ("solid", "dash", "dot", "dashdot", "longdash")
 
@@ -24,18 +22,6 @@ def model_colors(models: list[str]) -> dict[str, str]:
     known = cells.names()
     order = known + sorted(set(models) - set(known))
     return {name: palette[i % len(palette)] for i, name in enumerate(order)}
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "figure"
-
-
-def show(figure: go.Figure, frame: pd.DataFrame, name: str) -> None:
-    """Draw `figure` (PNG from its toolbar, named `name`) and offer `frame` as CSV."""
-    config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": slug(name), "scale": 2}}
-    st.plotly_chart(figure, config=config, key=f"chart_{slug(name)}")
-    st.download_button(f"Download {name} data (CSV)", frame.to_csv(index=False).encode(), file_name=f"{slug(name)}.csv",
-                       mime="text/csv", key=f"csv_{slug(name)}")
 
 
 def versus_seq_len(frame: pd.DataFrame, y: str, title: str, y_title: str, *, spread: str | None = None,
@@ -87,4 +73,29 @@ def pareto(points: pd.DataFrame, front: pd.Series, x: str, x_title: str, metric_
                          legend_title="model", margin={"t": 60})
     if log_x:
         figure.update_xaxes(type="log")
+    return figure
+
+
+def trace_figure(trace: Trace) -> go.Figure:
+    """`seqarena trace`'s four panels against the time step: gradient norms (log axis), state norms,
+    gate means, and the first units of the last layer's features for one sequence."""
+    steps = list(range(1, trace.seq_len + 1))
+    figure = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=(
+        "gradient of the loss: ‖∂L/∂s_t‖ per recurrent layer, ‖∂L/∂u_t‖ of the input",
+        "state norm ‖h_t‖ per layer", "gates (mean over batch and units), last layer",
+        "features h_t of the last layer, first units, first sequence"))
+    for layer, curve in enumerate(trace.grad_state):
+        figure.add_trace(go.Scatter(x=steps, y=curve, name=f"‖∂L/∂s_t‖ layer {layer + 1}"), row=1, col=1)
+    figure.add_trace(go.Scatter(x=steps, y=trace.grad_input, name="‖∂L/∂u_t‖", line={"dash": "dot"}), row=1, col=1)
+    for layer, curve in enumerate(trace.state_norm):
+        figure.add_trace(go.Scatter(x=steps, y=curve, name=f"‖h_t‖ layer {layer + 1}"), row=2, col=1)
+    for name, curve in trace.gates.items():
+        figure.add_trace(go.Scatter(x=steps, y=curve, name=f"gate {name}"), row=3, col=1)
+    for unit in range(len(trace.states[0]) if trace.states else 0):
+        figure.add_trace(go.Scatter(x=steps, y=[step[unit] for step in trace.states], name=f"unit {unit}",
+                                    line={"width": 1}, showlegend=False), row=4, col=1)
+    figure.update_yaxes(type="log", row=1, col=1)
+    figure.update_xaxes(title_text="time step t", row=4, col=1)
+    figure.update_layout(height=1100, title=f"{trace.model} on {trace.task} (T = {trace.seq_len}): "
+                                             f"loss {trace.loss:.4g}, batch of {trace.batch_size}")
     return figure

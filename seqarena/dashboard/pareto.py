@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from seqarena.dashboard import data, figures, filters
+from seqarena.dashboard import data, display, figures, filters
 from seqarena.dashboard.queries import pareto_front
 
 COSTS = {  # label -> (column, higher is better, log axis)
@@ -43,7 +43,7 @@ def render() -> None:
     metric = rows[0].metric_name
     figure = figures.pareto(points, front, column, cost, f"test {metric}", log_x)
     table = points.assign(on_front=front)[["model", "trial_id", "metric", column, "on_front", "mlflow_run_id"]]
-    figures.show(figure, table, f"{current.task} T={seq_len} {metric} vs {column}")
+    display.show(figure, table, f"{current.task} T={seq_len} {metric} vs {column}")
     st.caption(f"{len(points)} trials; {int(front.sum())} on the front: "
                + ", ".join(sorted(set(points.loc[front, 'model']))))
 

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from seqarena.dashboard import data, figures, filters
+from seqarena.dashboard import data, display, filters
 from seqarena.dashboard.filters import Filters
 from seqarena.platform.leaderboard import ArmBest
 from seqarena.platform.tracking import tracking_uri
@@ -93,7 +93,7 @@ def render() -> None:
     columns = varied(trials)
     if columns and trials["metric"].notna().sum() >= 2:
         figure = parallel_coordinates(trials, columns, arm.metric_name, arm.higher_is_better)
-        figures.show(figure, trials[["trial_id", *columns, "metric"]], f"{arm.key} hyperparameters")
+        display.show(figure, trials[["trial_id", *columns, "metric"]], f"{arm.key} hyperparameters")
 
 
 def _status_line(trials: pd.DataFrame, running: pd.DataFrame) -> None:
@@ -137,7 +137,7 @@ def _curves(trials: pd.DataFrame, running: pd.DataFrame, arm: ArmBest) -> None:
     for key, title in ((f"val_{arm.metric_name}", f"validation {arm.metric_name}"), ("train_loss", "training loss")):
         curves = data.curves(tracking_uri(), run_ids, key)
         if not curves.empty:
-            figures.show(curves_figure(curves, names, f"{arm.key}: {title}", title),
+            display.show(curves_figure(curves, names, f"{arm.key}: {title}", title),
                          curves.assign(trial=curves["run_id"].map(names)), f"{arm.key} {title}")
 
 

@@ -1,0 +1,60 @@
+"""Inside the model page: a trained trial's hidden states, gates and gradient norms through time.
+
+The diagnostics of `seqarena trace` (see `seqarena.workers.trace`): how far back the gradient of
+the loss reaches (‖∂L/∂s_t‖ against t, log axis), the state norms, the gates, and a few units of
+the features, for the best trial of an arm (its checkpoint is kept in MLflow) or any run id.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from seqarena.dashboard import data, display, figures, filters
+from seqarena.dashboard.trials import arm_choice
+from seqarena.platform.trained import trace_run
+from seqarena.workers.trace import Trace
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
+def cached_trace(url: str, run_id: str, seq_len: int | None, batch_size: int) -> Trace:
+    """A trace is a function of the run's stored weights: kept an hour (`url` keys it per database)."""
+    return trace_run(run_id, seq_len=seq_len, batch_size=batch_size)
+
+
+def per_step(trace: Trace) -> pd.DataFrame:
+    """The trace's curves as one row per step, for the CSV download."""
+    columns = {f"grad_state_layer{i + 1}": curve for i, curve in enumerate(trace.grad_state)}
+    columns["grad_input"] = trace.grad_input
+    columns.update({f"state_norm_layer{i + 1}": curve for i, curve in enumerate(trace.state_norm)})
+    columns.update({f"gate_{name}": curve for name, curve in trace.gates.items()})
+    return pd.DataFrame({"t": range(1, trace.seq_len + 1), **columns})
+
+
+def render() -> None:
+    st.title("Inside the model")
+    current = filters.current()
+    rows = [row for row in current.board() if row.mlflow_run_id]
+    if not rows:
+        filters.no_results()
+        return
+    arm = arm_choice(rows, current)
+    left, middle, right = st.columns(3)
+    run_id = left.text_input("MLflow run id (default: the arm's best trial)", value=arm.mlflow_run_id,
+                             key="inside_run")
+    seq_len = middle.number_input("Trace at T", min_value=1, value=arm.seq_len, step=1, key="inside_seq_len")
+    batch_size = right.number_input("Sequences", min_value=1, max_value=256, value=16, key="inside_batch")
+    with st.spinner("tracing…"):
+        trace = cached_trace(current.url, run_id.strip(), int(seq_len), int(batch_size))
+    reach = trace.reach()
+    if reach is not None:
+        st.caption(f"‖∂L/∂s_1‖ / ‖∂L/∂s_T‖ = {reach:.3g} (layer 1): the share of the last step's gradient that "
+                   "reaches the first step")
+    display.show(figures.trace_figure(trace), per_step(trace), f"trace {trace.model} T={trace.seq_len}")
+    link = data.run_link(current.experiment_of(arm.search_id), run_id.strip())
+    if link:
+        st.link_button("Open the run in MLflow", link)
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,135 @@
+"""`seqarena trace`: per-step states, gates and gradient norms, checked against independent computations."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from seqarena import cells
+from seqarena.cells.base import probing
+from seqarena.platform import db
+from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.workers.config import make_config, prepare
+from seqarena.workers.trace import trace
+from seqarena.workers.trial import build_model, run_trial
+
+GATES = {"lstm": {"input", "forget", "output"}, "gru": {"reset", "update"}, "janet": {"forget"},
+         "lem": {"dt_y", "dt_z"}}
+
+
+@pytest.mark.parametrize("name", cells.names())
+def test_probing_runs_the_same_computation_step_by_step(name: str) -> None:
+    torch.manual_seed(0)
+    model = cells.build(name, 3, 8, 2, seq_len=25).eval()
+    x = torch.randn(4, 25, 3)
+    with probing() as probe:
+        stepped = model(x)
+    torch.testing.assert_close(stepped, model(x), rtol=1e-5, atol=1e-5)  # torch's fused modules included
+    recurrent = name not in ("tcn", "transformer")
+    assert [len(layer) for layer in probe.states] == ([25, 25] if recurrent else [])
+    assert {name for layer in probe.gates for name in layer} == GATES.get(name, set())
+
+
+def setup_of(model: str, seq_len: int, **hparams: Any) -> Any:
+    config = make_config(model=model, task="adding", seq_len=seq_len, task_options={"n_val": 16, "n_test": 16},
+                         hparams={"hidden_size": 16, **hparams})
+    return prepare(config)
+
+
+@pytest.mark.parametrize("model", ["lstm", "cornn"])
+def test_an_untrained_model_at_T_500_has_a_finite_gradient_norm_per_step(model: str) -> None:
+    setup = setup_of(model, 500)
+    torch.manual_seed(0)
+    net = build_model(setup)
+    before = {name: p.clone() for name, p in net.named_parameters()}
+    inputs, targets = setup.task.eval_set("val")
+    result = trace(net, setup.task, (inputs[:8], targets[:8]), model=model)
+    assert len(result.grad_state) == 1 and len(result.grad_state[0]) == 500
+    assert len(result.grad_input) == 500 and len(result.state_norm[0]) == 500 and len(result.states) == 500
+    assert all(math.isfinite(v) and v >= 0 for v in result.grad_state[0] + result.grad_input)
+    assert result.grad_state[0][-1] > 0 and math.isfinite(result.reach())
+    assert set(result.gates) == GATES.get(model, set())
+    assert all(len(curve) == 500 for curve in result.gates.values())
+    assert all(torch.equal(p, before[name]) for name, p in net.named_parameters())  # weights untouched
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_the_last_step_s_state_gradient_is_the_head_s_gradient() -> None:
+    """At t = T only the readout sees h_T (a GRU's whole state): ∂L/∂h_T = Wᵀ ∂L/∂ŷ, computed apart."""
+    setup = setup_of("gru", 30)
+    torch.manual_seed(1)
+    net = build_model(setup).eval()
+    inputs, targets = setup.task.eval_set("val")
+    batch = (inputs[:6], targets[:6])
+    features = net.backbone(batch[0])
+    output = net.head(features)
+    (grad_output,) = torch.autograd.grad(setup.task.loss(output, batch[1]), output)
+    expected = (grad_output @ net.head.linear.weight).norm(dim=-1).mean()
+    result = trace(net, setup.task, batch, model="gru")
+    assert result.grad_state[0][-1] == pytest.approx(float(expected), rel=1e-5)
+
+
+def recorded_run(home: Path) -> str:
+    """A real trained trial, recorded in the database and MLflow as a search records it; its run id."""
+    spec = "name: traced\ntask: adding\ntask_options: {n_val: 16, n_test: 16}\nseq_lens: [20]\nmodels: [gru]\n"
+    result = run_trial(make_config(model="gru", task="adding", seq_len=20, steps=20, eval_every=10,
+                                   task_options={"n_val": 16, "n_test": 16},
+                                   hparams={"hidden_size": 8, "batch_size": 16}, checkpoint_dir=home / "ckpt"))
+    engine, tracker = db.get_engine(), Tracker()
+    experiment = tracker.experiment_id("seqarena/traced")
+    arm = {"task": "adding", "seq_len": 20, "model": "gru", "key": "adding/T=20/gru", "metric_name": "mse",
+           "higher_is_better": False, "baseline": 0.167}
+    search_id = db.create_search(engine, name="traced", spec_yaml=spec, spec_hash="x", mlflow_experiment_id=experiment,
+                                 arms=[arm])
+    parent = tracker.start_parent(experiment, search_id, "traced", spec)
+    run_id = tracker.start_child(experiment, parent, "t0", {SEARCH_TAG: search_id, TRIAL_TAG: "t0"}, {})
+    tracker.log_artifacts(run_id, home / "ckpt", "checkpoint")
+    db.record_trial(engine, search_id, arm["key"], {"trial_id": "t0", "seed": 0, "hparams": result.hparams,
+                                                    "status": "completed", "steps": 20, "metric": result.metric,
+                                                    "mlflow_run_id": run_id})
+    return run_id
+
+
+def test_trace_command_on_a_recorded_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> None:
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_id = recorded_run(tmp_path)
+    code, out, err = run_cli(["trace", "--run", run_id, "--out", str(tmp_path / "trace"), "--seq-len", "40",
+                              "--batch-size", "8", "--json"])
+    assert code == 0, err
+    traced = json.loads(out.strip().splitlines()[-1])
+    assert (traced["model"], traced["seq_len"], traced["batch_size"]) == ("gru", 40, 8)
+    assert len(traced["grad_state"][0]) == 40 and set(traced["gates"]) == {"reset", "update"}
+    assert json.loads((tmp_path / "trace" / "trace.json").read_text()) == traced
+    assert "plotly" in (tmp_path / "trace" / "trace.html").read_text()[:200_000].lower()
+    code, _, err = run_cli(["trace", "--run", "no-such-run"])
+    assert code == 2 and "run" in err
+    code, _, err = run_cli(["trace", "--run", run_id, "--task", "copy"])
+    assert code == 2 and "task" in err
+
+
+def test_the_inside_page_traces_the_arm_s_best_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from seqarena.dashboard.serve import APP
+
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_id = recorded_run(tmp_path)
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.run()
+    app.switch_page("inside.py")
+    app.run()
+    assert not app.exception and not app.error
+    assert app.text_input(key="inside_run").value == run_id
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    names = {trace["name"] for trace in figure["data"]}
+    assert {"‖∂L/∂s_t‖ layer 1", "‖∂L/∂u_t‖", "gate reset", "gate update"} <= names
+    assert any("reaches the first step" in caption.value for caption in app.caption)
