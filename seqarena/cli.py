@@ -330,6 +330,27 @@ def _print_trace(result: Any) -> None:
     Console().print(table)
 
 
+@app.command()
+def sample(
+    run: Annotated[str, typer.Option("--run", help="the MLflow run id of a trained char-task trial")],
+    prime: Annotated[str, typer.Option(help="the text to start from")] = "The ",
+    length: Annotated[int, typer.Option(help="characters to generate after the prime")] = 300,
+    temperature: Annotated[float, typer.Option(help="softmax temperature (lower: more likely characters)")] = 1.0,
+    seed: Annotated[int, typer.Option(help="seed of the sampling")] = 0,
+) -> None:
+    """Generate text from a trained character-level language model (the `char` task)."""
+    import torch
+
+    from seqarena.platform.trained import load_run
+    from seqarena.tasks.char import sample_text
+
+    trained = load_run(run)
+    if trained.config.task != "char":
+        raise BadInput("run", run, f"a run of the char task (this one is {trained.config.task})")
+    print(sample_text(trained.net, trained.setup.task, prime, length, temperature,
+                      torch.Generator().manual_seed(seed)))
+
+
 def _job_row(job: Any) -> dict[str, Any]:
     return {"id": job.id, "name": job.name, "state": job.state, "priority": job.priority,
             "submitted_by": job.submitted_by, "attempts": job.attempts, "worker": job.worker_id,

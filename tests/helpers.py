@@ -48,3 +48,37 @@ def claim_until_empty(url: str, worker_id: str, barrier: Any, work_s: float = 0.
         taken.append(job.id)
         time.sleep(work_s)
     return taken
+
+
+#: A tiny adding trial (GRU, T = 20) for `recorded_run`.
+ADDING_RUN = {"model": "gru", "task": "adding", "seq_len": 20, "task_options": {"n_val": 16, "n_test": 16},
+              "hparams": {"hidden_size": 8, "batch_size": 16}, "steps": 20, "eval_every": 10}
+
+
+def recorded_run(home: Any, trial: Mapping[str, Any]) -> str:
+    """Train `trial` (TrialConfig fields) for real and record it as a search records a finished trial:
+    a search with one arm in the database, an MLflow parent and child run, the checkpoint as the
+    child's `checkpoint/` artifact. Returns the child run's id."""
+    from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
+    from seqarena.workers.config import make_config
+    from seqarena.workers.trial import run_trial
+
+    name = f"recorded-{trial['model']}-{trial['task']}"
+    spec = (f"name: {name}\ntask: {trial['task']}\ntask_options: {dict(trial['task_options'])}\n"
+            f"seq_lens: [{trial['seq_len']}]\nmodels: [{trial['model']}]\n")
+    result = run_trial(make_config(**trial, checkpoint_dir=home / "ckpt"))
+    engine, tracker = db.get_engine(), Tracker()
+    experiment = tracker.experiment_id(f"seqarena/{name}")
+    key = f"{trial['task']}/T={trial['seq_len']}/{trial['model']}"
+    arm = {"task": trial["task"], "seq_len": trial["seq_len"], "model": trial["model"], "key": key,
+           "metric_name": result.metric_name, "higher_is_better": result.higher_is_better,
+           "baseline": result.baseline}
+    search_id = db.create_search(engine, name=name, spec_yaml=spec, spec_hash=name, mlflow_experiment_id=experiment,
+                                 arms=[arm])
+    parent = tracker.start_parent(experiment, search_id, name, spec)
+    run_id = tracker.start_child(experiment, parent, "t0", {SEARCH_TAG: search_id, TRIAL_TAG: "t0"}, {})
+    tracker.log_artifacts(run_id, home / "ckpt", "checkpoint")
+    db.record_trial(engine, search_id, key, {"trial_id": "t0", "seed": 0, "hparams": result.hparams,
+                                             "status": "completed", "steps": result.steps, "metric": result.metric,
+                                             "mlflow_run_id": run_id})
+    return run_id

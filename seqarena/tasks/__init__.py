@@ -10,13 +10,14 @@ from typing import Any
 from seqarena.errors import BadInput, one_of
 from seqarena.tasks.adding import Adding
 from seqarena.tasks.base import Task, TaskOptions, parse_options
+from seqarena.tasks.char import CharLM
 from seqarena.tasks.copy import Copy
 from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
 __all__ = ["Task", "TaskOptions", "build", "names", "task_class"]
 
-_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, SequentialMNIST, PermutedMNIST)}
+_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM)}
 
 
 def names() -> list[str]:

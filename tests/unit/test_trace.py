@@ -12,11 +12,10 @@ import torch
 
 from seqarena import cells
 from seqarena.cells.base import probing
-from seqarena.platform import db
-from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.config import make_config, prepare
 from seqarena.workers.trace import trace
-from seqarena.workers.trial import build_model, run_trial
+from seqarena.workers.trial import build_model
+from tests.helpers import ADDING_RUN, recorded_run
 
 GATES = {"lstm": {"input", "forget", "output"}, "gru": {"reset", "update"}, "janet": {"forget"},
          "lem": {"dt_y", "dt_z"}}
@@ -74,32 +73,11 @@ def test_the_last_step_s_state_gradient_is_the_head_s_gradient() -> None:
     assert result.grad_state[0][-1] == pytest.approx(float(expected), rel=1e-5)
 
 
-def recorded_run(home: Path) -> str:
-    """A real trained trial, recorded in the database and MLflow as a search records it; its run id."""
-    spec = "name: traced\ntask: adding\ntask_options: {n_val: 16, n_test: 16}\nseq_lens: [20]\nmodels: [gru]\n"
-    result = run_trial(make_config(model="gru", task="adding", seq_len=20, steps=20, eval_every=10,
-                                   task_options={"n_val": 16, "n_test": 16},
-                                   hparams={"hidden_size": 8, "batch_size": 16}, checkpoint_dir=home / "ckpt"))
-    engine, tracker = db.get_engine(), Tracker()
-    experiment = tracker.experiment_id("seqarena/traced")
-    arm = {"task": "adding", "seq_len": 20, "model": "gru", "key": "adding/T=20/gru", "metric_name": "mse",
-           "higher_is_better": False, "baseline": 0.167}
-    search_id = db.create_search(engine, name="traced", spec_yaml=spec, spec_hash="x", mlflow_experiment_id=experiment,
-                                 arms=[arm])
-    parent = tracker.start_parent(experiment, search_id, "traced", spec)
-    run_id = tracker.start_child(experiment, parent, "t0", {SEARCH_TAG: search_id, TRIAL_TAG: "t0"}, {})
-    tracker.log_artifacts(run_id, home / "ckpt", "checkpoint")
-    db.record_trial(engine, search_id, arm["key"], {"trial_id": "t0", "seed": 0, "hparams": result.hparams,
-                                                    "status": "completed", "steps": 20, "metric": result.metric,
-                                                    "mlflow_run_id": run_id})
-    return run_id
-
-
 def test_trace_command_on_a_recorded_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> None:
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    run_id = recorded_run(tmp_path)
+    run_id = recorded_run(tmp_path, ADDING_RUN)
     code, out, err = run_cli(["trace", "--run", run_id, "--out", str(tmp_path / "trace"), "--seq-len", "40",
                               "--batch-size", "8", "--json"])
     assert code == 0, err
@@ -122,7 +100,7 @@ def test_the_inside_page_traces_the_arm_s_best_trial(tmp_path: Path, monkeypatch
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    run_id = recorded_run(tmp_path)
+    run_id = recorded_run(tmp_path, ADDING_RUN)
     app = AppTest.from_file(str(APP), default_timeout=120)
     app.run()
     app.switch_page("inside.py")
