@@ -53,10 +53,11 @@ class SearchRecorder(Callback):
         self._runs: dict[str, str] | None = None
         self._recorded: set[str] | None = None
         self._last_step: dict[str, int] = {}
+        self._complete: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"target": self.target, "progress": self.progress, "_tracker": None, "_runs": None,
-                "_recorded": None, "_last_step": {}}
+                "_recorded": None, "_last_step": {}, "_complete": set()}
 
     # lazily opened state -------------------------------------------------------------------
     @property
@@ -115,15 +116,20 @@ class SearchRecorder(Callback):
         return self._last_step[trial_id]
 
     def _run_id(self, trial: Any) -> str:
+        config = trial.config
+        spec = config["trial"]
         if trial.trial_id not in self.runs:
-            config = trial.config
-            spec = config["trial"]
             tags = {SEARCH_TAG: self.target.search_id, TRIAL_TAG: trial.trial_id, "task": spec["task"],
                     "seq_len": spec["seq_len"], "model": spec["model"], "arm": config["arm"],
                     "role": config["role"], "seed": spec["seed"]}
             self.runs[trial.trial_id] = self.tracker.start_child(
                 self.target.experiment_id, self.target.parent_run_id, f"{config['arm']} {trial.trial_id}",
                 tags, spec["hparams"])
+        elif trial.trial_id not in self._complete:
+            # a run found again after a restart: a driver killed between creating it and logging
+            # its params left it without them
+            self.tracker.log_missing_params(self.runs[trial.trial_id], spec["hparams"])
+        self._complete.add(trial.trial_id)
         return self.runs[trial.trial_id]
 
     def _finish(self, trial: Any, last: dict, error: str | None) -> None:

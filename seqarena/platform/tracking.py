@@ -101,6 +101,14 @@ class Tracker:
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run.info.run_id
 
+    def log_missing_params(self, run_id: str, params: Mapping[str, Any]) -> int:
+        """Log the params a run lacks (MLflow params are write-once); return how many were missing."""
+        present = self.client.get_run(run_id).data.params
+        missing = [Param(k, str(v)) for k, v in params.items() if k not in present]
+        if missing:
+            self.client.log_batch(run_id, params=missing)
+        return len(missing)
+
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
         """Log numeric metrics at `step` in one batch."""
         now = int(time.time() * 1000)
