@@ -12,12 +12,15 @@ from seqarena.tasks.adding import Adding
 from seqarena.tasks.base import Task, TaskOptions, parse_options
 from seqarena.tasks.char import CharLM
 from seqarena.tasks.copy import Copy
+from seqarena.tasks.ecg import HeartbeatECG
 from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
 __all__ = ["Task", "TaskOptions", "build", "names", "task_class"]
 
-_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM)}
+_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
+    Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG,
+)}
 
 
 def names() -> list[str]:
