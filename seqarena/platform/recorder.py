@@ -56,8 +56,12 @@ class SearchRecorder(Callback):
         self._complete: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"target": self.target, "progress": self.progress, "_tracker": None, "_runs": None,
-                "_recorded": None, "_last_step": {}, "_complete": set()}
+        return {"target": self.target, "progress": self.progress}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Only the target and the progress travel (in Tune's experiment state); the rest is rebuilt
+        lazily, so a search saved by an older seqarena resumes under a newer one."""
+        self.__init__(state["target"], state["progress"])
 
     # lazily opened state -------------------------------------------------------------------
     @property
