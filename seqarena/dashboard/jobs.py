@@ -48,8 +48,7 @@ def _queue(frame: pd.DataFrame) -> None:
         return
     counts = frame["state"].value_counts().to_dict()
     st.caption(" · ".join(f"{state}: {counts[state]}" for state in jobs.STATES if state in counts))
-    shown = frame.drop(columns=["spec_yaml"], errors="ignore").assign(error=frame["error"].map(
-        lambda text: redact(text) if isinstance(text, str) else text))
+    shown = frame.assign(error=frame["error"].map(lambda text: redact(text) if isinstance(text, str) else text))
     st.dataframe(shown, hide_index=True, key="jobs_table")
 
 

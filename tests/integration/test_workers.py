@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from seqarena.platform import db, jobs
+from seqarena.platform.tracking import PARENT_TAG
 
 from .conftest import child_env, seqarena_cli, wait_for
 from .test_search import child_runs
@@ -23,7 +25,7 @@ task: adding
 task_options: {{n_val: 32, n_test: 32}}
 seq_lens: [20]
 models: [gru]
-budget: {{max_steps: {steps}, eval_every: 10}}
+budget: {{max_steps: {steps}, eval_every: {eval_every}}}
 search: {{algorithm: random, num_samples: {samples}, scheduler: none, seed: 0}}
 fixed: {{all: {{hidden_size: 8, batch_size: 16}}}}
 """
@@ -31,7 +33,7 @@ fixed: {{all: {{hidden_size: 8, batch_size: 16}}}}
 
 def job_spec(tmp: Path, name: str, steps: int = 20, samples: int = 2) -> Path:
     path = tmp / f"{name}.yaml"
-    path.write_text(JOB_SPEC.format(name=name, steps=steps, samples=samples))
+    path.write_text(JOB_SPEC.format(name=name, steps=steps, samples=samples, eval_every=min(10, steps)))
     return path
 
 
@@ -65,19 +67,27 @@ def job(job_id: str) -> jobs.Job:
     return jobs.get_job(db.get_engine(), job_id)
 
 
-def test_two_workers_run_every_job_exactly_once(tmp_path: Path, env: dict[str, str],
-                                                workers: list[subprocess.Popen]) -> None:
-    ids = [submit(env, job_spec(tmp_path, f"once-{i}")) for i in range(4)]
-    workers.extend(start_worker(env, "--once", "--poll", "0.5") for _ in range(2))
+@pytest.mark.parametrize("backend, n_workers", [("sqlite", 2), ("postgresql", 3)])
+def test_workers_run_each_of_twenty_jobs_exactly_once(backend: str, n_workers: int, tmp_path: Path,
+                                                      env: dict[str, str], workers: list[subprocess.Popen],
+                                                      request: pytest.FixtureRequest) -> None:
+    if backend == "postgresql":
+        env["SEQARENA_DB_URL"] = request.getfixturevalue("pg_url")
+    engine = db.get_engine(env.get("SEQARENA_DB_URL") or f"sqlite:///{Path(env['SEQARENA_HOME']) / 'seqarena.db'}")
+    spec = JOB_SPEC.format(name="once", steps=2, samples=1, eval_every=1)
+    ids = [jobs.submit(engine, spec, priority=number % 3) for number in range(20)]
+    workers.extend(start_worker(env, "--once", "--poll", "0.5") for _ in range(n_workers))
     for process in workers:
-        assert process.wait(timeout=600) == 0, process.stderr.read()[-3000:]
-    engine = db.get_engine()
-    for job_id in ids:
-        finished = job(job_id)
-        assert (finished.state, finished.attempts) == ("succeeded", 1)
-        runs = child_runs(f"sqlite:///{Path(env['SEQARENA_HOME']) / 'mlflow.db'}", finished.mlflow_parent_run_id)
-        assert len(runs) == 2 and len(db.trials_frame(engine, finished.search_id)) == 2
-    assert len({job(job_id).search_id for job_id in ids}) == 4  # one search (one MLflow parent) per job
+        assert process.wait(timeout=900) == 0, process.stderr.read()[-3000:]
+    finished = [jobs.get_job(engine, job_id) for job_id in ids]
+    assert [(job.state, job.attempts) for job in finished] == [("succeeded", 1)] * 20
+    client = MlflowClient(f"sqlite:///{Path(env['SEQARENA_HOME']) / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seqarena/once").experiment_id
+    runs = client.search_runs([experiment], max_results=1000)
+    parents = {run.info.run_id for run in runs if PARENT_TAG not in run.data.tags}
+    assert parents == {job.mlflow_parent_run_id for job in finished}  # one MLflow parent run per job
+    assert len(runs) == 40 and len(db.trials_frame(engine)) == 20  # and one trial in each, recorded once
+    assert len({job.search_id for job in finished}) == 20
 
 
 def test_a_killed_worker_s_job_is_taken_over_and_finished_once(tmp_path: Path, env: dict[str, str],
