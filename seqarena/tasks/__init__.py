@@ -13,13 +13,16 @@ from seqarena.tasks.base import Task, TaskOptions, parse_options
 from seqarena.tasks.char import CharLM
 from seqarena.tasks.copy import Copy
 from seqarena.tasks.ecg import HeartbeatECG
+from seqarena.tasks.har2 import HAR2
+from seqarena.tasks.imdb import IMDBSentiment
+from seqarena.tasks.ncifar import NoisyCIFAR
 from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
 __all__ = ["Task", "TaskOptions", "build", "names", "task_class"]
 
 _TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
-    Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG,
+    Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG, IMDBSentiment, HAR2, NoisyCIFAR,
 )}
 
 
