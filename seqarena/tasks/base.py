@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
 from seqarena.errors import BadInput
@@ -29,6 +30,13 @@ class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DatasetOptions(TaskOptions):
+    """Options every task on a downloaded data set accepts: how validation is carved, where files live."""
+
+    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
+    data_dir: Path | None = Field(None, description="data root; default $SEQARENA_DATA")
+
+
 def parse_options(model: type[TaskOptions], options: Mapping[str, Any]) -> TaskOptions:
     """Validate `options` against `model`; the first problem becomes a `BadInput` naming the field."""
     try:
@@ -38,7 +46,9 @@ def parse_options(model: type[TaskOptions], options: Mapping[str, Any]) -> TaskO
         where = ".".join(str(part) for part in first["loc"]) or "options"
         allowed = first["msg"]
         if first["type"] == "extra_forbidden":
-            allowed = "one of " + ", ".join(model.model_fields)
+            shared = [name for name in model.model_fields if name in DatasetOptions.model_fields]
+            own = [name for name in model.model_fields if name not in shared]
+            allowed = "one of " + ", ".join(own + shared)  # the task's own options first
         raise BadInput(f"option.{where}", first.get("input"), allowed) from None
 
 

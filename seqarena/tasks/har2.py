@@ -46,7 +46,7 @@ from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
 from seqarena.tasks.archives import Archive, Source, ensure_archive, zip_members
-from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions
+from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
 
 #: sha256 of `UCI HAR Dataset.zip` (60 999 314 bytes). NOT verified by us (no network here): it is
 #: the digest two independent public projects record for that file, the member of UCI's current
@@ -147,14 +147,13 @@ def _identity(inputs: Tensor) -> Tensor:
     return inputs
 
 
-class HAR2Options(TaskOptions):
+class HAR2Options(DatasetOptions):
     """Options of HAR-2."""
 
     grouping: Grouping = Field("moving_static", description="how the 6 activities become 2 classes")
     val_subjects: int = Field(3, ge=1, le=20, description="training subjects held out for validation")
     split_seed: int = Field(0, ge=0, description="seed of the choice of validation subjects")
     normalise: bool = Field(True, description="z-score each (step, channel) with training statistics")
-    data_dir: Path | None = Field(None, description="data root; default $SEQARENA_DATA")
 
 
 class HAR2(Task):

@@ -48,7 +48,7 @@ from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
 from seqarena.tasks.archives import Archive, Source, ensure_archive, tar_members
-from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions
+from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
 from seqarena.tasks.har2 import binary_loss, binary_metrics, majority_share
 
 #: sha256 of the archive file as served (84 125 825 bytes): the digest TensorFlow Datasets and
@@ -168,7 +168,7 @@ def embedding_table(rows: int, dim: int, seed: int) -> Tensor:
     return table
 
 
-class IMDBOptions(TaskOptions):
+class IMDBOptions(DatasetOptions):
     """Options of the IMDB sentiment task."""
 
     vocab_size: int = Field(25_000, ge=1, le=1_000_000, description="most frequent training words kept")
@@ -177,8 +177,6 @@ class IMDBOptions(TaskOptions):
     padding: Literal["left", "right"] = Field("left", description="where short reviews get their pads")
     n_val: int = Field(7500, ge=1, le=12_500, description="validation reviews carved from training")
     n_test: int = Field(25_000, ge=1, le=25_000, description="test reviews used (the first n, fixed order)")
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
-    data_dir: Path | None = Field(None, description="data root; default $SEQARENA_DATA")
 
 
 class IMDBSentiment(Task):

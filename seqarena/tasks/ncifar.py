@@ -51,7 +51,7 @@ from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
 from seqarena.tasks.archives import Archive, Source, ensure_archive, tar_members
-from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions
+from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -156,15 +156,13 @@ class FreshNoiseStream(ShuffledStream):
         self.noise_generator.set_state(state["noise_generator"])
 
 
-class NoisyCIFAROptions(TaskOptions):
+class NoisyCIFAROptions(DatasetOptions):
     """Options of noise-padded CIFAR-10."""
 
     noise: Noise = Field("fixed", description="fixed: one noise tensor for all samples (Rusch); per_sample")
     noise_seed: int = Field(0, ge=0, description="seed of the fixed noise and of the evaluation sets' noise")
     n_val: int = Field(3000, ge=1, le=25_000, description="validation images carved from training")
     n_test: int = Field(10_000, ge=1, le=10_000, description="test images used (the first n)")
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
-    data_dir: Path | None = Field(None, description="data root; default $SEQARENA_DATA")
 
 
 class NoisyCIFAR(Task):

@@ -9,24 +9,20 @@ answering the most frequent class of the test set (0.1135 on the full test set).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from seqarena.errors import BadInput
 from seqarena.tasks import mnist
-from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions
+from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
 
 
-class MNISTOptions(TaskOptions):
+class MNISTOptions(DatasetOptions):
     """Options of the MNIST tasks."""
 
     n_val: int = Field(3000, ge=1, le=30_000, description="validation images carved from training")
     n_test: int = Field(10_000, ge=1, le=10_000, description="test images used (the first n)")
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
-    data_dir: Path | None = Field(None, description="data root; default $SEQARENA_DATA")
 
 
 class SequentialMNIST(Task):
