@@ -23,6 +23,7 @@ also limits concurrency itself (`max_concurrent`), so that no wrapper keeps a co
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 MODE = "max"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -162,10 +164,18 @@ class ArmSearcher(Searcher):
         if plan is None or role != "search":
             return
         plan.completed += 1
-        self._tell_optuna(plan, trial_id, result, error)
         self._consider_best(plan, trial_id, result)
+        self._tell_optuna(plan, trial_id, result, error)
 
     def _tell_optuna(self, plan: ArmPlan, trial_id: str, result: dict | None, error: bool) -> None:
+        """Tell the arm's study how a trial ended. A failure here is logged, never raised: Tune runs
+        the searcher before the callbacks that record the trial, and an exception would skip them."""
+        try:
+            self._tell_study(plan, trial_id, result, error)
+        except Exception:
+            log.warning("arm %s: could not tell Optuna how trial %s ended", plan.key, trial_id, exc_info=True)
+
+    def _tell_study(self, plan: ArmPlan, trial_id: str, result: dict | None, error: bool) -> None:
         if plan.searcher is None:
             return
         if trial_id in plan.searcher._ot_trials:

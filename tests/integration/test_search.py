@@ -131,7 +131,10 @@ def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tm
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["search_id"] == search.id
-    check_records(search.id, tracking_uri(), expected_trials=10, steps=60)
+    try:
+        check_records(search.id, tracking_uri(), expected_trials=10, steps=60)
+    except AssertionError as failure:  # say what the resumed driver saw
+        raise AssertionError(f"{failure}\n--- resumed driver's stderr ---\n{done.stderr[-6000:]}") from None
     after = db.trials_frame(db.get_engine(), search.id)
     after_runs = {run.data.tags[TRIAL_TAG]: run for run in child_runs(tracking_uri(), search.mlflow_parent_run_id)}
     for trial_id in before["trial_id"]:  # finished before the kill: same run, not trained again
