@@ -229,7 +229,8 @@ class ArmSearcher(Searcher):
         if self._restored is None:
             return
         restored, self._restored = self._restored, None
-        lost = set(self.trial_arm) - set(restored)
+        known = set(self.trial_arm)
+        lost = known - set(restored)
         self.trial_arm, self.trial_hparams, self.live = {}, {}, set()
         for plan in self.plans.values():
             plan.suggested = plan.completed = plan.repeats_suggested = 0
@@ -238,6 +239,10 @@ class ArmSearcher(Searcher):
             self._adopt(trial_id, trial)
         for plan in self.plans.values():
             self._settle_study(plan, lost)
+        log.info("restored %d trials (%d unknown to the saved searcher, %d it handed out lost): %s",
+                 len(restored), len(set(restored) - known), len(lost),
+                 "; ".join(f"{p.key} {p.suggested}+{p.repeats_suggested} handed out, {p.completed} done, "
+                           f"best {p.best[0] if p.best else None}" for p in self.plans.values()))
 
     def _adopt(self, trial_id: str, trial: RestoredTrial) -> None:
         plan = self.plans[trial.arm]

@@ -127,7 +127,7 @@ def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tm
     search = db.find_search(db.get_engine(), "resumable")
     before_runs = {run.data.tags[TRIAL_TAG]: run for run in child_runs(tracking_uri(), search.mlflow_parent_run_id)}
 
-    done = seqarena_cli("run", str(spec_path), "--resume", "--json", env=env)
+    done = seqarena_cli("-v", "run", str(spec_path), "--resume", "--json", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["search_id"] == search.id
