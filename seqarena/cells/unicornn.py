@@ -12,7 +12,17 @@ Sec. 2), with a learned per-unit time step:
 
 `w` is a learned vector (diagonal recurrence): units of a layer interact only through the next
 layer's dense `V`. The step is exactly invertible (`y_{n-1} = y_n − δ ⊙ z_n`, then `z_{n-1}`),
-which the paper uses for an O(1)-memory backward; here autograd runs through the unroller.
+which the paper uses for an O(1)-memory backward (Sec. 3).
+
+Two implementations of the same layer; `implementation` says which ran last (also in `extra_info`):
+
+* `"fused-cpu"` (default for float32/float64 CPU tensors): `seqarena.cells.kernels.unicornn_layer`,
+  a compiled C++ time loop whose backward rebuilds the states by running the step backwards, so
+  the recurrence stores only the final state (memory independent of T).
+* `"eager"`: the shared unroller through `step`, autograd through every step. Used on other
+  devices and dtypes, inside `probing()` (which needs every step's state), with `fused=False`, and
+  when the kernel cannot be built (warned once, reason in `extra_info`). It is the reference the
+  fused path is tested against (`tests/unit/test_fused.py`).
 Initialisation as in the code: `w ~ U(0, 1)`, `c ~ U(−0.1, 0.1)`, `V` kaiming-uniform with a = 8
 (U(±sqrt(6 / (65·fan_in)))), biases 0. Deep stacking: L layers, each followed by variational
 dropout (one mask per sequence and unit, p = 0.1 by default). Parameters: `m·d + m + 2m` per
@@ -21,11 +31,14 @@ layer. No gradient clipping.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from seqarena.cells import kernels as fused_kernels
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+from seqarena.cells.base import RecurrentCell, StackedRecurrent, State, active_probe, unroll
 
 #: The symplectic-Euler step, and its exact inverse, as LaTeX display lines (one `st.latex` block
 #: each; shared/reference/models.md §6). The y update uses the new z_n.
@@ -60,13 +73,22 @@ class UnICORNNCell(RecurrentCell):
         nn.init.kaiming_uniform_(self.V.weight, a=8, mode="fan_in")
         nn.init.zeros_(self.V.bias)
 
+    def delta(self) -> Tensor:
+        """The per-unit time step `δ = Δt · σ(c)` [H]."""
+        return self.dt * torch.sigmoid(self.c)
+
     def project_inputs(self, u: Tensor) -> Tensor:
         """`x_n = V u_n + b` for all n."""
         return self.V(u)
 
+    def fused(self, u: Tensor) -> Tensor:
+        """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        ys, _ = fused_kernels.unicornn_layer(u, self.V.weight, self.V.bias, self.w, self.delta(), self.alpha)
+        return ys
+
     def step(self, x_t: Tensor, state: State) -> State:
         y, z = state
-        delta = self.dt * torch.sigmoid(self.c)
+        delta = self.delta()
         z = z - delta * (torch.tanh(self.w * y + x_t) + self.alpha * y)
         y = y + delta * z
         return (y, z)
@@ -74,7 +96,7 @@ class UnICORNNCell(RecurrentCell):
     def inverse_step(self, x_t: Tensor, state: State) -> State:
         """The symplectic step run backwards: recover `(y_{n-1}, z_{n-1})` from `(y_n, z_n)`."""
         y, z = state
-        delta = self.dt * torch.sigmoid(self.c)
+        delta = self.delta()
         y = y - delta * z
         z = z + delta * (torch.tanh(self.w * y + x_t) + self.alpha * y)
         return (y, z)
@@ -105,9 +127,34 @@ class UnICORNN(StackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 dt: float = 0.19, alpha: float = 30.65) -> None:
+                 dt: float = 0.19, alpha: float = 30.65, fused: bool = True) -> None:
+        """`fused=False` forces the eager unroll (tests, benchmarks); see the module docstring."""
         self.dt, self.alpha = dt, alpha
         super().__init__(input_size, hidden_size, num_layers, dropout)
+        self.fused = fused
+        #: The path the last forward pass took: "fused-cpu" or "eager" ("not run" before the first).
+        self.implementation = "not run"
 
     def make_cell(self, input_size: int) -> UnICORNNCell:
         return UnICORNNCell(input_size, self.hidden_size, self.dt, self.alpha)
+
+    def use_fused(self, x: Tensor) -> bool:
+        """Whether a forward pass on `x` takes the compiled kernel (builds it on first use)."""
+        return (self.fused and active_probe() is None and fused_kernels.supported(x)
+                and fused_kernels.available())
+
+    def forward(self, x: Tensor) -> Tensor:
+        fused = self.use_fused(x)
+        self.implementation = "fused-cpu" if fused else "eager"
+        for cell in self.layers:
+            x = cell.fused(x) if fused else unroll(cell, x)[0]
+            x = self.dropout(x)
+        return x
+
+    def extra_info(self) -> dict[str, Any]:
+        """The implementation that ran (and why the kernel was unavailable, if it was)."""
+        info: dict[str, Any] = {"implementation": self.implementation}
+        error = fused_kernels.extension_error("unicornn")
+        if error is not None:
+            info["fused_unavailable"] = error
+        return info

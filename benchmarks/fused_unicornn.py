@@ -1,0 +1,212 @@
+"""Fused UnICORNN on the CPU against its eager unroll and nn.LSTM (issue 8, performance point 2).
+
+One run, one process, the same CPU for all three:
+
+* training-step time (forward + backward of a loss on the last step's features, gradients zeroed
+  in between; median of `--repeats` after one warm-up) of `nn.LSTM`, one-layer UnICORNN through
+  the eager unroll (`fused=False`) and through the compiled kernel, at batch 64, hidden 128,
+  T = 1000 by default. Targets: fused <= 0.05 x LSTM, fused >= 10 x faster than eager.
+* peak training memory of eager and fused UnICORNN at T = 1000 and T = 10000, measured as the
+  trials measure it on the CPU (`seqarena.workers.measure.measure_step_memory`: bytes of the
+  tensors autograd saves for backward + parameters, gradients and Adam's state). Target: the
+  growth from T = 1000 to 10000 of the fused model is < 10 % of the eager model's.
+
+Writes `benchmarks/results/fused_unicornn.json` (with torch version, device and git sha) and
+replaces the section "## Fused UnICORNN on CPU (issue 8)" of `benchmarks/RESULTS.md` from it.
+
+    .venv/bin/python benchmarks/fused_unicornn.py [--threads 1] [--repeats 5] [--memory-steps 1000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells.kernels import build
+from seqarena.cells.unicornn import UnICORNN
+from seqarena.workers.measure import CPU_METHOD, measure_step_memory
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADING = "## Fused UnICORNN on CPU (issue 8)"
+SPEED_VS_LSTM, SPEED_VS_EAGER, MEMORY_SHARE = 0.05, 10.0, 0.10
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--input-size", type=int, default=1, help="features per step (1: a scalar sequence)")
+    parser.add_argument("--steps", type=int, default=1000, help="sequence length T of the timing runs")
+    parser.add_argument("--repeats", type=int, default=7, help="timed training steps per model (after 1 warm-up)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--memory-steps", type=int, nargs=2, default=(1000, 10000))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fused_unicornn.json")
+    parser.add_argument("--results-md", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    return parser.parse_args()
+
+
+def last_step_loss(model: nn.Module, u: Tensor) -> Tensor:
+    """Sum of the last step's features (nn.LSTM returns a tuple)."""
+    out = model(u)
+    out = out[0] if isinstance(out, tuple) else out
+    return out[:, -1].sum()
+
+
+def training_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        last_step_loss(model, u).backward()
+    return step
+
+
+def median_seconds(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds per step of each model; the models take turns, so a load change hits all of them."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for repeat in range(repeats + 1):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if repeat > 0:  # the first round is the warm-up
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def models(args: argparse.Namespace) -> dict[str, nn.Module]:
+    torch.manual_seed(args.seed)
+    return {
+        "nn.LSTM": nn.LSTM(args.input_size, args.hidden, batch_first=True),
+        "unicornn eager": UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, fused=False),
+        "unicornn fused": UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, fused=True),
+    }
+
+
+def time_models(args: argparse.Namespace) -> dict[str, float]:
+    u = torch.randn(args.batch, args.steps, args.input_size, generator=torch.Generator().manual_seed(args.seed))
+    built = models(args)
+    seconds = median_seconds({name: training_step(model, u) for name, model in built.items()}, args.repeats)
+    if built["unicornn fused"].implementation != "fused-cpu":
+        raise RuntimeError(f"the fused kernel did not run: {build.extension_error('unicornn')}")
+    return seconds
+
+
+def peak_memory_mb(fused: bool, steps: int, args: argparse.Namespace) -> float:
+    torch.manual_seed(args.seed)
+    model = UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, fused=fused)
+    optimizer = torch.optim.Adam(model.parameters())
+    u = torch.randn(args.batch, steps, args.input_size)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        last_step_loss(model, u).backward()
+        optimizer.step()
+
+    step()  # Adam's state exists from here on, as in a trial's later steps
+    return measure_step_memory(model, optimizer, step, torch.device("cpu"))[1]
+
+
+def memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    return {name: {str(steps): peak_memory_mb(fused, steps, args) for steps in args.memory_steps}
+            for name, fused in (("unicornn eager", False), ("unicornn fused", True))}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": [round(v, 1) for v in os.getloadavg()],
+            "python": platform.python_version(), "torch": torch.__version__, "device": "cpu",
+            "git_sha": sha.strip(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def kernel_load() -> dict[str, float | bool]:
+    """Seconds to make the kernel usable in this process, and whether a cached build was found."""
+    cached = any((build.cache_root() / f"unicornn-{build.build_key('unicornn')}").glob("*.so"))
+    start = time.perf_counter()
+    if build.load("unicornn") is None:
+        raise RuntimeError(f"the fused kernel is unavailable: {build.extension_error('unicornn')}")
+    return {"seconds": time.perf_counter() - start, "cached": cached}
+
+
+def verdicts(seconds: dict[str, float], mem: dict[str, dict[str, float]]) -> dict[str, dict[str, float | bool]]:
+    fused = seconds["unicornn fused"]
+    vs_lstm = fused / seconds["nn.LSTM"]
+    speedup = seconds["unicornn eager"] / fused
+    growth = {name: values[max(values, key=int)] - values[min(values, key=int)] for name, values in mem.items()}
+    share = growth["unicornn fused"] / growth["unicornn eager"]
+    return {"fused / lstm time": {"value": vs_lstm, "target": SPEED_VS_LSTM, "met": vs_lstm <= SPEED_VS_LSTM},
+            "eager / fused time": {"value": speedup, "target": SPEED_VS_EAGER, "met": speedup >= SPEED_VS_EAGER},
+            "fused / eager memory growth": {"value": share, "target": MEMORY_SHARE, "met": share < MEMORY_SHARE}}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    a, m = result["args"], result["machine"]
+    steps = a["memory_steps"]
+    lines = [HEADING, "", f"Measured {result['when']} with", "",
+             "    .venv/bin/python benchmarks/fused_unicornn.py " + " ".join(result["argv"]), "",
+             f"- Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} (CPU capability {m['cpu_capability']}), "
+             f"Python {m['python']}, {a['threads']} intra-op thread(s), load average {m['load_average']} at the end "
+             f"(other work shares the cores); git {m['git_sha']}.",
+             f"- Kernel: ready in {result['kernel_load']['seconds']:.2f} s in this process "
+             f"({'loaded from the cache' if result['kernel_load']['cached'] else 'built: the cache was empty'}).",
+             f"- Training step = forward + backward of the last step's features summed; batch {a['batch']}, "
+             f"hidden {a['hidden']}, input size {a['input_size']}, T = {a['steps']}; median of {a['repeats']} "
+             "after a warm-up round; the models take turns.",
+             "", "| model | training step (s) |", "|---|---:|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in result["seconds"].items()]
+    lines += ["", f"Peak training memory (MiB; {CPU_METHOD}), one layer, batch {a['batch']}:", "",
+              f"| model | T = {steps[0]} | T = {steps[1]} | growth |", "|---|---:|---:|---:|"]
+    for name, values in result["memory_mb"].items():
+        first, last = values[str(steps[0])], values[str(steps[1])]
+        lines.append(f"| {name} | {first:.1f} | {last:.1f} | {last - first:.1f} |")
+    lines += ["", "| target | value | required | met |", "|---|---:|---:|:---:|"]
+    for name, v in result["targets"].items():
+        sign = ">=" if name.startswith("eager") else ("<" if "memory" in name else "<=")
+        lines.append(f"| {name} | {v['value']:.4f} | {sign} {v['target']} | {'met' if v['met'] else 'not met'} |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Replace (or append) the `HEADING` section of `path` up to the next `## ` heading."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(HEADING)
+    if start < 0:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = text.find("\n## ", start + len(HEADING))
+    rest = text[end + 1:] if end >= 0 else ""
+    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    load = kernel_load()
+    seconds = time_models(args)
+    mem = memory(args)
+    result = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "argv": sys.argv[1:],
+              "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+                       if k not in ("json", "results_md")},
+              "machine": machine(), "kernel_load": load, "seconds": seconds, "memory_mb": mem,
+              "targets": verdicts(seconds, mem)}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    replace_section(args.results_md, markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

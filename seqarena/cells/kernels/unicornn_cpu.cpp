@@ -1,0 +1,217 @@
+// UnICORNN recurrence of one layer on the CPU: the time loop and its reversible backward.
+//
+// Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies",
+// ICML, PMLR 139:9168-9178, Sec. 2 (symplectic Euler) and Sec. 3 (memory-free backward). Per unit,
+// with the projected input x_n = V u_n + b and the effective step delta = dt * sigmoid(c):
+//
+//   forward   z_n     = z_{n-1} - delta * (tanh(w * y_{n-1} + x_n) + alpha * y_{n-1})
+//             y_n     = y_{n-1} + delta * z_n
+//   inverse   y_{n-1} = y_n - delta * z_n
+//             z_{n-1} = z_n + delta * (tanh(w * y_{n-1} + x_n) + alpha * y_{n-1})
+//
+// Layout: sequences are [B, T, H] with contiguous [T, H] rows (a slice along T is accepted: the
+// batch stride is read from the tensor); w, delta: [H]; states: [B, H] contiguous, updated in
+// place so that a sequence can be processed in chunks of time steps. Units and batch rows are
+// independent chains: at::parallel_for runs blocks of kBlock units of one batch row, each over all
+// steps of the chunk; the loops over a block's units are written to vectorise (with -O3 and
+// -ffast-math, GCC calls glibc's vector tanh).
+#include <torch/extension.h>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace {
+
+constexpr int64_t kBlock = 64;  // units per parallel task
+
+// Pointers and sizes of one (batch row, block of units) task.
+template <typename T>
+struct Chain {
+  const T* w;      // [n] recurrent weights of the block
+  const T* delta;  // [n] effective time steps of the block
+  T alpha;
+  T* y;            // [n] state y, in place
+  T* z;            // [n] state z, in place
+  int64_t n;       // units in the block (<= kBlock)
+};
+
+// Runs fn(b, h0, n) for every batch row b and block [h0, h0 + n) of units, in parallel.
+template <typename Fn>
+void for_each_block(int64_t batch, int64_t hidden, const Fn& fn) {
+  const int64_t blocks = (hidden + kBlock - 1) / kBlock;
+  at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / blocks;
+      const int64_t h0 = (i % blocks) * kBlock;
+      fn(b, h0, std::min(kBlock, hidden - h0));
+    }
+  });
+}
+
+// Forward over `steps` steps of one chain; x and ys advance by `hidden` per step.
+template <typename T>
+void forward_chain(const Chain<T>& c, const T* __restrict x, T* __restrict ys, int64_t steps, int64_t hidden) {
+  T y[kBlock], z[kBlock], s[kBlock];
+  std::copy(c.y, c.y + c.n, y);
+  std::copy(c.z, c.z + c.n, z);
+  const T* __restrict w = c.w;
+  const T* __restrict delta = c.delta;
+  for (int64_t t = 0; t < steps; ++t, x += hidden, ys += hidden) {
+    for (int64_t i = 0; i < c.n; ++i) s[i] = std::tanh(w[i] * y[i] + x[i]);
+    for (int64_t i = 0; i < c.n; ++i) {
+      z[i] -= delta[i] * (s[i] + c.alpha * y[i]);
+      y[i] += delta[i] * z[i];
+      ys[i] = y[i];
+    }
+  }
+  std::copy(y, y + c.n, c.y);
+  std::copy(z, z + c.n, c.z);
+}
+
+// Gradient carries and accumulators of one chain during the backward pass.
+template <typename T>
+struct Grads {
+  T* gy;      // [n] dL/dy_n from steps after n (the step's own output gradient excluded), in place
+  T* gz;      // [n] dL/dz_n, in place
+  T* gw;      // [n] accumulated dL/dw of this batch row
+  T* gdelta;  // [n] accumulated dL/ddelta of this batch row
+};
+
+// Per-chain working copy of the state and gradient buffers: local arrays do not alias the
+// sequences, so the unit loops vectorise.
+template <typename T>
+struct Local {
+  T y[kBlock], z[kBlock], gy[kBlock], gz[kBlock], gw[kBlock], gdelta[kBlock];
+
+  void load(const Chain<T>& c, const Grads<T>& g) {
+    std::copy(c.y, c.y + c.n, y), std::copy(c.z, c.z + c.n, z), std::copy(g.gy, g.gy + c.n, gy);
+    std::copy(g.gz, g.gz + c.n, gz), std::copy(g.gw, g.gw + c.n, gw), std::copy(g.gdelta, g.gdelta + c.n, gdelta);
+  }
+
+  void store(const Chain<T>& c, const Grads<T>& g) const {
+    std::copy(y, y + c.n, c.y), std::copy(z, z + c.n, c.z), std::copy(gy, gy + c.n, g.gy);
+    std::copy(gz, gz + c.n, g.gz), std::copy(gw, gw + c.n, g.gw), std::copy(gdelta, gdelta + c.n, g.gdelta);
+  }
+};
+
+// Backward over `steps` steps of one chain, last step first: rebuilds (y_{n-1}, z_{n-1}) from
+// (y_n, z_n) with the inverse step and writes dL/dx_n. x, gys, gx advance by `hidden` per step.
+template <typename T>
+void backward_chain(const Chain<T>& c, const Grads<T>& g, const T* __restrict x, const T* __restrict gys,
+                    T* __restrict gx, int64_t steps, int64_t hidden) {
+  Local<T> a;
+  a.load(c, g);
+  const T* __restrict w = c.w;
+  const T* __restrict delta = c.delta;
+  T prev[kBlock];
+  T s[kBlock];
+  x += (steps - 1) * hidden;
+  gys += (steps - 1) * hidden;
+  gx += (steps - 1) * hidden;
+  for (int64_t t = steps - 1; t >= 0; --t, x -= hidden, gys -= hidden, gx -= hidden) {
+    for (int64_t i = 0; i < c.n; ++i) {
+      prev[i] = a.y[i] - delta[i] * a.z[i];
+      s[i] = std::tanh(w[i] * prev[i] + x[i]);
+    }
+    for (int64_t i = 0; i < c.n; ++i) {
+      const T f = s[i] + c.alpha * prev[i];
+      const T gyn = a.gy[i] + gys[i];            // dL/dy_n
+      const T gzn = a.gz[i] + delta[i] * gyn;    // dL/dz_n (y_n reads the new z_n)
+      const T ga = -delta[i] * gzn * (T(1) - s[i] * s[i]);  // dL/d(w y_{n-1} + x_n)
+      a.gdelta[i] += gyn * a.z[i] - gzn * f;
+      a.gw[i] += ga * prev[i];
+      gx[i] = ga;
+      a.gy[i] = gyn + ga * w[i] - delta[i] * gzn * c.alpha;
+      a.gz[i] = gzn;
+      a.z[i] += delta[i] * f;
+      a.y[i] = prev[i];
+    }
+  }
+  a.store(c, g);
+}
+
+void check_sequence(const at::Tensor& t, const char* name, const at::Tensor& like) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), name, " has dtype ", t.scalar_type(), ", expected ",
+              like.scalar_type());
+  TORCH_CHECK(t.dim() == 3 && t.sizes() == like.sizes(), name, " must have shape ", like.sizes(), ", got ",
+              t.sizes());
+  TORCH_CHECK(t.stride(2) == 1 && (t.size(1) == 1 || t.stride(1) == t.size(2)), name,
+              " must have contiguous [T, H] rows; call .contiguous()");
+}
+
+void check_vector(const at::Tensor& t, const char* name, const at::Tensor& like, int64_t size) {
+  TORCH_CHECK(t.scalar_type() == like.scalar_type() && t.is_contiguous() && t.numel() == size && t.device().is_cpu(),
+              name, " must be a contiguous CPU tensor of ", size, " elements and dtype ", like.scalar_type());
+}
+
+void check_layer(const at::Tensor& x, const at::Tensor& w, const at::Tensor& delta, const at::Tensor& y,
+                 const at::Tensor& z) {
+  TORCH_CHECK(x.dim() == 3, "x must be [B, T, H], got ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "x must be float32 or float64");
+  check_sequence(x, "x", x);
+  const int64_t hidden = x.size(2);
+  check_vector(w, "w", x, hidden);
+  check_vector(delta, "delta", x, hidden);
+  check_vector(y, "y", x, x.size(0) * hidden);
+  check_vector(z, "z", x, x.size(0) * hidden);
+}
+
+// Runs the recurrence over x [B, K, H] from the states (y, z) [B, H], which end as the last
+// step's; writes y_1..y_K into ys [B, K, H] (may be a time slice of a longer sequence).
+void forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& delta, double alpha, at::Tensor& y,
+             at::Tensor& z, at::Tensor& ys) {
+  check_layer(x, w, delta, y, z);
+  check_sequence(ys, "ys", x);
+  const int64_t batch = x.size(0), steps = x.size(1), hidden = x.size(2);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unicornn_forward", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* ysp = ys.data_ptr<scalar_t>();
+    const int64_t xb = x.stride(0), yb = ys.stride(0);
+    for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
+      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
+                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + b * hidden + h0,
+                              z.data_ptr<scalar_t>() + b * hidden + h0, n};
+      forward_chain(c, xp + b * xb + h0, ysp + b * yb + h0, steps, hidden);
+    });
+  });
+}
+
+// The backward pass over x [B, K, H], last step first. On entry (y, z) are the states after step
+// K and (gy, gz) the gradients flowing into them from later steps; on return, the states before
+// step 1 and the gradients with respect to them. gys [B, K, H] is dL/dy_n of the outputs; gw and
+// gdelta [B, H] accumulate per batch row. Returns dL/dx [B, K, H].
+at::Tensor backward(const at::Tensor& x, const at::Tensor& gys, const at::Tensor& w, const at::Tensor& delta,
+                    double alpha, at::Tensor& y, at::Tensor& z, at::Tensor& gy, at::Tensor& gz, at::Tensor& gw,
+                    at::Tensor& gdelta) {
+  check_layer(x, w, delta, y, z);
+  check_sequence(gys, "gys", x);
+  const int64_t batch = x.size(0), steps = x.size(1), hidden = x.size(2);
+  for (const at::Tensor* t : {&gy, &gz, &gw, &gdelta}) check_vector(*t, "a gradient buffer", x, batch * hidden);
+  at::Tensor gx = at::empty({batch, steps, hidden}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unicornn_backward", [&] {
+    const int64_t xb = x.stride(0), gb = gys.stride(0);
+    for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
+      const int64_t row = b * hidden + h0;
+      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
+                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + row,
+                              z.data_ptr<scalar_t>() + row, n};
+      const Grads<scalar_t> g{gy.data_ptr<scalar_t>() + row, gz.data_ptr<scalar_t>() + row,
+                              gw.data_ptr<scalar_t>() + row, gdelta.data_ptr<scalar_t>() + row};
+      backward_chain(c, g, x.data_ptr<scalar_t>() + b * xb + h0, gys.data_ptr<scalar_t>() + b * gb + h0,
+                     gx.data_ptr<scalar_t>() + b * steps * hidden + h0, steps, hidden);
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "UnICORNN recurrence (Rusch & Mishra 2021): forward and reversible backward on the CPU";
+  m.def("forward", &forward, "run the recurrence over x [B, K, H]; states in place, outputs into ys");
+  m.def("backward", &backward, "reversible backward over x [B, K, H]; returns dL/dx, carries in place");
+}

@@ -1,0 +1,192 @@
+"""The fused UnICORNN CPU kernel against its reference, the eager unroll (shared/reference/models.md §6).
+
+Tolerance (float64): `rtol = 1e-9`, `atol = 1e-11` on outputs and on every gradient (measured: largest
+difference over largest entry ~1e-15 at T <= 50 and ~2e-14 at T = 2000; the backward rebuilds the
+states with the inverse step, whose rounding error grows with T). float32 at T = 2000:
+`rtol = atol = 1e-4` after dividing by the largest entry (measured ≤ 5e-6).
+
+The extension is built once per machine and source (cached under `$SEQARENA_EXT_CACHE`, default
+`~/.cache/seqarena/ext`); the session fixture `kernel` loads it, building on a fresh machine (~40 s),
+loading in ~0.2 s afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from seqarena.cells.base import probing, unroll
+from seqarena.cells.kernels import build
+from seqarena.cells.kernels import unicornn as fused_unicornn
+from seqarena.cells.unicornn import UnICORNN, UnICORNNCell
+from seqarena.workers.measure import SavedTensorCounter
+
+pytestmark = pytest.mark.usefixtures("one_thread", "kernel")
+log = logging.getLogger(__name__)
+
+F64 = {"rtol": 1e-9, "atol": 1e-11}
+
+
+@pytest.fixture(scope="session")
+def kernel() -> None:
+    """Build (first run on a machine) or load (cached) the extension once per test session."""
+    start = time.perf_counter()
+    if build.load("unicornn") is None:
+        pytest.fail(f"the UnICORNN CPU kernel did not build: {build.extension_error('unicornn')}")
+    log.info("UnICORNN kernel ready in %.1f s", time.perf_counter() - start)
+
+
+def _outputs_and_grads(model: UnICORNN, u: Tensor, fused: bool, seed: int = 0) -> list[Tensor]:
+    """Features, then d(loss)/d(input) and d(loss)/d(each parameter), for one forward/backward pass."""
+    model.fused = fused
+    model.zero_grad()
+    u = u.detach().requires_grad_(True)
+    torch.manual_seed(seed)  # the same dropout masks on both paths
+    features = model(u)
+    assert model.implementation == ("fused-cpu" if fused else "eager")
+    loss = (features * torch.linspace(-1, 1, features.shape[1], dtype=u.dtype)[:, None]).square().sum()
+    loss.backward()
+    return [features.detach(), u.grad, *(p.grad for p in model.parameters())]
+
+
+def _assert_all_close(fused: list[Tensor], eager: list[Tensor], **tolerance: float) -> None:
+    assert len(fused) == len(eager)
+    for got, want in zip(fused, eager, strict=True):
+        torch.testing.assert_close(got, want, **tolerance)
+
+
+@pytest.mark.parametrize("steps", [1, 7, 50])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(("hidden", "layers"), [(5, 1), (70, 3)])
+def test_fused_model_matches_eager_in_float64(steps: int, batch: int, hidden: int, layers: int) -> None:
+    torch.manual_seed(steps * 100 + batch * 10 + layers)
+    model = UnICORNN(4, hidden, layers, dropout=0.1, dt=0.3, alpha=2.0).double()
+    u = torch.randn(batch, steps, 4, dtype=torch.float64)
+    _assert_all_close(_outputs_and_grads(model, u, True), _outputs_and_grads(model, u, False), **F64)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 40, 1 << 20])
+def test_time_chunks_give_the_same_result(chunk_elements: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 1 step, of 4 steps with a ragged last one, and the whole sequence in one chunk."""
+    monkeypatch.setattr(fused_unicornn, "CHUNK_ELEMENTS", chunk_elements)
+    torch.manual_seed(1)
+    model = UnICORNN(3, 10, 2, dropout=0.0).double()
+    u = torch.randn(1, 23, 3, dtype=torch.float64)
+    _assert_all_close(_outputs_and_grads(model, u, True), _outputs_and_grads(model, u, False), **F64)
+
+
+def test_initial_and_final_states_carry_gradients() -> None:
+    """`unicornn_layer` from a non-zero state, with a loss on y_1..y_T and on the final (y_T, z_T)."""
+    torch.manual_seed(2)
+    cell = UnICORNNCell(3, 6, dt=0.2, alpha=5.0).double()
+    u = torch.randn(2, 9, 3, dtype=torch.float64)
+    state = tuple(torch.randn(2, 6, dtype=torch.float64) for _ in range(2))
+
+    def run(fused: bool) -> list[Tensor]:
+        cell.zero_grad()
+        leaves = [t.detach().requires_grad_(True) for t in (u, *state)]
+        if fused:
+            ys, (y, z) = fused_unicornn.unicornn_layer(leaves[0], cell.V.weight, cell.V.bias, cell.w, cell.delta(),
+                                                       cell.alpha, (leaves[1], leaves[2]))
+        else:
+            ys, (y, z) = unroll(cell, leaves[0], (leaves[1], leaves[2]))
+        (ys.sin().sum() + (y * z).sum() + z.square().sum()).backward()
+        return [ys.detach(), y.detach(), z.detach(), *(t.grad for t in leaves), *(p.grad for p in cell.parameters())]
+
+    _assert_all_close(run(True), run(False), **F64)
+
+
+def test_autograd_gradcheck_of_the_recurrence() -> None:
+    torch.manual_seed(3)
+    args = [torch.randn(2, 5, 3), torch.randn(4, 3), torch.randn(4), torch.rand(4), 0.1 + 0.2 * torch.rand(4),
+            torch.randn(2, 4), torch.randn(2, 4)]
+    args = [a.double().requires_grad_(True) for a in args]
+    assert torch.autograd.gradcheck(lambda *a: fused_unicornn.UnICORNNRecurrence.apply(*a, 3.0), args)
+
+
+def _long_run(dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor]]:
+    torch.manual_seed(4)
+    model = UnICORNN(2, 16, 1, dropout=0.0, dt=0.19, alpha=30.65).to(dtype)
+    u = torch.randn(2, 2000, 2, dtype=dtype)
+    return _outputs_and_grads(model, u, True), _outputs_and_grads(model, u, False)
+
+
+def test_reconstruction_stays_exact_over_2000_steps_in_float64() -> None:
+    fused, eager = _long_run(torch.float64)
+    _assert_all_close(fused, eager, **F64)
+
+
+def test_reconstruction_over_2000_steps_in_float32_is_close() -> None:
+    fused, eager = _long_run(torch.float32)
+    for got, want in zip(fused, eager, strict=True):
+        scale = want.abs().max().clamp_min(1e-12)
+        torch.testing.assert_close(got / scale, want / scale, rtol=1e-4, atol=1e-4)
+
+
+def _saved_bytes(model: UnICORNN, steps: int) -> int:
+    counter = SavedTensorCounter(exclude={p.untyped_storage().data_ptr() for p in model.parameters()})
+    u = torch.randn(4, steps, 1)
+    with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda tensor: tensor):
+        features = model(u)
+    features[:, -1].sum().backward()
+    return counter.total_bytes
+
+
+def test_fused_saves_no_per_step_state() -> None:
+    """From T = 100 to 1000 the fused layer's saved tensors grow by the input u only (4 bytes per step
+    and sequence here); the eager unroll's by its per-step activations."""
+    model = UnICORNN(1, 32, 1, dropout=0.0)
+    growth_fused = _saved_bytes(model, 1000) - _saved_bytes(model, 100)
+    assert growth_fused == 4 * 900 * 4
+    model.fused = False
+    assert _saved_bytes(model, 1000) - _saved_bytes(model, 100) > 50 * growth_fused
+
+
+def test_the_model_reports_the_path_it_took() -> None:
+    model = UnICORNN(2, 8, 2)
+    assert model.extra_info() == {"implementation": "not run"}
+    model(torch.randn(1, 3, 2))
+    assert model.extra_info() == {"implementation": "fused-cpu"}
+    with probing() as probe:
+        model(torch.randn(1, 3, 2))
+    assert model.implementation == "eager" and len(probe.states) == 2 and len(probe.states[0]) == 3
+    model.half()(torch.randn(1, 3, 2).half())
+    assert model.implementation == "eager"
+    assert not fused_unicornn.supported(torch.empty(2, device="meta"))
+
+
+def test_a_kernel_that_cannot_build_falls_back_to_eager_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(name: str) -> None:
+        raise RuntimeError("Error building extension 'unicornn'\nc++: not found")
+
+    monkeypatch.setattr(build, "_loaded", {})
+    monkeypatch.setattr(build, "_errors", {})
+    monkeypatch.setattr(build, "_compile", broken)
+    model = UnICORNN(2, 8, 1)
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        model(torch.randn(1, 3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(torch.randn(1, 3, 2))
+    assert model.extra_info() == {"implementation": "eager", "fused_unavailable": "RuntimeError: c++: not found"}
+
+
+def test_the_cache_key_follows_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "kernel.cpp"
+    source.write_text("int a;")
+    monkeypatch.setitem(build.SOURCES, "probe", source)
+    before = build.build_key("probe")
+    assert build.build_key("probe") == before
+    source.write_text("int b;")
+    assert build.build_key("probe") != before
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))  # one build cache for every home
+    monkeypatch.delenv("SEQARENA_EXT_CACHE", raising=False)
+    assert build.cache_root() == Path.home() / ".cache" / "seqarena" / "ext"
+    monkeypatch.setenv("SEQARENA_EXT_CACHE", str(tmp_path / "ext"))
+    assert build.cache_root() == tmp_path / "ext"
