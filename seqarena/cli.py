@@ -277,6 +277,71 @@ def leaderboard_command(
         stderr.print("no finished trials match")
 
 
+@app.command(name="profile")
+def profile_command(
+    models: Annotated[str, typer.Option(help="comma-separated model names, or 'all'")],
+    seq_lens: Annotated[str, typer.Option(help="comma-separated sequence lengths, e.g. 100,1000,10000")],
+    batch_size: Annotated[int, typer.Option(help="sequences per step")] = 64,
+    hidden: Annotated[int, typer.Option(help="hidden size of every model")] = 128,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
+    repeats: Annotated[int, typer.Option(help="timed runs of each step (the median is reported)")] = 5,
+    warmup: Annotated[int, typer.Option(help="untimed runs of each step before the timed ones")] = 2,
+    max_mem_gb: Annotated[float | None, typer.Option(
+        help="skip a (model, T) whose peak memory, extrapolated from smaller T, would exceed this (GiB)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for profile.json and profile.csv "
+                                                  "(default ./profile-<UTC time>)")] = None,
+    name: Annotated[str | None, typer.Option(help="the run's label in the database and the dashboard")] = None,
+    record: Annotated[bool, typer.Option("--record/--no-record", help="store the run in the platform database")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="print the run as one JSON line")] = False,
+) -> None:
+    """Time and peak memory of a training and an inference step of each model at each sequence length."""
+    from datetime import UTC, datetime
+
+    from seqarena.platform import db
+    from seqarena.workers import profile as profiling
+
+    plan = profiling.plan_profile(profiling.parse_models(models), profiling.parse_seq_lens(seq_lens),
+                                  batch_size=batch_size, hidden=hidden, device=device, repeats=repeats,
+                                  warmup=warmup, max_mem_gb=max_mem_gb)
+    engine = db.get_engine() if record else None  # an unreachable database is refused before the run
+    with profile_progress(len(plan.cases)) as on_case:
+        rows = profiling.run_plan(plan, on_case)
+    folder = out or Path(f"profile-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+    profiling.write_files(plan, rows, folder)
+    run_id = None if engine is None else db.record_profile(
+        engine, name or profiling.default_name(plan), profiling.environment(plan), [row.to_json() for row in rows],
+        out_dir=str(folder.resolve()))
+    if json_output:
+        print(json.dumps({"run_id": run_id, "out": str(folder), "rows": [row.to_json() for row in rows]}))
+        return
+    table = Table(title=f"profile on {plan.device}: batch {plan.batch_size}, hidden {plan.hidden}, "
+                        f"median of {plan.repeats} runs after {plan.warmup} warm-up")
+    for column in profiling.TABLE_COLUMNS:
+        table.add_column(column)
+    for cells_ in profiling.table_rows(rows):
+        table.add_row(*cells_)
+    Console(width=max(Console().width, 132)).print(table)
+    stderr.print(f"wrote {folder / 'profile.json'} and {folder / 'profile.csv'}"
+                 + (f"; recorded as profile run {run_id}" if run_id else ""))
+
+
+@contextmanager
+def profile_progress(total: int) -> Iterator[Any]:
+    """A progress bar on stderr over the (model, T) of a profile, fed by `run_plan`'s `on_case`."""
+    columns = (TextColumn("[bold]profile"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        bar = progress.add_task("profile", total=total, status="")
+
+        def on_case(model: str, seq_len: int, row: Any) -> None:
+            if row is None:
+                progress.update(bar, status=f"{model} T={seq_len}")
+            else:
+                progress.advance(bar)
+
+        yield on_case
+
+
 @app.command()
 def dashboard(
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes it to the network")] = "127.0.0.1",

@@ -121,3 +121,17 @@ def _quoted(value: str) -> str:
 def selected(values: Sequence[str] | None) -> tuple[str, ...] | None:
     """A multiselect's choice as a hashable cache key (None: no restriction)."""
     return None if values is None else tuple(values)
+
+
+# ------------------------------------------------------------------------------------------- profiles
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def profile_runs(url: str) -> pd.DataFrame:
+    """The `seqarena profile` runs, newest first (`db.profile_runs_frame`)."""
+    return db.profile_runs_frame(engine(url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def profile_rows(url: str, run_id: str) -> pd.DataFrame:
+    """One profile run's rows, one per (model, T) (`db.profile_rows_frame`)."""
+    return db.profile_rows_frame(engine(url), run_id)

@@ -18,6 +18,8 @@ Tables:
               (the best configuration rerun with another seed), status, hyperparameters, the test
               metric at the best validation step, throughput, memory, MLflow run id, and
               `config_key` (`config_key(hparams)`: equal for runs of one configuration).
+    profile_runs  one per `seqarena profile` run (device, torch version, batch size, hidden size, settings);
+    profile_rows  one per (model, seq_len) of a profile run: step times, sequences/s, peak memory, status.
 Times are timezone-aware UTC on every backend.
 """
 
@@ -610,3 +612,117 @@ class Job(Base):
     search_id: Mapped[str | None] = mapped_column(ForeignKey("searches.id", ondelete="SET NULL"))
     mlflow_parent_run_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# ------------------------------------------------------------------------------------------- profiles
+
+PROFILE_STATUSES = ("ok", "oom", "skipped")
+"""ok: measured; oom: ran out of memory; skipped: not run (its estimated memory exceeded the limit)."""
+
+
+class ProfileRun(Base):
+    """One `seqarena profile` run: its settings and machine (issue 8); its rows in `profile_rows`.
+
+    `settings`: everything the profile file records besides the rows (repeats, warm-up, seed, the
+    machine, the device's name, ...).
+    """
+
+    __tablename__ = "profile_runs"
+    __table_args__ = (Index("ix_profile_runs_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    device: Mapped[str] = mapped_column(String(64))
+    torch_version: Mapped[str] = mapped_column(String(64))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    hidden: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    out_dir: Mapped[str | None] = mapped_column(Text)
+
+
+class ProfileResult(Base):
+    """One (model, T) of a profile run: seconds per training and inference step (median of the
+    timed runs; every run in `*_all`), sequences per second, peak memory of a training step (MiB)."""
+
+    __tablename__ = "profile_rows"
+    __table_args__ = (
+        UniqueConstraint("run_id", "model", "seq_len"),
+        CheckConstraint(_in("status", PROFILE_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("profile_runs.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(64))
+    seq_len: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    num_layers: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[int | None] = mapped_column(Integer)
+    path: Mapped[str | None] = mapped_column(String(32))
+    train_step_s: Mapped[float | None] = mapped_column(Float)
+    infer_step_s: Mapped[float | None] = mapped_column(Float)
+    train_seq_per_s: Mapped[float | None] = mapped_column(Float)
+    infer_seq_per_s: Mapped[float | None] = mapped_column(Float)
+    peak_mem_mb: Mapped[float | None] = mapped_column(Float)
+    peak_mem_method: Mapped[str | None] = mapped_column(Text)
+    train_step_s_all: Mapped[list[float]] = mapped_column(JSON)
+    infer_step_s_all: Mapped[list[float]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+_PROFILE_NUMBERS = ("train_step_s", "infer_step_s", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb")
+
+
+def record_profile(engine: Engine, name: str, settings: Mapping[str, Any], rows: list[Mapping[str, Any]],
+                   out_dir: str | None = None) -> str:
+    """Store a profile run and its rows in one transaction; return the run's id.
+
+    `settings` holds `device`, `torch_version`, `batch_size` and `hidden` (anything else is kept in
+    the JSON column `settings`); each row holds `model`, `seq_len`, `status` and optionally the
+    numbers of `ProfileResult` (other keys are ignored; NaN and infinities are stored as NULL).
+    """
+    missing = [key for key in ("device", "torch_version", "batch_size", "hidden") if settings.get(key) is None]
+    if missing:
+        raise BadInput("settings", missing, "values for device, torch_version, batch_size, hidden")
+    run = ProfileRun(name=name, device=str(settings["device"]), torch_version=str(settings["torch_version"]),
+                     batch_size=int(settings["batch_size"]), hidden=int(settings["hidden"]),
+                     settings=_plain(dict(settings)), out_dir=out_dir, created_at=utcnow())
+    results = [ProfileResult(**_profile_values(i, row)) for i, row in enumerate(rows)]
+    with session_scope(engine) as session:
+        session.add(run)
+        session.flush()
+        for result in results:
+            result.run_id = run.id
+        session.add_all(results)
+    return run.id
+
+
+def _profile_values(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    if row.get("status") not in PROFILE_STATUSES:
+        raise BadInput(f"rows[{index}].status", row.get("status"), one_of(PROFILE_STATUSES))
+    optional_int = {key: None if row.get(key) is None else int(row[key]) for key in ("num_layers", "params")}
+    return {"model": str(row["model"]), "seq_len": int(row["seq_len"]), "status": row["status"], **optional_int,
+            "path": row.get("path"), "peak_mem_method": row.get("peak_mem_method"), "note": row.get("note") or None,
+            **{key: _finite(row.get(key)) for key in _PROFILE_NUMBERS},
+            **{key: _plain(list(row.get(key) or [])) for key in ("train_step_s_all", "infer_step_s_all")}}
+
+
+def profile_runs_frame(engine: Engine) -> pd.DataFrame:
+    """Every profile run, newest first: id, name, created_at, device, torch_version, batch_size, hidden."""
+    columns = (ProfileRun.id, ProfileRun.name, ProfileRun.created_at, ProfileRun.device, ProfileRun.torch_version,
+               ProfileRun.batch_size, ProfileRun.hidden)
+    stmt = select(*columns).order_by(ProfileRun.created_at.desc(), ProfileRun.id.desc())
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+def profile_rows_frame(engine: Engine, run_id: str) -> pd.DataFrame:
+    """The rows of one profile run, by model then T."""
+    names = ("model", "seq_len", "status", "num_layers", "params", "path", *_PROFILE_NUMBERS, "peak_mem_method",
+             "note")
+    stmt = (select(*(getattr(ProfileResult, name) for name in names)).where(ProfileResult.run_id == run_id)
+            .order_by(ProfileResult.model, ProfileResult.seq_len))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))

@@ -70,10 +70,10 @@ def test_default_engine_creates_the_database_file(tmp_path: Path, monkeypatch: p
 
 
 def test_schema_is_created_by_alembic_and_matches_the_models(engine: Engine) -> None:
-    assert db.head_revision() == "0002"
-    assert db.schema_revision(engine) == "0002"
+    assert db.head_revision() == "0003"
+    assert db.schema_revision(engine) == "0003"
     tables = set(inspect(engine).get_table_names())
-    assert tables == {"alembic_version", "searches", "arms", "trials", "jobs"}
+    assert tables == {"alembic_version", "searches", "arms", "trials", "jobs", "profile_runs", "profile_rows"}
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("trials")}
