@@ -75,7 +75,7 @@ def trace(net: torch.nn.Module, task: Task, batch: Batch, *, model: str, units: 
         net.train(was_training)
         net.zero_grad(set_to_none=True)
     result = Trace(model=model, task=task.name, seq_len=inputs.shape[1], batch_size=inputs.shape[0],
-                   loss=float(loss), grad_input=_per_step_norm(inputs.grad))
+                   loss=float(loss.detach()), grad_input=_per_step_norm(inputs.grad))
     for layer_states in probe.states:
         result.grad_state.append([_mean_norm([s.grad for s in state]) for state in layer_states])
         result.state_norm.append([float(state[0].detach().norm(dim=-1).mean()) for state in layer_states])
