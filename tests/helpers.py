@@ -82,3 +82,18 @@ def recorded_run(home: Any, trial: Mapping[str, Any]) -> str:
                                              "status": "completed", "steps": result.steps, "metric": result.metric,
                                              "mlflow_run_id": run_id})
     return run_id
+
+
+def assert_stream_resumes(task: Any, seed: int, batch_size: int, advance: int = 1) -> None:
+    """Take `advance` batches from `task`'s training stream, save its state, and check that a stream
+    of another seed loaded from that state yields exactly the batch the original yields next."""
+    import torch
+
+    stream = task.train_stream(seed)
+    for _ in range(advance):
+        stream.next(batch_size)
+    saved = stream.state_dict()
+    expected = stream.next(batch_size)
+    fresh = task.train_stream(seed + 1)
+    fresh.load_state_dict(saved)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.next(batch_size), expected, strict=True))

@@ -24,6 +24,7 @@ from seqarena.tasks import char
 from seqarena.tasks.base import parse_options
 from seqarena.tasks.char import CharLM, CharOptions, sample_text
 from tests.conftest import SHARED_DATA
+from tests.helpers import assert_stream_resumes, recorded_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,11 +124,7 @@ def test_training_streams_are_seeded_and_resume_from_their_state() -> None:
     first = a.next(8)
     assert all(torch.equal(p, q) for p, q in zip(first, b.next(8), strict=True))
     assert not torch.equal(first[1], c.next(8)[1])
-    saved = a.state_dict()
-    expected = a.next(8)
-    fresh = task.train_stream(3)
-    fresh.load_state_dict(saved)
-    assert all(torch.equal(p, q) for p, q in zip(fresh.next(8), expected, strict=True))
+    assert_stream_resumes(task, seed=3, batch_size=8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +335,6 @@ def test_sample_command_generates_text_from_a_trained_run(tmp_path: Path, monkey
                                                           run_cli: Any) -> None:
     """`seqarena sample` on a real trained-and-recorded char trial: the prime, then `length` characters
     of the training alphabet; the same seed gives the same text."""
-    from tests.helpers import recorded_run
 
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)

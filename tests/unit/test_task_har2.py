@@ -23,6 +23,7 @@ from seqarena.tasks.archives import Source
 from seqarena.tasks.base import parse_options
 from seqarena.tasks.data import DownloadError
 from seqarena.tasks.har2 import HAR2, HAR2Options
+from tests.helpers import assert_stream_resumes
 
 ROOT = "UCI HAR Dataset"
 # Activities 1..6 = walking, upstairs, downstairs, sitting, standing, laying, per subject.
@@ -128,14 +129,7 @@ def test_training_stream_is_seeded_and_resumes_exactly(data_root: Path) -> None:
     task = _task()
     a, b, c = (task.train_stream(seed).next(5) for seed in (1, 1, 2))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
-    stream = task.train_stream(7)
-    for _ in range(4):  # 18 training windows: the fourth batch starts a new epoch
-        stream.next(5)
-    saved = stream.state_dict()
-    expected = stream.next(5)
-    fresh = task.train_stream(0)
-    fresh.load_state_dict(saved)
-    assert all(torch.equal(p, q) for p, q in zip(fresh.next(5), expected, strict=True))
+    assert_stream_resumes(task, seed=7, batch_size=5, advance=4)  # 18 training windows: the fourth starts an epoch
 
 
 def test_baseline_is_the_test_majority_share(data_root: Path) -> None:

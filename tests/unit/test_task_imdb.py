@@ -21,6 +21,7 @@ from seqarena.tasks.archives import Source
 from seqarena.tasks.base import parse_options
 from seqarena.tasks.data import DownloadError
 from seqarena.tasks.imdb import IMDBOptions, IMDBSentiment
+from tests.helpers import assert_stream_resumes
 
 # Train: 12 positive and 12 negative reviews; test: 12 positive and 9 negative (a 12/21 majority).
 # "film" is the most frequent training word (once per positive, twice per negative review); each
@@ -140,13 +141,7 @@ def test_training_stream_is_seeded_and_resumes_exactly(data_root: Path) -> None:
     first, again, other = task.train_stream(3), task.train_stream(3), task.train_stream(4)
     a, b, c = first.next(4), again.next(4), other.next(4)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
-    for _ in range(4):  # crosses an epoch boundary (18 training reviews)
-        first.next(4)
-    saved = first.state_dict()
-    expected = first.next(4)
-    fresh = task.train_stream(0)
-    fresh.load_state_dict(saved)
-    assert all(torch.equal(p, q) for p, q in zip(fresh.next(4), expected, strict=True))
+    assert_stream_resumes(task, seed=3, batch_size=4, advance=5)  # crosses an epoch boundary (18 training reviews)
 
 
 def test_baseline_is_the_test_majority_share_and_metrics_score_it(data_root: Path) -> None:

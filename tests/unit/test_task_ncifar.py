@@ -19,6 +19,7 @@ from seqarena.errors import DataError
 from seqarena.tasks import ncifar
 from seqarena.tasks.base import parse_options
 from seqarena.tasks.ncifar import NoisyCIFAR, NoisyCIFAROptions
+from tests.helpers import assert_stream_resumes
 
 PER_BATCH, N_TEST = 6, 10
 TEST_LABELS = [3, 3, 3, 3, 1, 2, 5, 7, 9, 0]  # majority 4 of 10
@@ -123,14 +124,7 @@ def test_per_sample_noise_is_fresh_in_training_and_fixed_in_evaluation(data_root
 @pytest.mark.parametrize("noise", ["fixed", "per_sample"])
 def test_training_streams_resume_exactly(data_root: Path, noise: str) -> None:
     task = _task(noise=noise)
-    stream = task.train_stream(3)
-    for _ in range(5):  # 22 training images: the sixth batch starts a new epoch
-        stream.next(4)
-    saved = stream.state_dict()
-    expected = stream.next(4)
-    fresh = task.train_stream(0)
-    fresh.load_state_dict(saved)
-    assert all(torch.equal(p, q) for p, q in zip(fresh.next(4), expected, strict=True))
+    assert_stream_resumes(task, seed=3, batch_size=4, advance=5)  # 22 training images: the sixth batch starts an epoch
     assert not torch.equal(task.train_stream(4).next(4)[0], task.train_stream(3).next(4)[0])
 
 

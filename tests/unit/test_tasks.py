@@ -12,6 +12,7 @@ from seqarena import tasks
 from seqarena.tasks.adding import adding_batch
 from seqarena.tasks.copy import copy_batch
 from seqarena.tasks.psmnist import permutation
+from tests.helpers import assert_stream_resumes
 
 
 def test_registry_lists_the_tasks() -> None:
@@ -117,13 +118,7 @@ def test_psmnist_permutation_is_a_fixed_seeded_permutation(shared_data: Path) ->
 
 def test_training_streams_resume_exactly_from_their_state(shared_data: Path) -> None:
     for task in (tasks.build("adding", 20), tasks.build("smnist", 784, n_test=10)):
-        stream = task.train_stream(5)
-        stream.next(16)
-        saved = stream.state_dict()
-        expected = stream.next(16)
-        fresh = task.train_stream(5)
-        fresh.load_state_dict(saved)
-        assert all(torch.equal(a, b) for a, b in zip(fresh.next(16), expected, strict=True))
+        assert_stream_resumes(task, seed=5, batch_size=16)
 
 
 @pytest.mark.parametrize(
