@@ -21,7 +21,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -115,16 +115,22 @@ class DownloadError(RuntimeError):
 def download(remote: RemoteFile, dest: Path, mirrors: Sequence[str]) -> None:
     """Fetch `remote` into `dest` from the first mirror that delivers the right content."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    from_mirrors(remote.name, mirrors, lambda url: _fetch_verified(url, remote, dest))
+
+
+def from_mirrors(name: str, mirrors: Sequence[str], fetch: Callable[[str], None]) -> None:
+    """Call `fetch(url)` for `name` on each mirror in turn until one succeeds; `DownloadError` naming
+    every mirror's problem if none does (`fetch` raises `DownloadError` for content it refuses)."""
     problems = []
     for mirror in mirrors:
-        url = mirror.rstrip("/") + "/" + remote.name
+        url = mirror.rstrip("/") + "/" + name
         try:
-            _fetch_verified(url, remote, dest)
+            fetch(url)
             return
         except (urllib.error.URLError, OSError, DownloadError) as error:
             log.warning("download of %s failed: %s", url, error)
             problems.append(f"{url}: {error}")
-    raise DownloadError(f"could not download {remote.name}; " + "; ".join(problems))
+    raise DownloadError(f"could not download {name}; " + "; ".join(problems))
 
 
 def _fetch_verified(url: str, remote: RemoteFile, dest: Path) -> None:

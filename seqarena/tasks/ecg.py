@@ -67,7 +67,7 @@ from torch import Tensor
 
 from seqarena.errors import BadInput, DataError, one_of
 from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions
-from seqarena.tasks.data import DownloadError, RemoteFile, data_root, ensure, offline, verify
+from seqarena.tasks.data import DownloadError, RemoteFile, data_root, ensure, from_mirrors, offline, verify
 
 log = logging.getLogger(__name__)
 
@@ -271,18 +271,13 @@ def manifest(folder: Path) -> dict[str, str]:
 def _download_manifest(dest: Path) -> None:
     """Fetch the checksum list from the first mirror whose answer parses (and matches a pinned sha256)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    problems = []
-    for mirror in MIRRORS:
-        url = mirror.rstrip("/") + "/" + MANIFEST
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                body = response.read(_MANIFEST_MAX_BYTES + 1)
-            _keep_manifest(body, url, dest)
-            return
-        except (urllib.error.URLError, OSError, DownloadError) as error:
-            log.warning("download of %s failed: %s", url, error)
-            problems.append(f"{url}: {error}")
-    raise DownloadError(f"could not download {MANIFEST}; " + "; ".join(problems))
+
+    def fetch(url: str) -> None:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            body = response.read(_MANIFEST_MAX_BYTES + 1)
+        _keep_manifest(body, url, dest)
+
+    from_mirrors(MANIFEST, MIRRORS, fetch)
 
 
 def _keep_manifest(body: bytes, url: str, dest: Path) -> None:
