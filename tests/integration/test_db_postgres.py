@@ -62,7 +62,8 @@ def test_schema_is_created_by_alembic_at_head(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [db.head_revision()]
         assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
-    assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs"}
+    assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs",
+                                                   "profile_runs", "profile_rows"}
     uniques = {u["name"]: u["column_names"] for u in inspect(engine).get_unique_constraints("trials")}
     assert uniques == {"uq_trials_search_id_trial_id": ["search_id", "trial_id"]}
 

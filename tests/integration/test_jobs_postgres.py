@@ -42,9 +42,10 @@ def other_connection(pg_url: str) -> Iterator[Any]:
 
 def test_schema_at_head_includes_jobs(engine: Engine) -> None:
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [db.head_revision()]
         assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
-    assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs"}
+    assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs",
+                                                   "profile_runs", "profile_rows"}
     columns = {c["name"]: c for c in inspect(engine).get_columns("jobs")}
     assert columns["created_at"]["type"].timezone is True
     assert [n for n, c in columns.items() if c["nullable"]] == [
