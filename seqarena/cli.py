@@ -63,7 +63,7 @@ def collect_hparams(explicit: dict[str, Any], hp: list[str]) -> dict[str, Any]:
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="model name (see `seqarena models`)")],
-    task: Annotated[str, typer.Option(help="task name: adding, copy, smnist, psmnist")],
+    task: Annotated[str, typer.Option(help="task name: adding, copy, smnist, psmnist, char, ecg, imdb, har2, ncifar")],
     seq_len: Annotated[int, typer.Option(help="sequence length T (copy: blank length)")],
     hidden: Annotated[int | None, typer.Option(help="hidden size (default: the authors')")] = None,
     layers: Annotated[int | None, typer.Option(help="number of layers (default: the authors')")] = None,
