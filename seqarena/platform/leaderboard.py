@@ -108,14 +108,15 @@ def _ranked(trial: Any) -> ColumnElement[bool]:
 
 
 def _arms_query(where: BoardFilter) -> Select:
-    """The arms to report, with their trial counts: a search's, or the latest search per arm key."""
+    """The arms to report, with their trial counts: a search's, or the latest search per arm key.
+
+    The per-arm counts join the arms and take the same filters, so their cost follows the arms
+    asked for, not the whole trials table.
+    """
     search_id = where.search_id
-    per_arm = select(Trial.arm_id, func.count().label("trials"),
-                     func.sum(case((and_(Trial.role == "search", _ranked(Trial)), 1), else_=0)).label("ranked"))
-    if search_id is not None:
-        per_arm = per_arm.where(Trial.search_id == search_id)
-    if where.search_ids is not None:
-        per_arm = per_arm.where(Trial.search_id.in_(where.search_ids))
+    per_arm = _filtered(select(Trial.arm_id, func.count().label("trials"),
+                               func.sum(case((and_(Trial.role == "search", _ranked(Trial)), 1), else_=0))
+                               .label("ranked")).join(Arm, Arm.id == Trial.arm_id), where)
     counts = per_arm.group_by(Trial.arm_id).subquery("counts")
     ranked = func.coalesce(counts.c.ranked, 0)
     latest = func.row_number().over(
@@ -125,7 +126,12 @@ def _arms_query(where: BoardFilter) -> Select:
                     Arm.higher_is_better, Arm.baseline, func.coalesce(counts.c.trials, 0).label("trials"),
                     (latest if search_id is None else literal(1)).label("latest"))
              .join(Search, Search.id == Arm.search_id).outerjoin(counts, counts.c.arm_id == Arm.id))
-    for column, value in ((Arm.task, where.task), (Arm.seq_len, where.seq_len), (Arm.search_id, search_id)):
+    return _filtered(query, where)
+
+
+def _filtered(query: Select, where: BoardFilter) -> Select:
+    """`query` (which selects from `arms`) restricted to the arms `where` asks for."""
+    for column, value in ((Arm.task, where.task), (Arm.seq_len, where.seq_len), (Arm.search_id, where.search_id)):
         if value is not None:
             query = query.where(column == value)
     for column, values in ((Arm.search_id, where.search_ids), (Arm.model, where.models)):

@@ -1,0 +1,57 @@
+"""Write the measured rows of docs/REPRODUCTIONS.md from the JSON results of `seqarena train --json`.
+
+    .venv/bin/python scripts/reproductions_table.py docs/reproductions
+
+Each `<row>.json` is the last stdout line of one `seqarena train ... --json` run (the command is in
+`runs.log` beside it); `<row>.wall` its wall time in seconds. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+#: Row name -> what the papers report for it (shared/reference/results.md), as text.
+PUBLISHED = {
+    "adding500_lem": "LEM leaves the 0.167 plateau after ≈ 1 700 steps at T = 2000 and reaches MSE < 0.01 at ≈ 1 900 "
+                     "(30 000-step budget) [log]",
+    "adding500_cornn": "solves T = 500 (MSE → ≈ 0, coRNN Fig. 1) [paper]",
+    "adding500_lstm": "fails at T = 600: 0.164 (TCN paper, Table 1) [paper]",
+    "adding500_unicornn": "not reported for adding",
+    "adding500_janet": "not reported for adding at T = 500",
+    "smnist_lstm": "98.5 % (JANET paper, 2 × 128) to 98.9 % (coRNN/LEM tables), full budgets [paper]",
+    "smnist_unicornn": "sMNIST not reported (psMNIST 98.4 %, 3 × 256) [log]",
+}
+
+
+def command_of(name: str, runs_log: str) -> str:
+    found = re.search(rf"start {re.escape(name)}: (seqarena train .*)$", runs_log, re.MULTILINE)
+    return (found.group(1) + " --json") if found else "?"
+
+
+def row(folder: Path, name: str, runs_log: str) -> str:
+    result = json.loads((folder / f"{name}.json").read_text())
+    wall = float((folder / f"{name}.wall").read_text().split()[-1])
+    metric = result["metric"]
+    shown = f"{100 * metric:.2f} %" if result["metric_name"] == "accuracy" else f"{metric:.4g}"
+    start = result["curve"][0][f"val_{result['metric_name']}"] if result.get("curve") else None
+    best = result["best_val_metric"]
+    return (f"| {result['task']} T={result['seq_len']} | {result['model']} ({result['params']:,} params) | "
+            f"{result['steps']} steps | {shown} (baseline {result['baseline']:.4g}; val {start:.4g} at the first "
+            f"evaluation, best {best:.4g} at step {result['best_step']}) | {PUBLISHED.get(name, '')} | "
+            f"{wall / 60:.0f} min | `{command_of(name, runs_log)}` |")
+
+
+def main(folder: Path) -> None:
+    runs_log = (folder / "runs.log").read_text()
+    print("| task | model | budget | measured test metric | published | wall | command |")
+    print("|---|---|---|---|---|---|---|")
+    for path in sorted(folder.glob("*.json")):
+        if path.stat().st_size:
+            print(row(folder, path.stem, runs_log))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/reproductions"))
