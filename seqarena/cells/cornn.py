@@ -15,6 +15,11 @@ written with z = y', is discretised by the IMEX scheme of paper eq. (3), exactly
 initialisation U(±1/sqrt(d + 2m)); seqarena keeps that single weight `weight = [V | 𝒲 | W]` so
 that the initialisation is the authors', and applies its input block to all steps at once.
 Parameters: `m(d + 2m) + m` per layer. No gradient clipping in any coRNN script.
+
+Two implementations of the same layer (`seqarena.cells.fused`; `implementation` says which ran):
+`"fused-cpu"`, the compiled time loop of `seqarena.cells.kernels.cornn` with its own BPTT backward
+(default for float32/float64 CPU tensors), and `"eager"`, the shared unroller through `step`, the
+reference it is tested against (`tests/unit/test_fused_cells.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+from seqarena.cells.base import RecurrentCell, State
+from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.kernels.cornn import cornn_layer
 
 #: The ODE and its IMEX discretisation as LaTeX display lines (one `st.latex` block each;
 #: shared/reference/models.md §5). The y update uses the new z_n.
@@ -60,6 +67,12 @@ class CoRNNCell(RecurrentCell):
         """`V u_n + b` for all n: `[B, T, d] -> [B, T, m]`."""
         return nn.functional.linear(u, self.weight[:, : self.input_size], self.bias)
 
+    def fused(self, u: Tensor) -> Tensor:
+        """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        x = self.project_inputs(u.transpose(0, 1)).transpose(0, 1)  # [B, T, H] in time-major memory
+        ys, _ = cornn_layer(x, self.weight[:, self.input_size:], self.dt, self.gamma, self.epsilon)
+        return ys
+
     def step(self, x_t: Tensor, state: State) -> State:
         y, z = state
         recurrent = self.weight[:, self.input_size:]  # [𝒲 | W] acting on [z, y]
@@ -72,10 +85,11 @@ class CoRNNCell(RecurrentCell):
         return state[0]
 
 
-class CoRNN(StackedRecurrent):
+class CoRNN(FusedStackedRecurrent):
     """coRNN, one layer in every published task; deeper stacks feed y to the next layer."""
 
     name = "cornn"
+    kernel = "cornn"
     citation = PAPER
     equations = EQUATIONS
     hparams = (
@@ -101,9 +115,10 @@ class CoRNN(StackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
-                 dt: float = 0.042, gamma: float = 2.7, epsilon: float = 4.7) -> None:
+                 dt: float = 0.042, gamma: float = 2.7, epsilon: float = 4.7, fused: bool = True) -> None:
+        """`fused=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.fused`."""
         self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
-        super().__init__(input_size, hidden_size, num_layers, dropout)
+        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
 
     def make_cell(self, input_size: int) -> CoRNNCell:
         return CoRNNCell(input_size, self.hidden_size, self.dt, self.gamma, self.epsilon)

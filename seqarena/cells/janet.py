@@ -16,6 +16,11 @@ the chrono forget bias `b_f = log(U[1, T_max − 1])` with T_max the sequence le
 the repo samples U[1, T_max], immaterial). Without chrono the repo sets `b_f = 1`.
 Official training: Adam lr 1e-3, global gradient-norm clip 5, weight decay 1e-5, dropout keep
 0.9, 2 × 128 units on MNIST. Parameters: `2m(d + m) + 2m` per layer.
+
+Two implementations of the same layer (`seqarena.cells.fused`; `implementation` says which ran):
+`"fused-cpu"`, the compiled time loop of `seqarena.cells.kernels.janet` with its own BPTT backward
+(default for float32/float64 CPU tensors), and `"eager"`, the shared unroller through `step`, the
+reference it is tested against (`tests/unit/test_fused_cells.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+from seqarena.cells.base import RecurrentCell, State
+from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.kernels.janet import janet_layer
 from seqarena.cells.lstm import chrono_bias
 
 #: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §4).
@@ -71,6 +78,12 @@ class JANETCell(RecurrentCell):
     def project_inputs(self, u: Tensor) -> Tensor:
         return nn.functional.linear(u, self.W, self.b)
 
+    def fused(self, u: Tensor) -> Tensor:
+        """The layer's features `c_1..c_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        x = self.project_inputs(u.transpose(0, 1)).transpose(0, 1)  # [B, T, 2H] in time-major memory
+        ys, _ = janet_layer(x, self.U, self.beta)
+        return ys
+
     def step(self, x_t: Tensor, state: State) -> State:
         (c,) = state
         pre = x_t + c @ self.U.t()
@@ -87,10 +100,11 @@ class JANETCell(RecurrentCell):
         return {"forget": torch.sigmoid(s)}
 
 
-class JANET(StackedRecurrent):
+class JANET(FusedStackedRecurrent):
     """Stacked JANET layers (the README's MNIST runs use 2 × 128). `[B, T, d] -> [B, T, H]`."""
 
     name = "janet"
+    kernel = "janet"
     citation = PAPER
     equations = EQUATIONS
     hparams = (
@@ -111,9 +125,10 @@ class JANET(StackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 beta: float = 1.0, chrono: bool = True, seq_len: int | None = None) -> None:
+                 beta: float = 1.0, chrono: bool = True, seq_len: int | None = None, fused: bool = True) -> None:
+        """`fused=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.fused`."""
         self.beta, self.chrono, self.t_max = beta, chrono, seq_len or 784
-        super().__init__(input_size, hidden_size, num_layers, dropout)
+        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
 
     def make_cell(self, input_size: int) -> JANETCell:
         return JANETCell(input_size, self.hidden_size, self.beta, self.chrono, self.t_max)

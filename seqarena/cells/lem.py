@@ -15,6 +15,11 @@ the "y" chunks feed the z update and `transform_z = Linear(m, m)` (W_y) acts on 
 to the `z` chunk of the input. Every cell parameter ~ U(±1/sqrt(m)) as in the code. For Δt <= 1
 each update is a convex combination, so |y|, |z| < 1 from a zero state (paper Sec. 4).
 Parameters: `4m(d + m) + 8m` per layer.
+
+Two implementations of the same layer (`seqarena.cells.fused`; `implementation` says which ran):
+`"fused-cpu"`, the compiled time loop of `seqarena.cells.kernels.lem` with its own BPTT backward
+(default for float32/float64 CPU tensors), and `"eager"`, the shared unroller through `step`, the
+reference it is tested against (`tests/unit/test_fused_cells.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, StackedRecurrent, State
+from seqarena.cells.base import RecurrentCell, State
+from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.kernels.lem import lem_layer
 
 #: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §7).
 #: Two learned time steps, both in (0, Δt); the y update uses the new z_n.
@@ -65,6 +72,13 @@ class LEMCell(RecurrentCell):
         """The four input terms (dt1, dt2, z, y chunks) for all steps: `[B, T, 4m]`."""
         return self.inp2hid(u)
 
+    def fused(self, u: Tensor) -> Tensor:
+        """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        x = self.project_inputs(u.transpose(0, 1)).transpose(0, 1)  # [B, T, 4H] in time-major memory
+        ys, _ = lem_layer(x, self.hid2hid.weight, self.hid2hid.bias, self.transform_z.weight, self.transform_z.bias,
+                          self.dt)
+        return ys
+
     def step(self, x_t: Tensor, state: State) -> State:
         y, z = state
         i_dt1, i_dt2, i_z, i_y = x_t.chunk(4, dim=1)
@@ -85,10 +99,11 @@ class LEMCell(RecurrentCell):
         return {"dt_y": self.dt * torch.sigmoid(i_dt1 + h_dt1), "dt_z": self.dt * torch.sigmoid(i_dt2 + h_dt2)}
 
 
-class LEM(StackedRecurrent):
+class LEM(FusedStackedRecurrent):
     """LEM; one layer in every published PyTorch task, deeper stacks feed y to the next layer."""
 
     name = "lem"
+    kernel = "lem"
     citation = PAPER
     equations = EQUATIONS
     hparams = (
@@ -108,9 +123,10 @@ class LEM(StackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
-                 dt: float = 0.21) -> None:
+                 dt: float = 0.21, fused: bool = True) -> None:
+        """`fused=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.fused`."""
         self.dt = dt
-        super().__init__(input_size, hidden_size, num_layers, dropout)
+        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
 
     def make_cell(self, input_size: int) -> LEMCell:
         return LEMCell(input_size, self.hidden_size, self.dt)

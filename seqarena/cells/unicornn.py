@@ -31,14 +31,13 @@ layer. No gradient clipping.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
 from seqarena.cells import kernels as fused_kernels
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, StackedRecurrent, State, active_probe, unroll
+from seqarena.cells.base import RecurrentCell, State
+from seqarena.cells.fused import FusedStackedRecurrent
 
 #: The symplectic-Euler step, and its exact inverse, as LaTeX display lines (one `st.latex` block
 #: each; shared/reference/models.md §6). The y update uses the new z_n.
@@ -105,10 +104,11 @@ class UnICORNNCell(RecurrentCell):
         return state[0]
 
 
-class UnICORNN(StackedRecurrent):
+class UnICORNN(FusedStackedRecurrent):
     """Deep UnICORNN (3 layers on psMNIST and noisy CIFAR-10). `[B, T, d] -> [B, T, H]`."""
 
     name = "unicornn"
+    kernel = "unicornn"
     citation = PAPER
     equations = EQUATIONS
     hparams = (
@@ -130,31 +130,7 @@ class UnICORNN(StackedRecurrent):
                  dt: float = 0.19, alpha: float = 30.65, fused: bool = True) -> None:
         """`fused=False` forces the eager unroll (tests, benchmarks); see the module docstring."""
         self.dt, self.alpha = dt, alpha
-        super().__init__(input_size, hidden_size, num_layers, dropout)
-        self.fused = fused
-        #: The path the last forward pass took: "fused-cpu" or "eager" ("not run" before the first).
-        self.implementation = "not run"
+        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
 
     def make_cell(self, input_size: int) -> UnICORNNCell:
         return UnICORNNCell(input_size, self.hidden_size, self.dt, self.alpha)
-
-    def use_fused(self, x: Tensor) -> bool:
-        """Whether a forward pass on `x` takes the compiled kernel (builds it on first use)."""
-        return (self.fused and active_probe() is None and fused_kernels.supported(x)
-                and fused_kernels.available())
-
-    def forward(self, x: Tensor) -> Tensor:
-        fused = self.use_fused(x)
-        self.implementation = "fused-cpu" if fused else "eager"
-        for cell in self.layers:
-            x = cell.fused(x) if fused else unroll(cell, x)[0]
-            x = self.dropout(x)
-        return x
-
-    def extra_info(self) -> dict[str, Any]:
-        """The implementation that ran (and why the kernel was unavailable, if it was)."""
-        info: dict[str, Any] = {"implementation": self.implementation}
-        error = fused_kernels.extension_error("unicornn")
-        if error is not None:
-            info["fused_unavailable"] = error
-        return info

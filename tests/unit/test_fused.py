@@ -12,8 +12,6 @@ loading in ~0.2 s afterwards.
 
 from __future__ import annotations
 
-import logging
-import time
 import warnings
 from pathlib import Path
 
@@ -26,39 +24,15 @@ from seqarena.cells.kernels import build
 from seqarena.cells.kernels import unicornn as fused_unicornn
 from seqarena.cells.unicornn import UnICORNN, UnICORNNCell
 from seqarena.workers.measure import SavedTensorCounter
+from tests.unit.fused_helpers import F64, assert_all_close, assert_scaled_close, outputs_and_grads, require_kernel
 
 pytestmark = pytest.mark.usefixtures("one_thread", "kernel")
-log = logging.getLogger(__name__)
-
-F64 = {"rtol": 1e-9, "atol": 1e-11}
 
 
 @pytest.fixture(scope="session")
 def kernel() -> None:
     """Build (first run on a machine) or load (cached) the extension once per test session."""
-    start = time.perf_counter()
-    if build.load("unicornn") is None:
-        pytest.fail(f"the UnICORNN CPU kernel did not build: {build.extension_error('unicornn')}")
-    log.info("UnICORNN kernel ready in %.1f s", time.perf_counter() - start)
-
-
-def _outputs_and_grads(model: UnICORNN, u: Tensor, fused: bool, seed: int = 0) -> list[Tensor]:
-    """Features, then d(loss)/d(input) and d(loss)/d(each parameter), for one forward/backward pass."""
-    model.fused = fused
-    model.zero_grad()
-    u = u.detach().requires_grad_(True)
-    torch.manual_seed(seed)  # the same dropout masks on both paths
-    features = model(u)
-    assert model.implementation == ("fused-cpu" if fused else "eager")
-    loss = (features * torch.linspace(-1, 1, features.shape[1], dtype=u.dtype)[:, None]).square().sum()
-    loss.backward()
-    return [features.detach(), u.grad, *(p.grad for p in model.parameters())]
-
-
-def _assert_all_close(fused: list[Tensor], eager: list[Tensor], **tolerance: float) -> None:
-    assert len(fused) == len(eager)
-    for got, want in zip(fused, eager, strict=True):
-        torch.testing.assert_close(got, want, **tolerance)
+    require_kernel("unicornn")
 
 
 @pytest.mark.parametrize("steps", [1, 7, 50])
@@ -68,7 +42,7 @@ def test_fused_model_matches_eager_in_float64(steps: int, batch: int, hidden: in
     torch.manual_seed(steps * 100 + batch * 10 + layers)
     model = UnICORNN(4, hidden, layers, dropout=0.1, dt=0.3, alpha=2.0).double()
     u = torch.randn(batch, steps, 4, dtype=torch.float64)
-    _assert_all_close(_outputs_and_grads(model, u, True), _outputs_and_grads(model, u, False), **F64)
+    assert_all_close(outputs_and_grads(model, u, True), outputs_and_grads(model, u, False), **F64)
 
 
 @pytest.mark.parametrize("chunk_elements", [1, 40, 1 << 20])
@@ -78,7 +52,7 @@ def test_time_chunks_give_the_same_result(chunk_elements: int, monkeypatch: pyte
     torch.manual_seed(1)
     model = UnICORNN(3, 10, 2, dropout=0.0).double()
     u = torch.randn(1, 23, 3, dtype=torch.float64)
-    _assert_all_close(_outputs_and_grads(model, u, True), _outputs_and_grads(model, u, False), **F64)
+    assert_all_close(outputs_and_grads(model, u, True), outputs_and_grads(model, u, False), **F64)
 
 
 def test_initial_and_final_states_carry_gradients() -> None:
@@ -99,7 +73,7 @@ def test_initial_and_final_states_carry_gradients() -> None:
         (ys.sin().sum() + (y * z).sum() + z.square().sum()).backward()
         return [ys.detach(), y.detach(), z.detach(), *(t.grad for t in leaves), *(p.grad for p in cell.parameters())]
 
-    _assert_all_close(run(True), run(False), **F64)
+    assert_all_close(run(True), run(False), **F64)
 
 
 def test_autograd_gradcheck_of_the_recurrence() -> None:
@@ -114,19 +88,17 @@ def _long_run(dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor]]:
     torch.manual_seed(4)
     model = UnICORNN(2, 16, 1, dropout=0.0, dt=0.19, alpha=30.65).to(dtype)
     u = torch.randn(2, 2000, 2, dtype=dtype)
-    return _outputs_and_grads(model, u, True), _outputs_and_grads(model, u, False)
+    return outputs_and_grads(model, u, True), outputs_and_grads(model, u, False)
 
 
 def test_reconstruction_stays_exact_over_2000_steps_in_float64() -> None:
     fused, eager = _long_run(torch.float64)
-    _assert_all_close(fused, eager, **F64)
+    assert_all_close(fused, eager, **F64)
 
 
 def test_reconstruction_over_2000_steps_in_float32_is_close() -> None:
     fused, eager = _long_run(torch.float32)
-    for got, want in zip(fused, eager, strict=True):
-        scale = want.abs().max().clamp_min(1e-12)
-        torch.testing.assert_close(got / scale, want / scale, rtol=1e-4, atol=1e-4)
+    assert_scaled_close(fused, eager, 1e-4)
 
 
 def _saved_bytes(model: UnICORNN, steps: int) -> int:

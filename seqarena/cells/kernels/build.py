@@ -24,10 +24,14 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-SOURCES = {"unicornn": Path(__file__).with_name("unicornn_cpu.cpp")}
+#: Extension name -> C++ source, one module per fused cell.
+SOURCES = {name: Path(__file__).with_name(f"{name}_cpu.cpp") for name in ("unicornn", "cornn", "janet", "lem")}
+#: The header the BPTT kernels include (next to the sources); part of the build key of each source that includes it.
+HEADER = Path(__file__).with_name("kernel_common.h")
 #: -ffast-math lets GCC call glibc's vectorised tanh (libmvec); it is a compile flag only, so no
 #: process-wide flush-to-zero start-up code is linked in.
 CFLAGS = ("-O3", "-march=native", "-ffast-math")
@@ -46,8 +50,12 @@ def cache_root() -> Path:
 
 
 def build_key(name: str) -> str:
-    """Hash of what the compiled module depends on: source, flags, versions, CPU capability."""
-    digest = hashlib.sha256(SOURCES[name].read_bytes())
+    """Hash of what the compiled module depends on: source (and the shared header if it includes it),
+    flags, versions, CPU capability."""
+    source = SOURCES[name].read_bytes()
+    digest = hashlib.sha256(source)
+    if f'#include "{HEADER.name}"'.encode() in source:
+        digest.update(HEADER.read_bytes())
     cpu = (platform.machine(), torch.backends.cpu.get_cpu_capability())
     facts = (CFLAGS, torch.__version__, sys.version_info[:2], cpu)
     digest.update(repr(facts).encode())
@@ -103,3 +111,23 @@ def load(name: str) -> ModuleType | None:
 def extension_error(name: str) -> str | None:
     """Why extension `name` could not be loaded in this process, if it was tried and failed."""
     return _errors.get(name)
+
+
+def require(name: str) -> ModuleType:
+    """The compiled extension `name`; `RuntimeError` with the reason when it cannot be loaded."""
+    module = load(name)
+    if module is None:
+        raise RuntimeError(f"the fused CPU kernel '{name}' is unavailable: {extension_error(name)}")
+    return module
+
+
+def supported(x: Tensor) -> bool:
+    """Whether a tensor can go through the CPU kernels (device and dtype; the build is separate)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def time_major(x: Tensor) -> Tensor:
+    """`[B, T, K] -> [T, B, K]` as the kernels read it: a view (free when the memory is already
+    time-major, as the kernels' own outputs are), copied only when the last stride is not 1."""
+    x = x.transpose(0, 1)
+    return x if x.stride(2) == 1 else x.contiguous()

@@ -44,9 +44,8 @@ def _chunks(steps: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(steps, start + size)) for start in range(0, steps, size)]
 
 
-def supported(x: Tensor) -> bool:
-    """Whether a tensor can go through the CPU kernel (device and dtype; the build is separate)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+#: Whether a tensor can go through the CPU kernel (device and dtype; the build is separate).
+supported = build.supported
 
 
 class UnICORNNRecurrence(torch.autograd.Function):
