@@ -24,6 +24,36 @@ Split = Literal["val", "test"]
 Batch = tuple[Tensor, Tensor]
 
 
+class LazyRows:
+    """The inputs of a fixed evaluation set, built a slice at a time instead of held whole.
+
+    Behaves like the `[N, T, F]` tensor it stands for where evaluation uses one: `len()`, `.shape`
+    and contiguous slices `rows[a:b]` (a tensor of rows a..b-1, equal on every call; `rows[:]` is
+    the whole set). Tasks whose full evaluation inputs would take gigabytes return one from
+    `eval_set` (noise-padded CIFAR-10 at T = 1000: 10 000 × 1000 × 96 floats = 3.8 GB; IMDB's
+    25 000 test reviews × 500 words × 100-d vectors = 5 GB), so that an evaluation holds one batch.
+    """
+
+    def __init__(self, length: int, build: Callable[[int, int], Tensor]) -> None:
+        self.length = length
+        self.build = build
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.length, *self.build(0, min(1, self.length)).shape[1:]))
+
+    def __getitem__(self, index: slice) -> Tensor:
+        if not isinstance(index, slice):
+            raise TypeError(f"LazyRows takes a slice of rows, got {index!r}")
+        start, stop, step = index.indices(self.length)
+        if step != 1:
+            raise TypeError("LazyRows takes contiguous slices only")
+        return self.build(start, max(start, stop))
+
+
 class TaskOptions(BaseModel):
     """Options every task accepts; tasks extend this model (unknown options are refused)."""
 

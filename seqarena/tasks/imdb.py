@@ -48,7 +48,7 @@ from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
 from seqarena.tasks.archives import Archive, Source, ensure_archive, tar_members
-from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
+from seqarena.tasks.base import BatchStream, DatasetOptions, LazyRows, ShuffledStream, Split, Task
 from seqarena.tasks.har2 import binary_loss, binary_metrics, majority_share
 
 #: sha256 of the archive file as served (84 125 825 bytes): the digest TensorFlow Datasets and
@@ -233,6 +233,7 @@ class IMDBSentiment(Task):
         tokens, labels = self.rows["train"]
         return ShuffledStream(tokens, labels, seed, self.to_inputs)
 
-    def eval_set(self, split: Split) -> Batch:
+    def eval_set(self, split: Split) -> tuple[LazyRows, Tensor]:
+        """Word vectors looked up a batch at a time (`LazyRows`): the whole test set would be 5 GB."""
         tokens, labels = self.rows[split]
-        return self.to_inputs(tokens), labels
+        return LazyRows(len(tokens), lambda start, stop: self.to_inputs(tokens[start:stop])), labels

@@ -17,8 +17,12 @@ Noise (option `noise`), which makes two different tasks; `describe()` records th
   shared/reference/results.md §4 (coRNN 59.0, LEM 60.5, UnICORNN 62.4).
 * `per_sample`: independent noise for every sample, as the AntisymmetricRNN paper describes:
   fresh for every training batch, from a generator seeded by the trial's seed and saved with the
-  stream's state; fixed for the validation and test sets (drawn from `noise_seed`, independent of
-  the trial's seed), so every trial is scored on the same sequences.
+  stream's state; fixed for the validation and test sets (sample i's noise drawn from its own
+  generator, seeded by `noise_seed`, the split and i, independent of the trial's seed), so every
+  trial is scored on the same sequences and any batch of them can be drawn alone.
+
+Evaluation sets are `LazyRows`: a batch's inputs are built when evaluation asks for it, since the
+whole test set at T = 1000 would be 10 000 × 1000 × 96 floats (3.8 GB).
 
 Split as the Rusch scripts: the 50 000 training images become 47 000 train / 3 000 validation (a
 fixed split drawn with `split_seed`); the official 10 000 test images are the test set. 10 classes,
@@ -51,7 +55,7 @@ from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
 from seqarena.tasks.archives import Archive, Source, ensure_archive, tar_members
-from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
+from seqarena.tasks.base import BatchStream, DatasetOptions, LazyRows, ShuffledStream, Split, Task
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -72,6 +76,8 @@ DEFAULT_SEQ_LEN = 1000
 _TRAIN_NOISE_BASE = 2**41
 _EVAL_NOISE_BASE = 2**42
 _SPLIT_OFFSET = {"val": 1, "test": 2}
+#: Seeds reserved per (noise_seed, split) for the evaluation samples' generators.
+_EVAL_SAMPLES = 2**24
 Noise = Literal["fixed", "per_sample"]
 
 
@@ -160,7 +166,8 @@ class NoisyCIFAROptions(DatasetOptions):
     """Options of noise-padded CIFAR-10."""
 
     noise: Noise = Field("fixed", description="fixed: one noise tensor for all samples (Rusch); per_sample")
-    noise_seed: int = Field(0, ge=0, description="seed of the fixed noise and of the evaluation sets' noise")
+    noise_seed: int = Field(0, ge=0, le=2**31 - 1,
+                            description="seed of the fixed noise and of the evaluation sets' noise")
     n_val: int = Field(3000, ge=1, le=25_000, description="validation images carved from training")
     n_test: int = Field(10_000, ge=1, le=10_000, description="test images used (the first n)")
 
@@ -201,12 +208,14 @@ class NoisyCIFAR(Task):
         """uint8 images `[B, 3072]` -> inputs `[B, T, 96]` with the shared noise tensor."""
         return noisy_inputs(images, self.fixed_noise)
 
-    def eval_noise(self, split: Split, n: int) -> Tensor:
-        """The evaluation noise of `split` for `n` samples: shared, or per sample from `noise_seed`."""
+    def eval_noise(self, split: Split, start: int, stop: int) -> Tensor:
+        """The evaluation noise of samples start..stop-1 of `split`: shared, or each sample's own
+        (a generator per sample, seeded by `noise_seed`, the split and the sample's index)."""
         if self.options.noise == "fixed":
             return self.fixed_noise
-        seed = _EVAL_NOISE_BASE + 8 * self.options.noise_seed + _SPLIT_OFFSET[split]
-        return torch.randn(n, self.noise_steps, ROW_SIZE, generator=torch.Generator().manual_seed(seed))
+        first = _EVAL_NOISE_BASE + (8 * self.options.noise_seed + _SPLIT_OFFSET[split]) * _EVAL_SAMPLES
+        return torch.stack([torch.randn(self.noise_steps, ROW_SIZE, generator=torch.Generator().manual_seed(first + i))
+                            for i in range(start, stop)]) if stop > start else self.fixed_noise[:0]
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         return torch.nn.functional.cross_entropy(output, target)
@@ -224,7 +233,9 @@ class NoisyCIFAR(Task):
             return ShuffledStream(images, labels, seed, self.with_fixed_noise)
         return FreshNoiseStream(images, labels, seed, self.noise_steps)
 
-    def eval_set(self, split: Split) -> Batch:
+    def eval_set(self, split: Split) -> tuple[LazyRows, Tensor]:
         part, index = ("train", self.val_index) if split == "val" else ("test", slice(self.options.n_test))
         images, labels = self.arrays[f"{part}_images"][index], self.arrays[f"{part}_labels"][index]
-        return noisy_inputs(images, self.eval_noise(split, len(images))), labels
+        rows = LazyRows(len(images), lambda start, stop: noisy_inputs(images[start:stop],
+                                                                      self.eval_noise(split, start, stop)))
+        return rows, labels

@@ -97,7 +97,7 @@ def test_validation_is_a_fixed_seeded_part_of_training(data_root: Path) -> None:
     assert not train & val and train | val == set(range(24)) and len(val) == 6
     assert torch.equal(torch.from_numpy(_task().val_index), torch.from_numpy(task.val_index))
     assert set(_task(split_seed=1).val_index.tolist()) != val
-    assert not torch.equal(task.eval_set("val")[0], task.eval_set("test")[0][:6])
+    assert not torch.equal(task.eval_set("val")[0][:], task.eval_set("test")[0][:][:6])
 
 
 def test_vocabulary_comes_from_the_training_part_by_frequency(data_root: Path) -> None:
@@ -124,7 +124,7 @@ def test_reviews_keep_their_first_tokens_and_are_padded_on_the_chosen_side(data_
     assert right.rows["test"][0][row].tolist() == [awful, film, film, zebra] + [imdb.PAD] * 4
     assert short.rows["test"][0][row].tolist() == [awful, film]
     assert film == 2 and awful > 2  # "film" is the most frequent training word
-    inputs = left.eval_set("test")[0]
+    inputs = left.eval_set("test")[0][:]
     assert torch.equal(inputs[row, :4], torch.zeros(4, 100)) and torch.equal(inputs[row, -1], torch.zeros(100))
     assert torch.equal(inputs[row, -2], inputs[row, -3]) and torch.equal(inputs[row, -2], left.embedding[film])
 
@@ -133,7 +133,7 @@ def test_embedding_is_fixed_by_its_seed(data_root: Path) -> None:
     a, b, c = _task(), _task(), _task(embedding_seed=1)
     assert torch.equal(a.embedding, b.embedding) and not torch.equal(a.embedding, c.embedding)
     assert torch.equal(a.embedding[:2], torch.zeros(2, 100))
-    assert _task(embedding_dim=16).eval_set("test")[0].shape == (21, 12, 16)
+    assert _task(embedding_dim=16).eval_set("test")[0][:].shape == (21, 12, 16)
 
 
 def test_training_stream_is_seeded_and_resumes_exactly(data_root: Path) -> None:
@@ -152,7 +152,7 @@ def test_baseline_is_the_test_majority_share_and_metrics_score_it(data_root: Pat
     assert float(task.metrics(always_positive, y)["accuracy"].mean()) == pytest.approx(12 / 21)
     assert float(task.loss(torch.zeros(len(y), 1), y)) == pytest.approx(0.693147, abs=1e-5)
     assert task.describe()["options"]["padding"] == "left"
-    assert _task(n_test=5).eval_set("test")[0].shape[0] == 5
+    assert _task(n_test=5).eval_set("test")[0][:].shape[0] == 5
 
 
 @pytest.mark.parametrize(
@@ -217,5 +217,17 @@ def test_a_download_is_verified_by_the_archive_bytes(tmp_path: Path, served: str
     assert list((root / "imdb").iterdir()) == []
     digest = hashlib.sha256(_archive_bytes()).hexdigest()
     monkeypatch.setattr(imdb, "ARCHIVE", dataclasses.replace(wrong, sha256=digest))
-    assert _task(data_dir=root).eval_set("test")[0].shape == (21, 12, 100)
+    assert _task(data_dir=root).eval_set("test")[0][:].shape == (21, 12, 100)
     assert [p.name for p in (root / "imdb").iterdir()] == [imdb.ARCHIVE.name]
+
+
+def test_a_trial_evaluates_the_lazily_built_sets(data_root: Path) -> None:
+    """A whole trial on the task: evaluation reads the sets a batch at a time (`LazyRows`), and its
+    test accuracy is a mean over all 21 test reviews (a multiple of 1/21)."""
+    from seqarena.workers import make_config, run_trial
+
+    config = make_config(model="gru", task="imdb", seq_len=12, steps=3, eval_every=1, seed=0,
+                         hparams={"hidden_size": 8, "batch_size": 4}, task_options={"n_val": 6}, eval_batch_size=5)
+    result = run_trial(config)
+    assert result.status == "completed" and result.baseline == pytest.approx(12 / 21)
+    assert round(result.metric * 21) == pytest.approx(result.metric * 21, abs=1e-9)

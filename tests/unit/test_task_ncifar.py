@@ -86,35 +86,36 @@ def _task(seq_len: int | None = 40, **options: object) -> NoisyCIFAR:
 def test_images_are_fed_row_by_row_then_noise(data_root: Path) -> None:
     task = _task(40)
     assert (task.seq_len, task.length, task.input_size, task.output_size, task.noise_steps) == (40, 40, 96, 10, 8)
-    x, y = task.eval_set("test")
-    assert x.shape == (10, 40, 96) and x.dtype == torch.float32 and y.dtype == torch.int64
+    rows, y = task.eval_set("test")
+    x = rows[:]
+    assert rows.shape == x.shape == (10, 40, 96) and x.dtype == torch.float32 and y.dtype == torch.int64
     image = torch.from_numpy(_images(0, N_TEST)[4]).view(3, 32, 32).float() / 255  # [channel, row, column]
     for h in (0, 17, 31):  # step h = [R row h, G row h, B row h]
         assert torch.equal(x[4, h], torch.cat([image[0, h], image[1, h], image[2, h]]))
     assert float(x[:, :32].min()) >= 0.0 and float(x[:, :32].max()) <= 1.0
     noise = x[:, 32:]
     assert abs(float(noise.mean())) < 0.3 and 0.7 < float(noise.std()) < 1.3  # N(0, 1)
-    assert _task(32).eval_set("val")[0].shape == (8, 32, 96)  # T = 32: the image alone
+    assert _task(32).eval_set("val")[0][:].shape == (8, 32, 96)  # T = 32: the image alone
     assert NoisyCIFAR(None, parse_options(NoisyCIFAROptions, {"n_val": 8, "n_test": 2})).seq_len == 1000
 
 
 def test_fixed_noise_is_one_tensor_for_every_sample_and_split(data_root: Path) -> None:
     task = _task()
-    val_x, test_x = task.eval_set("val")[0], task.eval_set("test")[0]
+    val_x, test_x = task.eval_set("val")[0][:], task.eval_set("test")[0][:]
     train_x = task.train_stream(5).next(4)[0]
     shared = test_x[0, 32:]
     for inputs in (val_x, test_x, train_x, _task().train_stream(6).next(3)[0]):
         assert torch.equal(inputs[:, 32:], shared.expand(len(inputs), -1, -1))
-    assert not torch.equal(_task(noise_seed=1).eval_set("test")[0][0, 32:], shared)
+    assert not torch.equal(_task(noise_seed=1).eval_set("test")[0][:][0, 32:], shared)
 
 
 def test_per_sample_noise_is_fresh_in_training_and_fixed_in_evaluation(data_root: Path) -> None:
     task = _task(noise="per_sample")
-    test_x = task.eval_set("test")[0]
+    test_x = task.eval_set("test")[0][:]
     assert not torch.equal(test_x[0, 32:], test_x[1, 32:])
-    assert torch.equal(test_x, _task(noise="per_sample").eval_set("test")[0])  # same for every trial
-    assert not torch.equal(task.eval_set("val")[0][:, 32:], test_x[:8, 32:])
-    assert not torch.equal(_task(noise="per_sample", noise_seed=1).eval_set("test")[0], test_x)
+    assert torch.equal(test_x, _task(noise="per_sample").eval_set("test")[0][:])  # same for every trial
+    assert not torch.equal(task.eval_set("val")[0][:][:, 32:], test_x[:8, 32:])
+    assert not torch.equal(_task(noise="per_sample", noise_seed=1).eval_set("test")[0][:], test_x)
     stream = task.train_stream(0)
     first, second = stream.next(4)[0], stream.next(4)[0]
     assert not torch.equal(first[0, 32:], first[1, 32:]) and not torch.equal(first[:, 32:], second[:, 32:])
@@ -218,3 +219,15 @@ def test_a_batch_of_the_wrong_shape_is_a_data_error() -> None:
     bad_labels = _batch_pickle(np.zeros((2, 3072), np.uint8), [0, 10])
     with pytest.raises(DataError, match=r"one class 0\.\.9"):
         ncifar.read_batch(bad_labels, "data_batch_1")
+
+
+@pytest.mark.parametrize("noise", ["fixed", "per_sample"])
+def test_evaluation_batches_drawn_alone_equal_the_whole_set(data_root: Path, noise: str) -> None:
+    """Evaluation builds one batch at a time (the whole test set at T = 1000 is 3.8 GB): any slice,
+    drawn on its own, holds exactly those rows of the whole set."""
+    rows, labels = _task(noise=noise).eval_set("test")
+    whole = rows[:]
+    assert len(rows) == len(labels) == len(whole) == N_TEST
+    for start, stop in ((0, 3), (3, 7), (7, N_TEST), (5, 5)):
+        assert torch.equal(rows[start:stop], whole[start:stop])
+    assert torch.equal(torch.cat([rows[0:4], rows[4:N_TEST]]), whole)
