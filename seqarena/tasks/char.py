@@ -34,9 +34,11 @@ import functools
 import logging
 import math
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -89,6 +91,24 @@ class CharOptions(TaskOptions):
     valid_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="corpus=path: share of the text for validation")
     test_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="corpus=path: share of the text for test (the end)")
     data_dir: Path | None = Field(None, description="data root for ptb; default $SEQARENA_DATA")
+    ptb_sha256: dict[Literal["train", "valid", "test"], str] | None = Field(
+        None, description="sha256 of the three PTB char files that you verified yourself, "
+                          "{train: hex, valid: hex, test: hex}; used while the built-in ones are unpinned")
+
+    @field_validator("ptb_sha256", mode="before")
+    @classmethod
+    def _digests(cls, value: Any) -> Any:
+        """A mapping, or `train=HEX,valid=HEX,test=HEX` from the command line; three lowercase digests."""
+        if isinstance(value, str):
+            value = dict(part.split("=", 1) if "=" in part else (part, "") for part in value.split(","))
+        if value is None:
+            return None
+        if not isinstance(value, dict) or set(value) != {"train", "valid", "test"}:
+            raise ValueError("the sha256 of each of train, valid and test (train=HEX,valid=HEX,test=HEX)")
+        digests = {split: str(digest).strip().lower() for split, digest in value.items()}
+        if not all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in digests.values()):
+            raise ValueError("64 hexadecimal digits per file (a sha256)")
+        return digests
 
     @field_validator("path")
     @classmethod
@@ -117,21 +137,28 @@ def ptb_text(path: Path) -> str:
         return "".join(line + "\n" for line in lines if line)
 
 
-def ptb_folder(root: Path | None = None) -> Path:
+def ptb_folder(root: Path | None = None, user_sha256: Mapping[str, str] | None = None) -> Path:
     """Verify (downloading if needed) the three PTB char files; return their folder.
+
+    While the built-in digests are unpinned, `user_sha256` (the `ptb_sha256` option: digests the
+    user checked against a copy they trust) takes their place, so files are still verified.
 
     Raises:
         DataError: a file is missing while offline, or fails (or cannot have) its checksum.
         DownloadError: no mirror delivered a file with the pinned checksum.
     """
+    files = PTB_FILES
+    if user_sha256 is not None and not PTB_PINNED:
+        files = {split: RemoteFile(remote.name, user_sha256[split]) for split, remote in PTB_FILES.items()}
     try:
-        return ensure(PTB_DATASET, list(PTB_FILES.values()), PTB_MIRRORS, root)
+        return ensure(PTB_DATASET, list(files.values()), PTB_MIRRORS, root)
     except (DataError, DownloadError) as error:
         missing_offline = isinstance(error, DataError) and error.value == "missing file"
-        if PTB_PINNED or missing_offline:
+        if PTB_PINNED or missing_offline or files is not PTB_FILES:
             raise
-        raise DataError("option.corpus", "ptb", "PTB char files whose sha256 is pinned in seqarena/tasks/char.py; "
-                        f"the checksums there are still to be verified ({error})") from None
+        raise DataError("option.corpus", "ptb", "PTB char files whose sha256 is pinned in seqarena/tasks/char.py "
+                        "or given as option ptb_sha256 (train=HEX,valid=HEX,test=HEX, digests you verified); "
+                        f"the built-in checksums are still to be verified ({error})") from None
 
 
 @functools.lru_cache(maxsize=2)
@@ -185,7 +212,7 @@ def load_corpus(options: CharOptions) -> Corpus:
     if options.corpus == "ptb":
         if options.path is not None:
             raise BadInput("option.path", options.path, "no path with corpus=ptb (set corpus=path to use a text)")
-        return load_ptb(ptb_folder(options.data_dir))
+        return load_ptb(ptb_folder(options.data_dir, options.ptb_sha256))
     if options.path is None:
         raise BadInput("option.path", None, "the path of a plain UTF-8 text file (required with corpus=path)")
     return load_path(Path(options.path), options.valid_fraction, options.test_fraction)

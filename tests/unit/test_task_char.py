@@ -305,6 +305,31 @@ def test_ptb_files_failing_the_unverified_checksums_are_refused(tmp_path: Path,
         build(5, corpus="ptb", data_dir=tmp_path)
 
 
+def test_ptb_files_are_verified_against_digests_the_user_gives(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the built-in digests are unpinned, `ptb_sha256` pins the files (as a mapping or as the
+    command line's train=HEX,valid=HEX,test=HEX); a file that differs is refused by its digest."""
+    files = write_ptb(tmp_path / "ptb_char")
+    monkeypatch.setattr(char, "PTB_PINNED", False)
+    digests = {split: remote.sha256 for split, remote in files.items()}
+    text = ",".join(f"{split}={digest.upper()}" for split, digest in digests.items())
+    for given in (digests, text):
+        task = build(5, corpus="ptb", data_dir=tmp_path, ptb_sha256=given)
+        assert task.options.ptb_sha256 == digests
+        assert task.decode(task.splits["train"]) == "aer_banknote_berlitz\ncalloway_<unk>\n"
+    wrong = {**digests, "valid": hashlib.sha256(b"another text").hexdigest()}
+    with pytest.raises(DataError, match="sha256"):
+        build(5, corpus="ptb", data_dir=tmp_path, ptb_sha256=wrong)
+
+
+@pytest.mark.parametrize("given", ["train=" + "a" * 64, {"train": "a" * 64, "valid": "a" * 64, "test": "xyz"},
+                                   {"train": "a" * 64, "valid": "a" * 64, "test": "a" * 64, "extra": "a" * 64}])
+def test_bad_ptb_digests_name_the_option(given: object) -> None:
+    with pytest.raises(BadInput) as caught:
+        build(5, corpus="ptb", ptb_sha256=given)
+    assert caught.value.field == "option.ptb_sha256"
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
