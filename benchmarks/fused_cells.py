@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cpu_timing import ROOT, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
 from torch import nn
 
 from seqarena.cells.cornn import CoRNN
@@ -40,7 +38,6 @@ from seqarena.cells.janet import JANET
 from seqarena.cells.kernels import build
 from seqarena.cells.lem import LEM
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Fused coRNN, JANET and LEM on CPU (issue 8)"
 CELLS: dict[str, type[FusedStackedRecurrent]] = {"cornn": CoRNN, "janet": JANET, "lem": LEM}
 #: Targets: fused time / nn.LSTM time at most this, per cell; eager time / fused time at least SPEEDUP.
@@ -78,18 +75,6 @@ def training_step(model: nn.Module, u: torch.Tensor, onednn: bool = True) -> Cal
     return step
 
 
-def median_seconds(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median seconds per step of each model; the models take turns, the first round is the warm-up."""
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for repeat in range(repeats + 1):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            if repeat > 0:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def time_models(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(args.seed)
     built: dict[str, nn.Module] = {"nn.LSTM": nn.LSTM(args.input_size, args.hidden, batch_first=True)}
@@ -116,18 +101,6 @@ def kernel_loads(names: list[str]) -> dict[str, dict[str, float | bool]]:
         build.require(name)
         loads[name] = {"seconds": time.perf_counter() - start, "cached": cached}
     return loads
-
-
-def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "device": "cpu", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "git_sha": sha.strip() + (" + uncommitted changes" if dirty else ""),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
 def verdicts(seconds: dict[str, float], names: list[str]) -> dict[str, dict[str, Any]]:
@@ -168,18 +141,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Replace (or append) the `HEADING` section of `path` up to the next `## ` heading."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
-    if start < 0:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = text.find("\n## ", start + len(HEADING))
-    rest = text[end + 1:] if end >= 0 else ""
-    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -193,7 +154,7 @@ def main() -> None:
               "targets": verdicts(seconds, args.cells), "wall_seconds": time.perf_counter() - start}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
-    replace_section(args.results_md, markdown(result))
+    replace_section(args.results_md, HEADING, markdown(result))
     print(markdown(result))
 
 

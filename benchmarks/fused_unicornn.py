@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cpu_timing import ROOT, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
 from torch import Tensor, nn
 
 from seqarena.cells.kernels import build
 from seqarena.cells.unicornn import UnICORNN
 from seqarena.workers.measure import CPU_METHOD, measure_step_memory
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## Fused UnICORNN on CPU (issue 8)"
 SPEED_VS_LSTM, SPEED_VS_EAGER, MEMORY_SHARE = 0.05, 10.0, 0.10
 
@@ -71,18 +67,6 @@ def training_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
         model.zero_grad(set_to_none=True)
         last_step_loss(model, u).backward()
     return step
-
-
-def median_seconds(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median seconds per step of each model; the models take turns, so a load change hits all of them."""
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for repeat in range(repeats + 1):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            if repeat > 0:  # the first round is the warm-up
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def models(args: argparse.Namespace) -> dict[str, nn.Module]:
@@ -121,15 +105,6 @@ def peak_memory_mb(fused: bool, steps: int, args: argparse.Namespace) -> float:
 def memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return {name: {str(steps): peak_memory_mb(fused, steps, args) for steps in args.memory_steps}
             for name, fused in (("unicornn eager", False), ("unicornn fused", True))}
-
-
-def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": [round(v, 1) for v in os.getloadavg()],
-            "python": platform.python_version(), "torch": torch.__version__, "device": "cpu",
-            "git_sha": sha.strip(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def kernel_load() -> dict[str, float | bool]:
@@ -179,18 +154,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Replace (or append) the `HEADING` section of `path` up to the next `## ` heading."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
-    if start < 0:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = text.find("\n## ", start + len(HEADING))
-    rest = text[end + 1:] if end >= 0 else ""
-    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -204,7 +167,7 @@ def main() -> None:
               "targets": verdicts(seconds, mem)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
-    replace_section(args.results_md, markdown(result))
+    replace_section(args.results_md, HEADING, markdown(result))
     print(markdown(result))
 
 

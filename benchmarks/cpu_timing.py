@@ -1,0 +1,56 @@
+"""Shared by the CPU kernel benchmarks (`fused_unicornn.py`, `fused_cells.py`): interleaved median
+timings, the machine's facts, and replacing one section of benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def median_seconds(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds per step of each model after one warm-up round; the models take turns within
+    each round, so a change of load on a shared machine hits all of them."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for repeat in range(repeats + 1):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if repeat > 0:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, versions, torch's CPU capability, thread setting and the git revision."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "device": "cpu", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "git_sha": sha.strip() + (" + uncommitted changes" if dirty else ""),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "load_average": [round(v, 1) for v in os.getloadavg()]}
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Replace (or append) the `heading` section of `path` up to the next `## ` heading."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start < 0:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = text.find("\n## ", start + len(heading))
+    rest = text[end + 1:] if end >= 0 else ""
+    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
