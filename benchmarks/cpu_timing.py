@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import time
@@ -54,3 +55,11 @@ def replace_section(path: Path, heading: str, section: str) -> None:
     end = text.find("\n## ", start + len(heading))
     rest = text[end + 1:] if end >= 0 else ""
     path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
+
+
+def command_line(script: str, argv: list[str]) -> str:
+    """The command that reproduces a run, for RESULTS.md; a `--note` text is shown as a placeholder
+    (the section prints the note itself)."""
+    shown = [("'<the note below>'" if i > 0 and argv[i - 1] == "--note" else shlex.quote(arg))
+             for i, arg in enumerate(argv)]
+    return " ".join([f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/{script}", *shown])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cpu_timing import ROOT, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
+from cpu_timing import ROOT, command_line, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
 from torch import nn
 
 from seqarena.cells.cornn import CoRNN
@@ -118,7 +117,7 @@ def markdown(result: dict[str, Any]) -> str:
     loads = ", ".join(f"{name} {v['seconds']:.2f} s ({'cached' if v['cached'] else 'built'})"
                       for name, v in result["kernel_load"].items())
     lines = [HEADING, "", f"Measured {result['when']} with", "",
-             "    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fused_cells.py " + shlex.join(result["argv"]), "",
+             "    " + command_line("fused_cells.py", result["argv"]), "",
              f"- Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} (CPU capability {m['cpu_capability']}), "
              f"Python {m['python']}, {a['threads']} intra-op thread(s), OMP_NUM_THREADS={m['omp_num_threads']}; "
              f"load average {result['load_before']} before and {result['load_after']} after (1, 5, 15 min: "

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cpu_timing import ROOT, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
+from cpu_timing import ROOT, command_line, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
 from torch import Tensor, nn
 
 from seqarena.cells.kernels import build
@@ -50,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--memory-steps", type=int, nargs=2, default=(1000, 10000))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--note", default="", help="free text for the section (e.g. what limits an unmet target)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fused_unicornn.json")
     parser.add_argument("--results-md", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     return parser.parse_args()
@@ -131,7 +132,7 @@ def markdown(result: dict[str, Any]) -> str:
     a, m = result["args"], result["machine"]
     steps = a["memory_steps"]
     lines = [HEADING, "", f"Measured {result['when']} with", "",
-             "    .venv/bin/python benchmarks/fused_unicornn.py " + " ".join(result["argv"]), "",
+             "    " + command_line("fused_unicornn.py", result["argv"]), "",
              f"- Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} (CPU capability {m['cpu_capability']}), "
              f"Python {m['python']}, {a['threads']} intra-op thread(s), load average {m['load_average']} at the end "
              f"(other work shares the cores); git {m['git_sha']}.",
@@ -139,8 +140,10 @@ def markdown(result: dict[str, Any]) -> str:
              f"({'loaded from the cache' if result['kernel_load']['cached'] else 'built: the cache was empty'}).",
              f"- Training step = forward + backward of the last step's features summed; batch {a['batch']}, "
              f"hidden {a['hidden']}, input size {a['input_size']}, T = {a['steps']}; median of {a['repeats']} "
-             "after a warm-up round; the models take turns.",
-             "", "| model | training step (s) |", "|---|---:|"]
+             "after a warm-up round; the models take turns.", ""]
+    if a.get("note"):
+        lines += [f"Note: {a['note']}", ""]
+    lines += ["| model | training step (s) |", "|---|---:|"]
     lines += [f"| {name} | {value:.4f} |" for name, value in result["seconds"].items()]
     lines += ["", f"Peak training memory (MiB; {CPU_METHOD}), one layer, batch {a['batch']}:", "",
               f"| model | T = {steps[0]} | T = {steps[1]} | growth |", "|---|---:|---:|---:|"]
