@@ -12,7 +12,6 @@ loading in ~0.2 s afterwards.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -131,22 +130,6 @@ def test_the_model_reports_the_path_it_took() -> None:
     model.half()(torch.randn(1, 3, 2).half())
     assert model.implementation == "eager"
     assert not fused_unicornn.supported(torch.empty(2, device="meta"))
-
-
-def test_a_kernel_that_cannot_build_falls_back_to_eager_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(name: str) -> None:
-        raise RuntimeError("Error building extension 'unicornn'\nc++: not found")
-
-    monkeypatch.setattr(build, "_loaded", {})
-    monkeypatch.setattr(build, "_errors", {})
-    monkeypatch.setattr(build, "_compile", broken)
-    model = UnICORNN(2, 8, 1)
-    with pytest.warns(RuntimeWarning, match="unavailable"):
-        model(torch.randn(1, 3, 2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        model(torch.randn(1, 3, 2))
-    assert model.extra_info() == {"implementation": "eager", "fused_unavailable": "RuntimeError: c++: not found"}
 
 
 def test_the_cache_key_follows_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

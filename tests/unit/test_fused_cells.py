@@ -32,6 +32,7 @@ from seqarena.cells.kernels.cornn import CoRNNRecurrence, cornn_layer
 from seqarena.cells.kernels.janet import JANETRecurrence, janet_layer
 from seqarena.cells.kernels.lem import LEMRecurrence, lem_layer
 from seqarena.cells.lem import LEM, LEMCell
+from seqarena.cells.unicornn import UnICORNN
 from tests.unit.fused_helpers import (
     F64,
     assert_all_close,
@@ -215,16 +216,18 @@ def test_fused_is_a_constructor_argument_not_a_hyperparameter(name: str) -> None
         cells.build(name, 2, 8, fused=False)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, "unicornn"])
 def test_a_kernel_that_cannot_build_falls_back_to_eager_with_one_warning(
         name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fused model (UnICORNN's kernel included) runs eager when its kernel cannot be built,
+    warns once, and says why in `extra_info`."""
     def broken(kernel: str) -> None:
         raise RuntimeError(f"Error building extension '{kernel}'\nc++: not found")
 
     monkeypatch.setattr(build, "_loaded", {})
     monkeypatch.setattr(build, "_errors", {})
     monkeypatch.setattr(build, "_compile", broken)
-    model = make(name, 2, 8, 1)
+    model = UnICORNN(2, 8, 1) if name == "unicornn" else make(name, 2, 8, 1)
     with pytest.warns(RuntimeWarning, match=f"'{name}' is unavailable"):
         model(torch.randn(1, 3, 2))
     with warnings.catch_warnings():
