@@ -81,6 +81,11 @@ class RecurrentCell(nn.Module, ABC):
     def project_inputs(self, u: Tensor) -> Tensor:
         """The input terms of the update for all steps at once: `[B, T, d] -> [B, T, K]`."""
 
+    def project_time_major(self, u: Tensor) -> Tensor:
+        """`project_inputs(u)` as `[B, T, K]` whose memory is time-major ([T, B, K] contiguous), the
+        layout the fused CPU kernels read without a copy."""
+        return self.project_inputs(u.transpose(0, 1)).transpose(0, 1)
+
     @abstractmethod
     def step(self, x_t: Tensor, state: State) -> State:
         """Advance the state by one step from the projected input `x_t: [B, K]`."""

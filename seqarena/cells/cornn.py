@@ -69,7 +69,7 @@ class CoRNNCell(RecurrentCell):
 
     def fused(self, u: Tensor) -> Tensor:
         """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
-        x = self.project_inputs(u.transpose(0, 1)).transpose(0, 1)  # [B, T, H] in time-major memory
+        x = self.project_time_major(u)
         ys, _ = cornn_layer(x, self.weight[:, self.input_size:], self.dt, self.gamma, self.epsilon)
         return ys
 

@@ -80,7 +80,7 @@ class JANETCell(RecurrentCell):
 
     def fused(self, u: Tensor) -> Tensor:
         """The layer's features `c_1..c_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
-        x = self.project_inputs(u.transpose(0, 1)).transpose(0, 1)  # [B, T, 2H] in time-major memory
+        x = self.project_time_major(u)
         ys, _ = janet_layer(x, self.U, self.beta)
         return ys
 

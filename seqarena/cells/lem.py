@@ -74,7 +74,7 @@ class LEMCell(RecurrentCell):
 
     def fused(self, u: Tensor) -> Tensor:
         """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
-        x = self.project_inputs(u.transpose(0, 1)).transpose(0, 1)  # [B, T, 4H] in time-major memory
+        x = self.project_time_major(u)
         ys, _ = lem_layer(x, self.hid2hid.weight, self.hid2hid.bias, self.transform_z.weight, self.transform_z.bias,
                           self.dt)
         return ys

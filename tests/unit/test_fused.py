@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from seqarena.cells.base import probing, unroll
+from seqarena.cells.base import unroll
 from seqarena.cells.kernels import build
 from seqarena.cells.kernels import unicornn as fused_unicornn
 from seqarena.cells.unicornn import UnICORNN, UnICORNNCell
@@ -117,19 +117,6 @@ def test_fused_saves_no_per_step_state() -> None:
     assert growth_fused == 4 * 900 * 4
     model.fused = False
     assert _saved_bytes(model, 1000) - _saved_bytes(model, 100) > 50 * growth_fused
-
-
-def test_the_model_reports_the_path_it_took() -> None:
-    model = UnICORNN(2, 8, 2)
-    assert model.extra_info() == {"implementation": "not run"}
-    model(torch.randn(1, 3, 2))
-    assert model.extra_info() == {"implementation": "fused-cpu"}
-    with probing() as probe:
-        model(torch.randn(1, 3, 2))
-    assert model.implementation == "eager" and len(probe.states) == 2 and len(probe.states[0]) == 3
-    model.half()(torch.randn(1, 3, 2).half())
-    assert model.implementation == "eager"
-    assert not fused_unicornn.supported(torch.empty(2, device="meta"))
 
 
 def test_the_cache_key_follows_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

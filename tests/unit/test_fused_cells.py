@@ -190,9 +190,14 @@ def test_float32_over_2000_steps_is_close(name: str) -> None:
     assert_scaled_close(outputs_and_grads(model, u, True), outputs_and_grads(model, u, False), F32[name])
 
 
-@pytest.mark.parametrize("name", NAMES)
+def make_any(name: str, input_size: int, hidden: int, layers: int) -> FusedStackedRecurrent:
+    """A fused model by name, UnICORNN (whose kernel has its own tests in test_fused.py) included."""
+    return UnICORNN(input_size, hidden, layers) if name == "unicornn" else make(name, input_size, hidden, layers)
+
+
+@pytest.mark.parametrize("name", [*NAMES, "unicornn"])
 def test_the_model_reports_the_path_it_took(name: str) -> None:
-    model = make(name, 2, 8, 2)
+    model = make_any(name, 2, 8, 2)
     assert model.extra_info() == {"implementation": "not run"}
     model(torch.randn(1, 3, 2))
     assert model.extra_info() == {"implementation": "fused-cpu"}
@@ -203,6 +208,7 @@ def test_the_model_reports_the_path_it_took(name: str) -> None:
     assert model.implementation == "fused-cpu"
     model.half()(torch.randn(1, 3, 2).half())
     assert model.implementation == "eager"
+    assert not build.supported(torch.empty(2, device="meta"))
     model.float().fused = False
     model(torch.randn(1, 3, 2))
     assert model.implementation == "eager"
@@ -227,7 +233,7 @@ def test_a_kernel_that_cannot_build_falls_back_to_eager_with_one_warning(
     monkeypatch.setattr(build, "_loaded", {})
     monkeypatch.setattr(build, "_errors", {})
     monkeypatch.setattr(build, "_compile", broken)
-    model = UnICORNN(2, 8, 1) if name == "unicornn" else make(name, 2, 8, 1)
+    model = make_any(name, 2, 8, 1)
     with pytest.warns(RuntimeWarning, match=f"'{name}' is unavailable"):
         model(torch.randn(1, 3, 2))
     with warnings.catch_warnings():

@@ -4,23 +4,18 @@ One C++ CPU kernel per cell, built by torch's `cpp_extension` on first use and c
 (`build`): `unicornn_layer` (Rusch & Mishra 2021, ICML; reversible backward, memory independent of
 T), `cornn_layer` (Rusch & Mishra 2021, ICLR), `janet_layer` (van der Westhuizen & Lasenby 2018) and
 `lem_layer` (Rusch et al. 2022, ICLR), the last three with a BPTT backward over saved per-step
-activations. `available(name)` says whether a kernel can be loaded in this process. Every fused
+activations. `build.load(name)` loads a kernel (None when it cannot be built). Every fused
 path has the eager path (`cells.base.unroll`) as its reference (`tests/unit/test_fused.py`,
 `tests/unit/test_fused_cells.py`); `seqarena.cells.fused` chooses between them.
 """
 
 from __future__ import annotations
 
-from seqarena.cells.kernels.build import extension_error, load, supported
+from seqarena.cells.kernels.build import extension_error, supported
 from seqarena.cells.kernels.cornn import CoRNNRecurrence, cornn_layer
 from seqarena.cells.kernels.janet import JANETRecurrence, janet_layer
 from seqarena.cells.kernels.lem import LEMRecurrence, lem_layer
 from seqarena.cells.kernels.unicornn import UnICORNNRecurrence, unicornn_layer
 
-__all__ = ["CoRNNRecurrence", "JANETRecurrence", "LEMRecurrence", "UnICORNNRecurrence", "available", "cornn_layer",
+__all__ = ["CoRNNRecurrence", "JANETRecurrence", "LEMRecurrence", "UnICORNNRecurrence", "cornn_layer",
            "extension_error", "janet_layer", "lem_layer", "supported", "unicornn_layer"]
-
-
-def available(name: str = "unicornn") -> bool:
-    """Whether the CPU kernel `name` is loaded (building it on the first call; never raises)."""
-    return load(name) is not None

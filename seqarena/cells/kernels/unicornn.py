@@ -44,10 +44,6 @@ def _chunks(steps: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(steps, start + size)) for start in range(0, steps, size)]
 
 
-#: Whether a tensor can go through the CPU kernel (device and dtype; the build is separate).
-supported = build.supported
-
-
 class UnICORNNRecurrence(torch.autograd.Function):
     """`(u, V, b, w, δ, y_0, z_0, α) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for all tensors."""
 
