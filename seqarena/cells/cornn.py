@@ -68,7 +68,8 @@ class CoRNNCell(RecurrentCell):
         return nn.functional.linear(u, self.weight[:, : self.input_size], self.bias)
 
     def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        """The layer's features `y_1..y_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
+        (zero initial state)."""
         x = self.project_time_major(u)
         ys, _ = cornn_layer(x, self.weight[:, self.input_size:], self.dt, self.gamma, self.epsilon)
         return ys

@@ -79,7 +79,8 @@ class JANETCell(RecurrentCell):
         return nn.functional.linear(u, self.W, self.b)
 
     def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `c_1..c_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        """The layer's features `c_1..c_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
+        (zero initial state)."""
         x = self.project_time_major(u)
         ys, _ = janet_layer(x, self.U, self.beta)
         return ys

@@ -73,7 +73,8 @@ class LEMCell(RecurrentCell):
         return self.inp2hid(u)
 
     def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        """The layer's features `y_1..y_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
+        (zero initial state)."""
         x = self.project_time_major(u)
         ys, _ = lem_layer(x, self.hid2hid.weight, self.hid2hid.bias, self.transform_z.weight, self.transform_z.bias,
                           self.dt)

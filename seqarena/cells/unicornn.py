@@ -81,7 +81,8 @@ class UnICORNNCell(RecurrentCell):
         return self.V(u)
 
     def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `y_1..y_T` [B, T, H] through the compiled CPU kernel (zero initial state)."""
+        """The layer's features `y_1..y_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
+        (zero initial state)."""
         ys, _ = fused_kernels.unicornn_layer(u, self.V.weight, self.V.bias, self.w, self.delta(), self.alpha)
         return ys
 

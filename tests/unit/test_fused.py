@@ -23,7 +23,14 @@ from seqarena.cells.kernels import build
 from seqarena.cells.kernels import unicornn as fused_unicornn
 from seqarena.cells.unicornn import UnICORNN, UnICORNNCell
 from seqarena.workers.measure import SavedTensorCounter
-from tests.unit.fused_helpers import F64, assert_all_close, assert_scaled_close, outputs_and_grads, require_kernel
+from tests.unit.fused_helpers import (
+    F64,
+    assert_all_close,
+    assert_scaled_close,
+    outputs_and_grads,
+    recurrence_gradcheck_args,
+    require_kernel,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread", "kernel")
 
@@ -77,10 +84,8 @@ def test_initial_and_final_states_carry_gradients() -> None:
 
 def test_autograd_gradcheck_of_the_recurrence() -> None:
     torch.manual_seed(3)
-    args = [torch.randn(2, 5, 3), torch.randn(4, 3), torch.randn(4), torch.rand(4), 0.1 + 0.2 * torch.rand(4),
-            torch.randn(2, 4), torch.randn(2, 4)]
-    args = [a.double().requires_grad_(True) for a in args]
-    assert torch.autograd.gradcheck(lambda *a: fused_unicornn.UnICORNNRecurrence.apply(*a, 3.0), args)
+    function, args = recurrence_gradcheck_args("unicornn", build.require("unicornn"))
+    assert torch.autograd.gradcheck(function, args)
 
 
 def _long_run(dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor]]:

@@ -24,20 +24,22 @@ from torch import Tensor
 
 from seqarena import cells
 from seqarena.cells.base import RecurrentCell, State, probing, unroll
-from seqarena.cells.cornn import CoRNN, CoRNNCell
+from seqarena.cells.cornn import CoRNNCell
 from seqarena.cells.fused import FusedStackedRecurrent
-from seqarena.cells.janet import JANET, JANETCell
+from seqarena.cells.janet import JANETCell
 from seqarena.cells.kernels import build
-from seqarena.cells.kernels.cornn import CoRNNRecurrence, cornn_layer
-from seqarena.cells.kernels.janet import JANETRecurrence, janet_layer
-from seqarena.cells.kernels.lem import LEMRecurrence, lem_layer
-from seqarena.cells.lem import LEM, LEMCell
+from seqarena.cells.kernels.cornn import cornn_layer
+from seqarena.cells.kernels.janet import janet_layer
+from seqarena.cells.kernels.lem import lem_layer
+from seqarena.cells.lem import LEMCell
 from seqarena.cells.unicornn import UnICORNN
 from tests.unit.fused_helpers import (
     F64,
     assert_all_close,
     assert_scaled_close,
+    make_fused_model,
     outputs_and_grads,
+    recurrence_gradcheck_args,
     require_kernel,
 )
 
@@ -53,15 +55,6 @@ def kernels() -> None:
         require_kernel(name)
 
 
-def make(name: str, input_size: int, hidden: int, layers: int, dropout: float = 0.2) -> FusedStackedRecurrent:
-    """A model with hyperparameters that make every term of the update matter (not the defaults)."""
-    if name == "cornn":
-        return CoRNN(input_size, hidden, layers, dropout, dt=0.1, gamma=2.0, epsilon=3.0)
-    if name == "janet":
-        return JANET(input_size, hidden, layers, dropout, chrono=True, seq_len=50)
-    return LEM(input_size, hidden, layers, dropout, dt=0.5)
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("steps", [1, 7, 50, 300])
 @pytest.mark.parametrize("batch", [1, 5])
@@ -69,7 +62,7 @@ def make(name: str, input_size: int, hidden: int, layers: int, dropout: float = 
 def test_fused_model_matches_eager_in_float64(name: str, steps: int, batch: int, hidden: int, layers: int) -> None:
     """Features and every gradient, with dropout between and after the layers (same masks on both paths)."""
     torch.manual_seed(steps * 100 + batch * 10 + layers)
-    model = make(name, 3, hidden, layers).double()
+    model = make_fused_model(name, 3, hidden, layers).double()
     u = torch.randn(batch, steps, 3, dtype=torch.float64)
     fused, eager = outputs_and_grads(model, u, True), outputs_and_grads(model, u, False)
     assert len(fused) == 2 + len(list(model.parameters()))
@@ -81,7 +74,7 @@ def test_losses_with_odd_gradient_layouts(name: str) -> None:
     """`features.sum()` sends an expanded (stride 0) gradient, `features[:, -1]` a mostly-zero one, and a
     non-contiguous input comes in: all take the fused path and match eager."""
     torch.manual_seed(5)
-    model = make(name, 4, 6, 2, dropout=0.0).double()
+    model = make_fused_model(name, 4, 6, 2, dropout=0.0).double()
     u = torch.randn(6, 3, 11, dtype=torch.float64).permute(1, 2, 0)[..., :4]  # [3, 11, 4], strided
     assert not u.is_contiguous()
     for loss in (lambda f: f.sum(), lambda f: f[:, -1].square().sum()):
@@ -100,7 +93,7 @@ def test_losses_with_odd_gradient_layouts(name: str) -> None:
 def test_batch_rows_split_over_two_threads_match_eager(name: str) -> None:
     """With 2 intra-op threads and 400 rows the elementwise passes run in parallel blocks of rows."""
     torch.manual_seed(6)
-    model = make(name, 2, 13, 1, dropout=0.0).double()
+    model = make_fused_model(name, 2, 13, 1, dropout=0.0).double()
     u = torch.randn(400, 4, 2, dtype=torch.float64)
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -154,25 +147,11 @@ def test_initial_and_final_states_carry_gradients(name: str) -> None:
     assert_all_close(fused, eager, **F64)
 
 
-def _gradcheck_args(name: str) -> tuple[Callable[..., tuple[Tensor, ...]], list[Tensor]]:
-    """The autograd Function with its scalar hyperparameters bound, and random float64 tensor inputs."""
-    b, t, h = 2, 5, 3
-    if name == "cornn":
-        return (lambda *a: CoRNNRecurrence.apply(*a, 0.3, 1.2, 0.7),
-                [torch.randn(b, t, h), 0.5 * torch.randn(h, 2 * h), torch.randn(b, h), torch.randn(b, h)])
-    if name == "janet":
-        return (lambda *a: JANETRecurrence.apply(*a, 1.0),
-                [torch.randn(b, t, 2 * h), 0.5 * torch.randn(2 * h, h), torch.randn(b, h)])
-    return (lambda *a: LEMRecurrence.apply(*a, 0.8),
-            [torch.randn(b, t, 4 * h), 0.5 * torch.randn(3 * h, h), torch.randn(3 * h), 0.5 * torch.randn(h, h),
-             torch.randn(h), torch.randn(b, h), torch.randn(b, h)])
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_autograd_gradcheck_of_the_recurrence(name: str) -> None:
     """The hand-written backward against finite differences, independently of the eager path."""
     torch.manual_seed(3)
-    function, args = _gradcheck_args(name)
+    function, args = recurrence_gradcheck_args(name, build.require(name))
     args = [a.double().requires_grad_(True) for a in args]
     assert torch.autograd.gradcheck(function, args)
 
@@ -185,14 +164,16 @@ F32 = {"cornn": 1e-4, "janet": 1e-3, "lem": 1e-4}
 @pytest.mark.parametrize("name", NAMES)
 def test_float32_over_2000_steps_is_close(name: str) -> None:
     torch.manual_seed(4)
-    model = make(name, 2, 16, 1, dropout=0.0)
+    model = make_fused_model(name, 2, 16, 1, dropout=0.0)
     u = torch.randn(2, 2000, 2)
     assert_scaled_close(outputs_and_grads(model, u, True), outputs_and_grads(model, u, False), F32[name])
 
 
 def make_any(name: str, input_size: int, hidden: int, layers: int) -> FusedStackedRecurrent:
     """A fused model by name, UnICORNN (whose kernel has its own tests in test_fused.py) included."""
-    return UnICORNN(input_size, hidden, layers) if name == "unicornn" else make(name, input_size, hidden, layers)
+    if name == "unicornn":
+        return UnICORNN(input_size, hidden, layers)
+    return make_fused_model(name, input_size, hidden, layers)
 
 
 @pytest.mark.parametrize("name", [*NAMES, "unicornn"])

@@ -1,4 +1,4 @@
-"""JANET's time loop as one autograd Function on the CPU: compiled forward, compiled BPTT backward.
+"""JANET's time loop as one autograd Function (CPU or GPU): compiled forward, compiled BPTT backward.
 
 van der Westhuizen & Lasenby (2018), "The unreasonable effectiveness of the forget gate",
 arXiv:1804.04849, eq. (8)-(11) (shared/reference/models.md §4). With the projected input
@@ -24,45 +24,53 @@ Per step the C++ loop does one matrix product into a preallocated buffer and one
 (`janet_cpu.cpp`); the buffers are time-major ([T, B, ·]) so that every step reads and writes
 contiguous blocks.
 
-Shapes: `[B, T, ·]` in and out (views of time-major memory), float32 or float64, CPU tensors.
+Shapes: `[B, T, ·]` in and out (views of time-major memory); float32 or float64 CPU tensors through
+`janet_cpu.cpp`, float32 CUDA tensors through `janet_cuda.py` (`select.kernel` picks).
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from seqarena.cells.kernels import build
+from seqarena.cells.kernels import select
 from seqarena.cells.kernels.build import time_major
 
 
 class JANETRecurrence(torch.autograd.Function):
-    """`(x [B, T, 2H], U, c_0, β) -> (c_1..c_T [B, T, H], c_T)`; gradients for x, U and c_0."""
+    """`(kernel, x [B, T, 2H], U, c_0, β) -> (c_1..c_T [B, T, H], c_T)`; gradients for x, U and c_0.
+
+    `kernel` is `janet_cpu.cpp`'s extension or `janet_cuda` (`select.kernel`)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, recurrent: Tensor, c0: Tensor, beta: float) -> tuple[Tensor, Tensor]:
-        states, *gates = build.require("janet").forward(time_major(x), recurrent, c0, float(beta))
+    def forward(ctx: FunctionCtx, kernel: ModuleType, x: Tensor, recurrent: Tensor, c0: Tensor,
+                beta: float) -> tuple[Tensor, Tensor]:
+        states, *gates = kernel.forward(time_major(x), recurrent, c0, float(beta))
         ctx.save_for_backward(recurrent, states, *gates)
+        ctx.kernel = kernel
         return states[1:].transpose(0, 1), states[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_ys: Tensor, g_c: Tensor) -> tuple[Tensor | None, ...]:
         recurrent, states, *gates = ctx.saved_tensors
-        g_x, g_recurrent, g_c0 = build.require("janet").backward(time_major(g_ys), g_c, recurrent, states, *gates)
-        return g_x.transpose(0, 1), g_recurrent, g_c0, None
+        g_x, g_recurrent, g_c0 = ctx.kernel.backward(time_major(g_ys), g_c, recurrent, states, *gates)
+        return None, g_x.transpose(0, 1), g_recurrent, g_c0, None
 
 
-def janet_layer(x: Tensor, recurrent: Tensor, beta: float,
-                state: tuple[Tensor] | None = None) -> tuple[Tensor, tuple[Tensor]]:
-    """One JANET layer's recurrence through the compiled kernel: `x [B, T, 2H] -> (c_1..c_T, (c_T,))`.
+def janet_layer(x: Tensor, recurrent: Tensor, beta: float, state: tuple[Tensor] | None = None,
+                kernel: ModuleType | None = None) -> tuple[Tensor, tuple[Tensor]]:
+    """One JANET layer's recurrence through a fused kernel: `x [B, T, 2H] -> (c_1..c_T, (c_T,))`.
 
     `x` is the projected input `W u_n + b` for all steps (forget chunk, then candidate chunk),
-    `recurrent` is `U` [2H, H], `state` the initial `(c_0,)` (zeros by default).
+    `recurrent` is `U` [2H, H], `state` the initial `(c_0,)` (zeros by default), `kernel` the kernel
+    module (default: the one for `x`'s device).
     """
     c0 = x.new_zeros(x.shape[0], recurrent.shape[1]) if state is None else state[0]
-    ys, c = JANETRecurrence.apply(x, recurrent, c0, beta)
+    kernel = kernel or select.kernel("janet", x)
+    ys, c = JANETRecurrence.apply(kernel, x, recurrent, c0, beta)
     return ys, (c,)

@@ -1,4 +1,4 @@
-"""LEM's time loop as one autograd Function on the CPU: compiled forward, compiled BPTT backward.
+"""LEM's time loop as one autograd Function (CPU or GPU): compiled forward, compiled BPTT backward.
 
 Rusch, Mishra, Erichson & Mahoney (2022), "Long Expressive Memory for sequence modeling", ICLR,
 eq. (3) (shared/reference/models.md §7), in the layout of the official code. With the projected
@@ -33,49 +33,54 @@ like the eager unroll. Per step the C++ loop does two matrix products into preal
 (`lem_cpu.cpp`); the buffers are time-major ([T, B, ·]) so that every step reads and writes
 contiguous blocks.
 
-Shapes: `[B, T, ·]` in and out (views of time-major memory), float32 or float64, CPU tensors.
+Shapes: `[B, T, ·]` in and out (views of time-major memory); float32 or float64 CPU tensors through
+`lem_cpu.cpp`, float32 CUDA tensors through `lem_cuda.py` (`select.kernel` picks).
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from seqarena.cells.kernels import build
+from seqarena.cells.kernels import select
 from seqarena.cells.kernels.build import time_major
 
 
 class LEMRecurrence(torch.autograd.Function):
-    """`(x [B, T, 4H], W_h, b_h, W_z, b_z, y_0, z_0, Δt) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for
-    every tensor."""
+    """`(kernel, x [B, T, 4H], W_h, b_h, W_z, b_z, y_0, z_0, Δt) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients
+    for every tensor. `kernel` is `lem_cpu.cpp`'s extension or `lem_cuda` (`select.kernel`)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, w_h: Tensor, b_h: Tensor, w_z: Tensor, b_z: Tensor, y0: Tensor,
-                z0: Tensor, dt: float) -> tuple[Tensor, Tensor, Tensor]:
-        ys, zs, *saved = build.require("lem").forward(time_major(x), w_h, b_h, w_z, b_z, y0, z0, float(dt))
+    def forward(ctx: FunctionCtx, kernel: ModuleType, x: Tensor, w_h: Tensor, b_h: Tensor, w_z: Tensor,
+                b_z: Tensor, y0: Tensor, z0: Tensor, dt: float) -> tuple[Tensor, Tensor, Tensor]:
+        ys, zs, *saved = kernel.forward(time_major(x), w_h, b_h, w_z, b_z, y0, z0, float(dt))
         ctx.save_for_backward(w_h, w_z, ys, zs, *saved)
-        ctx.dt = float(dt)
+        ctx.kernel, ctx.dt = kernel, float(dt)
         return ys[1:].transpose(0, 1), ys[-1].clone(), zs[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_ys: Tensor, g_y: Tensor, g_z: Tensor) -> tuple[Tensor | None, ...]:
-        g_x, *grads = build.require("lem").backward(time_major(g_ys), g_y, g_z, *ctx.saved_tensors, ctx.dt)
-        return g_x.transpose(0, 1), *grads, None
+        g_x, *grads = ctx.kernel.backward(time_major(g_ys), g_y, g_z, *ctx.saved_tensors, ctx.dt)
+        return None, g_x.transpose(0, 1), *grads, None
 
 
 def lem_layer(x: Tensor, w_h: Tensor, b_h: Tensor, w_z: Tensor, b_z: Tensor, dt: float,
-              state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """One LEM layer's recurrence through the compiled kernel: `x [B, T, 4H] -> (y_1..y_T, (y_T, z_T))`.
+              state: tuple[Tensor, Tensor] | None = None,
+              kernel: ModuleType | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One LEM layer's recurrence through a fused kernel: `x [B, T, 4H] -> (y_1..y_T, (y_T, z_T))`.
 
     `x` is `inp2hid(u)` for all steps, `(w_h, b_h)` is `hid2hid`, `(w_z, b_z)` is `transform_z`,
-    `state` the initial `(y_0, z_0)` (zeros by default).
+    `state` the initial `(y_0, z_0)` (zeros by default), `kernel` the kernel module (default: the one
+    for `x`'s device).
     """
     if state is None:
         zeros = x.new_zeros(x.shape[0], w_z.shape[0])
         state = (zeros, zeros)
-    ys, y, z = LEMRecurrence.apply(x, w_h, b_h, w_z, b_z, state[0], state[1], dt)
+    kernel = kernel or select.kernel("lem", x)
+    ys, y, z = LEMRecurrence.apply(kernel, x, w_h, b_h, w_z, b_z, state[0], state[1], dt)
     return ys, (y, z)

@@ -1,4 +1,4 @@
-"""UnICORNN's layer as one autograd Function on the CPU: projection, compiled time loop, reversible backward.
+"""UnICORNN's layer as one autograd Function (CPU or GPU): projection, time loop, reversible backward.
 
 Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies", ICML,
 PMLR 139:9168-9178. The recurrence (paper Sec. 2, shared/reference/models.md §6) is
@@ -17,11 +17,13 @@ The output sequence `y_1..y_T` is returned, not saved. Time is processed in chun
 do not grow with T either: the recurrence's memory is O(B·H), against the eager unroll's
 O(T·B·H) of saved per-step activations.
 
-Shapes: `[B, T, ·]` (batch first, as `project_inputs`), float32 or float64, CPU tensors.
+Shapes: `[B, T, ·]` (batch first, as `project_inputs`); float32 or float64 CPU tensors through
+`unicornn_cpu.cpp`, float32 CUDA tensors through `unicornn_cuda.py` (`select.kernel` picks).
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -29,15 +31,18 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from seqarena.cells.kernels import build
+from seqarena.cells.kernels import select
 
-#: Elements (B · steps · H) of one time chunk: 2^20 (4 MiB in float32).
+#: Elements (B · steps · H) of one time chunk on the CPU: 2^20 (4 MiB in float32).
 CHUNK_ELEMENTS = 1 << 20
+#: The same on a GPU, where each chunk costs a few kernel launches: 2^24 (64 MiB in float32; T = 2048
+#: at batch 64 and hidden 128 in one chunk).
+GPU_CHUNK_ELEMENTS = 1 << 24
 
 
-def chunk_steps(batch: int, hidden: int) -> int:
-    """Time steps per chunk for a [batch, ·, hidden] layer (at least one)."""
-    return max(1, CHUNK_ELEMENTS // max(1, batch * hidden))
+def chunk_steps(batch: int, hidden: int, cuda: bool = False) -> int:
+    """Time steps per chunk for a [batch, ·, hidden] layer (at least one), on a GPU or the CPU."""
+    return max(1, (GPU_CHUNK_ELEMENTS if cuda else CHUNK_ELEMENTS) // max(1, batch * hidden))
 
 
 def _chunks(steps: int, size: int) -> list[tuple[int, int]]:
@@ -45,47 +50,45 @@ def _chunks(steps: int, size: int) -> list[tuple[int, int]]:
 
 
 class UnICORNNRecurrence(torch.autograd.Function):
-    """`(u, V, b, w, δ, y_0, z_0, α) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for all tensors."""
+    """`(kernel, u, V, b, w, δ, y_0, z_0, α) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for all tensors.
+
+    `kernel` is `unicornn_cpu.cpp`'s extension or `unicornn_cuda` (`select.kernel`)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, u: Tensor, weight: Tensor, bias: Tensor, w: Tensor, delta: Tensor,
-                y0: Tensor, z0: Tensor, alpha: float) -> tuple[Tensor, Tensor, Tensor]:
-        ext = build.load("unicornn")
-        if ext is None:
-            raise RuntimeError(f"the fused UnICORNN kernel is unavailable: {build.extension_error('unicornn')}")
+    def forward(ctx: FunctionCtx, kernel: ModuleType, u: Tensor, weight: Tensor, bias: Tensor, w: Tensor,
+                delta: Tensor, y0: Tensor, z0: Tensor, alpha: float) -> tuple[Tensor, Tensor, Tensor]:
         batch, steps, _ = u.shape
         hidden = weight.shape[0]
         w, delta = w.contiguous(), delta.contiguous()
         y, z = y0.detach().contiguous().clone(), z0.detach().contiguous().clone()
         ys = u.new_empty(batch, steps, hidden)
-        for start, stop in _chunks(steps, chunk_steps(batch, hidden)):
+        for start, stop in _chunks(steps, chunk_steps(batch, hidden, u.is_cuda)):
             x = F.linear(u[:, start:stop], weight, bias).contiguous()
-            ext.forward(x, w, delta, alpha, y, z, ys[:, start:stop])
+            kernel.forward(x, w, delta, alpha, y, z, ys[:, start:stop])
         ctx.save_for_backward(u, weight, bias, w, delta, y, z)
-        ctx.alpha = alpha
+        ctx.kernel, ctx.alpha = kernel, alpha
         return ys, y, z
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_ys: Tensor, g_y: Tensor, g_z: Tensor) -> tuple[Tensor | None, ...]:
         u, weight, bias, w, delta, y_last, z_last = ctx.saved_tensors
-        ext = build.load("unicornn")
         batch, steps, _ = u.shape
         hidden = weight.shape[0]
         y, z = y_last.clone(), z_last.clone()
         gy, gz = g_y.contiguous().clone(), g_z.contiguous().clone()
         g_w, g_delta = y.new_zeros(batch, hidden), y.new_zeros(batch, hidden)
         g_ys = g_ys.contiguous()
-        g_u = torch.empty_like(u) if ctx.needs_input_grad[0] else None
+        g_u = torch.empty_like(u) if ctx.needs_input_grad[1] else None
         g_weight, g_bias = torch.zeros_like(weight), torch.zeros_like(bias)
-        for start, stop in reversed(_chunks(steps, chunk_steps(batch, hidden))):
+        for start, stop in reversed(_chunks(steps, chunk_steps(batch, hidden, u.is_cuda))):
             u_chunk = u[:, start:stop]
             x = F.linear(u_chunk, weight, bias).contiguous()
-            g_x = ext.backward(x, g_ys[:, start:stop], w, delta, ctx.alpha, y, z, gy, gz, g_w, g_delta)
+            g_x = ctx.kernel.backward(x, g_ys[:, start:stop], w, delta, ctx.alpha, y, z, gy, gz, g_w, g_delta)
             _project_back(g_x, u_chunk, weight, g_weight, g_bias)
             if g_u is not None:
                 g_u[:, start:stop] = g_x @ weight
-        return g_u, g_weight, g_bias, g_w.sum(0), g_delta.sum(0), gy, gz, None
+        return None, g_u, g_weight, g_bias, g_w.sum(0), g_delta.sum(0), gy, gz, None
 
 
 def _project_back(g_x: Tensor, u_chunk: Tensor, weight: Tensor, g_weight: Tensor, g_bias: Tensor) -> None:
@@ -96,14 +99,17 @@ def _project_back(g_x: Tensor, u_chunk: Tensor, weight: Tensor, g_weight: Tensor
 
 
 def unicornn_layer(u: Tensor, weight: Tensor, bias: Tensor, w: Tensor, delta: Tensor, alpha: float,
-                   state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """One UnICORNN layer through the compiled kernel: `u [B, T, d] -> (y_1..y_T [B, T, H], (y_T, z_T))`.
+                   state: tuple[Tensor, Tensor] | None = None,
+                   kernel: ModuleType | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One UnICORNN layer through a fused kernel: `u [B, T, d] -> (y_1..y_T [B, T, H], (y_T, z_T))`.
 
     `weight` [H, d] and `bias` [H] are `V` and `b`, `delta` [H] is `Δt · σ(c)` (its gradient reaches
-    `c` through autograd), `state` the initial `(y_0, z_0)` (zeros by default).
+    `c` through autograd), `state` the initial `(y_0, z_0)` (zeros by default), `kernel` the kernel
+    module (default: the one for `u`'s device).
     """
     if state is None:
         zeros = u.new_zeros(u.shape[0], weight.shape[0])
         state = (zeros, zeros)
-    ys, y, z = UnICORNNRecurrence.apply(u, weight, bias, w, delta, state[0], state[1], float(alpha))
+    kernel = kernel or select.kernel("unicornn", u)
+    ys, y, z = UnICORNNRecurrence.apply(kernel, u, weight, bias, w, delta, state[0], state[1], float(alpha))
     return ys, (y, z)
