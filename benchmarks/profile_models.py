@@ -54,7 +54,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def git_sha() -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:  # no git on the machine (a GPU machine gets a copy of the tree)
+            return ""
 
     sha = git("rev-parse", "--short", "HEAD") or "unknown"
     return sha + (" + uncommitted changes" if git("status", "--porcelain") else "")
