@@ -41,26 +41,49 @@ def kernel() -> None:
     require_kernel("unicornn")
 
 
+@pytest.fixture(params=["small input", "projected input"])
+def input_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the kernel gets x_n: computed from u step by step (a layer with at most
+    `SMALL_INPUT` features: the first layer of these models) or read from the projected sequence
+    (deeper layers; every layer with `SMALL_INPUT = 0`)."""
+    if request.param == "projected input":
+        monkeypatch.setattr(fused_unicornn, "SMALL_INPUT", 0)
+    return request.param
+
+
+@pytest.mark.usefixtures("input_path")
 @pytest.mark.parametrize("steps", [1, 7, 50])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize(("hidden", "layers"), [(5, 1), (70, 3)])
 def test_fused_model_matches_eager_in_float64(steps: int, batch: int, hidden: int, layers: int) -> None:
+    """70 units are two blocks of the kernel (64 + 6): dL/du sums the blocks' shares."""
     torch.manual_seed(steps * 100 + batch * 10 + layers)
     model = UnICORNN(4, hidden, layers, dropout=0.1, dt=0.3, alpha=2.0).double()
     u = torch.randn(batch, steps, 4, dtype=torch.float64)
     assert_all_close(outputs_and_grads(model, u, True), outputs_and_grads(model, u, False), **F64)
 
 
+def test_layers_with_few_input_features_take_the_small_input_path() -> None:
+    """Up to `SMALL_INPUT` features the CPU kernel computes x_n = V u_n + b itself; wider inputs (a
+    deeper layer's) go through the projected sequence; the GPU kernel always does the latter."""
+    kernel = build.require("unicornn")
+    assert fused_unicornn.small_input(kernel, torch.empty(2, 5, fused_unicornn.SMALL_INPUT))
+    assert not fused_unicornn.small_input(kernel, torch.empty(2, 5, fused_unicornn.SMALL_INPUT + 1))
+
+
 @pytest.mark.parametrize("chunk_elements", [1, 40, 1 << 20])
 def test_time_chunks_give_the_same_result(chunk_elements: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 1 step, of 4 steps with a ragged last one, and the whole sequence in one chunk."""
+    """Chunks of 1 step, of 4 steps with a ragged last one, and the whole sequence in one chunk (every
+    layer through the projected sequence, the path that chunks)."""
     monkeypatch.setattr(fused_unicornn, "CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(fused_unicornn, "SMALL_INPUT", 0)
     torch.manual_seed(1)
     model = UnICORNN(3, 10, 2, dropout=0.0).double()
     u = torch.randn(1, 23, 3, dtype=torch.float64)
     assert_all_close(outputs_and_grads(model, u, True), outputs_and_grads(model, u, False), **F64)
 
 
+@pytest.mark.usefixtures("input_path")
 def test_initial_and_final_states_carry_gradients() -> None:
     """`unicornn_layer` from a non-zero state, with a loss on y_1..y_T and on the final (y_T, z_T)."""
     torch.manual_seed(2)
@@ -82,6 +105,7 @@ def test_initial_and_final_states_carry_gradients() -> None:
     assert_all_close(run(True), run(False), **F64)
 
 
+@pytest.mark.usefixtures("input_path")
 def test_autograd_gradcheck_of_the_recurrence() -> None:
     torch.manual_seed(3)
     function, args = recurrence_gradcheck_args("unicornn", build.require("unicornn"))
@@ -95,6 +119,7 @@ def _long_run(dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor]]:
     return outputs_and_grads(model, u, True), outputs_and_grads(model, u, False)
 
 
+@pytest.mark.usefixtures("input_path")
 def test_reconstruction_stays_exact_over_2000_steps_in_float64() -> None:
     fused, eager = _long_run(torch.float64)
     assert_all_close(fused, eager, **F64)

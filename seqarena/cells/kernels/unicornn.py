@@ -15,7 +15,12 @@ in the backward pass from `u`), the states `y_n`, `z_n` for n < T and every per-
 The output sequence `y_1..y_T` is returned, not saved. Time is processed in chunks of
 `chunk_steps(B, H)` steps in both directions, so the transient buffers (`x`, `∂L/∂x` of one chunk)
 do not grow with T either: the recurrence's memory is O(B·H), against the eager unroll's
-O(T·B·H) of saved per-step activations.
+O(T·B·H) of saved per-step activations. A layer with at most `SMALL_INPUT` input features (the
+first layer of a model on the adding problem, sMNIST, psMNIST, noisy CIFAR) skips even those on the
+CPU: the kernel computes `x_n` from `u_n` step by step and accumulates `∂L/∂V`, `∂L/∂b`, `∂L/∂u`
+itself (`forward_small`, `backward_small` in `unicornn_cpu.cpp`), which halves the CPU time of a
+training step at batch 64, hidden 128, T = 1000 (it was bound by the memory traffic of `x` and
+`∂L/∂x`; benchmarks/RESULTS.md).
 
 Shapes: `[B, T, ·]` (batch first, as `project_inputs`); float32 or float64 CPU tensors through
 `unicornn_cpu.cpp`, float32 CUDA tensors through `unicornn_cuda.py` (`select.kernel` picks).
@@ -40,6 +45,17 @@ CHUNK_ELEMENTS = 1 << 20
 GPU_CHUNK_ELEMENTS = 1 << 24
 
 
+#: Input features up to which the CPU kernel computes `x_n = V u_n + b` itself, step by step
+#: (`forward_small`/`backward_small`): no `x` or `∂L/∂x` sequence is materialised and the sequence is
+#: not chunked (the recurrence still stores nothing per step).
+SMALL_INPUT = 8
+
+
+def small_input(kernel: ModuleType, u: Tensor) -> bool:
+    """Whether `u` goes through the kernel's small-input entry points (the CPU kernel, d <= SMALL_INPUT)."""
+    return u.shape[2] <= SMALL_INPUT and hasattr(kernel, "forward_small")
+
+
 def chunk_steps(batch: int, hidden: int, cuda: bool = False) -> int:
     """Time steps per chunk for a [batch, ·, hidden] layer (at least one), on a GPU or the CPU."""
     return max(1, (GPU_CHUNK_ELEMENTS if cuda else CHUNK_ELEMENTS) // max(1, batch * hidden))
@@ -62,9 +78,13 @@ class UnICORNNRecurrence(torch.autograd.Function):
         w, delta = w.contiguous(), delta.contiguous()
         y, z = y0.detach().contiguous().clone(), z0.detach().contiguous().clone()
         ys = u.new_empty(batch, steps, hidden)
-        for start, stop in _chunks(steps, chunk_steps(batch, hidden, u.is_cuda)):
-            x = F.linear(u[:, start:stop], weight, bias).contiguous()
-            kernel.forward(x, w, delta, alpha, y, z, ys[:, start:stop])
+        if small_input(kernel, u):
+            u = u.contiguous()
+            kernel.forward_small(u, weight.t().contiguous(), bias.contiguous(), w, delta, alpha, y, z, ys)
+        else:
+            for start, stop in _chunks(steps, chunk_steps(batch, hidden, u.is_cuda)):
+                x = F.linear(u[:, start:stop], weight, bias).contiguous()
+                kernel.forward(x, w, delta, alpha, y, z, ys[:, start:stop])
         ctx.save_for_backward(u, weight, bias, w, delta, y, z)
         ctx.kernel, ctx.alpha = kernel, alpha
         return ys, y, z
@@ -79,6 +99,11 @@ class UnICORNNRecurrence(torch.autograd.Function):
         gy, gz = g_y.contiguous().clone(), g_z.contiguous().clone()
         g_w, g_delta = y.new_zeros(batch, hidden), y.new_zeros(batch, hidden)
         g_ys = g_ys.contiguous()
+        if small_input(ctx.kernel, u):
+            g_vt, g_b = y.new_zeros(batch, u.shape[2], hidden), y.new_zeros(batch, hidden)
+            g_u = ctx.kernel.backward_small(u, g_ys, weight.t().contiguous(), bias.contiguous(), w, delta, ctx.alpha,
+                                            y, z, gy, gz, g_w, g_delta, g_vt, g_b).sum(1)
+            return None, g_u, g_vt.sum(0).t(), g_b.sum(0), g_w.sum(0), g_delta.sum(0), gy, gz, None
         g_u = torch.empty_like(u) if ctx.needs_input_grad[1] else None
         g_weight, g_bias = torch.zeros_like(weight), torch.zeros_like(bias)
         for start, stop in reversed(_chunks(steps, chunk_steps(batch, hidden, u.is_cuda))):

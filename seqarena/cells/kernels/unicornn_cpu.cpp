@@ -15,6 +15,13 @@
 // independent chains: at::parallel_for runs blocks of kBlock units of one batch row, each over all
 // steps of the chunk; the loops over a block's units are written to vectorise (with -O3 and
 // -ffast-math, GCC calls glibc's vector tanh).
+//
+// Two sources of x_n: a projected sequence x [B, K, H] (`forward`, `backward`: the caller applies V
+// and b, chunk by chunk), or, for a layer with few input features, the input u [B, K, d] itself
+// (`forward_small`, `backward_small`): each step computes x_n = V u_n + b for its block of units,
+// and the backward pass accumulates dL/dV, dL/db and dL/du directly, so neither x nor dL/dx is
+// ever materialised (for d = 1 that is 2 x 32 MB of memory traffic less per sequence at B = 64,
+// T = 1000, H = 128).
 #include <torch/extension.h>
 
 #include <ATen/Dispatch.h>
@@ -51,15 +58,77 @@ void for_each_block(int64_t batch, int64_t hidden, const Fn& fn) {
   });
 }
 
-// Forward over `steps` steps of one chain; x and ys advance by `hidden` per step.
+// A chain's projected input read from a sequence x [.., H] (x_n at x + n * step), and its
+// gradient dL/dx_n written to gx (at gx + n * hidden).
 template <typename T>
-void forward_chain(const Chain<T>& c, const T* __restrict x, T* __restrict ys, int64_t steps, int64_t hidden) {
+struct DenseInput {
+  const T* x;
+  int64_t step;
+  T* gx;
+  int64_t hidden;
+
+  const T* at(int64_t t) const { return x + t * step; }
+  void take(int64_t t, const T* __restrict ga, int64_t n) const { std::copy(ga, ga + n, gx + t * hidden); }
+};
+
+// A chain's projected input computed from the layer's input u [.., d] (u_n at u + n * step):
+// x_n = b + V u_n with vt = V^T [d, H] (offset to the block's first unit). The backward pass
+// accumulates dL/dV^T into gvt [d, H] and dL/db into gb (the block's columns of its batch row's
+// partial sums) and writes this block's share of dL/du_n into gu (at gu + n * d).
+template <typename T>
+struct SmallInput {
+  const T* u;
+  int64_t step, features, hidden;
+  const T* vt;
+  const T* bias;
+  T* gvt;
+  T* gb;
+  T* gu;
+  int64_t n;
+  mutable T x[kBlock];
+
+  const T* at(int64_t t) const {
+    const T* un = u + t * step;
+    T* __restrict out = x;
+    const T* __restrict b = bias;
+    for (int64_t i = 0; i < n; ++i) out[i] = b[i];
+    for (int64_t k = 0; k < features; ++k) {
+      const T uk = un[k];
+      const T* __restrict v = vt + k * hidden;
+      for (int64_t i = 0; i < n; ++i) out[i] += v[i] * uk;
+    }
+    return x;
+  }
+
+  void take(int64_t t, const T* __restrict ga, int64_t) const {
+    const T* un = u + t * step;
+    T* __restrict g_b = gb;
+    for (int64_t i = 0; i < n; ++i) g_b[i] += ga[i];
+    for (int64_t k = 0; k < features; ++k) {
+      const T uk = un[k];
+      const T* __restrict v = vt + k * hidden;
+      T* __restrict gv = gvt + k * hidden;
+      T acc = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        acc += v[i] * ga[i];
+        gv[i] += ga[i] * uk;
+      }
+      gu[t * features + k] = acc;
+    }
+  }
+};
+
+// Forward over `steps` steps of one chain; `input.at(t)` is x_t of the chain's units, ys advances
+// by `hidden` per step.
+template <typename T, typename Input>
+void forward_chain(const Chain<T>& c, const Input& input, T* __restrict ys, int64_t steps, int64_t hidden) {
   T y[kBlock], z[kBlock], s[kBlock];
   std::copy(c.y, c.y + c.n, y);
   std::copy(c.z, c.z + c.n, z);
   const T* __restrict w = c.w;
   const T* __restrict delta = c.delta;
-  for (int64_t t = 0; t < steps; ++t, x += hidden, ys += hidden) {
+  for (int64_t t = 0; t < steps; ++t, ys += hidden) {
+    const T* __restrict x = input.at(t);
     for (int64_t i = 0; i < c.n; ++i) s[i] = std::tanh(w[i] * y[i] + x[i]);
     for (int64_t i = 0; i < c.n; ++i) {
       z[i] -= delta[i] * (s[i] + c.alpha * y[i]);
@@ -98,20 +167,20 @@ struct Local {
 };
 
 // Backward over `steps` steps of one chain, last step first: rebuilds (y_{n-1}, z_{n-1}) from
-// (y_n, z_n) with the inverse step and writes dL/dx_n. x, gys, gx advance by `hidden` per step.
-template <typename T>
-void backward_chain(const Chain<T>& c, const Grads<T>& g, const T* __restrict x, const T* __restrict gys,
-                    T* __restrict gx, int64_t steps, int64_t hidden) {
+// (y_n, z_n) with the inverse step and hands dL/dx_n to `input.take`. gys advances by `hidden` per step.
+template <typename T, typename Input>
+void backward_chain(const Chain<T>& c, const Grads<T>& g, const Input& input, const T* __restrict gys,
+                    int64_t steps, int64_t hidden) {
   Local<T> a;
   a.load(c, g);
   const T* __restrict w = c.w;
   const T* __restrict delta = c.delta;
   T prev[kBlock];
   T s[kBlock];
-  x += (steps - 1) * hidden;
+  T gx[kBlock];
   gys += (steps - 1) * hidden;
-  gx += (steps - 1) * hidden;
-  for (int64_t t = steps - 1; t >= 0; --t, x -= hidden, gys -= hidden, gx -= hidden) {
+  for (int64_t t = steps - 1; t >= 0; --t, gys -= hidden) {
+    const T* __restrict x = input.at(t);
     for (int64_t i = 0; i < c.n; ++i) {
       prev[i] = a.y[i] - delta[i] * a.z[i];
       s[i] = std::tanh(w[i] * prev[i] + x[i]);
@@ -129,6 +198,7 @@ void backward_chain(const Chain<T>& c, const Grads<T>& g, const T* __restrict x,
       a.z[i] += delta[i] * f;
       a.y[i] = prev[i];
     }
+    input.take(t, gx, c.n);
   }
   a.store(c, g);
 }
@@ -175,7 +245,8 @@ void forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& delta, 
       const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
                               static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + b * hidden + h0,
                               z.data_ptr<scalar_t>() + b * hidden + h0, n};
-      forward_chain(c, xp + b * xb + h0, ysp + b * yb + h0, steps, hidden);
+      const DenseInput<scalar_t> input{xp + b * xb + h0, hidden, nullptr, hidden};
+      forward_chain(c, input, ysp + b * yb + h0, steps, hidden);
     });
   });
 }
@@ -201,11 +272,85 @@ at::Tensor backward(const at::Tensor& x, const at::Tensor& gys, const at::Tensor
                               z.data_ptr<scalar_t>() + row, n};
       const Grads<scalar_t> g{gy.data_ptr<scalar_t>() + row, gz.data_ptr<scalar_t>() + row,
                               gw.data_ptr<scalar_t>() + row, gdelta.data_ptr<scalar_t>() + row};
-      backward_chain(c, g, x.data_ptr<scalar_t>() + b * xb + h0, gys.data_ptr<scalar_t>() + b * gb + h0,
-                     gx.data_ptr<scalar_t>() + b * steps * hidden + h0, steps, hidden);
+      const DenseInput<scalar_t> input{x.data_ptr<scalar_t>() + b * xb + h0, hidden,
+                                       gx.data_ptr<scalar_t>() + b * steps * hidden + h0, hidden};
+      backward_chain(c, g, input, gys.data_ptr<scalar_t>() + b * gb + h0, steps, hidden);
     });
   });
   return gx;
+}
+
+// The small-input layer's arguments: u [B, K, d] contiguous, vt = V^T [d, H] and bias [H] contiguous,
+// the rest as for `forward`.
+void check_small(const at::Tensor& u, const at::Tensor& vt, const at::Tensor& bias, const at::Tensor& w,
+                 const at::Tensor& delta, const at::Tensor& y, const at::Tensor& z) {
+  TORCH_CHECK(u.dim() == 3 && u.is_contiguous() && u.device().is_cpu(), "u must be a contiguous CPU [B, K, d] tensor");
+  TORCH_CHECK(u.scalar_type() == at::kFloat || u.scalar_type() == at::kDouble, "u must be float32 or float64");
+  TORCH_CHECK(vt.dim() == 2 && vt.size(0) == u.size(2), "vt must be V^T [d, H], got ", vt.sizes());
+  const int64_t hidden = vt.size(1);
+  check_vector(vt, "vt", u, u.size(2) * hidden);
+  check_vector(bias, "bias", u, hidden);
+  check_vector(w, "w", u, hidden);
+  check_vector(delta, "delta", u, hidden);
+  check_vector(y, "y", u, u.size(0) * hidden);
+  check_vector(z, "z", u, u.size(0) * hidden);
+}
+
+// Runs the recurrence over u [B, K, d], computing x_n = V u_n + b per step (vt = V^T [d, H]), from
+// the states (y, z) [B, H], which end as the last step's; writes y_1..y_K into ys [B, K, H].
+void forward_small(const at::Tensor& u, const at::Tensor& vt, const at::Tensor& bias, const at::Tensor& w,
+                   const at::Tensor& delta, double alpha, at::Tensor& y, at::Tensor& z, at::Tensor& ys) {
+  check_small(u, vt, bias, w, delta, y, z);
+  const int64_t batch = u.size(0), steps = u.size(1), features = u.size(2), hidden = vt.size(1);
+  TORCH_CHECK(ys.sizes() == at::IntArrayRef({batch, steps, hidden}) && ys.is_contiguous() &&
+              ys.scalar_type() == u.scalar_type(), "ys must be a contiguous [B, K, H] tensor of u's dtype");
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "unicornn_forward_small", [&] {
+    for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
+      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
+                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + b * hidden + h0,
+                              z.data_ptr<scalar_t>() + b * hidden + h0, n};
+      const SmallInput<scalar_t> input{u.data_ptr<scalar_t>() + b * steps * features, features, features, hidden,
+                                       vt.data_ptr<scalar_t>() + h0, bias.data_ptr<scalar_t>() + h0,
+                                       nullptr, nullptr, nullptr, n, {}};
+      forward_chain(c, input, ys.data_ptr<scalar_t>() + b * steps * hidden + h0, steps, hidden);
+    });
+  });
+}
+
+// The backward pass of `forward_small`, last step first (states and carries as in `backward`).
+// gvt [B, d, H] and gb [B, H] accumulate dL/dV^T and dL/db per batch row; returns the blocks'
+// shares of dL/du, [B, blocks, K, d] (their sum over dimension 1 is dL/du).
+at::Tensor backward_small(const at::Tensor& u, const at::Tensor& gys, const at::Tensor& vt, const at::Tensor& bias,
+                          const at::Tensor& w, const at::Tensor& delta, double alpha, at::Tensor& y, at::Tensor& z,
+                          at::Tensor& gy, at::Tensor& gz, at::Tensor& gw, at::Tensor& gdelta, at::Tensor& gvt,
+                          at::Tensor& gb) {
+  check_small(u, vt, bias, w, delta, y, z);
+  const int64_t batch = u.size(0), steps = u.size(1), features = u.size(2), hidden = vt.size(1);
+  TORCH_CHECK(gys.dim() == 3 && gys.size(0) == batch && gys.size(1) == steps && gys.size(2) == hidden &&
+              gys.stride(2) == 1 && (steps == 1 || gys.stride(1) == hidden) && gys.scalar_type() == u.scalar_type(),
+              "gys must be [B, K, H] with contiguous [K, H] rows and u's dtype");
+  for (const at::Tensor* t : {&gy, &gz, &gw, &gdelta, &gb}) check_vector(*t, "a gradient buffer", u, batch * hidden);
+  check_vector(gvt, "gvt", u, batch * features * hidden);
+  const int64_t blocks = (hidden + kBlock - 1) / kBlock;
+  at::Tensor gu = at::empty({batch, blocks, steps, features}, u.options());
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "unicornn_backward_small", [&] {
+    const int64_t gys_b = gys.stride(0);
+    for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
+      const int64_t row = b * hidden + h0;
+      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
+                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + row,
+                              z.data_ptr<scalar_t>() + row, n};
+      const Grads<scalar_t> g{gy.data_ptr<scalar_t>() + row, gz.data_ptr<scalar_t>() + row,
+                              gw.data_ptr<scalar_t>() + row, gdelta.data_ptr<scalar_t>() + row};
+      const SmallInput<scalar_t> input{u.data_ptr<scalar_t>() + b * steps * features, features, features, hidden,
+                                       vt.data_ptr<scalar_t>() + h0, bias.data_ptr<scalar_t>() + h0,
+                                       gvt.data_ptr<scalar_t>() + b * features * hidden + h0,
+                                       gb.data_ptr<scalar_t>() + row,
+                                       gu.data_ptr<scalar_t>() + (b * blocks + h0 / kBlock) * steps * features, n, {}};
+      backward_chain(c, g, input, gys.data_ptr<scalar_t>() + b * gys_b + h0, steps, hidden);
+    });
+  });
+  return gu;
 }
 
 }  // namespace
@@ -214,4 +359,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "UnICORNN recurrence (Rusch & Mishra 2021): forward and reversible backward on the CPU";
   m.def("forward", &forward, "run the recurrence over x [B, K, H]; states in place, outputs into ys");
   m.def("backward", &backward, "reversible backward over x [B, K, H]; returns dL/dx, carries in place");
+  m.def("forward_small", &forward_small, "the recurrence over u [B, K, d] with x = V u + b computed per step");
+  m.def("backward_small", &backward_small, "reversible backward of forward_small; returns the blocks' dL/du");
 }
