@@ -1,5 +1,7 @@
-"""Shared by the CPU kernel benchmarks (`fused_unicornn.py`, `fused_cells.py`): interleaved median
-timings, the machine's facts, and replacing one section of benchmarks/RESULTS.md."""
+"""Shared by the kernel benchmarks (`fused_unicornn.py`, `fused_cells.py`, `fused_gpu.py`): the training
+step they time, interleaved median timings, the machine's facts, and replacing one section of
+benchmarks/RESULTS.md. Needs torch only (`fused_gpu.py` runs on a GPU machine without seqarena's other
+dependencies)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def last_step_loss(model: nn.Module, u: Tensor) -> Tensor:
+    """Sum of the last step's features (nn.LSTM returns a tuple)."""
+    out = model(u)
+    out = out[0] if isinstance(out, tuple) else out
+    return out[:, -1].sum()
+
+
+def training_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
+    """One timed step: gradients cleared, forward, `last_step_loss`, backward."""
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        last_step_loss(model, u).backward()
+    return step
 
 
 def median_seconds(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:

@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cpu_timing import ROOT, command_line, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
+from cpu_timing import (  # benchmarks/cpu_timing.py
+    ROOT,
+    command_line,
+    last_step_loss,
+    machine,
+    median_seconds,
+    replace_section,
+)
 from torch import nn
 
 from seqarena.cells.cornn import CoRNN
@@ -68,9 +75,7 @@ def training_step(model: nn.Module, u: torch.Tensor, onednn: bool = True) -> Cal
     def step() -> None:
         model.zero_grad(set_to_none=True)
         with torch.backends.mkldnn.flags(enabled=onednn):
-            out = model(u)
-            out = out[0] if isinstance(out, tuple) else out
-            out[:, -1].sum().backward()
+            last_step_loss(model, u).backward()
     return step
 
 

@@ -47,6 +47,8 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpu_timing import last_step_loss, replace_section, training_step  # noqa: E402  (benchmarks/cpu_timing.py)
+
 from seqarena.cells.cornn import CoRNN  # noqa: E402  (after the path: the GPU machine has no install)
 from seqarena.cells.janet import JANET  # noqa: E402
 from seqarena.cells.kernels import triton_common  # noqa: E402
@@ -76,20 +78,6 @@ CONFIGS = [(k_block, precision) for precision in ("ieee", "tf32x3") for k_block 
 #: Largest scaled error (max |fused - eager| / max |eager| over features and gradients) a configuration
 #: may have to count as accurate; JANET's chrono-initialised recurrence is ill-conditioned in float32.
 ACCURATE = {"cornn": 1e-4, "janet": 1e-3, "lem": 1e-4}
-
-
-def last_step_loss(model: nn.Module, u: Tensor) -> Tensor:
-    """Sum of the last step's features (nn.LSTM returns a tuple)."""
-    out = model(u)
-    out = out[0] if isinstance(out, tuple) else out
-    return out[:, -1].sum()
-
-
-def training_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        last_step_loss(model, u).backward()
-    return step
 
 
 def median_ms(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -337,9 +325,6 @@ def tune_table(tune: dict[str, Any], same_run: bool = True) -> list[str]:
 
 
 def report(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from cpu_timing import replace_section  # benchmarks/cpu_timing.py
-
     result = json.loads(args.json.read_text())
     if args.tune:
         result["tune"] = json.loads(args.tune.read_text())

@@ -23,14 +23,21 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from cpu_timing import ROOT, command_line, machine, median_seconds, replace_section  # benchmarks/cpu_timing.py
-from torch import Tensor, nn
+from cpu_timing import (  # benchmarks/cpu_timing.py
+    ROOT,
+    command_line,
+    last_step_loss,
+    machine,
+    median_seconds,
+    replace_section,
+    training_step,
+)
+from torch import nn
 
 from seqarena.cells.kernels import build
 from seqarena.cells.unicornn import UnICORNN
@@ -54,20 +61,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fused_unicornn.json")
     parser.add_argument("--results-md", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     return parser.parse_args()
-
-
-def last_step_loss(model: nn.Module, u: Tensor) -> Tensor:
-    """Sum of the last step's features (nn.LSTM returns a tuple)."""
-    out = model(u)
-    out = out[0] if isinstance(out, tuple) else out
-    return out[:, -1].sum()
-
-
-def training_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        last_step_loss(model, u).backward()
-    return step
 
 
 def models(args: argparse.Namespace) -> dict[str, nn.Module]:
