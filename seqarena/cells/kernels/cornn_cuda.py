@@ -15,17 +15,23 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from seqarena.cells.kernels.triton_common import bptt_options, check_size, put, row_programs, rows_times, tanh, tile
+from seqarena.cells.kernels.triton_common import (
+    bptt_options,
+    check_size,
+    put,
+    row_block,
+    row_programs,
+    rows_times,
+    tanh,
+    tile,
+)
 
 
 @triton.jit
 def _forward(x_ptr, sxt, sxb, rt_ptr, states_ptr, ys_ptr, acts_ptr, B, T, dt, gamma, epsilon,
              H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr, BK: tl.constexpr,
              PRECISION: tl.constexpr):
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    cols = tl.arange(0, BH)
-    row_mask, col_mask = rows < B, cols < H
-    mask = row_mask[:, None] & col_mask[None, :]
+    rows, cols, row_mask, col_mask, mask = row_block(B, H, BH, R)
     z = tile(states_ptr, 2 * H, rows, cols, mask)  # s_0 = [z_0, y_0]
     y = tile(states_ptr + H, 2 * H, rows, cols, mask)
     t = 0
@@ -49,10 +55,7 @@ def _forward(x_ptr, sxt, sxb, rt_ptr, states_ptr, ys_ptr, acts_ptr, B, T, dt, ga
 def _backward(gys_ptr, sgt, sgb, r_ptr, acts_ptr, gx_ptr, gy_ptr, gz_ptr, B, T, dt, gamma, epsilon,
               H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr, BK: tl.constexpr,
              PRECISION: tl.constexpr):
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    cols = tl.arange(0, BH)
-    row_mask, col_mask = rows < B, cols < H
-    mask = row_mask[:, None] & col_mask[None, :]
+    rows, cols, row_mask, col_mask, mask = row_block(B, H, BH, R)
     gy = tile(gy_ptr, H, rows, cols, mask)  # dL/dy_T, dL/dz_T of the final state
     gz = tile(gz_ptr, H, rows, cols, mask)
     zeros = tl.full((R, BH), 0, gy.dtype)

@@ -19,6 +19,7 @@ from seqarena.cells.kernels.triton_common import (
     bptt_options,
     check_size,
     put,
+    row_block,
     row_programs,
     rows_times,
     sigmoid,
@@ -31,10 +32,7 @@ from seqarena.cells.kernels.triton_common import (
 def _forward(x_ptr, sxt, sxb, ut_ptr, cs_ptr, f_ptr, g_ptr, h_ptr, B, T, beta,
              H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr, BK: tl.constexpr,
              PRECISION: tl.constexpr):
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    cols = tl.arange(0, BH)
-    row_mask, col_mask = rows < B, cols < H
-    mask = row_mask[:, None] & col_mask[None, :]
+    rows, cols, row_mask, col_mask, mask = row_block(B, H, BH, R)
     c = tile(cs_ptr, H, rows, cols, mask)
     t = 0
     while t < T:
@@ -58,10 +56,7 @@ def _forward(x_ptr, sxt, sxb, ut_ptr, cs_ptr, f_ptr, g_ptr, h_ptr, B, T, beta,
 def _backward(gys_ptr, sgt, sgb, u_ptr, cs_ptr, f_ptr, g_ptr, h_ptr, gx_ptr, gc_ptr, B, T,
               H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr, BK: tl.constexpr,
              PRECISION: tl.constexpr):
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    cols = tl.arange(0, BH)
-    row_mask, col_mask = rows < B, cols < H
-    mask = row_mask[:, None] & col_mask[None, :]
+    rows, cols, row_mask, col_mask, mask = row_block(B, H, BH, R)
     gc = tile(gc_ptr, H, rows, cols, mask)  # dL/dc_T of the final state
     zeros = tl.full((R, BH), 0, gc.dtype)
     t = T - 1

@@ -21,6 +21,7 @@ from seqarena.cells.kernels.triton_common import (
     bptt_options,
     check_size,
     put,
+    row_block,
     row_programs,
     rows_times,
     sigmoid,
@@ -33,10 +34,7 @@ from seqarena.cells.kernels.triton_common import (
 def _forward(x_ptr, sxt, sxb, wht_ptr, bh_ptr, wzt_ptr, bz_ptr, ys_ptr, zs_ptr, s1_ptr, s2_ptr, zh_ptr, yh_ptr,
              B, T, dt, H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr, BK: tl.constexpr,
              PRECISION: tl.constexpr):
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    cols = tl.arange(0, BH)
-    row_mask, col_mask = rows < B, cols < H
-    mask = row_mask[:, None] & col_mask[None, :]
+    rows, cols, row_mask, col_mask, mask = row_block(B, H, BH, R)
     b1 = tl.load(bh_ptr + cols, mask=col_mask, other=0.0)[None, :]
     b2 = tl.load(bh_ptr + H + cols, mask=col_mask, other=0.0)[None, :]
     by = tl.load(bh_ptr + 2 * H + cols, mask=col_mask, other=0.0)[None, :]
@@ -77,10 +75,7 @@ def _forward(x_ptr, sxt, sxb, wht_ptr, bh_ptr, wzt_ptr, bz_ptr, ys_ptr, zs_ptr, 
 def _backward(gys_ptr, sgt, sgb, wh_ptr, wz_ptr, ys_ptr, zs_ptr, s1_ptr, s2_ptr, zh_ptr, yh_ptr, gx_ptr, gy_ptr,
               gz_ptr, B, T, dt, H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr, BK: tl.constexpr,
              PRECISION: tl.constexpr):
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    cols = tl.arange(0, BH)
-    row_mask, col_mask = rows < B, cols < H
-    mask = row_mask[:, None] & col_mask[None, :]
+    rows, cols, row_mask, col_mask, mask = row_block(B, H, BH, R)
     gy = tile(gy_ptr, H, rows, cols, mask)  # dL/dy_T, dL/dz_T of the final state
     gz = tile(gz_ptr, H, rows, cols, mask)
     zeros = tl.full((R, BH), 0, gy.dtype)

@@ -75,6 +75,16 @@ def sigmoid(x):
 
 
 @triton.jit
+def row_block(B, H: tl.constexpr, BH: tl.constexpr, R: tl.constexpr):
+    """The batch rows, the units (padded to BH) and their masks of this program's row block (BPTT
+    kernels): `rows, cols, row_mask, col_mask, mask` with `mask` the [R, BH] tile's."""
+    rows = tl.program_id(0) * R + tl.arange(0, R)
+    cols = tl.arange(0, BH)
+    row_mask, col_mask = rows < B, cols < H
+    return rows, cols, row_mask, col_mask, row_mask[:, None] & col_mask[None, :]
+
+
+@triton.jit
 def rows_times(acc, a_ptr, a_stride, rows, row_mask, b_ptr, b_stride, cols, col_mask, K: tl.constexpr,
                BK: tl.constexpr, PRECISION: tl.constexpr):
     """`acc + A[rows, 0:K] @ B[0:K, cols]`: A's row r starts at `a_ptr + r · a_stride`, B's row k at
