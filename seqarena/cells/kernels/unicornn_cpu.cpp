@@ -166,6 +166,23 @@ struct Local {
   }
 };
 
+// The chain of batch row b, units [h0, h0 + n): parameters and the states (y, z) [B, H] in place.
+template <typename T>
+Chain<T> chain_at(const at::Tensor& w, const at::Tensor& delta, double alpha, at::Tensor& y, at::Tensor& z,
+                  int64_t hidden, int64_t b, int64_t h0, int64_t n) {
+  const int64_t row = b * hidden + h0;
+  return {w.data_ptr<T>() + h0, delta.data_ptr<T>() + h0, static_cast<T>(alpha), y.data_ptr<T>() + row,
+          z.data_ptr<T>() + row, n};
+}
+
+// The same chain's gradient carries and accumulators ([B, H] each).
+template <typename T>
+Grads<T> grads_at(at::Tensor& gy, at::Tensor& gz, at::Tensor& gw, at::Tensor& gdelta, int64_t hidden, int64_t b,
+                  int64_t h0) {
+  const int64_t row = b * hidden + h0;
+  return {gy.data_ptr<T>() + row, gz.data_ptr<T>() + row, gw.data_ptr<T>() + row, gdelta.data_ptr<T>() + row};
+}
+
 // Backward over `steps` steps of one chain, last step first: rebuilds (y_{n-1}, z_{n-1}) from
 // (y_n, z_n) with the inverse step and hands dL/dx_n to `input.take`. gys advances by `hidden` per step.
 template <typename T, typename Input>
@@ -242,9 +259,7 @@ void forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& delta, 
     scalar_t* ysp = ys.data_ptr<scalar_t>();
     const int64_t xb = x.stride(0), yb = ys.stride(0);
     for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
-      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
-                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + b * hidden + h0,
-                              z.data_ptr<scalar_t>() + b * hidden + h0, n};
+      const Chain<scalar_t> c = chain_at<scalar_t>(w, delta, alpha, y, z, hidden, b, h0, n);
       const DenseInput<scalar_t> input{xp + b * xb + h0, hidden, nullptr, hidden};
       forward_chain(c, input, ysp + b * yb + h0, steps, hidden);
     });
@@ -266,12 +281,8 @@ at::Tensor backward(const at::Tensor& x, const at::Tensor& gys, const at::Tensor
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unicornn_backward", [&] {
     const int64_t xb = x.stride(0), gb = gys.stride(0);
     for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
-      const int64_t row = b * hidden + h0;
-      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
-                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + row,
-                              z.data_ptr<scalar_t>() + row, n};
-      const Grads<scalar_t> g{gy.data_ptr<scalar_t>() + row, gz.data_ptr<scalar_t>() + row,
-                              gw.data_ptr<scalar_t>() + row, gdelta.data_ptr<scalar_t>() + row};
+      const Chain<scalar_t> c = chain_at<scalar_t>(w, delta, alpha, y, z, hidden, b, h0, n);
+      const Grads<scalar_t> g = grads_at<scalar_t>(gy, gz, gw, gdelta, hidden, b, h0);
       const DenseInput<scalar_t> input{x.data_ptr<scalar_t>() + b * xb + h0, hidden,
                                        gx.data_ptr<scalar_t>() + b * steps * hidden + h0, hidden};
       backward_chain(c, g, input, gys.data_ptr<scalar_t>() + b * gb + h0, steps, hidden);
@@ -306,9 +317,7 @@ void forward_small(const at::Tensor& u, const at::Tensor& vt, const at::Tensor& 
               ys.scalar_type() == u.scalar_type(), "ys must be a contiguous [B, K, H] tensor of u's dtype");
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "unicornn_forward_small", [&] {
     for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
-      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
-                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + b * hidden + h0,
-                              z.data_ptr<scalar_t>() + b * hidden + h0, n};
+      const Chain<scalar_t> c = chain_at<scalar_t>(w, delta, alpha, y, z, hidden, b, h0, n);
       const SmallInput<scalar_t> input{u.data_ptr<scalar_t>() + b * steps * features, features, features, hidden,
                                        vt.data_ptr<scalar_t>() + h0, bias.data_ptr<scalar_t>() + h0,
                                        nullptr, nullptr, nullptr, n, {}};
@@ -336,16 +345,12 @@ at::Tensor backward_small(const at::Tensor& u, const at::Tensor& gys, const at::
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "unicornn_backward_small", [&] {
     const int64_t gys_b = gys.stride(0);
     for_each_block(batch, hidden, [&](int64_t b, int64_t h0, int64_t n) {
-      const int64_t row = b * hidden + h0;
-      const Chain<scalar_t> c{w.data_ptr<scalar_t>() + h0, delta.data_ptr<scalar_t>() + h0,
-                              static_cast<scalar_t>(alpha), y.data_ptr<scalar_t>() + row,
-                              z.data_ptr<scalar_t>() + row, n};
-      const Grads<scalar_t> g{gy.data_ptr<scalar_t>() + row, gz.data_ptr<scalar_t>() + row,
-                              gw.data_ptr<scalar_t>() + row, gdelta.data_ptr<scalar_t>() + row};
+      const Chain<scalar_t> c = chain_at<scalar_t>(w, delta, alpha, y, z, hidden, b, h0, n);
+      const Grads<scalar_t> g = grads_at<scalar_t>(gy, gz, gw, gdelta, hidden, b, h0);
       const SmallInput<scalar_t> input{u.data_ptr<scalar_t>() + b * steps * features, features, features, hidden,
                                        vt.data_ptr<scalar_t>() + h0, bias.data_ptr<scalar_t>() + h0,
                                        gvt.data_ptr<scalar_t>() + b * features * hidden + h0,
-                                       gb.data_ptr<scalar_t>() + row,
+                                       gb.data_ptr<scalar_t>() + b * hidden + h0,
                                        gu.data_ptr<scalar_t>() + (b * blocks + h0 / kBlock) * steps * features, n, {}};
       backward_chain(c, g, input, gys.data_ptr<scalar_t>() + b * gys_b + h0, steps, hidden);
     });
