@@ -3,7 +3,7 @@
 One run, one process, the same CPU for every model: training-step time (forward + backward of the
 last step's features summed, gradients cleared in between; median of `--repeats` after one warm-up
 round, the models taking turns so that a change of load hits all of them) of `nn.LSTM` and of each
-cell, one layer, through the eager unroll (`fused=False`) and through its compiled kernel, at batch
+cell, one layer, through the eager unroll (`use_kernel=False`) and through its compiled kernel, at batch
 64, hidden 128, T = 1000 by default. nn.LSTM runs as torch runs it by default (on this CPU its oneDNN
 kernel) and, for reference only, once more with oneDNN off (ATen's own implementation).
 Targets: fused time <= 0.5 x nn.LSTM's for coRNN and JANET, <= 0.9 x for LEM; each fused cell
@@ -39,13 +39,13 @@ from cpu_timing import (  # benchmarks/cpu_timing.py
 from torch import nn
 
 from seqarena.cells.cornn import CoRNN
-from seqarena.cells.fused import FusedStackedRecurrent
 from seqarena.cells.janet import JANET
-from seqarena.cells.kernels import build
+from seqarena.cells.kernel_stack import KernelStackedRecurrent
+from seqarena.cells.kernels import cpp_build
 from seqarena.cells.lem import LEM
 
 HEADING = "## Fused coRNN, JANET and LEM on CPU (issue 8)"
-CELLS: dict[str, type[FusedStackedRecurrent]] = {"cornn": CoRNN, "janet": JANET, "lem": LEM}
+CELLS: dict[str, type[KernelStackedRecurrent]] = {"cornn": CoRNN, "janet": JANET, "lem": LEM}
 #: Targets: fused time / nn.LSTM time at most this, per cell; eager time / fused time at least SPEEDUP.
 VS_LSTM = {"cornn": 0.5, "janet": 0.5, "lem": 0.9}
 SPEEDUP = 1.5
@@ -85,14 +85,14 @@ def time_models(args: argparse.Namespace) -> dict[str, float]:
     for name in args.cells:
         for fused in (False, True):
             built[f"{name} {'fused' if fused else 'eager'}"] = CELLS[name](args.input_size, args.hidden, 1,
-                                                                            dropout=0.0, fused=fused)
+                                                                            dropout=0.0, use_kernel=fused)
     u = torch.randn(args.batch, args.steps, args.input_size, generator=torch.Generator().manual_seed(args.seed))
     steps = {name: training_step(model, u) for name, model in built.items()}
     steps[REFERENCE] = training_step(built["nn.LSTM"], u, onednn=False)
     seconds = median_seconds(steps, args.repeats)
     for name in args.cells:
         if built[f"{name} fused"].implementation != "fused-cpu":
-            raise RuntimeError(f"the fused {name} kernel did not run: {build.extension_error(name)}")
+            raise RuntimeError(f"the fused {name} kernel did not run: {cpp_build.build_error(name)}")
     return seconds
 
 
@@ -100,9 +100,9 @@ def kernel_loads(names: list[str]) -> dict[str, dict[str, float | bool]]:
     """Seconds to make each kernel usable in this process, and whether a cached build was found."""
     loads = {}
     for name in names:
-        cached = any((build.cache_root() / f"{name}-{build.build_key(name)}").glob("*.so"))
+        cached = any(cpp_build.cache_dir(name).glob("*.so"))
         start = time.perf_counter()
-        build.require(name)
+        cpp_build.require(name)
         loads[name] = {"seconds": time.perf_counter() - start, "cached": cached}
     return loads
 

@@ -100,7 +100,7 @@ def sequence(args: argparse.Namespace, steps: int) -> Tensor:
 
 def make(name: str, args: argparse.Namespace, fused: bool) -> nn.Module:
     torch.manual_seed(args.seed)
-    return CELLS[name](1, args.hidden, 1, dropout=0.0, fused=fused).cuda()
+    return CELLS[name](1, args.hidden, 1, dropout=0.0, use_kernel=fused).cuda()
 
 
 def outputs_and_grads(model: nn.Module, u: Tensor) -> list[Tensor]:
@@ -188,7 +188,7 @@ def time_all(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 def peak_memory_mb(fused: bool, steps: int, args: argparse.Namespace) -> float:
     """Peak GPU memory of one training step above what exists before it (parameters, input)."""
     torch.manual_seed(args.seed)
-    model = UnICORNN(1, args.hidden, 1, dropout=0.0, fused=fused).cuda()
+    model = UnICORNN(1, args.hidden, 1, dropout=0.0, use_kernel=fused).cuda()
     u = torch.randn(args.batch, steps, 1, device="cuda")
     training_step(model, u)()  # warm-up: compilation, gradient buffers
     model.zero_grad(set_to_none=True)
@@ -203,7 +203,7 @@ def peak_memory_mb(fused: bool, steps: int, args: argparse.Namespace) -> float:
 def saved_memory_mb(fused: bool, steps: int, args: argparse.Namespace) -> float:
     """Bytes of the tensors a training step saves for backward (one count per storage), as on the CPU."""
     torch.manual_seed(args.seed)
-    model = UnICORNN(1, args.hidden, 1, dropout=0.0, fused=fused).cuda()
+    model = UnICORNN(1, args.hidden, 1, dropout=0.0, use_kernel=fused).cuda()
     u = torch.randn(args.batch, steps, 1, device="cuda")
     counter = _saved_tensor_counter()(exclude={p.untyped_storage().data_ptr() for p in model.parameters()})
     with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda tensor: tensor):

@@ -4,7 +4,7 @@ One run, one process, the same CPU for all three:
 
 * training-step time (forward + backward of a loss on the last step's features, gradients zeroed
   in between; median of `--repeats` after one warm-up) of `nn.LSTM`, one-layer UnICORNN through
-  the eager unroll (`fused=False`) and through the compiled kernel, at batch 64, hidden 128,
+  the eager unroll (`use_kernel=False`) and through the compiled kernel, at batch 64, hidden 128,
   T = 1000 by default. Targets: fused <= 0.05 x LSTM, fused >= 10 x faster than eager.
 * peak training memory of eager and fused UnICORNN at T = 1000 and T = 10000, measured as the
   trials measure it on the CPU (`seqarena.workers.measure.measure_step_memory`: bytes of the
@@ -39,7 +39,7 @@ from cpu_timing import (  # benchmarks/cpu_timing.py
 )
 from torch import nn
 
-from seqarena.cells.kernels import build
+from seqarena.cells.kernels import cpp_build
 from seqarena.cells.unicornn import UnICORNN
 from seqarena.workers.measure import CPU_METHOD, measure_step_memory
 
@@ -67,8 +67,8 @@ def models(args: argparse.Namespace) -> dict[str, nn.Module]:
     torch.manual_seed(args.seed)
     return {
         "nn.LSTM": nn.LSTM(args.input_size, args.hidden, batch_first=True),
-        "unicornn eager": UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, fused=False),
-        "unicornn fused": UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, fused=True),
+        "unicornn eager": UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, use_kernel=False),
+        "unicornn fused": UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, use_kernel=True),
     }
 
 
@@ -77,13 +77,13 @@ def time_models(args: argparse.Namespace) -> dict[str, float]:
     built = models(args)
     seconds = median_seconds({name: training_step(model, u) for name, model in built.items()}, args.repeats)
     if built["unicornn fused"].implementation != "fused-cpu":
-        raise RuntimeError(f"the fused kernel did not run: {build.extension_error('unicornn')}")
+        raise RuntimeError(f"the fused kernel did not run: {cpp_build.build_error('unicornn')}")
     return seconds
 
 
 def peak_memory_mb(fused: bool, steps: int, args: argparse.Namespace) -> float:
     torch.manual_seed(args.seed)
-    model = UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, fused=fused)
+    model = UnICORNN(args.input_size, args.hidden, 1, dropout=0.0, use_kernel=fused)
     optimizer = torch.optim.Adam(model.parameters())
     u = torch.randn(args.batch, steps, args.input_size)
 
@@ -103,10 +103,10 @@ def memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def kernel_load() -> dict[str, float | bool]:
     """Seconds to make the kernel usable in this process, and whether a cached build was found."""
-    cached = any((build.cache_root() / f"unicornn-{build.build_key('unicornn')}").glob("*.so"))
+    cached = any(cpp_build.cache_dir("unicornn").glob("*.so"))
     start = time.perf_counter()
-    if build.load("unicornn") is None:
-        raise RuntimeError(f"the fused kernel is unavailable: {build.extension_error('unicornn')}")
+    if cpp_build.load("unicornn") is None:
+        raise RuntimeError(f"the fused kernel is unavailable: {cpp_build.build_error('unicornn')}")
     return {"seconds": time.perf_counter() - start, "cached": cached}
 
 

@@ -83,7 +83,7 @@ class RecurrentCell(nn.Module, ABC):
 
     def project_time_major(self, u: Tensor) -> Tensor:
         """`project_inputs(u)` as `[B, T, K]` whose memory is time-major ([T, B, K] contiguous), the
-        layout the fused CPU kernels read without a copy."""
+        layout the kernels' C++ sources read without a copy."""
         return self.project_inputs(u.transpose(0, 1)).transpose(0, 1)
 
     @abstractmethod

@@ -16,22 +16,23 @@ initialisation U(±1/sqrt(d + 2m)); seqarena keeps that single weight `weight = 
 that the initialisation is the authors', and applies its input block to all steps at once.
 Parameters: `m(d + 2m) + m` per layer. No gradient clipping in any coRNN script.
 
-Two implementations of the same layer (`seqarena.cells.fused`; `implementation` says which ran):
-`"fused-cpu"`, the compiled time loop of `seqarena.cells.kernels.cornn` with its own BPTT backward
-(default for float32/float64 CPU tensors), and `"eager"`, the shared unroller through `step`, the
-reference it is tested against (`tests/unit/test_fused_cells.py`).
+Runs as compiled C++ on the CPU (float32/float64) and as Triton on CUDA (float32), the two sources
+of its kernel `seqarena.cells.kernels.cornn` with their own BPTT backward, and as the eager unroll
+through `step` otherwise, the reference the kernel is tested against; `implementation` says which
+ran (`seqarena.cells.kernel_stack`).
 """
 
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
 import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, State
-from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.base import State
+from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.cornn import cornn_layer
 
 #: The ODE and its IMEX discretisation as LaTeX display lines (one `st.latex` block each;
@@ -50,8 +51,9 @@ PAPER: str = ("Rusch & Mishra (2021), Coupled Oscillatory Recurrent Neural Netwo
               "(gradient) stable architecture for learning long time dependencies, ICLR 2021")
 
 
-class CoRNNCell(RecurrentCell):
-    """One coRNN layer; state (y, z), features y."""
+class CoRNNCell(KernelCell):
+    """One coRNN layer; state (y, z), features y. `weight = [V | 𝒲 | W]` [m, d + 2m] acts on `[u_n, z, y]`
+    (tk-rusch/coRNN `adding/model.py`, lines 12 and 15: `i2h` on `cat((x, hz, hy))`)."""
 
     state_size = 2
 
@@ -63,21 +65,28 @@ class CoRNNCell(RecurrentCell):
         self.weight = nn.Parameter(torch.empty(hidden_size, fan_in).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(hidden_size).uniform_(-bound, bound))
 
+    @property
+    def V(self) -> Tensor:
+        """The input weight `V` [m, d]."""
+        return self.weight[:, : self.input_size]
+
+    @property
+    def recurrent(self) -> Tensor:
+        """`[𝒲 | W]` [m, 2m]: 𝒲 acts on z = y', W on y."""
+        return self.weight[:, self.input_size:]
+
     def project_inputs(self, u: Tensor) -> Tensor:
         """`V u_n + b` for all n: `[B, T, d] -> [B, T, m]`."""
-        return nn.functional.linear(u, self.weight[:, : self.input_size], self.bias)
+        return nn.functional.linear(u, self.V, self.bias)
 
-    def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `y_1..y_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
-        (zero initial state)."""
-        x = self.project_time_major(u)
-        ys, _ = cornn_layer(x, self.weight[:, self.input_size:], self.dt, self.gamma, self.epsilon)
+    def run_kernel(self, u: Tensor, ops: ModuleType) -> Tensor:
+        """The layer's features `y_1..y_T` [B, T, m] through the kernel's `ops` (zero initial state)."""
+        ys, _ = cornn_layer(ops, self.project_time_major(u), self.recurrent, self.dt, self.gamma, self.epsilon)
         return ys
 
     def step(self, x_t: Tensor, state: State) -> State:
-        y, z = state
-        recurrent = self.weight[:, self.input_size:]  # [𝒲 | W] acting on [z, y]
-        drive = torch.tanh(x_t + torch.cat((z, y), dim=1) @ recurrent.t())
+        y, z = state  # [B, m] each; x_t = V u_n + b [B, m]
+        drive = torch.tanh(x_t + torch.cat((z, y), dim=1) @ self.recurrent.t())  # tanh(W y + 𝒲 z + V u_n + b)
         z = z + self.dt * (drive - self.gamma * y - self.epsilon * z)
         y = y + self.dt * z
         return (y, z)
@@ -86,7 +95,7 @@ class CoRNNCell(RecurrentCell):
         return state[0]
 
 
-class CoRNN(FusedStackedRecurrent):
+class CoRNN(KernelStackedRecurrent):
     """coRNN, one layer in every published task; deeper stacks feed y to the next layer."""
 
     name = "cornn"
@@ -116,10 +125,10 @@ class CoRNN(FusedStackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
-                 dt: float = 0.042, gamma: float = 2.7, epsilon: float = 4.7, fused: bool = True) -> None:
-        """`fused=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.fused`."""
+                 dt: float = 0.042, gamma: float = 2.7, epsilon: float = 4.7, use_kernel: bool = True) -> None:
+        """`use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`."""
         self.dt, self.gamma, self.epsilon = dt, gamma, epsilon
-        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
+        super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel)
 
     def make_cell(self, input_size: int) -> CoRNNCell:
         return CoRNNCell(input_size, self.hidden_size, self.dt, self.gamma, self.epsilon)

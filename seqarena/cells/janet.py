@@ -8,8 +8,8 @@ arXiv:1804.04849, eq. (8)-(11); official code `JosvanderWesthuizen/janet: aux_co
     c_n  = σ(s_n) ⊙ c_{n-1} + (1 − σ(s_n − β)) ⊙ c~_n
     h_n  = c_n
 
-β = 1 as in the official code, which writes the input gate as `σ(1 − s_n)` (= `1 − σ(s_n − 1)`);
-it lets slightly more new information in than `1 − σ(s_n)`.
+β = 1 as in the official code (`aux_code/rnn_cells.py`, lines 63-64: `beta = 1`, input gate
+`1 − σ(f − β)`); it lets slightly more new information in than `1 − σ(s_n)`.
 Initialisation as in the code: Glorot-uniform over the whole `W [2m, d]` and `U [2m, m]`
 (TensorFlow's default for the code's `W_xh` and `W_hh` variables), `b_c = 0`, and
 the chrono forget bias `b_f = log(U[1, T_max − 1])` with T_max the sequence length (paper Sec. 4;
@@ -17,20 +17,22 @@ the repo samples U[1, T_max], immaterial). Without chrono the repo sets `b_f = 1
 Official training: Adam lr 1e-3, global gradient-norm clip 5, weight decay 1e-5, dropout keep
 0.9, 2 × 128 units on MNIST. Parameters: `2m(d + m) + 2m` per layer.
 
-Two implementations of the same layer (`seqarena.cells.fused`; `implementation` says which ran):
-`"fused-cpu"`, the compiled time loop of `seqarena.cells.kernels.janet` with its own BPTT backward
-(default for float32/float64 CPU tensors), and `"eager"`, the shared unroller through `step`, the
-reference it is tested against (`tests/unit/test_fused_cells.py`).
+Runs as compiled C++ on the CPU (float32/float64) and as Triton on CUDA (float32), the two sources
+of its kernel `seqarena.cells.kernels.janet` with their own BPTT backward, and as the eager unroll
+through `step` otherwise, the reference the kernel is tested against; `implementation` says which
+ran (`seqarena.cells.kernel_stack`).
 """
 
 from __future__ import annotations
+
+from types import ModuleType
 
 import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, State
-from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.base import State
+from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.janet import janet_layer
 from seqarena.cells.lstm import chrono_bias
 
@@ -50,9 +52,9 @@ PAPER: str = ("van der Westhuizen & Lasenby (2018), The unreasonable effectivene
               "arXiv:1804.04849")
 
 
-class JANETCell(RecurrentCell):
-    """One JANET layer. Parameters: `W [2m, d]` (input), `U [2m, m]` (recurrent), `b [2m]`,
-    stacked as (forget, candidate)."""
+class JANETCell(KernelCell):
+    """One JANET layer. Parameters: `W = [W_f; W_c]` [2m, d] (input), `U = [U_f; U_c]` [2m, m] (recurrent),
+    `b = [b_f; b_c]` [2m], stacked as (forget, candidate)."""
 
     state_size = 1
 
@@ -76,20 +78,18 @@ class JANETCell(RecurrentCell):
         self.b[:m] = chrono_bias(m, t_max) if chrono else 1.0
 
     def project_inputs(self, u: Tensor) -> Tensor:
+        """`[W_f u_n + b_f, W_c u_n + b_c]` for all n: `[B, T, d] -> [B, T, 2m]`."""
         return nn.functional.linear(u, self.W, self.b)
 
-    def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `c_1..c_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
-        (zero initial state)."""
-        x = self.project_time_major(u)
-        ys, _ = janet_layer(x, self.U, self.beta)
+    def run_kernel(self, u: Tensor, ops: ModuleType) -> Tensor:
+        """The layer's features `c_1..c_T` [B, T, m] through the kernel's `ops` (zero initial state)."""
+        ys, _ = janet_layer(ops, self.project_time_major(u), self.U, self.beta)
         return ys
 
     def step(self, x_t: Tensor, state: State) -> State:
-        (c,) = state
-        pre = x_t + c @ self.U.t()
-        s, candidate = pre.chunk(2, dim=1)
-        c = torch.sigmoid(s) * c + (1.0 - torch.sigmoid(s - self.beta)) * torch.tanh(candidate)
+        (c,) = state  # h_{n-1} = c_{n-1} [B, m]
+        s, k = (x_t + c @ self.U.t()).chunk(2, dim=1)  # s_n, and k_n = U_c h_{n-1} + W_c u_n + b_c
+        c = torch.sigmoid(s) * c + (1.0 - torch.sigmoid(s - self.beta)) * torch.tanh(k)  # tanh(k_n) = c~_n
         return (c,)
 
     def output(self, state: State) -> Tensor:
@@ -101,7 +101,7 @@ class JANETCell(RecurrentCell):
         return {"forget": torch.sigmoid(s)}
 
 
-class JANET(FusedStackedRecurrent):
+class JANET(KernelStackedRecurrent):
     """Stacked JANET layers (the README's MNIST runs use 2 × 128). `[B, T, d] -> [B, T, H]`."""
 
     name = "janet"
@@ -126,10 +126,10 @@ class JANET(FusedStackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 beta: float = 1.0, chrono: bool = True, seq_len: int | None = None, fused: bool = True) -> None:
-        """`fused=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.fused`."""
+                 beta: float = 1.0, chrono: bool = True, seq_len: int | None = None, use_kernel: bool = True) -> None:
+        """`use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`."""
         self.beta, self.chrono, self.t_max = beta, chrono, seq_len or 784
-        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
+        super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel)
 
     def make_cell(self, input_size: int) -> JANETCell:
         return JANETCell(input_size, self.hidden_size, self.beta, self.chrono, self.t_max)

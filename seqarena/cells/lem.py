@@ -9,29 +9,37 @@ A multiscale ODE system discretised with learned, input-dependent time steps (pa
     z_n   = (1 − Δt_n) ⊙ z_{n-1} + Δt_n ⊙ tanh(W_z y_{n-1} + V_z u_n + b_z)
     y_n   = (1 − Δt̄_n) ⊙ y_{n-1} + Δt̄_n ⊙ tanh(W_y z_n + V_y u_n + b_y)    (the NEW z_n)
 
-Layout as in the code: `inp2hid = Linear(d, 4m)` with chunks (dt1, dt2, z, y) and
-`hid2hid = Linear(m, 3m)` with chunks (dt1, dt2, y); `dt1` drives y (Δt̄), `dt2` drives z (Δt),
-the "y" chunks feed the z update and `transform_z = Linear(m, m)` (W_y) acts on the new z, added
-to the `z` chunk of the input. Every cell parameter ~ U(±1/sqrt(m)) as in the code. For Δt <= 1
-each update is a convex combination, so |y|, |z| < 1 from a zero state (paper Sec. 4).
+Parameters as in the code (`src/adding/network.py`, lines 11-13 and 24-31), named by their roles
+in the paper's equations:
+
+    inp2hid     = Linear(d, 4m)  chunks (dt1, dt2, z, y) = [V_2; V_1; V_y; V_z] and their biases
+    hid2hid     = Linear(m, 3m)  chunks (dt1, dt2, y)    = [W_2; W_1; W_z] and their biases
+    transform_z = Linear(m, m)                            = W_y, acting on the new z_n
+
+The code's chunk names say which state a chunk belongs to, not which update it drives: the "dt1"
+chunks give Δt̄_n (the step of y), the "dt2" chunks Δt_n (the step of z), the "y" chunks feed the
+z update and the "z" chunk of the input feeds the y update, beside `transform_z`. Two bias vectors
+add where the paper has one (harmless). Every cell parameter ~ U(±1/sqrt(m)) as in the code. For
+Δt <= 1 each update is a convex combination, so |y|, |z| < 1 from a zero state (paper Sec. 4).
 Parameters: `4m(d + m) + 8m` per layer.
 
-Two implementations of the same layer (`seqarena.cells.fused`; `implementation` says which ran):
-`"fused-cpu"`, the compiled time loop of `seqarena.cells.kernels.lem` with its own BPTT backward
-(default for float32/float64 CPU tensors), and `"eager"`, the shared unroller through `step`, the
-reference it is tested against (`tests/unit/test_fused_cells.py`).
+Runs as compiled C++ on the CPU (float32/float64) and as Triton on CUDA (float32), the two sources
+of its kernel `seqarena.cells.kernels.lem` with their own BPTT backward, and as the eager unroll
+through `step` otherwise, the reference the kernel is tested against; `implementation` says which
+ran (`seqarena.cells.kernel_stack`).
 """
 
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
 import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, State
-from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.base import State
+from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.lem import lem_layer
 
 #: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §7).
@@ -52,8 +60,8 @@ EQUATIONS: tuple[str, ...] = (
 PAPER: str = "Rusch, Mishra, Erichson & Mahoney (2022), Long Expressive Memory for sequence modeling, ICLR 2022"
 
 
-class LEMCell(RecurrentCell):
-    """One LEM layer; state (y, z), features y."""
+class LEMCell(KernelCell):
+    """One LEM layer; state (y, z), features y. Parameters as in the module docstring."""
 
     state_size = 2
 
@@ -69,38 +77,35 @@ class LEMCell(RecurrentCell):
             nn.init.uniform_(parameter, -bound, bound)
 
     def project_inputs(self, u: Tensor) -> Tensor:
-        """The four input terms (dt1, dt2, z, y chunks) for all steps: `[B, T, 4m]`."""
+        """The four input terms `[V_2 u_n, V_1 u_n, V_y u_n, V_z u_n]` (+ biases) for all steps: `[B, T, 4m]`."""
         return self.inp2hid(u)
 
-    def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `y_1..y_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
-        (zero initial state)."""
-        x = self.project_time_major(u)
-        ys, _ = lem_layer(x, self.hid2hid.weight, self.hid2hid.bias, self.transform_z.weight, self.transform_z.bias,
-                          self.dt)
+    def run_kernel(self, u: Tensor, ops: ModuleType) -> Tensor:
+        """The layer's features `y_1..y_T` [B, T, m] through the kernel's `ops` (zero initial state)."""
+        ys, _ = lem_layer(ops, self.project_time_major(u), self.hid2hid.weight, self.hid2hid.bias,
+                          self.transform_z.weight, self.transform_z.bias, self.dt)
         return ys
 
     def step(self, x_t: Tensor, state: State) -> State:
-        y, z = state
-        i_dt1, i_dt2, i_z, i_y = x_t.chunk(4, dim=1)
-        h_dt1, h_dt2, h_y = self.hid2hid(y).chunk(3, dim=1)
-        dt_bar = self.dt * torch.sigmoid(i_dt1 + h_dt1)
-        dt_z = self.dt * torch.sigmoid(i_dt2 + h_dt2)
-        z = (1.0 - dt_z) * z + dt_z * torch.tanh(i_y + h_y)
-        y = (1.0 - dt_bar) * y + dt_bar * torch.tanh(self.transform_z(z) + i_z)
+        y, z = state  # [B, m] each; x_t = inp2hid(u_n) [B, 4m]
+        v_2, v_1, v_y, v_z = x_t.chunk(4, dim=1)  # V_2 u_n + b_2, V_1 u_n + b_1, V_y u_n + b_y, V_z u_n + b_z
+        w_2, w_1, w_z = self.hid2hid(y).chunk(3, dim=1)  # W_2 y_{n-1}, W_1 y_{n-1}, W_z y_{n-1} (+ biases)
+        dt_n, dt_bar = self.dt * torch.sigmoid(w_1 + v_1), self.dt * torch.sigmoid(w_2 + v_2)  # steps of z, y
+        z = (1.0 - dt_n) * z + dt_n * torch.tanh(w_z + v_z)
+        y = (1.0 - dt_bar) * y + dt_bar * torch.tanh(self.transform_z(z) + v_y)  # transform_z is W_y, on the new z_n
         return (y, z)
 
     def output(self, state: State) -> Tensor:
         return state[0]
 
     def gates(self, x_t: Tensor, state: State) -> dict[str, Tensor]:
-        """The learned time steps Δt̄ (of y) and Δt_z (of z) of the step, each in (0, Δt)."""
-        i_dt1, i_dt2, _, _ = x_t.chunk(4, dim=1)
-        h_dt1, h_dt2, _ = self.hid2hid(state[0]).chunk(3, dim=1)
-        return {"dt_y": self.dt * torch.sigmoid(i_dt1 + h_dt1), "dt_z": self.dt * torch.sigmoid(i_dt2 + h_dt2)}
+        """The learned time steps Δt̄_n (of y) and Δt_n (of z) of the step, each in (0, Δt)."""
+        v_2, v_1, _, _ = x_t.chunk(4, dim=1)
+        w_2, w_1, _ = self.hid2hid(state[0]).chunk(3, dim=1)
+        return {"dt_y": self.dt * torch.sigmoid(w_2 + v_2), "dt_z": self.dt * torch.sigmoid(w_1 + v_1)}
 
 
-class LEM(FusedStackedRecurrent):
+class LEM(KernelStackedRecurrent):
     """LEM; one layer in every published PyTorch task, deeper stacks feed y to the next layer."""
 
     name = "lem"
@@ -124,10 +129,10 @@ class LEM(FusedStackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
-                 dt: float = 0.21, fused: bool = True) -> None:
-        """`fused=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.fused`."""
+                 dt: float = 0.21, use_kernel: bool = True) -> None:
+        """`use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`."""
         self.dt = dt
-        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
+        super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel)
 
     def make_cell(self, input_size: int) -> LEMCell:
         return LEMCell(input_size, self.hidden_size, self.dt)

@@ -1,4 +1,4 @@
-"""Shared wrapper for the baselines that run on torch's fused recurrent modules (RNN, LSTM, GRU).
+"""Shared wrapper for the baselines that run on torch's own recurrent modules (nn.RNN, nn.LSTM, nn.GRU).
 
 Users know these baselines as torch (cuDNN on GPU) runs them, so seqarena uses `torch.nn.RNN`,
 `torch.nn.LSTM` and `torch.nn.GRU` unchanged, with PyTorch's default initialisation
@@ -7,7 +7,7 @@ Stacking is torch's: layer l+1 reads layer l's hidden sequence; dropout acts bet
 
 Under `probing()` (the diagnostics of `seqarena trace`) the same weights run step by step through
 each model's `probe_step` — PyTorch's documented equations for `nn.RNN`, `nn.LSTM`, `nn.GRU` —
-so that every step's state and gates can be read; outside it the fused module runs.
+so that every step's state and gates can be read; outside it torch's module runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from seqarena.cells.base import SequenceModel, State, StepProbe, active_probe
 
 
 class TorchRecurrent(SequenceModel):
-    """A torch fused recurrent module behind the `SequenceModel` interface."""
+    """A torch recurrent module (nn.RNN, nn.LSTM, nn.GRU) behind the `SequenceModel` interface."""
 
     module_type: ClassVar[type[nn.RNNBase]]
 
@@ -48,7 +48,7 @@ class TorchRecurrent(SequenceModel):
         raise NotImplementedError
 
     def _probed_forward(self, x: Tensor, probe: StepProbe) -> Tensor:
-        """The fused module's computation, one step at a time, reported to `probe`."""
+        """The torch module's computation, one step at a time, reported to `probe`."""
         layer_input = x
         for layer in range(self.num_layers):
             w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")

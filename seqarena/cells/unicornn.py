@@ -2,8 +2,9 @@
 
 Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies",
 ICML, PMLR 139:9168-9178; official code `tk-rusch/unicornn` (`psMNIST/network.py`, CUDA kernel
-`unicornn_fwd`). Each unit is a Hamiltonian oscillator discretised by symplectic Euler (paper
-Sec. 2), with a learned per-unit time step:
+`unicornn_fwd`, lines 56-57; its inverse in `unicornn_bwd`, lines 96-97). Each unit is a
+Hamiltonian oscillator discretised by symplectic Euler (paper Sec. 2), with a learned per-unit
+time step:
 
     x_n = V u_n + b                                  (dense, all steps at once)
     δ   = Δt · σ(c)                                  (per unit, c learned, δ ∈ (0, Δt))
@@ -14,15 +15,12 @@ Sec. 2), with a learned per-unit time step:
 layer's dense `V`. The step is exactly invertible (`y_{n-1} = y_n − δ ⊙ z_n`, then `z_{n-1}`),
 which the paper uses for an O(1)-memory backward (Sec. 3).
 
-Two implementations of the same layer; `implementation` says which ran last (also in `extra_info`):
+Runs as compiled C++ on the CPU (float32/float64) and as Triton on CUDA (float32), the two sources
+of its kernel `seqarena.cells.kernels.unicornn`, whose backward rebuilds the states by running the
+step backwards (the recurrence stores only the final state: memory independent of T), and as the
+eager unroll through `step` otherwise (autograd through every step), the reference the kernel is
+tested against; `implementation` says which ran (`seqarena.cells.kernel_stack`).
 
-* `"fused-cpu"` (default for float32/float64 CPU tensors): `seqarena.cells.kernels.unicornn_layer`,
-  a compiled C++ time loop whose backward rebuilds the states by running the step backwards, so
-  the recurrence stores only the final state (memory independent of T).
-* `"eager"`: the shared unroller through `step`, autograd through every step. Used on other
-  devices and dtypes, inside `probing()` (which needs every step's state), with `fused=False`, and
-  when the kernel cannot be built (warned once, reason in `extra_info`). It is the reference the
-  fused path is tested against (`tests/unit/test_fused.py`).
 Initialisation as in the code: `w ~ U(0, 1)`, `c ~ U(−0.1, 0.1)`, `V` kaiming-uniform with a = 8
 (U(±sqrt(6 / (65·fan_in)))), biases 0. Deep stacking: L layers, each followed by variational
 dropout (one mask per sequence and unit, p = 0.1 by default). Parameters: `m·d + m + 2m` per
@@ -31,13 +29,15 @@ layer. No gradient clipping.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import torch
 from torch import Tensor, nn
 
-from seqarena.cells import kernels as fused_kernels
 from seqarena.cells import space as sp
-from seqarena.cells.base import RecurrentCell, State
-from seqarena.cells.fused import FusedStackedRecurrent
+from seqarena.cells.base import State
+from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
+from seqarena.cells.kernels.unicornn import unicornn_layer
 
 #: The symplectic-Euler step, and its exact inverse, as LaTeX display lines (one `st.latex` block
 #: each; shared/reference/models.md §6). The y update uses the new z_n.
@@ -58,8 +58,8 @@ PAPER: str = ("Rusch & Mishra (2021), UnICORNN: A recurrent model for learning v
               "ICML 2021, PMLR 139:9168-9178")
 
 
-class UnICORNNCell(RecurrentCell):
-    """One UnICORNN layer: dense projection `V`, `b` plus the elementwise oscillators (w, c)."""
+class UnICORNNCell(KernelCell):
+    """One UnICORNN layer: dense projection `V` [m, d], `b` [m] plus the elementwise oscillators `w`, `c` [m]."""
 
     state_size = 2
 
@@ -80,14 +80,14 @@ class UnICORNNCell(RecurrentCell):
         """`x_n = V u_n + b` for all n."""
         return self.V(u)
 
-    def fused(self, u: Tensor) -> Tensor:
-        """The layer's features `y_1..y_T` [B, T, H] through the fused kernel, C++ on the CPU or Triton on a GPU
-        (zero initial state)."""
-        ys, _ = fused_kernels.unicornn_layer(u, self.V.weight, self.V.bias, self.w, self.delta(), self.alpha)
+    def run_kernel(self, u: Tensor, ops: ModuleType) -> Tensor:
+        """The layer's features `y_1..y_T` [B, T, m] through the kernel's `ops` (zero initial state; the
+        kernel projects `u` itself, chunk by chunk)."""
+        ys, _ = unicornn_layer(ops, u, self.V.weight, self.V.bias, self.w, self.delta(), self.alpha)
         return ys
 
     def step(self, x_t: Tensor, state: State) -> State:
-        y, z = state
+        y, z = state  # [B, m] each; x_t = V u_n + b [B, m]
         delta = self.delta()
         z = z - delta * (torch.tanh(self.w * y + x_t) + self.alpha * y)
         y = y + delta * z
@@ -105,7 +105,7 @@ class UnICORNNCell(RecurrentCell):
         return state[0]
 
 
-class UnICORNN(FusedStackedRecurrent):
+class UnICORNN(KernelStackedRecurrent):
     """Deep UnICORNN (3 layers on psMNIST and noisy CIFAR-10). `[B, T, d] -> [B, T, H]`."""
 
     name = "unicornn"
@@ -128,10 +128,10 @@ class UnICORNN(FusedStackedRecurrent):
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 dt: float = 0.19, alpha: float = 30.65, fused: bool = True) -> None:
-        """`fused=False` forces the eager unroll (tests, benchmarks); see the module docstring."""
+                 dt: float = 0.19, alpha: float = 30.65, use_kernel: bool = True) -> None:
+        """`use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`."""
         self.dt, self.alpha = dt, alpha
-        super().__init__(input_size, hidden_size, num_layers, dropout, fused)
+        super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel)
 
     def make_cell(self, input_size: int) -> UnICORNNCell:
         return UnICORNNCell(input_size, self.hidden_size, self.dt, self.alpha)

@@ -310,7 +310,7 @@ def test_janet_default_t_max_is_784() -> None:
     assert b_f.max() <= math.log(783) + 1e-4 and b_f.max() >= math.log(783) - 0.05
 
 
-# LSTM, GRU, Elman on torch's fused modules (models.md §1-3) ------------------------------------
+# LSTM, GRU, Elman on torch's own modules (models.md §1-3) --------------------------------------
 
 
 def test_lstm_hand_computed_step() -> None:
@@ -335,7 +335,7 @@ def test_gru_hand_computed_steps() -> None:
     x = torch.randn(2, 2, 1)
     with torch.no_grad():
         assert torch.equal(model(x), torch.zeros(2, 2, m))  # forward starts from h_0 = 0
-        h, _ = model.rnn(x, torch.ones(1, 2, m))  # h_0 = 1 through the fused module
+        h, _ = model.rnn(x, torch.ones(1, 2, m))  # h_0 = 1 through torch's module
         assert close(h[:, 0], 0.5) and close(h[:, 1], 0.25)
         # r multiplies W_hn h + b_hn including its bias (torch/cuDNN variant):
         # b_hn = 1, h_0 = 0 -> r = z = 1/2, n = tanh(1/2), h_1 = tanh(1/2)/2.

@@ -1,11 +1,11 @@
-"""The fused UnICORNN CPU kernel against its reference, the eager unroll (shared/reference/models.md §6).
+"""UnICORNN's C++ kernel source against its reference, the eager unroll (shared/reference/models.md §6).
 
 Tolerance (float64): `rtol = 1e-9`, `atol = 1e-11` on outputs and on every gradient (measured: largest
 difference over largest entry ~1e-15 at T <= 50 and ~2e-14 at T = 2000; the backward rebuilds the
 states with the inverse step, whose rounding error grows with T). float32 at T = 2000:
 `rtol = atol = 1e-4` after dividing by the largest entry (measured ≤ 5e-6).
 
-The extension is built once per machine and source (cached under `$SEQARENA_EXT_CACHE`, default
+The C++ source is built once per machine and source (cached under `$SEQARENA_EXT_CACHE`, default
 `~/.cache/seqarena/ext`); the session fixture `kernel` loads it, building on a fresh machine (~40 s),
 loading in ~0.2 s afterwards.
 """
@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from seqarena.cells.base import unroll
-from seqarena.cells.kernels import build
-from seqarena.cells.kernels import unicornn as fused_unicornn
+from seqarena.cells.kernels import cpp_build
+from seqarena.cells.kernels import unicornn as unicornn_kernel
 from seqarena.cells.unicornn import UnICORNN, UnICORNNCell
 from seqarena.workers.measure import SavedTensorCounter
 from tests.unit.fused_helpers import (
@@ -47,7 +47,7 @@ def input_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     `SMALL_INPUT` features: the first layer of these models) or read from the projected sequence
     (deeper layers; every layer with `SMALL_INPUT = 0`)."""
     if request.param == "projected input":
-        monkeypatch.setattr(fused_unicornn, "SMALL_INPUT", 0)
+        monkeypatch.setattr(unicornn_kernel, "SMALL_INPUT", 0)
     return request.param
 
 
@@ -66,17 +66,17 @@ def test_fused_model_matches_eager_in_float64(steps: int, batch: int, hidden: in
 def test_layers_with_few_input_features_take_the_small_input_path() -> None:
     """Up to `SMALL_INPUT` features the CPU kernel computes x_n = V u_n + b itself; wider inputs (a
     deeper layer's) go through the projected sequence; the GPU kernel always does the latter."""
-    kernel = build.require("unicornn")
-    assert fused_unicornn.small_input(kernel, torch.empty(2, 5, fused_unicornn.SMALL_INPUT))
-    assert not fused_unicornn.small_input(kernel, torch.empty(2, 5, fused_unicornn.SMALL_INPUT + 1))
+    ops = cpp_build.require("unicornn")
+    assert unicornn_kernel.small_input(ops, torch.empty(2, 5, unicornn_kernel.SMALL_INPUT))
+    assert not unicornn_kernel.small_input(ops, torch.empty(2, 5, unicornn_kernel.SMALL_INPUT + 1))
 
 
 @pytest.mark.parametrize("chunk_elements", [1, 40, 1 << 20])
 def test_time_chunks_give_the_same_result(chunk_elements: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 1 step, of 4 steps with a ragged last one, and the whole sequence in one chunk (every
     layer through the projected sequence, the path that chunks)."""
-    monkeypatch.setattr(fused_unicornn, "CHUNK_ELEMENTS", chunk_elements)
-    monkeypatch.setattr(fused_unicornn, "SMALL_INPUT", 0)
+    monkeypatch.setattr(unicornn_kernel, "CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(unicornn_kernel, "SMALL_INPUT", 0)
     torch.manual_seed(1)
     model = UnICORNN(3, 10, 2, dropout=0.0).double()
     u = torch.randn(1, 23, 3, dtype=torch.float64)
@@ -95,8 +95,9 @@ def test_initial_and_final_states_carry_gradients() -> None:
         cell.zero_grad()
         leaves = [t.detach().requires_grad_(True) for t in (u, *state)]
         if fused:
-            ys, (y, z) = fused_unicornn.unicornn_layer(leaves[0], cell.V.weight, cell.V.bias, cell.w, cell.delta(),
-                                                       cell.alpha, (leaves[1], leaves[2]))
+            ys, (y, z) = unicornn_kernel.unicornn_layer(cpp_build.require("unicornn"), leaves[0], cell.V.weight,
+                                                        cell.V.bias, cell.w, cell.delta(), cell.alpha,
+                                                        (leaves[1], leaves[2]))
         else:
             ys, (y, z) = unroll(cell, leaves[0], (leaves[1], leaves[2]))
         (ys.sin().sum() + (y * z).sum() + z.square().sum()).backward()
@@ -108,7 +109,7 @@ def test_initial_and_final_states_carry_gradients() -> None:
 @pytest.mark.usefixtures("input_path")
 def test_autograd_gradcheck_of_the_recurrence() -> None:
     torch.manual_seed(3)
-    function, args = recurrence_gradcheck_args("unicornn", build.require("unicornn"))
+    function, args = recurrence_gradcheck_args("unicornn", cpp_build.require("unicornn"))
     assert torch.autograd.gradcheck(function, args)
 
 
@@ -145,20 +146,27 @@ def test_fused_saves_no_per_step_state() -> None:
     model = UnICORNN(1, 32, 1, dropout=0.0)
     growth_fused = _saved_bytes(model, 1000) - _saved_bytes(model, 100)
     assert growth_fused == 4 * 900 * 4
-    model.fused = False
+    model.use_kernel = False
     assert _saved_bytes(model, 1000) - _saved_bytes(model, 100) > 50 * growth_fused
 
 
-def test_the_cache_key_follows_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_key_follows_the_source_and_its_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key changes with the source's text and with where it sits in the kernels package, so no cached
+    module of another source (or of the same text under an old name) is ever loaded for it."""
     source = tmp_path / "kernel.cpp"
     source.write_text("int a;")
-    monkeypatch.setitem(build.SOURCES, "probe", source)
-    before = build.build_key("probe")
-    assert build.build_key("probe") == before
+    before = cpp_build.build_key(source)
+    assert cpp_build.build_key(source) == before
     source.write_text("int b;")
-    assert build.build_key("probe") != before
+    assert cpp_build.build_key(source) != before
+    kernels = tmp_path / "kernels"
+    for name in ("one", "two"):
+        (kernels / name).mkdir(parents=True)
+        (kernels / name / "cpu.cpp").write_text("int a;")
+    monkeypatch.setattr(cpp_build, "KERNELS_DIR", kernels)
+    assert cpp_build.build_key(cpp_build.source("one")) != cpp_build.build_key(cpp_build.source("two"))
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))  # one build cache for every home
     monkeypatch.delenv("SEQARENA_EXT_CACHE", raising=False)
-    assert build.cache_root() == Path.home() / ".cache" / "seqarena" / "ext"
+    assert cpp_build.cache_root() == Path.home() / ".cache" / "seqarena" / "ext"
     monkeypatch.setenv("SEQARENA_EXT_CACHE", str(tmp_path / "ext"))
-    assert build.cache_root() == tmp_path / "ext"
+    assert cpp_build.cache_root() == tmp_path / "ext"

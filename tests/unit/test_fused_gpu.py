@@ -30,13 +30,13 @@ import pytest
 import torch
 from torch import Tensor
 
-from seqarena.cells.kernels import select
-from seqarena.cells.kernels import unicornn as fused_unicornn
+from seqarena.cells.kernels import backend
+from seqarena.cells.kernels import unicornn as unicornn_kernel
 from tests.unit.fused_helpers import (
     F64,
     assert_all_close,
     assert_scaled_close,
-    make_fused_model,
+    make_kernel_model,
     outputs_and_grads,
     recurrence_gradcheck_args,
 )
@@ -56,7 +56,7 @@ DROPOUT = 0.0 if CUDA else 0.2
 
 @pytest.fixture(scope="module", autouse=True)
 def triton_mode() -> Iterator[None]:
-    """On a machine without a GPU, Triton's interpreter on (and the kernel modules imported under it)
+    """On a machine without a GPU, Triton's interpreter on (and the Triton sources imported under it)
     for this module's tests only."""
     if CUDA:
         yield
@@ -64,7 +64,7 @@ def triton_mode() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRITON_INTERPRET", "1")
         for module in [m for m in sys.modules if m.startswith("seqarena.cells.kernels.") and
-                       (m.endswith("_cuda") or m.endswith(".triton_common"))]:
+                       (m.endswith(".triton") or m.endswith(".triton_common"))]:
             patch.delitem(sys.modules, module)  # imported again, under the interpreter
         yield
 
@@ -74,7 +74,7 @@ def fused_and_eager(name: str, input_size: int, hidden: int, layers: int, u: Ten
     """Features and every gradient through the Triton kernels (DTYPE on DEVICE) and through the eager
     unroll of the same model in float64, as float64 tensors."""
     torch.manual_seed(seed)
-    model = make_fused_model(name, input_size, hidden, layers, dropout).to(DEVICE)
+    model = make_kernel_model(name, input_size, hidden, layers, dropout).to(DEVICE)
     reference = copy.deepcopy(model).double()
     fused = outputs_and_grads(model.to(DTYPE), u.to(DEVICE, DTYPE), True, seed=seed, path=PATH)
     eager = outputs_and_grads(reference, u.to(DEVICE, torch.float64), False, seed=seed)
@@ -105,17 +105,17 @@ def test_losses_with_odd_gradient_layouts(name: str) -> None:
     """`features.sum()` sends an expanded (stride 0) gradient, `features[:, -1]` a mostly-zero one, and a
     non-contiguous input comes in: all take the Triton path and match eager."""
     torch.manual_seed(5)
-    model = make_fused_model(name, 4, 6, 2, dropout=0.0).to(DEVICE, torch.float64)
+    model = make_kernel_model(name, 4, 6, 2, dropout=0.0).to(DEVICE, torch.float64)
     u = torch.randn(6, 3, 11, dtype=torch.float64, device=DEVICE).permute(1, 2, 0)[..., :4]  # [3, 11, 4], strided
     assert not u.is_contiguous()
     for loss in (lambda f: f.sum(), lambda f: f[:, -1].square().sum()):
         runs = []
-        for fused, dtype in ((True, DTYPE), (False, torch.float64)):
-            model.fused = fused
+        for use_kernel, dtype in ((True, DTYPE), (False, torch.float64)):
+            model.use_kernel = use_kernel
             model.to(dtype).zero_grad()
             leaf = u.detach().to(dtype).requires_grad_(True)
             features = model(leaf)
-            assert model.implementation == (PATH if fused else "eager")
+            assert model.implementation == (PATH if use_kernel else "eager")
             loss(features).backward()
             grads = [leaf.grad, *(p.grad for p in model.parameters())]
             runs.append([t.double() for t in (features.detach(), *grads)])
@@ -125,8 +125,8 @@ def test_losses_with_odd_gradient_layouts(name: str) -> None:
 def test_unicornn_time_chunks_match_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """UnICORNN's Function runs the kernel over chunks of time steps (both passes, states carried
     between launches); with 4-step chunks of a 23-step sequence it matches eager too."""
-    monkeypatch.setattr(fused_unicornn, "CHUNK_ELEMENTS", 3 * 8 * 4)
-    monkeypatch.setattr(fused_unicornn, "GPU_CHUNK_ELEMENTS", 3 * 8 * 4)
+    monkeypatch.setattr(unicornn_kernel, "CHUNK_ELEMENTS", 3 * 8 * 4)
+    monkeypatch.setattr(unicornn_kernel, "GPU_CHUNK_ELEMENTS", 3 * 8 * 4)
     u = torch.randn(3, 23, 2, generator=torch.Generator().manual_seed(7))
     fused, eager = fused_and_eager("unicornn", 2, 8, 2, u, seed=7)
     assert_matches("unicornn", fused, eager)
@@ -138,9 +138,10 @@ def test_autograd_gradcheck_of_the_triton_recurrence(name: str) -> None:
     """The Triton backward against finite differences, independently of the eager path (initial states,
     weights and inputs all random, so every gradient path is exercised)."""
     torch.manual_seed(3)
-    kernel = select.kernel(name, torch.empty(1, dtype=torch.float64))
-    assert kernel.__name__ == f"seqarena.cells.kernels.{name}_cuda"
-    function, args = recurrence_gradcheck_args(name, kernel)
+    chosen = backend.require(name, torch.empty(1, dtype=torch.float64))
+    assert chosen.source == "triton" and chosen.implementation == PATH
+    assert chosen.ops.__name__ == f"seqarena.cells.kernels.{name}.triton"
+    function, args = recurrence_gradcheck_args(name, chosen.ops)
     assert torch.autograd.gradcheck(function, args, fast_mode=True)
 
 
@@ -157,6 +158,6 @@ def test_long_sequence_on_the_gpu(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_float64_on_the_gpu_takes_the_eager_path(name: str) -> None:
     """The Triton kernels are float32 only: a float64 CUDA model says it ran eager."""
-    model = make_fused_model(name, 2, 8, 1).to(DEVICE, torch.float64)
+    model = make_kernel_model(name, 2, 8, 1).to(DEVICE, torch.float64)
     model(torch.randn(2, 5, 2, dtype=torch.float64, device=DEVICE))
     assert model.implementation == "eager"

@@ -1,4 +1,4 @@
-"""Pieces shared by the Triton GPU kernels (`*_cuda.py`): activations, a row-block matrix product, launch sizes.
+"""What the Triton sources (`<kernel>/triton.py`) share: activations, a row-block matrix product, launch sizes.
 
 The BPTT kernels (coRNN, JANET, LEM) are persistent: one program owns `ROWS` batch rows and every
 unit of them, and walks through all time steps, so the recurrent matrix product of a step
@@ -50,7 +50,7 @@ def check_size(like: Tensor, *sizes: int) -> None:
     for size in sizes:
         count *= size
     if count >= 2**31:
-        raise ValueError(f"a fused GPU layer's buffer of shape {list(sizes)} ({count} elements) is too large for "
+        raise ValueError(f"a Triton kernel's buffer of shape {list(sizes)} ({count} elements) is too large for "
                          f"32-bit offsets (input {list(like.shape)}); use shorter sequences or smaller batches")
 
 

@@ -3,11 +3,11 @@
 Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies",
 ICML, PMLR 139:9168-9178, Sec. 2 (symplectic Euler) and Sec. 3 (the backward pass that runs the
 step backwards in time instead of storing the states); the equations are in
-`seqarena.cells.kernels.unicornn`, the CPU kernel is `unicornn_cpu.cpp`. The recurrence is
+`seqarena.cells.kernels.unicornn`, the C++ source is `cpu.cpp`. The recurrence is
 elementwise per unit (`w` is a vector), so every (batch row, unit) is an independent chain: one
 thread per chain, all steps of a time chunk in one launch, as the authors' CUDA kernel does.
 
-`forward` and `backward` take what the CPU extension's do: sequences `[B, K, H]` (a time chunk of a
+`forward` and `backward` take what the C++ source's do: sequences `[B, K, H]` (a time chunk of a
 longer `[B, T, H]`; any strides with a unit last one), states and gradient carries `[B, H]`
 contiguous and updated in place, so `UnICORNNRecurrence`'s chunked, memory-free backward runs on
 either device unchanged. float32 CUDA tensors (any dtype under Triton's interpreter).
@@ -111,7 +111,7 @@ def _grid(batch: int, hidden: int) -> tuple[int]:
 
 def forward(x: Tensor, w: Tensor, delta: Tensor, alpha: float, y: Tensor, z: Tensor, ys: Tensor) -> None:
     """Run the recurrence over x [B, K, H] from the states (y, z) [B, H], which end as the last step's;
-    write y_1..y_K into ys [B, K, H] (as `unicornn_cpu.cpp`'s forward)."""
+    write y_1..y_K into ys [B, K, H] (as `cpu.cpp`'s forward)."""
     batch, steps, hidden = x.shape
     _forward[_grid(batch, hidden)](x, x.stride(0), x.stride(1), w, delta, alpha, y, z, ys, ys.stride(0), ys.stride(1),
                                    batch, steps, H=hidden, BLOCK=UNITS)
@@ -119,7 +119,7 @@ def forward(x: Tensor, w: Tensor, delta: Tensor, alpha: float, y: Tensor, z: Ten
 
 def backward(x: Tensor, gys: Tensor, w: Tensor, delta: Tensor, alpha: float, y: Tensor, z: Tensor, gy: Tensor,
              gz: Tensor, gw: Tensor, gdelta: Tensor) -> Tensor:
-    """The reversible backward pass over x [B, K, H], last step first (as `unicornn_cpu.cpp`'s backward):
+    """The reversible backward pass over x [B, K, H], last step first (as `cpu.cpp`'s backward):
     (y, z) go from the states after step K to those before step 1, (gy, gz) carry the gradients, gw and
     gdelta [B, H] accumulate; returns dL/dx [B, K, H]."""
     batch, steps, hidden = x.shape

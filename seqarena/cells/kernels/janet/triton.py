@@ -2,8 +2,8 @@
 
 van der Westhuizen & Lasenby (2018), "The unreasonable effectiveness of the forget gate",
 arXiv:1804.04849, eq. (8)-(11); the equations of both passes are in `seqarena.cells.kernels.janet`,
-the CPU kernel is `janet_cpu.cpp`. `forward` and `backward` take and return what the CPU
-extension's do (time-major `[T, B, ·]` tensors), so `JANETRecurrence` runs either. Per step, each
+the C++ source is `cpu.cpp`. `forward` and `backward` take and return what the C++
+source's do (time-major `[T, B, ·]` tensors), so `JANETRecurrence` runs either. Per step, each
 program (16 batch rows, every unit) computes `[s_n, k_n] = x_n + U c_{n-1}` with `tl.dot` over the
 state it wrote in the previous step, then the gates and the update; `c` stays in registers.
 float32 CUDA tensors (any dtype under Triton's interpreter).
@@ -80,7 +80,7 @@ def _backward(gys_ptr, sgt, sgb, u_ptr, cs_ptr, f_ptr, g_ptr, h_ptr, gx_ptr, gc_
 
 def forward(x: Tensor, u: Tensor, c0: Tensor, beta: float) -> list[Tensor]:
     """The layer over x [T, B, 2H] (rows contiguous) from c0 [B, H] with U [2H, H]: the states c_0..c_T
-    [T + 1, B, H] and f_n, g_n, h_n [T, B, H] (as `janet_cpu.cpp`)."""
+    [T + 1, B, H] and f_n, g_n, h_n [T, B, H] (as `cpu.cpp`)."""
     steps, batch, hidden = x.shape[0], x.shape[1], x.shape[2] // 2
     check_size(x, steps + 1, batch, 2 * hidden)
     cs = x.new_empty(steps + 1, batch, hidden)

@@ -1,8 +1,8 @@
 """coRNN's time loop on the GPU: persistent Triton kernels, forward and BPTT backward.
 
 Rusch & Mishra (2021), "Coupled Oscillatory Recurrent Neural Network (coRNN)", ICLR, eq. (3); the
-equations of both passes are in `seqarena.cells.kernels.cornn`, the CPU kernel is `cornn_cpu.cpp`.
-`forward` and `backward` take and return what the CPU extension's do (time-major `[T, B, ·]`
+equations of both passes are in `seqarena.cells.kernels.cornn`, the C++ source is `cpu.cpp`.
+`forward` and `backward` take and return what the C++ source's do (time-major `[T, B, ·]`
 tensors), so `CoRNNRecurrence` runs either. Per step, each program (16 batch rows, every unit)
 computes `x_n + R s_{n-1}` with `tl.dot` over the state it wrote in the previous step, then the
 elementwise update; `z`, `y` stay in registers. The gradient of `R` is one matrix product over all
@@ -80,7 +80,7 @@ def _backward(gys_ptr, sgt, sgb, r_ptr, acts_ptr, gx_ptr, gy_ptr, gz_ptr, B, T, 
 def forward(x: Tensor, recurrent: Tensor, y0: Tensor, z0: Tensor, dt: float, gamma: float,
             epsilon: float) -> list[Tensor]:
     """The layer over x [T, B, H] (rows contiguous) from (y0, z0) [B, H]: ys [T, B, H], y_T, z_T, and the
-    saved states s_0..s_T [T + 1, B, 2H] and activations a_n [T, B, H] (as `cornn_cpu.cpp`)."""
+    saved states s_0..s_T [T + 1, B, 2H] and activations a_n [T, B, H] (as `cpu.cpp`)."""
     steps, batch, hidden = x.shape
     check_size(x, steps + 1, batch, 2 * hidden)
     states = x.new_empty(steps + 1, batch, 2 * hidden)

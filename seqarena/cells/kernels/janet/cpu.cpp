@@ -8,7 +8,7 @@
 //   f_n = sigmoid(s_n),  g_n = sigmoid(s_n - beta),  h_n = tanh(k_n)
 //   c_n = f_n * c_{n-1} + (1 - g_n) * h_n
 //
-// The backward pass (equations in seqarena/cells/kernels/janet.py) walks the steps last first,
+// The backward pass (equations in seqarena/cells/kernels/janet/__init__.py) walks the steps last first,
 // reading c_{n-1}, f_n, g_n and h_n as the forward pass saved them.
 //
 // Layout: time-major. The buffers this file allocates are contiguous [T, B, .]: the states c_0..c_T
@@ -26,7 +26,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernel_common.h"
+#include "../cpp_common.h"
 
 namespace {
 

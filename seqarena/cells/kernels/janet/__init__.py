@@ -1,4 +1,7 @@
-"""JANET's time loop as one autograd Function (CPU or GPU): compiled forward, compiled BPTT backward.
+"""JANET's kernel: its time loop as one autograd Function, compiled forward and BPTT backward.
+
+Files: this module (the Function and `janet_layer`), `cpu.cpp` (the C++ source), `triton.py` (the
+Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 van der Westhuizen & Lasenby (2018), "The unreasonable effectiveness of the forget gate",
 arXiv:1804.04849, eq. (8)-(11) (shared/reference/models.md §4). With the projected input
@@ -21,11 +24,11 @@ respect to `c_n` through everything after step n; it starts at `∂L/∂c_T` of 
 `∂L/∂c_0` is `ĝc_0`. The forward pass saves the states `c_0..c_T` (the features `c_1..c_T` are
 returned as a view of that buffer) and `f_n`, `g_n`, `h_n`: O(T·B·H) memory, like the eager unroll.
 Per step the C++ loop does one matrix product into a preallocated buffer and one elementwise pass
-(`janet_cpu.cpp`); the buffers are time-major ([T, B, ·]) so that every step reads and writes
+(`cpu.cpp`); the buffers are time-major ([T, B, ·]) so that every step reads and writes
 contiguous blocks.
 
 Shapes: `[B, T, ·]` in and out (views of time-major memory); float32 or float64 CPU tensors through
-`janet_cpu.cpp`, float32 CUDA tensors through `janet_cuda.py` (`select.kernel` picks).
+`cpu.cpp`, float32 CUDA tensors through `triton.py`.
 """
 
 from __future__ import annotations
@@ -37,40 +40,38 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from seqarena.cells.kernels import select
-from seqarena.cells.kernels.build import time_major
+from seqarena.cells.kernels.backend import time_major
 
 
 class JANETRecurrence(torch.autograd.Function):
-    """`(kernel, x [B, T, 2H], U, c_0, β) -> (c_1..c_T [B, T, H], c_T)`; gradients for x, U and c_0.
+    """`(ops, x [B, T, 2H], U, c_0, β) -> (c_1..c_T [B, T, H], c_T)`; gradients for x, U and c_0.
 
-    `kernel` is `janet_cpu.cpp`'s extension or `janet_cuda` (`select.kernel`)."""
+    `ops` is the chosen backend's module: `cpu.cpp` compiled or `triton.py`."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, kernel: ModuleType, x: Tensor, recurrent: Tensor, c0: Tensor,
+    def forward(ctx: FunctionCtx, ops: ModuleType, x: Tensor, recurrent: Tensor, c0: Tensor,
                 beta: float) -> tuple[Tensor, Tensor]:
-        states, *gates = kernel.forward(time_major(x), recurrent, c0, float(beta))
+        states, *gates = ops.forward(time_major(x), recurrent, c0, float(beta))
         ctx.save_for_backward(recurrent, states, *gates)
-        ctx.kernel = kernel
+        ctx.ops = ops
         return states[1:].transpose(0, 1), states[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_ys: Tensor, g_c: Tensor) -> tuple[Tensor | None, ...]:
         recurrent, states, *gates = ctx.saved_tensors
-        g_x, g_recurrent, g_c0 = ctx.kernel.backward(time_major(g_ys), g_c, recurrent, states, *gates)
+        g_x, g_recurrent, g_c0 = ctx.ops.backward(time_major(g_ys), g_c, recurrent, states, *gates)
         return None, g_x.transpose(0, 1), g_recurrent, g_c0, None
 
 
-def janet_layer(x: Tensor, recurrent: Tensor, beta: float, state: tuple[Tensor] | None = None,
-                kernel: ModuleType | None = None) -> tuple[Tensor, tuple[Tensor]]:
-    """One JANET layer's recurrence through a fused kernel: `x [B, T, 2H] -> (c_1..c_T, (c_T,))`.
+def janet_layer(ops: ModuleType, x: Tensor, recurrent: Tensor, beta: float,
+                state: tuple[Tensor] | None = None) -> tuple[Tensor, tuple[Tensor]]:
+    """One JANET layer's recurrence through `ops`: `x [B, T, 2H] -> (c_1..c_T, (c_T,))`.
 
-    `x` is the projected input `W u_n + b` for all steps (forget chunk, then candidate chunk),
-    `recurrent` is `U` [2H, H], `state` the initial `(c_0,)` (zeros by default), `kernel` the kernel
-    module (default: the one for `x`'s device).
+    `ops` is the chosen backend's module (`backend.choose("janet", x).ops`), `x` the projected input
+    `W u_n + b` for all steps (forget chunk, then candidate chunk), `recurrent` is `U = [U_f; U_c]`
+    [2H, H], `state` the initial `(c_0,)` (zeros by default).
     """
     c0 = x.new_zeros(x.shape[0], recurrent.shape[1]) if state is None else state[0]
-    kernel = kernel or select.kernel("janet", x)
-    ys, c = JANETRecurrence.apply(kernel, x, recurrent, c0, beta)
+    ys, c = JANETRecurrence.apply(ops, x, recurrent, c0, beta)
     return ys, (c,)

@@ -1,6 +1,6 @@
-// Helpers shared by the BPTT kernels (cornn_cpu.cpp, janet_cpu.cpp, lem_cpu.cpp): argument checks,
-// the parallel grain over batch rows, and the allocation of the large per-sequence buffers.
-// build.py hashes this header into every kernel's cache key.
+// Helpers shared by the C++ sources of the BPTT kernels (cornn/cpu.cpp, janet/cpu.cpp, lem/cpu.cpp): argument
+// checks, the parallel grain over batch rows, and the allocation of the large per-sequence buffers.
+// cpp_build.py hashes this header into the cache key of every source that includes it.
 #pragma once
 
 #include <torch/extension.h>

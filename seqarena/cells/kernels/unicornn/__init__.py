@@ -1,4 +1,7 @@
-"""UnICORNN's layer as one autograd Function (CPU or GPU): projection, time loop, reversible backward.
+"""UnICORNN's kernel: its layer as one autograd Function, projection, time loop and reversible backward.
+
+Files: this module (the Function and `unicornn_layer`), `cpu.cpp` (the C++ source), `triton.py` (the
+Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies", ICML,
 PMLR 139:9168-9178. The recurrence (paper Sec. 2, shared/reference/models.md §6) is
@@ -18,12 +21,12 @@ do not grow with T either: the recurrence's memory is O(B·H), against the eager
 O(T·B·H) of saved per-step activations. A layer with at most `SMALL_INPUT` input features (the
 first layer of a model on the adding problem, sMNIST, psMNIST, noisy CIFAR) skips even those on the
 CPU: the kernel computes `x_n` from `u_n` step by step and accumulates `∂L/∂V`, `∂L/∂b`, `∂L/∂u`
-itself (`forward_small`, `backward_small` in `unicornn_cpu.cpp`), which halves the CPU time of a
+itself (`forward_small`, `backward_small` in `cpu.cpp`), which halves the CPU time of a
 training step at batch 64, hidden 128, T = 1000 (it was bound by the memory traffic of `x` and
 `∂L/∂x`; benchmarks/RESULTS.md).
 
 Shapes: `[B, T, ·]` (batch first, as `project_inputs`); float32 or float64 CPU tensors through
-`unicornn_cpu.cpp`, float32 CUDA tensors through `unicornn_cuda.py` (`select.kernel` picks).
+`cpu.cpp`, float32 CUDA tensors through `triton.py`.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
-
-from seqarena.cells.kernels import select
 
 #: Elements (B · steps · H) of one time chunk on the CPU: 2^20 (4 MiB in float32).
 CHUNK_ELEMENTS = 1 << 20
@@ -51,9 +52,9 @@ GPU_CHUNK_ELEMENTS = 1 << 24
 SMALL_INPUT = 8
 
 
-def small_input(kernel: ModuleType, u: Tensor) -> bool:
-    """Whether `u` goes through the kernel's small-input entry points (the CPU kernel, d <= SMALL_INPUT)."""
-    return u.shape[2] <= SMALL_INPUT and hasattr(kernel, "forward_small")
+def small_input(ops: ModuleType, u: Tensor) -> bool:
+    """Whether `u` goes through the small-input entry points of `ops` (the C++ source has them), d <= SMALL_INPUT."""
+    return u.shape[2] <= SMALL_INPUT and hasattr(ops, "forward_small")
 
 
 def chunk_steps(batch: int, hidden: int, cuda: bool = False) -> int:
@@ -66,27 +67,27 @@ def _chunks(steps: int, size: int) -> list[tuple[int, int]]:
 
 
 class UnICORNNRecurrence(torch.autograd.Function):
-    """`(kernel, u, V, b, w, δ, y_0, z_0, α) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for all tensors.
+    """`(ops, u, V, b, w, δ, y_0, z_0, α) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for all tensors.
 
-    `kernel` is `unicornn_cpu.cpp`'s extension or `unicornn_cuda` (`select.kernel`)."""
+    `ops` is the chosen backend's module: `cpu.cpp` compiled or `triton.py`."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, kernel: ModuleType, u: Tensor, weight: Tensor, bias: Tensor, w: Tensor,
+    def forward(ctx: FunctionCtx, ops: ModuleType, u: Tensor, weight: Tensor, bias: Tensor, w: Tensor,
                 delta: Tensor, y0: Tensor, z0: Tensor, alpha: float) -> tuple[Tensor, Tensor, Tensor]:
         batch, steps, _ = u.shape
         hidden = weight.shape[0]
         w, delta = w.contiguous(), delta.contiguous()
         y, z = y0.detach().contiguous().clone(), z0.detach().contiguous().clone()
         ys = u.new_empty(batch, steps, hidden)
-        if small_input(kernel, u):
+        if small_input(ops, u):
             u = u.contiguous()
-            kernel.forward_small(u, weight.t().contiguous(), bias.contiguous(), w, delta, alpha, y, z, ys)
+            ops.forward_small(u, weight.t().contiguous(), bias.contiguous(), w, delta, alpha, y, z, ys)
         else:
             for start, stop in _chunks(steps, chunk_steps(batch, hidden, u.is_cuda)):
                 x = F.linear(u[:, start:stop], weight, bias).contiguous()
-                kernel.forward(x, w, delta, alpha, y, z, ys[:, start:stop])
+                ops.forward(x, w, delta, alpha, y, z, ys[:, start:stop])
         ctx.save_for_backward(u, weight, bias, w, delta, y, z)
-        ctx.kernel, ctx.alpha = kernel, alpha
+        ctx.ops, ctx.alpha = ops, alpha
         return ys, y, z
 
     @staticmethod
@@ -99,9 +100,9 @@ class UnICORNNRecurrence(torch.autograd.Function):
         gy, gz = g_y.contiguous().clone(), g_z.contiguous().clone()
         g_w, g_delta = y.new_zeros(batch, hidden), y.new_zeros(batch, hidden)
         g_ys = g_ys.contiguous()
-        if small_input(ctx.kernel, u):
+        if small_input(ctx.ops, u):
             g_vt, g_b = y.new_zeros(batch, u.shape[2], hidden), y.new_zeros(batch, hidden)
-            g_u = ctx.kernel.backward_small(u, g_ys, weight.t().contiguous(), bias.contiguous(), w, delta, ctx.alpha,
+            g_u = ctx.ops.backward_small(u, g_ys, weight.t().contiguous(), bias.contiguous(), w, delta, ctx.alpha,
                                             y, z, gy, gz, g_w, g_delta, g_vt, g_b).sum(1)
             return None, g_u, g_vt.sum(0).t(), g_b.sum(0), g_w.sum(0), g_delta.sum(0), gy, gz, None
         g_u = torch.empty_like(u) if ctx.needs_input_grad[1] else None
@@ -109,7 +110,7 @@ class UnICORNNRecurrence(torch.autograd.Function):
         for start, stop in reversed(_chunks(steps, chunk_steps(batch, hidden, u.is_cuda))):
             u_chunk = u[:, start:stop]
             x = F.linear(u_chunk, weight, bias).contiguous()
-            g_x = ctx.kernel.backward(x, g_ys[:, start:stop], w, delta, ctx.alpha, y, z, gy, gz, g_w, g_delta)
+            g_x = ctx.ops.backward(x, g_ys[:, start:stop], w, delta, ctx.alpha, y, z, gy, gz, g_w, g_delta)
             _project_back(g_x, u_chunk, weight, g_weight, g_bias)
             if g_u is not None:
                 g_u[:, start:stop] = g_x @ weight
@@ -123,18 +124,16 @@ def _project_back(g_x: Tensor, u_chunk: Tensor, weight: Tensor, g_weight: Tensor
     g_bias.add_(flat.sum(0))
 
 
-def unicornn_layer(u: Tensor, weight: Tensor, bias: Tensor, w: Tensor, delta: Tensor, alpha: float,
-                   state: tuple[Tensor, Tensor] | None = None,
-                   kernel: ModuleType | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """One UnICORNN layer through a fused kernel: `u [B, T, d] -> (y_1..y_T [B, T, H], (y_T, z_T))`.
+def unicornn_layer(ops: ModuleType, u: Tensor, weight: Tensor, bias: Tensor, w: Tensor, delta: Tensor, alpha: float,
+                   state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One UnICORNN layer through `ops`: `u [B, T, d] -> (y_1..y_T [B, T, H], (y_T, z_T))`.
 
-    `weight` [H, d] and `bias` [H] are `V` and `b`, `delta` [H] is `Δt · σ(c)` (its gradient reaches
-    `c` through autograd), `state` the initial `(y_0, z_0)` (zeros by default), `kernel` the kernel
-    module (default: the one for `u`'s device).
+    `ops` is the chosen backend's module (`backend.choose("unicornn", u).ops`), `weight` [H, d] and
+    `bias` [H] are `V` and `b`, `w` [H] the diagonal recurrent weight, `delta` [H] is `Δt · σ(c)` (its
+    gradient reaches `c` through autograd), `state` the initial `(y_0, z_0)` (zeros by default).
     """
     if state is None:
         zeros = u.new_zeros(u.shape[0], weight.shape[0])
         state = (zeros, zeros)
-    kernel = kernel or select.kernel("unicornn", u)
-    ys, y, z = UnICORNNRecurrence.apply(kernel, u, weight, bias, w, delta, state[0], state[1], float(alpha))
+    ys, y, z = UnICORNNRecurrence.apply(ops, u, weight, bias, w, delta, state[0], state[1], float(alpha))
     return ys, (y, z)

@@ -1,4 +1,7 @@
-"""coRNN's time loop as one autograd Function (CPU or GPU): compiled forward, compiled BPTT backward.
+"""coRNN's kernel: its time loop as one autograd Function, compiled forward and BPTT backward.
+
+Files: this module (the Function and `cornn_layer`), `cpu.cpp` (the C++ source), `triton.py` (the
+Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 Rusch & Mishra (2021), "Coupled Oscillatory Recurrent Neural Network (coRNN)", ICLR, eq. (3) as in
 the official code (shared/reference/models.md §5). With the projected input `x_n = V u_n + b`
@@ -22,11 +25,11 @@ of the loss with respect to `y_n`, `z_n` through everything after step n; they s
 `∂L/∂(y_0, z_0)` are `ĝy_0`, `ĝz_0`. The forward pass saves what the backward reads: the states
 `s_0..s_T` [T + 1, B, 2H] and the activations `a_n` [T, B, H] (O(T·B·H) memory, like the eager
 unroll; unlike UnICORNN's, the step is not invertible). Per step the C++ loop does one matrix
-product into a preallocated buffer and one elementwise pass (`cornn_cpu.cpp`); the buffers are
+product into a preallocated buffer and one elementwise pass (`cpu.cpp`); the buffers are
 time-major ([T, B, ·]) so that every step reads and writes contiguous blocks.
 
 Shapes: `[B, T, ·]` in and out (views of time-major memory); float32 or float64 CPU tensors through
-`cornn_cpu.cpp`, float32 CUDA tensors through `cornn_cuda.py` (`select.kernel` picks).
+`cpu.cpp`, float32 CUDA tensors through `triton.py`.
 """
 
 from __future__ import annotations
@@ -38,45 +41,42 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from seqarena.cells.kernels import select
-from seqarena.cells.kernels.build import time_major
+from seqarena.cells.kernels.backend import time_major
 
 
 class CoRNNRecurrence(torch.autograd.Function):
-    """`(kernel, x, R, y_0, z_0, Δt, γ, ε) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for x, R, y_0, z_0.
+    """`(ops, x, R, y_0, z_0, Δt, γ, ε) -> (y_1..y_T [B, T, H], y_T, z_T)`; gradients for x, R, y_0, z_0.
 
-    `kernel` is `cornn_cpu.cpp`'s extension or `cornn_cuda` (`select.kernel`)."""
+    `ops` is the chosen backend's module: `cpu.cpp` compiled or `triton.py`."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, kernel: ModuleType, x: Tensor, recurrent: Tensor, y0: Tensor, z0: Tensor,
+    def forward(ctx: FunctionCtx, ops: ModuleType, x: Tensor, recurrent: Tensor, y0: Tensor, z0: Tensor,
                 dt: float, gamma: float, epsilon: float) -> tuple[Tensor, Tensor, Tensor]:
         hparams = (float(dt), float(gamma), float(epsilon))
-        ys, y, z, states, acts = kernel.forward(time_major(x), recurrent, y0, z0, *hparams)
+        ys, y, z, states, acts = ops.forward(time_major(x), recurrent, y0, z0, *hparams)
         ctx.save_for_backward(recurrent, states, acts)
-        ctx.kernel, ctx.hparams = kernel, hparams
+        ctx.ops, ctx.hparams = ops, hparams
         return ys.transpose(0, 1), y, z
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_ys: Tensor, g_y: Tensor, g_z: Tensor) -> tuple[Tensor | None, ...]:
         recurrent, states, acts = ctx.saved_tensors
-        g_x, g_recurrent, g_y0, g_z0 = ctx.kernel.backward(
+        g_x, g_recurrent, g_y0, g_z0 = ctx.ops.backward(
             time_major(g_ys), g_y, g_z, recurrent, states, acts, *ctx.hparams)
         return None, g_x.transpose(0, 1), g_recurrent, g_y0, g_z0, None, None, None
 
 
-def cornn_layer(x: Tensor, recurrent: Tensor, dt: float, gamma: float, epsilon: float,
-                state: tuple[Tensor, Tensor] | None = None,
-                kernel: ModuleType | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """One coRNN layer's recurrence through a fused kernel: `x [B, T, H] -> (y_1..y_T, (y_T, z_T))`.
+def cornn_layer(ops: ModuleType, x: Tensor, recurrent: Tensor, dt: float, gamma: float, epsilon: float,
+                state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One coRNN layer's recurrence through `ops`: `x [B, T, H] -> (y_1..y_T, (y_T, z_T))`.
 
-    `x` is the projected input `V u_n + b` for all steps, `recurrent` the block `[𝒲 | W]` [H, 2H]
-    acting on `[z, y]`, `state` the initial `(y_0, z_0)` (zeros by default), `kernel` the kernel
-    module (default: the one for `x`'s device).
+    `ops` is the chosen backend's module (`backend.choose("cornn", x).ops`), `x` the projected input
+    `V u_n + b` for all steps, `recurrent` the block `[𝒲 | W]` [H, 2H] acting on `[z, y]`, `state` the
+    initial `(y_0, z_0)` (zeros by default).
     """
     if state is None:
         zeros = x.new_zeros(x.shape[0], x.shape[2])
         state = (zeros, zeros)
-    kernel = kernel or select.kernel("cornn", x)
-    ys, y, z = CoRNNRecurrence.apply(kernel, x, recurrent, state[0], state[1], dt, gamma, epsilon)
+    ys, y, z = CoRNNRecurrence.apply(ops, x, recurrent, state[0], state[1], dt, gamma, epsilon)
     return ys, (y, z)

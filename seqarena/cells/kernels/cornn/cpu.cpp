@@ -8,7 +8,7 @@
 //   z_n = z_{n-1} + dt * (a_n - gamma * y_{n-1} - epsilon * z_{n-1})
 //   y_n = y_{n-1} + dt * z_n
 //
-// The backward pass (equations in seqarena/cells/kernels/cornn.py) walks the steps last first,
+// The backward pass (equations in seqarena/cells/kernels/cornn/__init__.py) walks the steps last first,
 // reading the states s_{n-1} and the activations a_n the forward pass saved.
 //
 // Layout: time-major. The buffers this file allocates are contiguous [T, B, .] (states
@@ -25,7 +25,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernel_common.h"
+#include "../cpp_common.h"
 
 namespace {
 
