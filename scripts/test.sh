@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run the linter and the whole test suite (tests read ../shared/data, never the network).
+# Set up, then run the linter and the whole test suite (tests read tests/data, never the network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -1,7 +1,8 @@
-"""Shared fixtures: the real data in ../shared/data, an isolated SEQARENA_DATA, no network."""
+"""Shared fixtures: the small real datasets in tests/data, an isolated SEQARENA_DATA, no network."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -10,11 +11,25 @@ from pathlib import Path
 import pytest
 
 from seqarena import cli
+from seqarena.tasks import mnist
 
 CliResult = tuple[int, str, str]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SEQARENA_TEST_DATA", REPO.parent / "shared" / "data"))
+#: The small real datasets the suite reads, in the repository (tests/data/README.md).
+TEST_DATA = REPO / "tests" / "data"
+#: Content sha256 of the MNIST subset in tests/data/mnist (the first 4 000 training and 1 000 test
+#: images of the official files; tests/data/README.md), which the fixtures pin in place of the full
+#: files' digests in `seqarena.tasks.mnist.FILES`.
+MNIST_SUBSET_SHA256 = {
+    "train_images": "b3358b9a61a251a81c68ae570ea2d92d118ac42c2c0af55cc2f275960da94cc4",
+    "train_labels": "2f27f08fa71eec1104defc563b61fcb2d9269d71a38c1898c9e4b6ce4f255449",
+    "test_images": "de7c252b04f05e1f8309634180ccdf286dc6dbac8c579b74e76e02ae0331ca52",
+    "test_labels": "832c0d20f0dc42e575488c75a83a970787d4c8d4d05831b2ef03701b4a478a90",
+}
+#: Optional folder holding full datasets (`mnist/` with the four official files), for the tests of
+#: numbers only the full data has; without it those tests are skipped.
+FULL_DATA = os.environ.get("SEQARENA_FULL_DATA")
 
 
 @pytest.fixture(autouse=True)
@@ -24,12 +39,23 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """`SEQARENA_DATA` pointing at the real MNIST copy in ../shared/data (read-only)."""
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.fail(f"the shared test data is missing: {SHARED_DATA}/mnist (see shared/data/README.md)")
-    monkeypatch.setenv("SEQARENA_DATA", str(SHARED_DATA))
-    return SHARED_DATA
+def small_data(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`SEQARENA_DATA` pointing at tests/data (read-only), its MNIST subset's digests pinned."""
+    for key, digest in MNIST_SUBSET_SHA256.items():
+        monkeypatch.setitem(mnist.FILES, key, dataclasses.replace(mnist.FILES[key], sha256=digest))
+    monkeypatch.setenv("SEQARENA_DATA", str(TEST_DATA))
+    return TEST_DATA
+
+
+@pytest.fixture
+def full_mnist(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`SEQARENA_DATA` pointing at `$SEQARENA_FULL_DATA`, whose `mnist/` holds the four official
+    files (verified against their pinned digests when read); skipped when it is not there."""
+    if not FULL_DATA or not (Path(FULL_DATA) / "mnist").is_dir():
+        pytest.skip("needs the full MNIST: set SEQARENA_FULL_DATA to a folder holding mnist/ "
+                    "(the four official *-ubyte.gz files)")
+    monkeypatch.setenv("SEQARENA_DATA", FULL_DATA)
+    return Path(FULL_DATA)
 
 
 @pytest.fixture

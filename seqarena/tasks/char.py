@@ -66,7 +66,7 @@ PTB_MIRRORS = (
     "https://raw.githubusercontent.com/tomsercu/lstm/master/data/",
 )
 #: TO BE VERIFIED. No copy of the PTB character files was reachable when this module was written
-#: (no network, no package ships them; shared/data/README.md), so their sha256 could not be
+#: (no network, and no package ships them), so their sha256 could not be
 #: computed, and we refuse to pin numbers we did not check. Until real digests replace these
 #: all-zero placeholders, every download is refused (data.py keeps nothing whose content hash
 #: differs) and the refusal prints the digest of what the mirror delivered. To pin them: download

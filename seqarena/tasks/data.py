@@ -7,7 +7,7 @@ only then renamed into place, so a failed or corrupt download leaves nothing beh
 `SEQARENA_OFFLINE=1` a missing file is an error instead of a download.
 
 Checksums are of the *content*: for a `.gz` file, of its decompressed bytes. Two gzip files of
-the same data differ in their headers (the MNIST copy in `shared/data` was recompressed), but
+the same data differ in their headers (e.g. an archive recompressed with `gzip -9 -n`), but
 their content hashes agree.
 """
 

@@ -1,7 +1,7 @@
 """MNIST on disk (LeCun, Cortes & Burges): the IDX files, their checksums and the standard split.
 
 Shared by `smnist` and `psmnist`. The four files are the canonical `*-ubyte.gz` names; their
-checksums are of the decompressed IDX content (shared/data/README.md), so the original archives
+checksums are of the decompressed IDX content, so the original archives
 and recompressed copies both verify. Split as in the coRNN, UnICORNN and LEM scripts
 (shared/reference/tasks.md §3): the 60 000 training images become 57 000 train / 3 000 validation
 (a fixed seeded split), the official 10 000 test images are the test set.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqarena.errors import DataError
+from seqarena.errors import BadInput, DataError
 from seqarena.tasks.data import RemoteFile, ensure
 
 MIRRORS = (
@@ -65,7 +65,9 @@ def mnist_folder(root: Path | None = None) -> Path:
     return ensure("mnist", list(FILES.values()), MIRRORS, root)
 
 
-def split_train(n_val: int, split_seed: int, total: int = 60_000) -> tuple[Tensor, Tensor]:
-    """Indices of the train and validation parts of the 60 000 training images."""
+def split_train(n_val: int, split_seed: int, total: int) -> tuple[Tensor, Tensor]:
+    """Indices of the train and validation parts of the `total` training images (60 000 in MNIST)."""
+    if n_val >= total:
+        raise BadInput("option.n_val", n_val, f"fewer than the {total} training images")
     order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
     return order[n_val:], order[:n_val]

@@ -42,7 +42,8 @@ class SequentialMNIST(Task):
         self.seq_len = self.length = mnist.PIXELS
         self.input_size, self.output_size = 1, 10
         self.arrays = mnist.load(mnist.mnist_folder(options.data_dir))
-        self.train_index, self.val_index = mnist.split_train(options.n_val, options.split_seed)
+        self.train_index, self.val_index = mnist.split_train(
+            options.n_val, options.split_seed, total=len(self.arrays["train_labels"]))
         test_labels = self.arrays["test_labels"][: options.n_test]
         self.baseline = float(test_labels.bincount(minlength=10).max()) / len(test_labels)
 

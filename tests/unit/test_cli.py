@@ -78,11 +78,11 @@ def test_missing_mnist_offline_is_refused(tmp_path: Path, run_cli, monkeypatch: 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_mnist_is_refused(tmp_path: Path, shared_data: Path, run_cli,
+def test_corrupt_mnist_is_refused(tmp_path: Path, small_data: Path, run_cli,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "mnist"
     folder.mkdir()
-    for source in (shared_data / "mnist").iterdir():
+    for source in (small_data / "mnist").iterdir():
         (folder / source.name).write_bytes(source.read_bytes())
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
     monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))

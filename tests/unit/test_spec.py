@@ -30,7 +30,7 @@ from seqarena.platform.spec import (
     search_space,
 )
 from seqarena.tasks import imdb
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 #: Every spec file a user can run: the examples and the demo that `seqarena demo` runs.
@@ -68,7 +68,7 @@ def test_there_are_the_examples_of_every_study() -> None:
 @pytest.mark.filterwarnings("ignore:The inplace keyword")  # wfdb 4.3 on pandas 3
 @pytest.mark.parametrize("path", [path for path in EXAMPLES if path.read_text().startswith("# Reproduction")],
                          ids=lambda path: path.stem)
-def test_a_reproduction_searches_only_what_its_header_says(path: Path, shared_data: Path, tmp_path: Path,
+def test_a_reproduction_searches_only_what_its_header_says(path: Path, small_data: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A reproduction runs the authors' settings: every arm searches nothing, except a grid that the
     header names (char PTB's learning rates of the LSTM and GRU, whose settings the table does not give)."""
@@ -82,9 +82,9 @@ def test_a_reproduction_searches_only_what_its_header_says(path: Path, shared_da
 
 def offline_task_options(task: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any] | None:
     """Options pointing `task` at small files in its dataset's own format, for the tasks whose real
-    data is not in ../shared/data (its README says why); None for the tasks whose data is there."""
+    data is not in tests/data (its README says why); None for the tasks whose data is there."""
     if task == "char":
-        return {"corpus": "path", "path": str(SHARED_DATA / "canterbury_text" / "alice29.txt")}
+        return {"corpus": "path", "path": str(TEST_DATA / "canterbury_text" / "alice29.txt")}
     if task == "ecg":
         from tests.unit.test_task_ecg import _real_mv, _write
 
@@ -114,7 +114,7 @@ def load_example(path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> S
 
 @pytest.mark.filterwarnings("ignore:The inplace keyword")  # wfdb 4.3 on pandas 3
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda path: path.stem)
-def test_every_example_validates_with_its_documented_trial_count(path: Path, shared_data: Path, tmp_path: Path,
+def test_every_example_validates_with_its_documented_trial_count(path: Path, small_data: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     spec = load_example(path, tmp_path, monkeypatch)
     documented = re.search(r"^# Trials:.*= (\d+)\.$", path.read_text(), re.MULTILINE)

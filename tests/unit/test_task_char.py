@@ -1,4 +1,4 @@
-"""The `char` task on real public-domain texts (shared/data/canterbury_text): windows, splits,
+"""The `char` task on real public-domain texts (tests/data/canterbury_text): windows, splits,
 bits per character against independently computed unigram figures, sampling, options, PTB files."""
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from seqarena.errors import BadInput, DataError
 from seqarena.tasks import char
 from seqarena.tasks.base import parse_options
 from seqarena.tasks.char import CharLM, CharOptions, sample_text
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 from tests.helpers import assert_stream_resumes, recorded_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TEXTS = SHARED_DATA / "canterbury_text"
+TEXTS = TEST_DATA / "canterbury_text"
 ALICE = TEXTS / "alice29.txt"  # CRLF; one character of its test split never occurs in training
 AS_YOU_LIKE_IT = TEXTS / "asyoulik.txt"  # LF; every test character occurs in training
 
@@ -364,7 +364,7 @@ def test_sample_command_generates_text_from_a_trained_run(tmp_path: Path, monkey
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    book = str(SHARED_DATA / "canterbury_text" / "alice29.txt")
+    book = str(TEST_DATA / "canterbury_text" / "alice29.txt")
     run_id = recorded_run(tmp_path, {"model": "gru", "task": "char", "seq_len": 40,
                                      "task_options": {"corpus": "path", "path": book, "n_val": 8, "n_test": 8},
                                      "hparams": {"hidden_size": 16, "batch_size": 8}, "steps": 10, "eval_every": 5})

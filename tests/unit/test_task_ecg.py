@@ -1,6 +1,6 @@
-"""The `ecg` task on WFDB records written here from the real MIT-BIH record 208 excerpt in shared/data.
+"""The `ecg` task on WFDB records written here from the real MIT-BIH record 208 excerpt in tests/data.
 
-shared/data/ecg_mitbih208 holds 5 minutes of lead MLII of record 208 (raw ADC, 360 Hz) without
+tests/data/ecg_mitbih208 holds 5 minutes of lead MLII of record 208 (raw ADC, 360 Hz) without
 annotations. The tests write it as WFDB records with `wfdb.wrsamp`, place beat annotations at R
 peaks found by a simple peak detector, label them with a fixed cycle of MIT-BIH beat symbols that
 covers all five AAMI classes, add non-beat annotations between beats (`wfdb.wrann`), and check the
@@ -28,6 +28,7 @@ from seqarena.tasks import ecg
 from seqarena.tasks.base import parse_options
 from seqarena.tasks.data import DownloadError
 from seqarena.tasks.ecg import ECGOptions, HeartbeatECG
+from tests.conftest import TEST_DATA
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # wfdb 4.3 uses pandas APIs deprecated in pandas 3
@@ -35,7 +36,7 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:DeprecationWarning")
 
-SHARED_ECG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ecg_mitbih208" / "ecg.dat"
+ECG_EXCERPT = TEST_DATA / "ecg_mitbih208" / "ecg.dat"
 FS = 360
 # The AAMI EC57 classes, written out again here so that the test does not read the module's table.
 EXPECTED_CLASS = {"N": 0, "L": 0, "R": 0, "e": 0, "j": 0, "A": 1, "a": 1, "J": 1, "S": 1,
@@ -60,10 +61,8 @@ class Written:
 
 
 def _real_mv() -> np.ndarray:
-    """Record 208, lead MLII, in mV, read as shared/data/README.md says."""
-    if not SHARED_ECG.exists():
-        pytest.fail(f"the shared test data is missing: {SHARED_ECG} (see shared/data/README.md)")
-    raw = np.load(SHARED_ECG, allow_pickle=False)["ecg"].astype(np.int64)
+    """Record 208, lead MLII, in mV, read as tests/data/README.md says."""
+    raw = np.load(ECG_EXCERPT, allow_pickle=False)["ecg"].astype(np.int64)
     return (raw - 1024) / 200.0
 
 

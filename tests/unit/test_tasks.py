@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from seqarena import tasks
+from seqarena.tasks import mnist
 from seqarena.tasks.adding import adding_batch
 from seqarena.tasks.copy import copy_batch
 from seqarena.tasks.psmnist import permutation
+from tests.conftest import TEST_DATA
 from tests.helpers import assert_stream_resumes
 
 
@@ -88,24 +90,40 @@ def test_published_copy_baseline_at_t_1000() -> None:
     assert tasks.build("copy", 1000).baseline == pytest.approx(0.020387, abs=1e-6)
 
 
-def test_smnist_batches_have_the_right_shapes_labels_and_pixels(shared_data: Path) -> None:
-    task = tasks.build("smnist", 784, n_val=3000)
+def test_smnist_batches_have_the_right_shapes_labels_and_pixels(small_data: Path) -> None:
+    task = tasks.build("smnist", 784, n_val=1000)
     x, y = task.train_stream(0).next(64)
     assert x.shape == (64, 784, 1) and x.dtype == torch.float32 and y.shape == (64,)
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and float(x.max()) > 0.99
     assert set(y.tolist()) <= set(range(10))
     val_x, _val_y = task.eval_set("val")
     test_x, test_y = task.eval_set("test")
-    assert val_x.shape == (3000, 784, 1) and test_x.shape == (10_000, 784, 1)
-    assert test_y.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    assert task.baseline == pytest.approx(0.1135)
-    # mean pixel of the official test set (shared/data/README.md): 33.7912 / 255
-    assert float(test_x.mean()) == pytest.approx(33.7912 / 255, abs=1e-4)
-    assert len(task.train_index) == 57_000
+    assert val_x.shape == (1000, 784, 1) and test_x.shape == (1000, 784, 1)
+    # class counts and mean pixel of the first 1 000 official test images (tests/data/README.md)
+    assert test_y.bincount().tolist() == [85, 126, 116, 107, 110, 87, 87, 99, 89, 94]
+    assert task.baseline == pytest.approx(0.126)
+    assert float(test_x.mean()) == pytest.approx(31.1775 / 255, abs=1e-4)
+    assert len(task.train_index) == 3000
     assert not set(task.train_index.tolist()) & set(task.val_index.tolist())
 
 
-def test_psmnist_permutation_is_a_fixed_seeded_permutation(shared_data: Path) -> None:
+def test_smnist_on_the_full_mnist_has_the_published_split_and_counts(full_mnist: Path) -> None:
+    task = tasks.build("smnist", 784)
+    val_x, _val_y = task.eval_set("val")
+    test_x, test_y = task.eval_set("test")
+    assert val_x.shape == (3000, 784, 1) and test_x.shape == (10_000, 784, 1)
+    assert test_y.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert task.baseline == pytest.approx(0.1135)
+    assert float(test_x.mean()) == pytest.approx(33.7912 / 255, abs=1e-4)  # LeCun's test set
+    assert len(task.train_index) == 57_000
+    # the subset in tests/data is the first images of these files
+    subset = mnist.load(TEST_DATA / "mnist")
+    for key, array in subset.items():
+        assert torch.equal(array, task.arrays[key][: len(array)])
+    assert [len(subset[key]) for key in ("train_images", "test_labels")] == [4000, 1000]
+
+
+def test_psmnist_permutation_is_a_fixed_seeded_permutation(small_data: Path) -> None:
     perm = permutation(5544)
     assert sorted(perm.tolist()) == list(range(784))
     assert torch.equal(perm, torch.randperm(784, generator=torch.Generator().manual_seed(5544)))
@@ -116,7 +134,7 @@ def test_psmnist_permutation_is_a_fixed_seeded_permutation(shared_data: Path) ->
     assert not torch.equal(permuted.eval_set("test")[0], plain.eval_set("test")[0])
 
 
-def test_training_streams_resume_exactly_from_their_state(shared_data: Path) -> None:
+def test_training_streams_resume_exactly_from_their_state(small_data: Path) -> None:
     for task in (tasks.build("adding", 20), tasks.build("smnist", 784, n_test=10)):
         assert_stream_resumes(task, seed=5, batch_size=16)
 
@@ -130,11 +148,12 @@ def test_training_streams_resume_exactly_from_their_state(shared_data: Path) -> 
         ("adding", 10, {"n_val": 0}, "option.n_val"),
         ("copy", 10, {"colour": 1}, "option.colour"),
         ("smnist", 100, {}, "seq_len"),
+        ("smnist", 784, {"n_val": 4000}, "option.n_val"),
         ("sorting", 10, {}, "task"),
     ],
 )
 def test_bad_task_input_names_the_field(name: str, seq_len: int, options: dict, field: str,
-                                        shared_data: Path) -> None:
+                                        small_data: Path) -> None:
     with pytest.raises(ValueError, match=rf"^{field}: got") as error:
         tasks.build(name, seq_len, **options)
     assert "allowed" in str(error.value)

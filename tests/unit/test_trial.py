@@ -130,7 +130,7 @@ def test_a_recurrent_model_learns_the_adding_problem() -> None:
 
 
 @pytest.mark.slow
-def test_a_small_model_beats_chance_on_smnist(shared_data: Path) -> None:
+def test_a_small_model_beats_chance_on_smnist(small_data: Path) -> None:
     config = make_config(model="tcn", task="smnist", seq_len=784, steps=200, eval_every=100, seed=0,
                          hparams={"hidden_size": 16, "num_layers": 7, "kernel_size": 7, "dropout": 0.0,
                                   "batch_size": 32},
