@@ -18,7 +18,7 @@ LEM_ADDING_LOG = ("LEM leaves the 0.167 plateau after ≈ 1 700 steps at T = 200
 LSTM_TCN_TABLE = "fails at T = 600: 0.164 (TCN paper, Table 1) [paper]"
 CORNN_FIG1 = "solves T = 500 (MSE → ≈ 0, coRNN Fig. 1; up to 60 000 steps) [paper]"
 
-#: Row name -> what the papers report for it (shared/reference/results.md), as text.
+#: Row name -> what the papers report for it (docs/reference/results.md), as text.
 PUBLISHED = {
     "adding500_lem": LEM_ADDING_LOG,
     "adding500_lem_4000": LEM_ADDING_LOG,

@@ -36,7 +36,7 @@ from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.cornn import cornn_layer
 
 #: The ODE and its IMEX discretisation as LaTeX display lines (one `st.latex` block each;
-#: shared/reference/models.md §5). The y update uses the new z_n.
+#: docs/reference/models.md §5). The y update uses the new z_n.
 EQUATIONS: tuple[str, ...] = (
     r"y'' = \tanh\left(W y + \mathcal{W} y' + V u + b\right) - \gamma y - \epsilon y'",
     r"\begin{aligned}"

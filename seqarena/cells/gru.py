@@ -7,7 +7,7 @@
 
 `r` multiplies `W_hn h + b_hn` including its bias, as torch and cuDNN do (Cho et al. apply r to
 h before the matrix product). Parameters: `3m(d + m) + 6m` per layer. Reference numbers: TCN
-paper (Bai et al. 2018) Table 1, e.g. adding T=600 MSE 5.3e-5 (shared/reference/results.md).
+paper (Bai et al. 2018) Table 1, e.g. adding T=600 MSE 5.3e-5 (docs/reference/results.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from seqarena.cells import space as sp
 from seqarena.cells.base import State
 from seqarena.cells.torch_rnn import TorchRecurrent
 
-#: The gates and update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §3).
+#: The gates and update as LaTeX display lines (one `st.latex` block each; docs/reference/models.md §3).
 #: The candidate (torch's gate `n`) is written h̃_n because n is the step index.
 EQUATIONS: tuple[str, ...] = (
     r"\begin{aligned}"

@@ -36,7 +36,7 @@ from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.janet import janet_layer
 from seqarena.cells.lstm import chrono_bias
 
-#: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §4).
+#: The update as LaTeX display lines (one `st.latex` block each; docs/reference/models.md §4).
 EQUATIONS: tuple[str, ...] = (
     r"\begin{aligned}"
     r"s_n &= U_f h_{n-1} + W_f u_n + b_f \\"

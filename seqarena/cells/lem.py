@@ -42,7 +42,7 @@ from seqarena.cells.base import State
 from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.lem import lem_layer
 
-#: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §7).
+#: The update as LaTeX display lines (one `st.latex` block each; docs/reference/models.md §7).
 #: Two learned time steps, both in (0, Δt); the y update uses the new z_n.
 EQUATIONS: tuple[str, ...] = (
     r"\begin{aligned}"

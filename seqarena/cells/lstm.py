@@ -23,7 +23,7 @@ from seqarena.cells import space as sp
 from seqarena.cells.base import State
 from seqarena.cells.torch_rnn import TorchRecurrent
 
-#: The gates and update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §2).
+#: The gates and update as LaTeX display lines (one `st.latex` block each; docs/reference/models.md §2).
 EQUATIONS: tuple[str, ...] = (
     r"\begin{aligned}"
     r"i_n &= \hat{\sigma}\left(W_{ii} u_n + b_{ii} + W_{hi} h_{n-1} + b_{hi}\right) \\"

@@ -4,7 +4,7 @@
 
 Expected to fail the long-memory tasks (TCN paper, Bai et al. 2018, Table 1: adding T=600
 MSE 0.177, sMNIST 21.5 %). Hyperparameters: the task protocols' batch sizes, Adam; the search
-ranges are seqarena's [ours] (shared/reference/models.md §1).
+ranges are seqarena's [ours] (docs/reference/models.md §1).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from seqarena.cells import space as sp
 from seqarena.cells.base import State
 from seqarena.cells.torch_rnn import TorchRecurrent
 
-#: The update as LaTeX display lines (one `st.latex` block each; shared/reference/models.md §1).
+#: The update as LaTeX display lines (one `st.latex` block each; docs/reference/models.md §1).
 EQUATIONS: tuple[str, ...] = (
     r"h_n = \tanh\left(W_{ih} u_n + b_{ih} + W_{hh} h_{n-1} + b_{hh}\right)",
 )

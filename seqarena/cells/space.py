@@ -8,7 +8,7 @@ alone: there is no per-model special case.
 Two ranges are kept apart on purpose:
 
 * the *search range* (`low`/`high` or `choices`) is where a search looks; it is taken from the
-  papers' chosen values (see `shared/reference/models.md`);
+  papers' chosen values (see `docs/reference/models.md`);
 * the *valid range* (`valid`) is what the equations allow (e.g. a time step must be positive). A
   value given by hand is checked against it; when no valid range is declared, the search range is
   the valid range.
@@ -219,7 +219,7 @@ def resolve(space: Space, overrides: Mapping[str, Any], task: str | None = None)
 
 # Shared declarations. Each model passes its authors' defaults; the names and valid ranges are common.
 
-#: Batch sizes of the task protocols (shared/reference/tasks.md), the default for models whose
+#: Batch sizes of the task protocols (docs/reference/tasks.md), the default for models whose
 #: authors gave none for that task.
 PROTOCOL_BATCH_SIZE: Mapping[str, int] = {"adding": 50, "copy": 32, "smnist": 128, "psmnist": 128}
 

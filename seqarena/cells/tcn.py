@@ -30,7 +30,7 @@ from seqarena.cells import space as sp
 from seqarena.cells.base import SequenceModel
 
 #: The causal dilated convolution, the residual block and the receptive field as LaTeX display lines
-#: (one `st.latex` block each; shared/reference/models.md §8). Block i = 0..L-1 has dilation 2^i.
+#: (one `st.latex` block each; docs/reference/models.md §8). Block i = 0..L-1 has dilation 2^i.
 EQUATIONS: tuple[str, ...] = (
     r"(\mathrm{Conv}_d\, x)_t = \sum_{j=0}^{k-1} W_j \, x_{t - d j} + b, \qquad x_t = 0 \text{ for } t < 0,"
     r" \qquad W = g \, \frac{v}{\lVert v \rVert}",

@@ -2,7 +2,7 @@
 
 Users know these baselines as torch (cuDNN on GPU) runs them, so seqarena uses `torch.nn.RNN`,
 `torch.nn.LSTM` and `torch.nn.GRU` unchanged, with PyTorch's default initialisation
-U(-1/sqrt(m), 1/sqrt(m)) for every weight and bias (shared/reference/models.md §1-3).
+U(-1/sqrt(m), 1/sqrt(m)) for every weight and bias (docs/reference/models.md §1-3).
 Stacking is torch's: layer l+1 reads layer l's hidden sequence; dropout acts between layers.
 
 Under `probing()` (the diagnostics of `seqarena trace`) the same weights run step by step through

@@ -24,7 +24,7 @@ from seqarena.cells.base import SequenceModel
 from seqarena.errors import BadInput
 
 #: Embedding, causal attention and the pre-/post-LN layer as LaTeX display lines (one `st.latex`
-#: block each; shared/reference/models.md §9). `norm_first` picks the layer form.
+#: block each; docs/reference/models.md §9). `norm_first` picks the layer form.
 EQUATIONS: tuple[str, ...] = (
     r"h^{(0)}_t = \mathrm{Dropout}\left(W_e u_t + b_e + PE_t\right), \qquad"
     r" PE_{t, 2i} = \sin\left(t / 10000^{2i / d_{\mathrm{model}}}\right), \quad"

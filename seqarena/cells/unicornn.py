@@ -40,7 +40,7 @@ from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.unicornn import unicornn_layer
 
 #: The symplectic-Euler step, and its exact inverse, as LaTeX display lines (one `st.latex` block
-#: each; shared/reference/models.md §6). The y update uses the new z_n.
+#: each; docs/reference/models.md §6). The y update uses the new z_n.
 EQUATIONS: tuple[str, ...] = (
     r"x_n = V u_n + b, \qquad \delta = \Delta t \, \hat{\sigma}(c) \in (0, \Delta t)",
     r"\begin{aligned}"

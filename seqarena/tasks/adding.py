@@ -3,7 +3,7 @@
 Input `[B, T, 2]`: channel 0 holds i.i.d. U[0, 1] values, channel 1 is 0 except for exactly two
 markers. Target: the sum of the two marked values, in [0, 2]. Loss and metric: MSE.
 
-Marker placement (shared/reference/tasks.md §1): `half` (default; coRNN, LEM and JANET scripts)
+Marker placement (docs/reference/tasks.md §1): `half` (default; coRNN, LEM and JANET scripts)
 puts the first marker uniformly in [0, T//2) and the second in [T//2, T); `anywhere` (TCN's
 script) draws two distinct positions uniformly from [0, T).
 

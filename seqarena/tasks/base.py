@@ -1,7 +1,7 @@
 """The task interface: sizes, loss, metric, trivial baseline, seeded data (DESIGN.md, "Tasks").
 
 A task owns its readout head (a linear map from the model's features, at the last step for
-many-to-one tasks, at every step for many-to-many ones; shared/reference/models.md §0), its loss
+many-to-one tasks, at every step for many-to-many ones; docs/reference/models.md §0), its loss
 and its metrics. Training data is an endless, seeded `BatchStream` whose position can be saved in
 a checkpoint; validation and test sets are fixed tensors that do not depend on the trial's seed,
 so every trial of every model is scored on the same samples.

@@ -5,7 +5,7 @@ Corpora (option `corpus`):
 * `ptb`: the Penn Treebank (Marcus et al. 1993) at character level, in the split and
   preprocessing of Mikolov et al. 2012 ("Subword language modeling with neural networks";
   the `ptb.char.{train,valid,test}.txt` files of Mikolov's `simple-examples` archive;
-  shared/reference/tasks.md §8: ≈ 5.0M / 0.39M / 0.44M characters, alphabet ≈ 50). In those
+  docs/reference/tasks.md §8: ≈ 5.0M / 0.39M / 0.44M characters, alphabet ≈ 50). In those
   files each character is a space-separated token, `_` marks a word boundary and a line is a
   sentence; we drop the separating spaces and end every sentence with `\\n`, so the stream is
   "the characters, one end-of-sentence symbol per line" as in the usual loaders.
@@ -23,7 +23,7 @@ of a covered stretch is scored once), independent of the trial's seed.
 
 Loss: cross-entropy in nats, averaged over all steps. Metric: bits per character,
 `bpc = mean cross-entropy / ln 2` (Graves 2013, "Generating sequences with recurrent neural
-networks", §3; shared/reference/tasks.md §8), per window; also next-character top-1 `accuracy`.
+networks", §3; docs/reference/tasks.md §8), per window; also next-character top-1 `accuracy`.
 Baseline: the unigram entropy (bits) of the training split, the bpc of a predictor that ignores
 all context (exactly its bpc on the training text).
 """

@@ -7,7 +7,7 @@ Inputs are one-hot `[B, T + 20, 10]` (as JANET feeds them); the loss is cross-en
 classes at every step, averaged over all T + 20 steps; `recall_accuracy` is the per-symbol
 accuracy over the last 10 steps.
 
-Baseline (shared/reference/tasks.md §2): a memoryless model that answers blank with certainty
+Baseline (docs/reference/tasks.md §2): a memoryless model that answers blank with certainty
 for T + 10 steps and guesses uniformly among the 8 data symbols for the last 10 scores
 `10 · ln 8 / (T + 20)` nats per step (0.02039 at T = 1000).
 """

@@ -4,7 +4,7 @@ Data: the MIT-BIH Arrhythmia Database (Moody & Mark, "The impact of the MIT-BIH 
 IEEE Eng. Med. Biol. 20(3):45-50, 2001; PhysioNet `mitdb/1.0.0`, Goldberger et al., Circulation
 101(23):e215-e220, 2000): 48 half-hour two-lead records at 360 Hz, each a WFDB triple `NNN.hea`
 (header), `NNN.dat` (signal) and `NNN.atr` (reference beat annotations), read with the `wfdb`
-package. The JANET study (van der Westhuizen & Lasenby 2018, shared/reference/models.md §4) used
+package. The JANET study (van der Westhuizen & Lasenby 2018, docs/reference/models.md §4) used
 MIT-BIH heartbeat classification; its exact preprocessing is not reproduced here.
 
 Samples: for every annotated beat whose symbol has an AAMI class, the window of `seq_len` samples

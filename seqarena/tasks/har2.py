@@ -4,7 +4,7 @@ Data: UCI "Human Activity Recognition Using Smartphones" (Anguita et al. 2013; R
 UCI ML Repository, doi:10.24432/C54S4K), the archive `UCI HAR Dataset.zip`. Each sample is one
 window of 128 steps (2.56 s at 50 Hz) of the 9 signals in `{train,test}/Inertial Signals/`, in the
 order body_acc x y z, body_gyro x y z, total_acc x y z, so `T = 128`, `d = 9`
-(shared/reference/tasks.md §6). UCI splits the 30 volunteers into 21 training subjects (7 352
+(docs/reference/tasks.md §6). UCI splits the 30 volunteers into 21 training subjects (7 352
 windows) and 9 test subjects (2 947 windows); the test set is UCI's.
 
 Classes (option `grouping`), label 1 first:
@@ -14,7 +14,7 @@ Classes (option `grouping`), label 1 first:
 * `sit_lay_up`: {sitting, laying, walking upstairs} vs {standing, walking, walking downstairs}.
   This is the merge as *we* recall the FastGRNN paper's appendix, which disagrees with §6; we could
   not check the paper here. The published accuracies (LSTM ≈ 93.7 %, coRNN 97.2 %,
-  shared/reference/results.md §5) look low for moving-vs-static, which is nearly separable by the
+  docs/reference/results.md §5) look low for moving-vs-static, which is nearly separable by the
   signals' variance, so the §6 grouping should be checked against the paper before comparing.
 
 Validation: the reference does not give FastGRNN's split, so we hold out whole subjects:

@@ -3,7 +3,7 @@
 Data: the Stanford archive `aclImdb_v1.tar.gz`: 25 000 training and 25 000 test reviews, half
 positive, as `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt` (the unlabelled `train/unsup`
 reviews and the shipped `imdb.vocab` are not used). Protocol of coRNN's `IMDB/utils.py`
-(shared/reference/tasks.md §7) where this framework allows it:
+(docs/reference/tasks.md §7) where this framework allows it:
 
 * Split: the 25 000 training reviews become 17 500 train / 7 500 validation (`n_val`, a fixed
   split drawn with `split_seed`, as torchtext's default 70/30 `split()`); the official 25 000 test

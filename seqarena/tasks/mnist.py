@@ -3,7 +3,7 @@
 Shared by `smnist` and `psmnist`. The four files are the canonical `*-ubyte.gz` names; their
 checksums are of the decompressed IDX content, so the original archives
 and recompressed copies both verify. Split as in the coRNN, UnICORNN and LEM scripts
-(shared/reference/tasks.md §3): the 60 000 training images become 57 000 train / 3 000 validation
+(docs/reference/tasks.md §3): the 60 000 training images become 57 000 train / 3 000 validation
 (a fixed seeded split), the official 10 000 test images are the test set.
 """
 

@@ -1,6 +1,6 @@
 """Noise-padded CIFAR-10 (Chang et al. 2019, AntisymmetricRNN; used by coRNN, UnICORNN and LEM).
 
-Each 32×32×3 image is fed row by row, then followed by Gaussian noise (shared/reference/tasks.md §5):
+Each 32×32×3 image is fed row by row, then followed by Gaussian noise (docs/reference/tasks.md §5):
 
 * Steps 0..31: image row h, all three channels, as in the Rusch scripts' `(B, C, H, W) ->
   permute(0, 2, 1, 3) -> (B, 32, 96)`: a step is [R row h, G row h, B row h], 96 values in [0, 1]
@@ -14,7 +14,7 @@ Noise (option `noise`), which makes two different tasks; `describe()` records th
 * `fixed` (default): one noise tensor `[T - 32, 96]`, drawn once from `noise_seed` and repeated
   for every sample of train, validation and test, as in all three Rusch scripts (their
   `rands = torch.randn(1, 968, 96)`); this is the setting of the numbers in
-  shared/reference/results.md §4 (coRNN 59.0, LEM 60.5, UnICORNN 62.4).
+  docs/reference/results.md §4 (coRNN 59.0, LEM 60.5, UnICORNN 62.4).
 * `per_sample`: independent noise for every sample, as the AntisymmetricRNN paper describes:
   fresh for every training batch, from a generator seeded by the trial's seed and saved with the
   stream's state; fixed for the validation and test sets (sample i's noise drawn from its own

@@ -1,7 +1,7 @@
 """Permuted sequential MNIST (psMNIST): sMNIST with one fixed random permutation of the 784 pixels.
 
 The permutation is `torch.randperm(784)` from a generator seeded with `permutation_seed`
-(shared/reference/tasks.md §4). The default 5544 is the seed of the UnICORNN and LEM scripts
+(docs/reference/tasks.md §4). The default 5544 is the seed of the UnICORNN and LEM scripts
 (and of the expRNN / DTRIV / scoRNN repositories), which draw the permutation the same way after
 `torch.manual_seed(5544)`; coRNN's script uses 12008. The same permutation is shared by train,
 validation and test, and by every worker.

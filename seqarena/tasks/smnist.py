@@ -1,6 +1,6 @@
 """Sequential MNIST (sMNIST): each 28×28 image read pixel by pixel, row-major, T = 784, d = 1.
 
-Protocol of the coRNN, UnICORNN and LEM scripts (shared/reference/tasks.md §3): pixel values
+Protocol of the coRNN, UnICORNN and LEM scripts (docs/reference/tasks.md §3): pixel values
 scaled to [0, 1] (`ToTensor()` only, no normalisation), 57 000 train / 3 000 validation images
 from the official training set, the official 10 000 test images; 10 classes, cross-entropy,
 readout from the last step. Metric: accuracy (a fraction). Baseline: the accuracy of always

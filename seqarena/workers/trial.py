@@ -1,6 +1,6 @@
 """One training trial: what `seqarena train` runs in-process and every Ray Tune trial will run.
 
-Protocol (shared/reference/tasks.md, "General conventions"): the optimiser and clipping that the
+Protocol (docs/reference/tasks.md, "General conventions"): the optimiser and clipping that the
 model's authors used (declared in its hyperparameter space), a validation evaluation every
 `eval_every` steps, and the test metric reported **at the best validation step** (the model's
 weights at that step are kept and evaluated on the test set at the end). A loss that becomes

@@ -1,4 +1,4 @@
-"""Each model's update against hand-computed values (shared/reference/models.md).
+"""Each model's update against hand-computed values (docs/reference/models.md).
 
 Weights are set by hand under `torch.no_grad()`; the expected numbers are the reference sheet's,
 computed from its equations, not from running the code.

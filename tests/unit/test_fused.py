@@ -1,4 +1,4 @@
-"""UnICORNN's C++ kernel source against its reference, the eager unroll (shared/reference/models.md §6).
+"""UnICORNN's C++ kernel source against its reference, the eager unroll (docs/reference/models.md §6).
 
 Tolerance (float64): `rtol = 1e-9`, `atol = 1e-11` on outputs and on every gradient (measured: largest
 difference over largest entry ~1e-15 at T <= 50 and ~2e-14 at T = 2000; the backward rebuilds the

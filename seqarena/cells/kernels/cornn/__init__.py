@@ -4,7 +4,7 @@ Files: this module (the Function and `cornn_layer`), `cpu.cpp` (the C++ source),
 Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 Rusch & Mishra (2021), "Coupled Oscillatory Recurrent Neural Network (coRNN)", ICLR, eq. (3) as in
-the official code (shared/reference/models.md §5). With the projected input `x_n = V u_n + b`
+the official code (docs/reference/models.md §5). With the projected input `x_n = V u_n + b`
 (`CoRNNCell.project_inputs`, one matrix product for all steps), the recurrent block
 `R = [𝒲 | W]` [H, 2H] and the state `s_{n-1} = [z_{n-1}, y_{n-1}]`:
 

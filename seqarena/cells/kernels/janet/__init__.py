@@ -4,7 +4,7 @@ Files: this module (the Function and `janet_layer`), `cpu.cpp` (the C++ source),
 Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 van der Westhuizen & Lasenby (2018), "The unreasonable effectiveness of the forget gate",
-arXiv:1804.04849, eq. (8)-(11) (shared/reference/models.md §4). With the projected input
+arXiv:1804.04849, eq. (8)-(11) (docs/reference/models.md §4). With the projected input
 `x_n = W u_n + b = [x^s_n, x^k_n]` (`JANETCell.project_inputs`, one matrix product for all steps)
 and the recurrent weight `U = [U_f; U_c]` [2H, H]:
 

@@ -4,7 +4,7 @@ Files: this module (the Function and `lem_layer`), `cpu.cpp` (the C++ source), `
 Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 Rusch, Mishra, Erichson & Mahoney (2022), "Long Expressive Memory for sequence modeling", ICLR,
-eq. (3) (shared/reference/models.md §7), in the layout of the official code (`tk-rusch/LEM`,
+eq. (3) (docs/reference/models.md §7), in the layout of the official code (`tk-rusch/LEM`,
 `src/adding/network.py`, `LEMCell.forward`, lines 21-33). The projected input `x_n = inp2hid(u_n)`
 [B, 4H] (bias included; `LEMCell.project_inputs`, one matrix product for all steps) holds, in the
 code's chunk order (dt1, dt2, z, y), the paper's input terms

@@ -4,7 +4,7 @@ Files: this module (the Function and `unicornn_layer`), `cpu.cpp` (the C++ sourc
 Triton source); `seqarena.cells.kernels.backend` chooses which source runs an input.
 
 Rusch & Mishra (2021), "UnICORNN: A recurrent model for learning very long time dependencies", ICML,
-PMLR 139:9168-9178. The recurrence (paper Sec. 2, shared/reference/models.md §6) is
+PMLR 139:9168-9178. The recurrence (paper Sec. 2, docs/reference/models.md §6) is
 
     x_n = V u_n + b,   z_n = z_{n-1} − δ ⊙ (tanh(w ⊙ y_{n-1} + x_n) + α y_{n-1}),   y_n = y_{n-1} + δ ⊙ z_n
 
