@@ -1,4 +1,4 @@
-"""Benchmarks: `names()`, `build(name, seq_len, **options)` (DESIGN.md, "Tasks").
+"""Benchmarks: `names()`, `shape(...)` (sizes, no data), `build(name, seq_len, **options)`, `check_data(...)`.
 
 A task is its module plus one line in `_TASKS`.
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from seqarena.errors import BadInput, one_of
+from seqarena.tasks import data
 from seqarena.tasks.adding import Adding
-from seqarena.tasks.base import Task, TaskOptions, parse_options
+from seqarena.tasks.base import Task, TaskOptions, TaskShape, parse_options
 from seqarena.tasks.char import CharLM
 from seqarena.tasks.copy import Copy
+from seqarena.tasks.data import DataCheck
 from seqarena.tasks.ecg import HeartbeatECG
 from seqarena.tasks.har2 import HAR2
 from seqarena.tasks.imdb import IMDBSentiment
@@ -19,7 +21,7 @@ from seqarena.tasks.ncifar import NoisyCIFAR
 from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
-__all__ = ["Task", "TaskOptions", "build", "names", "task_class"]
+__all__ = ["DataCheck", "Task", "TaskOptions", "TaskShape", "build", "check_data", "names", "shape", "task_class"]
 
 _TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
     Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG, IMDBSentiment, HAR2, NoisyCIFAR,
@@ -39,16 +41,36 @@ def task_class(name: str) -> type[Task]:
         raise BadInput("task", name, one_of(_TASKS)) from None
 
 
-def build(name: str, seq_len: int, **options: Any) -> Task:
-    """Task `name` at sequence length `seq_len` with its options validated.
-
-    Raises:
-        BadInput: unknown task or option, an option out of range, a non-positive `seq_len`, or a
-        missing / corrupt data file (`DataError`).
-    """
+def _checked(name: str, seq_len: int, options: dict[str, Any]) -> tuple[type[Task], TaskOptions]:
+    """The task's class and its validated options; `seq_len` a positive integer."""
     cls = task_class(name)
     if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len <= 0:
         raise BadInput("seq_len", seq_len, "a positive integer")
-    if name == "adding" and seq_len < 2:
-        raise BadInput("seq_len", seq_len, "at least 2 for the adding problem (two markers)")
-    return cls(seq_len, parse_options(cls.options_model, options))  # type: ignore[call-arg]
+    return cls, parse_options(cls.options_model, options)
+
+
+def shape(name: str, seq_len: int, **options: Any) -> TaskShape:
+    """The sizes of task `name` at `seq_len` from its options alone: no file is read, nothing downloaded.
+
+    Raises:
+        BadInput: unknown task or option, an option out of range, or a length the task refuses.
+    """
+    cls, parsed = _checked(name, seq_len, options)
+    return cls.shape_of(seq_len, parsed)
+
+
+def check_data(name: str, **options: Any) -> DataCheck:
+    """Which of the files task `name` reads with `options` are on this machine (nothing is read or downloaded)."""
+    cls, parsed = _checked(name, 1, options)
+    return data.check(name, cls.data_files(parsed))
+
+
+def build(name: str, seq_len: int, **options: Any) -> Task:
+    """Task `name` at sequence length `seq_len` with its options validated, its data loaded.
+
+    Raises:
+        BadInput: unknown task or option, an option out of range, a length the task refuses, or a
+        missing / corrupt data file (`DataError`).
+    """
+    cls, parsed = _checked(name, seq_len, options)
+    return cls(seq_len, parsed)  # type: ignore[call-arg]

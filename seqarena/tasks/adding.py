@@ -19,7 +19,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task
+from seqarena.errors import BadInput
+from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task, TaskShape
 from seqarena.tasks.generated import GeneratedOptions, fixed_set
 
 Markers = Literal["half", "anywhere"]
@@ -62,11 +63,15 @@ class Adding(Task):
     options: AddingOptions
 
     def __init__(self, seq_len: int, options: AddingOptions) -> None:
-        super().__init__(options)
-        self.seq_len = self.length = seq_len
-        self.input_size, self.output_size = 2, 1
+        super().__init__(seq_len, options)
         self.baseline = 1.0 / 6.0
         self._generate = functools.partial(adding_batch, markers=options.markers)
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: AddingOptions) -> TaskShape:
+        if seq_len is None or seq_len < 2:
+            raise BadInput("seq_len", seq_len, "at least 2 for the adding problem (two markers)")
+        return TaskShape(cls.name, seq_len, seq_len, input_size=2, output_size=1, per_step=cls.per_step)
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         return torch.nn.functional.mse_loss(output, target)

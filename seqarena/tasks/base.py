@@ -10,7 +10,8 @@ so every trial of every model is scored on the same samples.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
 from seqarena.errors import BadInput
+from seqarena.tasks.data import DataFiles
 
 Split = Literal["val", "test"]
 Batch = tuple[Tensor, Tensor]
@@ -94,6 +96,35 @@ class ReadoutHead(nn.Module):
         return self.linear(features if self.per_step else features[:, -1])
 
 
+@dataclass(frozen=True)
+class TaskShape:
+    """What a model and its readout head see of a task at one length, known from the options alone.
+
+    Every task computes it without reading data (`Task.shape_of`), so a spec is validated and its
+    `param_budget` hidden sizes are chosen on any machine; a built task reports the same value
+    (`Task.shape`).
+
+    Attributes:
+        task: registry name.
+        seq_len: the sequence length T as asked (copy: the blank length).
+        length: steps of an input sequence (T, or T + 20 for copy).
+        input_size: features per step d of the inputs `[B, length, d]`.
+        output_size: outputs of the readout: the classes, or 1 for a regression or one binary logit.
+        per_step: the readout acts at every step (many-to-many), else at the last one.
+    """
+
+    task: str
+    seq_len: int
+    length: int
+    input_size: int
+    output_size: int
+    per_step: bool
+
+    def head(self, hidden_size: int) -> ReadoutHead:
+        """The linear readout from `hidden_size` features."""
+        return ReadoutHead(hidden_size, self.output_size, self.per_step)
+
+
 class BatchStream(ABC):
     """An endless, seeded source of training batches whose position survives a checkpoint."""
 
@@ -167,7 +198,7 @@ class Task(ABC):
         higher_is_better: direction of the headline metric.
         per_step: whether the readout acts at every step (many-to-many) or the last one.
         options_model: the pydantic model of this task's options.
-    Instance attributes: `seq_len` (steps of an input sequence), `input_size`, `output_size`,
+    Instance attributes: `seq_len`, `length`, `input_size`, `output_size` (those of `shape_of`),
     `baseline` (the headline metric of the trivial predictor, see each task), `options`.
     """
 
@@ -178,16 +209,40 @@ class Task(ABC):
     options_model: ClassVar[type[TaskOptions]] = TaskOptions
 
     seq_len: int
+    length: int
     input_size: int
     output_size: int
     baseline: float
 
-    def __init__(self, options: TaskOptions) -> None:
+    def __init__(self, seq_len: int | None, options: TaskOptions) -> None:
+        """Check `seq_len` and the options without data (`shape_of`) and take the shape's sizes."""
         self.options = options
+        shape = self.shape_of(seq_len, options)
+        self.seq_len, self.length = shape.seq_len, shape.length
+        self.input_size, self.output_size = shape.input_size, shape.output_size
+
+    @classmethod
+    @abstractmethod
+    def shape_of(cls, seq_len: int | None, options: TaskOptions) -> TaskShape:
+        """The task's shape at `seq_len` from its options alone: no file is read, nothing downloaded.
+
+        Raises:
+            BadInput: a length or an option the task refuses whatever its data.
+        """
+
+    @classmethod
+    def data_files(cls, options: TaskOptions) -> DataFiles:
+        """The files a built task reads, from its options alone; none for generated tasks."""
+        return DataFiles()
+
+    @property
+    def shape(self) -> TaskShape:
+        """The sizes this task was built with; equal to `shape_of(seq_len, options)`."""
+        return TaskShape(self.name, self.seq_len, self.length, self.input_size, self.output_size, self.per_step)
 
     def head(self, hidden_size: int) -> ReadoutHead:
         """The task's linear readout from `hidden_size` features."""
-        return ReadoutHead(hidden_size, self.output_size, self.per_step)
+        return self.shape.head(hidden_size)
 
     @abstractmethod
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
@@ -214,9 +269,3 @@ class Task(ABC):
             "options": self.options.model_dump(),
         }
 
-
-def eval_batches(data: Batch, batch_size: int) -> Iterator[Batch]:
-    """Split a fixed evaluation set into consecutive batches."""
-    inputs, targets = data
-    for start in range(0, len(inputs), batch_size):
-        yield inputs[start:start + batch_size], targets[start:start + batch_size]

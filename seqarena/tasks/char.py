@@ -13,13 +13,16 @@ Corpora (option `corpus`):
   `\\n`; the text is split by position into train / validation / test (default 90 / 5 / 5,
   contiguous, in that order, no overlap), so no test window is ever seen in training.
 
-The alphabet is the sorted set of the training split's characters followed by one `<unk>`
-symbol (index `V - 1`); characters of the validation or test split that training never saw map
-to `<unk>`. Inputs are one-hot `[B, T, V]` floats, targets the next characters' indices
-`[B, T]` (a window of `T + 1` characters gives both). Training windows start at uniformly random
-positions of the training split (a seeded, resumable stream); the validation and test sets are
-the first `n_val` / `n_test` consecutive non-overlapping windows of their split (every character
-of a covered stretch is scored once), independent of the trial's seed.
+The alphabet is the sorted set of the training split's characters followed by one `<unk>` symbol;
+characters of the validation or test split that training never saw map to `<unk>`. The one-hot
+width `V` is the option `vocab_size` (default 128: room for every character of a printable-ASCII
+text), declared rather than counted so that the task's sizes are known before its text is read;
+symbols past `<unk>` never occur, and a training split with `V` or more distinct characters is
+refused when the task is built. Inputs are one-hot `[B, T, V]` floats, targets the next characters'
+indices `[B, T]` (a window of `T + 1` characters gives both). Training windows start at uniformly
+random positions of the training split (a seeded, resumable stream); the validation and test sets
+are the first `n_val` / `n_test` consecutive non-overlapping windows of their split (every
+character of a covered stretch is scored once), independent of the trial's seed.
 
 Loss: cross-entropy in nats, averaged over all steps. Metric: bits per character,
 `bpc = mean cross-entropy / ln 2` (Graves 2013, "Generating sequences with recurrent neural
@@ -46,8 +49,8 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from seqarena.errors import BadInput, DataError
-from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task, TaskOptions
-from seqarena.tasks.data import DownloadError, RemoteFile, ensure
+from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task, TaskOptions, TaskShape
+from seqarena.tasks.data import DataFiles, DownloadError, RemoteFile, data_root, ensure
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ UNK = "<unk>"
 UNK_CHAR = "\N{REPLACEMENT CHARACTER}"
 #: Inputs are one-hot, so a huge alphabet (e.g. a CJK text) would make every batch huge.
 MAX_ALPHABET = 1024
+#: One-hot width by default: 95 printable ASCII characters, tab, newline and `<unk>` fit.
+DEFAULT_VOCAB_SIZE = 128
 
 PTB_DATASET = "ptb_char"
 #: Raw copies of Mikolov's `simple-examples/data/` folder on GitHub, as other projects' loaders
@@ -86,6 +91,8 @@ class CharOptions(TaskOptions):
 
     corpus: Literal["ptb", "path"] = Field("ptb", description="ptb (Mikolov's PTB characters) or path (a text)")
     path: str | None = Field(None, description="the UTF-8 text file of corpus=path")
+    vocab_size: int = Field(DEFAULT_VOCAB_SIZE, ge=2, le=MAX_ALPHABET + 1,
+                            description="one-hot width V: at least the training split's distinct characters + 1")
     n_val: int = Field(1000, ge=1, le=1_000_000, description="validation windows (at most; the split may hold fewer)")
     n_test: int = Field(1000, ge=1, le=1_000_000, description="test windows (at most; the split may hold fewer)")
     valid_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="corpus=path: share of the text for validation")
@@ -207,15 +214,27 @@ def load_path(path: Path, valid_fraction: float, test_fraction: float) -> Corpus
     return _load_path(path, stat.st_size, stat.st_mtime_ns, valid_fraction, test_fraction)
 
 
+def check_source(options: CharOptions) -> None:
+    """A `path` exactly when `corpus=path`."""
+    if options.corpus == "ptb" and options.path is not None:
+        raise BadInput("option.path", options.path, "no path with corpus=ptb (set corpus=path to use a text)")
+    if options.corpus == "path" and options.path is None:
+        raise BadInput("option.path", None, "the path of a plain UTF-8 text file (required with corpus=path)")
+
+
+def corpus_files(options: CharOptions) -> tuple[Path, ...]:
+    """The files the corpus is read from (present or not)."""
+    if options.corpus == "path":
+        return (Path(str(options.path)),)
+    return tuple((options.data_dir or data_root()) / PTB_DATASET / remote.name for remote in PTB_FILES.values())
+
+
 def load_corpus(options: CharOptions) -> Corpus:
     """The corpus the options name."""
+    check_source(options)
     if options.corpus == "ptb":
-        if options.path is not None:
-            raise BadInput("option.path", options.path, "no path with corpus=ptb (set corpus=path to use a text)")
         return load_ptb(ptb_folder(options.data_dir, options.ptb_sha256))
-    if options.path is None:
-        raise BadInput("option.path", None, "the path of a plain UTF-8 text file (required with corpus=path)")
-    return load_path(Path(options.path), options.valid_fraction, options.test_fraction)
+    return load_path(Path(str(options.path)), options.valid_fraction, options.test_fraction)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,18 +287,29 @@ class CharLM(Task):
     options: CharOptions
 
     def __init__(self, seq_len: int, options: CharOptions) -> None:
-        super().__init__(options)
-        self.seq_len = self.length = seq_len
+        super().__init__(seq_len, options)
         corpus = load_corpus(options)
         self._check_lengths(corpus)
         self.alphabet: tuple[str, ...] = tuple(sorted(set(corpus.train)))
         self._check_alphabet()
         self.unk = len(self.alphabet)
-        self.input_size = self.output_size = len(self.alphabet) + 1
         self._points = np.array([ord(char) for char in self.alphabet], dtype=np.uint32)
         self.splits = {"train": self.encode(corpus.train), "val": self.encode(corpus.valid),
                        "test": self.encode(corpus.test)}
         self.baseline = unigram_entropy_bits(self.splits["train"], self.output_size)
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: CharOptions) -> TaskShape:
+        if seq_len is None or seq_len < 1:
+            raise BadInput("seq_len", seq_len, "a positive number of characters per window")
+        check_source(options)
+        return TaskShape(cls.name, seq_len, seq_len, input_size=options.vocab_size, output_size=options.vocab_size,
+                         per_step=cls.per_step)
+
+    @classmethod
+    def data_files(cls, options: CharOptions) -> DataFiles:
+        downloadable = options.corpus == "ptb" and (PTB_PINNED or options.ptb_sha256 is not None)
+        return DataFiles(corpus_files(options), downloadable)
 
     def _field(self) -> tuple[str, object]:
         return ("option.path", self.options.path) if self.options.corpus == "path" else ("seq_len", self.seq_len)
@@ -289,6 +319,10 @@ class CharLM(Task):
             field, value = self._field()
             raise BadInput(field, value, f"a text of at most {MAX_ALPHABET} distinct characters in its training "
                                          f"split (inputs are one-hot); this one has {len(self.alphabet)}")
+        if len(self.alphabet) >= self.options.vocab_size:
+            raise BadInput("option.vocab_size", self.options.vocab_size,
+                           f"at least {len(self.alphabet) + 1}: the {len(self.alphabet)} distinct characters of the "
+                           f"training split and <unk> (at most {MAX_ALPHABET + 1})")
 
     def _check_lengths(self, corpus: Corpus) -> None:
         sizes = {"train": len(corpus.train), "val": len(corpus.valid), "test": len(corpus.test)}
@@ -351,8 +385,8 @@ def sample_text(net: nn.Module, task: CharLM, prime: str, length: int, temperatu
 
     `net(x)` maps one-hot `[1, t, V]` to logits `[1, t, V]` (the model, causal, then the task's
     head). Each step re-reads the last `task.seq_len` characters, divides the last step's logits
-    by `temperature` and draws from their softmax (on the CPU, with `generator`); `<unk>` is never
-    drawn.
+    by `temperature` and draws from their softmax (on the CPU, with `generator`); `<unk>` and the
+    unused symbols after it are never drawn.
 
     Raises:
         BadInput: an empty prime or one with characters outside the alphabet, a negative length
@@ -370,7 +404,7 @@ def sample_text(net: nn.Module, task: CharLM, prime: str, length: int, temperatu
         for _ in range(length):
             context = torch.tensor(codes[-task.seq_len:], device=device)
             logits = net(one_hot(context, task.input_size)[None])[0, -1].float().cpu() / temperature
-            logits[task.unk] = -math.inf
+            logits[task.unk:] = -math.inf  # <unk> and the unused symbols after it
             codes.append(int(torch.multinomial(torch.softmax(logits, 0), 1, generator=generator)))
     finally:
         net.train(was_training)

@@ -19,7 +19,8 @@ import math
 import torch
 from torch import Tensor
 
-from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task
+from seqarena.errors import BadInput
+from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task, TaskShape
 from seqarena.tasks.generated import GeneratedOptions, fixed_set
 
 N_SYMBOLS, N_DATA, MARKER, COPY_LEN = 10, 8, 9, 10
@@ -49,11 +50,15 @@ class Copy(Task):
     options: GeneratedOptions
 
     def __init__(self, seq_len: int, options: GeneratedOptions) -> None:
-        super().__init__(options)
-        self.seq_len = seq_len
-        self.length = seq_len + 2 * COPY_LEN
-        self.input_size = self.output_size = N_SYMBOLS
+        super().__init__(seq_len, options)
         self.baseline = COPY_LEN * math.log(N_DATA) / self.length
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: GeneratedOptions) -> TaskShape:
+        if seq_len is None or seq_len < 1:
+            raise BadInput("seq_len", seq_len, "a positive blank length")
+        return TaskShape(cls.name, seq_len, seq_len + 2 * COPY_LEN, input_size=N_SYMBOLS, output_size=N_SYMBOLS,
+                         per_step=cls.per_step)
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         return torch.nn.functional.cross_entropy(output.flatten(0, 1), target.flatten())

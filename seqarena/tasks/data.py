@@ -47,6 +47,54 @@ class RemoteFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class DataFiles:
+    """The files a task reads when it is built, known from its options (nothing is read to list them).
+
+    Attributes:
+        files: their paths, present or not.
+        downloadable: a missing file is downloaded (unless offline); else the user must provide it.
+    """
+
+    files: tuple[Path, ...] = ()
+    downloadable: bool = True
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """Which of a task's files are on this machine (`seqarena validate --check-data`)."""
+
+    task: str
+    needed: DataFiles
+    missing: tuple[Path, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every file is present (or the task needs none)."""
+        return not self.missing
+
+    def line(self) -> str:
+        """One line saying what a trial of the task will find."""
+        files = self.needed.files
+        if not files:
+            return f"{self.task}: generated data, no files needed"
+        if self.ok:
+            return f"{self.task}: data present ({len(files)} file(s), e.g. {files[0]})"
+        if not self.needed.downloadable:
+            fate = "provide it: its trials fail without it"
+        elif offline():
+            fate = "SEQARENA_OFFLINE is set: its trials fail unless it is put there"
+        else:
+            fate = "a trial downloads it first"
+        count = f"{len(self.missing)} of {len(files)} file(s)"
+        return f"{self.task}: data missing ({count}, e.g. {self.missing[0]}); {fate}"
+
+
+def check(task: str, needed: DataFiles) -> DataCheck:
+    """Look for each file of `needed` (existence only: nothing is read or downloaded)."""
+    return DataCheck(task, needed, tuple(path for path in needed.files if not path.exists()))
+
+
 def data_root() -> Path:
     """`$SEQARENA_DATA`, or `~/.cache/seqarena/data`."""
     return Path(os.environ.get("SEQARENA_DATA") or Path.home() / ".cache" / "seqarena" / "data")

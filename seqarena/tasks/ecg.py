@@ -66,8 +66,17 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from seqarena.errors import BadInput, DataError, one_of
-from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions
-from seqarena.tasks.data import DownloadError, RemoteFile, data_root, ensure, from_mirrors, offline, verify
+from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, Split, Task, TaskOptions, TaskShape
+from seqarena.tasks.data import (
+    DataFiles,
+    DownloadError,
+    RemoteFile,
+    data_root,
+    ensure,
+    from_mirrors,
+    offline,
+    verify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -334,21 +343,37 @@ class HeartbeatECG(Task):
     options: ECGOptions
 
     def __init__(self, seq_len: int, options: ECGOptions) -> None:
-        super().__init__(options)
-        _check_fractions(options)
+        super().__init__(seq_len, options)
         self.record_names = _record_names(options)
         folder = _record_folder(self.record_names, options)
         self.records = [read_record(folder, name, options.lead) for name in self.record_names]
         self.fs = _common_fs(self.records)
         self.bounds = [split_bounds(len(r.signal), options.train_frac, options.val_frac) for r in self.records]
-        self.seq_len = self.length = _check_seq_len(seq_len, self.records, self.bounds, self.fs)
-        self.input_size, self.output_size = 1, len(CLASSES)
+        _check_seq_len(self.seq_len, self.records, self.bounds, self.fs)
         self.signal, self.offsets = self._concatenate()
         self.splits = self._windows()
         counts = torch.stack([torch.bincount(self.splits[s].label, minlength=len(CLASSES)) for s in SPLITS])
         self.counts = counts
         self.weights = balanced_weights(counts)
         self.baseline = float(counts[SPLIT_CODE["test"]].max()) / float(counts[SPLIT_CODE["test"]].sum())
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: ECGOptions) -> TaskShape:
+        """Checks the options that need no record; a window longer than a split part is refused when built."""
+        if seq_len is None or seq_len < 1:
+            raise BadInput("seq_len", seq_len, "a positive number of samples per beat window")
+        _check_fractions(options)
+        _check_source(_record_names(options), options)
+        return TaskShape(cls.name, seq_len, seq_len, input_size=1, output_size=len(CLASSES), per_step=cls.per_step)
+
+    @classmethod
+    def data_files(cls, options: ECGOptions) -> DataFiles:
+        names = _record_names(options)
+        if options.path is not None:
+            folder = options.path.expanduser()
+            return DataFiles(tuple(folder / f"{name}.{ext}" for name in names for ext in ("hea", "atr")), False)
+        folder = (options.data_dir or data_root()) / "mitdb"
+        return DataFiles((folder / MANIFEST, *(folder / f"{name}.{ext}" for name in names for ext in EXTENSIONS)))
 
     def _concatenate(self) -> tuple[Tensor, Tensor]:
         """All records' signals end to end (z-normalised per record if asked), and their offsets."""
@@ -451,16 +476,21 @@ def _record_names(options: ECGOptions) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _record_folder(names: Sequence[str], options: ECGOptions) -> Path:
-    """The folder holding the records: `path` (checked) or the verified PhysioNet download."""
+def _check_source(names: Sequence[str], options: ECGOptions) -> None:
+    """MIT-BIH record names without `path`; no `data_dir` with it."""
     if options.path is None:
         unknown = [name for name in names if name not in ALL_RECORDS]
         if unknown:
             raise BadInput("option.records", unknown[0], "an MIT-BIH Arrhythmia record, " + one_of(ALL_RECORDS)
                            + ", or option.path to a folder with other WFDB records")
-        return mitdb_folder(names, options.data_dir)
-    if options.data_dir is not None:
+    elif options.data_dir is not None:
         raise BadInput("option.data_dir", str(options.data_dir), "unset when option.path is given")
+
+
+def _record_folder(names: Sequence[str], options: ECGOptions) -> Path:
+    """The folder holding the records: `path` (checked) or the verified PhysioNet download."""
+    if options.path is None:
+        return mitdb_folder(names, options.data_dir)
     folder = options.path.expanduser()
     if not folder.is_dir():
         raise BadInput("option.path", str(options.path), "an existing folder with WFDB records (.hea, .dat, .atr)")
@@ -479,11 +509,10 @@ def _common_fs(records: Sequence[Record]) -> float:
     return rates[0]
 
 
-def _check_seq_len(seq_len: int, records: Sequence[Record], bounds: Sequence[Sequence[int]], fs: float) -> int:
-    """`seq_len`, if a window fits in every split segment of every record."""
+def _check_seq_len(seq_len: int, records: Sequence[Record], bounds: Sequence[Sequence[int]], fs: float) -> None:
+    """Refuse a `seq_len` longer than some split segment of some record: no window would fit."""
     shortest, where = min((b[i + 1] - b[i], f"the {SPLITS[i]} part of record {r.name}")
                           for r, b in zip(records, bounds, strict=True) for i in range(len(SPLITS)))
     if seq_len > shortest:
         raise BadInput("seq_len", seq_len, f"at most {shortest} samples ({shortest / fs:.1f} s at {fs:g} Hz): "
                        f"{where} is that long")
-    return seq_len

@@ -45,8 +45,9 @@ from pydantic import Field
 from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
-from seqarena.tasks.archives import Archive, Source, ensure_archive, zip_members
-from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
+from seqarena.tasks.archives import Archive, Source, archive_path, ensure_archive, zip_members
+from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task, TaskShape
+from seqarena.tasks.data import DataFiles
 
 #: sha256 of `UCI HAR Dataset.zip` (60 999 314 bytes). NOT verified by us (no network here): it is
 #: the digest two independent public projects record for that file, the member of UCI's current
@@ -167,11 +168,7 @@ class HAR2(Task):
     options: HAR2Options
 
     def __init__(self, seq_len: int | None, options: HAR2Options) -> None:
-        super().__init__(options)
-        if seq_len not in (None, STEPS):
-            raise BadInput("seq_len", seq_len, f"{STEPS} (a UCI HAR window has {STEPS} steps)")
-        self.seq_len = self.length = STEPS
-        self.input_size, self.output_size = len(SIGNALS), 1
+        super().__init__(seq_len, options)
         splits = load(ensure_archive(ARCHIVE, options.data_dir), ARCHIVE.sha256)
         train, test = splits["train"], splits["test"]
         self.train_index, self.val_index = split_subjects(train.subjects, options.val_subjects, options.split_seed)
@@ -180,6 +177,16 @@ class HAR2(Task):
                        (("train", train.windows), ("test", test.windows))}
         self.labels = {part: self.binary(split.activities) for part, split in splits.items()}
         self.baseline = majority_share(self.labels["test"])
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: HAR2Options) -> TaskShape:
+        if seq_len not in (None, STEPS):
+            raise BadInput("seq_len", seq_len, f"{STEPS} (a UCI HAR window has {STEPS} steps)")
+        return TaskShape(cls.name, STEPS, STEPS, input_size=len(SIGNALS), output_size=1, per_step=cls.per_step)
+
+    @classmethod
+    def data_files(cls, options: HAR2Options) -> DataFiles:
+        return DataFiles((archive_path(ARCHIVE, options.data_dir),))
 
     def _statistics(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation `[128, 9]` of the training windows (0 and 1 without `normalise`)."""

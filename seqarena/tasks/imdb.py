@@ -47,8 +47,9 @@ from pydantic import Field
 from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
-from seqarena.tasks.archives import Archive, Source, ensure_archive, tar_members
-from seqarena.tasks.base import BatchStream, DatasetOptions, LazyRows, ShuffledStream, Split, Task
+from seqarena.tasks.archives import Archive, Source, archive_path, ensure_archive, tar_members
+from seqarena.tasks.base import BatchStream, DatasetOptions, LazyRows, ShuffledStream, Split, Task, TaskShape
+from seqarena.tasks.data import DataFiles
 from seqarena.tasks.har2 import binary_loss, binary_metrics, majority_share
 
 #: sha256 of the archive file as served (84 125 825 bytes): the digest TensorFlow Datasets and
@@ -190,10 +191,7 @@ class IMDBSentiment(Task):
     options: IMDBOptions
 
     def __init__(self, seq_len: int | None, options: IMDBOptions) -> None:
-        super().__init__(options)
-        if seq_len is None or seq_len < 1:
-            raise BadInput("seq_len", seq_len, "a positive number of tokens per review (e.g. 200 or 500)")
-        self.seq_len = self.length = seq_len
+        super().__init__(seq_len, options)
         corpus = load(ensure_archive(ARCHIVE, options.data_dir), ARCHIVE.sha256)
         self.train_index, self.val_index = self._split(len(corpus.train))
         self.test_index = torch.randperm(len(corpus.test), generator=torch.Generator().manual_seed(TEST_ORDER_SEED))
@@ -201,11 +199,21 @@ class IMDBSentiment(Task):
         ids = build_vocabulary(corpus.train, self.train_index, len(corpus.words), options.vocab_size)
         self.vocab_size = int(ids.max()) - 1  # words with their own id
         self.embedding = embedding_table(self.vocab_size + 2, options.embedding_dim, options.embedding_seed)
-        self.input_size, self.output_size = options.embedding_dim, 1
         self.rows = {part: self._rows(reviews, index, ids) for part, reviews, index in (
             ("train", corpus.train, self.train_index), ("val", corpus.train, self.val_index),
             ("test", corpus.test, self.test_index))}
         self.baseline = majority_share(self.rows["test"][1])
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: IMDBOptions) -> TaskShape:
+        if seq_len is None or seq_len < 1:
+            raise BadInput("seq_len", seq_len, "a positive number of tokens per review (e.g. 200 or 500)")
+        return TaskShape(cls.name, seq_len, seq_len, input_size=options.embedding_dim, output_size=1,
+                         per_step=cls.per_step)
+
+    @classmethod
+    def data_files(cls, options: IMDBOptions) -> DataFiles:
+        return DataFiles((archive_path(ARCHIVE, options.data_dir),))
 
     def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the training and validation parts of the official training reviews."""

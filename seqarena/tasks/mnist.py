@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
-from seqarena.tasks.data import RemoteFile, ensure
+from seqarena.tasks.data import RemoteFile, data_root, ensure
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -35,7 +35,7 @@ FILES = {
     "test_labels": RemoteFile("t10k-labels-idx1-ubyte.gz",
                               "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
-PIXELS = 784
+PIXELS, CLASSES = 784, 10
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -63,6 +63,11 @@ def load(folder: Path) -> dict[str, Tensor]:
 def mnist_folder(root: Path | None = None) -> Path:
     """Verify (downloading if needed) the MNIST files; return their folder."""
     return ensure("mnist", list(FILES.values()), MIRRORS, root)
+
+
+def files(root: Path | None = None) -> tuple[Path, ...]:
+    """Where the four MNIST files live (present or not)."""
+    return tuple((root or data_root()) / "mnist" / remote.name for remote in FILES.values())
 
 
 def split_train(n_val: int, split_seed: int, total: int) -> tuple[Tensor, Tensor]:

@@ -54,8 +54,9 @@ from pydantic import Field
 from torch import Tensor
 
 from seqarena.errors import BadInput, DataError
-from seqarena.tasks.archives import Archive, Source, ensure_archive, tar_members
-from seqarena.tasks.base import BatchStream, DatasetOptions, LazyRows, ShuffledStream, Split, Task
+from seqarena.tasks.archives import Archive, Source, archive_path, ensure_archive, tar_members
+from seqarena.tasks.base import BatchStream, DatasetOptions, LazyRows, ShuffledStream, Split, Task, TaskShape
+from seqarena.tasks.data import DataFiles
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -183,19 +184,25 @@ class NoisyCIFAR(Task):
     options: NoisyCIFAROptions
 
     def __init__(self, seq_len: int | None, options: NoisyCIFAROptions) -> None:
-        super().__init__(options)
-        seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
-        if seq_len < ROWS:
-            raise BadInput("seq_len", seq_len, f"at least {ROWS} (the image rows); {DEFAULT_SEQ_LEN} as published")
-        self.seq_len = self.length = seq_len
-        self.noise_steps = seq_len - ROWS
-        self.input_size, self.output_size = ROW_SIZE, CLASSES
+        super().__init__(seq_len, options)
+        self.noise_steps = self.seq_len - ROWS
         self.arrays = load(ensure_archive(ARCHIVE, options.data_dir), ARCHIVE.sha256)
         self.train_index, self.val_index = self._split(len(self.arrays["train_labels"]))
         test_labels = self.arrays["test_labels"][: options.n_test]
         self.baseline = float(test_labels.bincount(minlength=CLASSES).max()) / len(test_labels)
         self.fixed_noise = torch.randn(1, self.noise_steps, ROW_SIZE,
                                        generator=torch.Generator().manual_seed(options.noise_seed))
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: NoisyCIFAROptions) -> TaskShape:
+        seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
+        if seq_len < ROWS:
+            raise BadInput("seq_len", seq_len, f"at least {ROWS} (the image rows); {DEFAULT_SEQ_LEN} as published")
+        return TaskShape(cls.name, seq_len, seq_len, input_size=ROW_SIZE, output_size=CLASSES, per_step=cls.per_step)
+
+    @classmethod
+    def data_files(cls, options: NoisyCIFAROptions) -> DataFiles:
+        return DataFiles((archive_path(ARCHIVE, options.data_dir),))
 
     def _split(self, n: int) -> tuple[Tensor, Tensor]:
         """Indices of the training and validation parts of the official training images."""

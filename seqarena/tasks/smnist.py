@@ -15,7 +15,8 @@ from torch import Tensor
 
 from seqarena.errors import BadInput
 from seqarena.tasks import mnist
-from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task
+from seqarena.tasks.base import Batch, BatchStream, DatasetOptions, ShuffledStream, Split, Task, TaskShape
+from seqarena.tasks.data import DataFiles
 
 
 class MNISTOptions(DatasetOptions):
@@ -36,16 +37,23 @@ class SequentialMNIST(Task):
     options: MNISTOptions
 
     def __init__(self, seq_len: int | None, options: MNISTOptions) -> None:
-        super().__init__(options)
-        if seq_len not in (None, mnist.PIXELS):
-            raise BadInput("seq_len", seq_len, f"{mnist.PIXELS} (an MNIST image has 784 pixels)")
-        self.seq_len = self.length = mnist.PIXELS
-        self.input_size, self.output_size = 1, 10
+        super().__init__(seq_len, options)
         self.arrays = mnist.load(mnist.mnist_folder(options.data_dir))
         self.train_index, self.val_index = mnist.split_train(
             options.n_val, options.split_seed, total=len(self.arrays["train_labels"]))
         test_labels = self.arrays["test_labels"][: options.n_test]
-        self.baseline = float(test_labels.bincount(minlength=10).max()) / len(test_labels)
+        self.baseline = float(test_labels.bincount(minlength=mnist.CLASSES).max()) / len(test_labels)
+
+    @classmethod
+    def shape_of(cls, seq_len: int | None, options: MNISTOptions) -> TaskShape:
+        if seq_len not in (None, mnist.PIXELS):
+            raise BadInput("seq_len", seq_len, f"{mnist.PIXELS} (an MNIST image has 784 pixels)")
+        return TaskShape(cls.name, mnist.PIXELS, mnist.PIXELS, input_size=1, output_size=mnist.CLASSES,
+                         per_step=cls.per_step)
+
+    @classmethod
+    def data_files(cls, options: MNISTOptions) -> DataFiles:
+        return DataFiles(mnist.files(options.data_dir))
 
     def pixel_order(self) -> Tensor | None:
         """The order in which pixels are fed; None for the natural row-major order."""

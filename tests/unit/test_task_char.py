@@ -56,7 +56,8 @@ def unigram(train: str) -> dict[str, float]:
 
 def unigram_logits(task: CharLM, p: dict[str, float], steps: int, batch: int) -> torch.Tensor:
     """Logits `[B, T, V]` of the predictor that always answers the unigram distribution `p`."""
-    row = torch.tensor([math.log(p[c]) for c in task.alphabet] + [-1e9], dtype=torch.float64)
+    unused = task.output_size - len(task.alphabet)  # <unk> and the symbols after it
+    row = torch.tensor([math.log(p[c]) for c in task.alphabet] + [-1e9] * unused, dtype=torch.float64)
     return row.expand(batch, steps, -1)
 
 
@@ -67,7 +68,7 @@ def unigram_logits(task: CharLM, p: dict[str, float], steps: int, batch: int) ->
 def test_batches_are_one_hot_windows_whose_targets_are_the_next_characters() -> None:
     task = from_text(ALICE, 64)
     train, _valid, _test = splits_of(ALICE)
-    assert task.input_size == task.output_size == len(set(train)) + 1
+    assert task.input_size == task.output_size == CharOptions().vocab_size == 128
     x, y = task.train_stream(0).next(32)
     assert x.shape == (32, 64, task.input_size) and x.dtype == torch.float32
     assert y.shape == (32, 64) and y.dtype == torch.int64
@@ -249,6 +250,17 @@ def test_a_relative_path_is_recorded_as_absolute(monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(TEXTS)
     task = from_text(Path("alice29.txt"))
     assert task.describe()["options"]["path"] == str(ALICE)
+
+
+def test_the_one_hot_width_is_the_declared_vocab_size_and_must_hold_the_alphabet() -> None:
+    """V is an option (the task's sizes are known before the text is read); the exact fit
+    (the training split's characters + <unk>) works, one symbol less is refused."""
+    train, _valid, _test = splits_of(ALICE)
+    exact = from_text(ALICE, 64, vocab_size=len(set(train)) + 1)
+    assert exact.input_size == exact.output_size == exact.unk + 1 == 73
+    assert exact.train_stream(0).next(4)[0].shape == (4, 64, 73)
+    with pytest.raises(BadInput, match=r"^option.vocab_size: got 72; allowed: at least 73: the 72 distinct"):
+        from_text(ALICE, 64, vocab_size=72)
 
 
 def test_a_text_with_a_huge_alphabet_is_refused(tmp_path: Path) -> None:
