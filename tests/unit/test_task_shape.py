@@ -13,9 +13,9 @@ import pytest
 
 from seqarena import tasks
 from seqarena.errors import BadInput
-from seqarena.tasks import har2, imdb
+from seqarena.tasks import har2, imdb, mnist
 from seqarena.tasks.base import TaskShape
-from tests.conftest import SHARED_DATA
+from tests.conftest import MNIST_SUBSET_SHA256, TEST_DATA
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,15 +27,13 @@ def _none(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _mnist(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.skip(f"no MNIST copy at {SHARED_DATA}/mnist")
-    return {"data_dir": str(SHARED_DATA), "n_test": 100}
+    for key, digest in MNIST_SUBSET_SHA256.items():
+        monkeypatch.setitem(mnist.FILES, key, dataclasses.replace(mnist.FILES[key], sha256=digest))
+    return {"data_dir": str(TEST_DATA), "n_val": 100, "n_test": 100}
 
 
 def _text(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    book = SHARED_DATA / "canterbury_text" / "alice29.txt"
-    if not book.is_file():
-        pytest.skip(f"no text at {book}")
+    book = TEST_DATA / "canterbury_text" / "alice29.txt"
     return {"corpus": "path", "path": str(book), "n_val": 4, "n_test": 4}
 
 
