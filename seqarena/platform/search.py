@@ -24,11 +24,12 @@ from ray import tune
 from seqarena import tasks
 from seqarena.platform import db
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
+from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.home import seqarena_home
 from seqarena.platform.leaderboard import ArmBest, leaderboard
 from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
-from seqarena.platform.spec import Arm, Spec, fixed_hparams, grid, load_spec, search_space
+from seqarena.platform.spec import Arm, Spec, load_spec
 from seqarena.platform.tracking import Tracker
 from seqarena.workers.tune_trainable import run_tune_trial
 

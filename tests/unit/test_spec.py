@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from seqarena import cells, tasks
 from seqarena.cells.space import resolve
 from seqarena.errors import BadInput
+from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.search import DEMO_SPEC
-from seqarena.platform.spec import (
-    Arm,
-    Spec,
-    describe,
-    fixed_hparams,
-    grid,
-    load_spec,
-    parse_spec,
-    search_space,
-)
+from seqarena.platform.spec import Arm, Spec, describe, load_spec, parse_spec
 from seqarena.tasks import imdb
 from tests.conftest import TEST_DATA
 
@@ -326,10 +319,54 @@ def test_a_missing_path_is_bad_input(tmp_path: Path) -> None:
     assert caught.value.field == "spec"
 
 
-def test_missing_mnist_data_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+#: Files opened (audit event `open`) while `_recording` holds a list; `sys.addaudithook` is public
+#: and cannot be removed, so one hook serves every test of this module.
+_recording: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _recording and event in ("open", "os.listdir", "os.scandir"):
+        _recording[-1].append(f"{event} {args[0]}")
+
+
+sys.addaudithook(_audit)
+
+
+def opened_while(fn: Any) -> list[str]:
+    """The files and folders `fn()` opens or lists."""
+    _recording.append([])
+    try:
+        fn()
+    finally:
+        seen = _recording.pop()
+    return seen
+
+
+@pytest.mark.parametrize("task", ["smnist", "char", "ecg", "imdb", "har2", "ncifar"])
+def test_validation_reads_and_downloads_no_data(task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty data folder: the spec validates, nothing is opened or written, and param_budget
+    chooses the same hidden sizes as the task built on its data would give (its shape)."""
     monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
-    with pytest.raises(BadInput):
-        parse_spec(spec_data(task="smnist", seq_lens=[784], models=["lstm"]))
+    seq_len = {"smnist": 784, "har2": 128}.get(task, 100)
+    data = spec_data(task=task, seq_lens=[seq_len], models=["lstm", "cornn"], param_budget=20_000)
+    parse_spec(data)  # the first parse imports what the models and tasks need
+    seen = opened_while(lambda: describe(parse_spec(data)))
+    assert seen == [] and list(tmp_path.iterdir()) == []
+    shape = tasks.shape(task, seq_len)
+    for row, model in zip(describe(parse_spec(data)), ["lstm", "cornn"], strict=True):
+        hidden = row["fixed"]["hidden_size"]
+        net = cells.build(model, shape.input_size, hidden, 1, seq_len=shape.length)
+        assert row["params"] == sum(p.numel() for p in (*net.parameters(), *shape.head(hidden).parameters()))
+        assert abs(row["params"] - 20_000) <= 2_000
+
+
+def test_validation_with_and_without_the_data_agree(small_data: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    data = spec_data(task="smnist", seq_lens=[784], models=["lstm", "cornn"], param_budget=20_000)
+    with_data = describe(parse_spec(data))
+    monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
+    assert describe(parse_spec(data)) == with_data
+    assert [row["fixed"]["hidden_size"] for row in with_data] == [68, 97]
 
 
 def test_grid_trial_count_is_finite_and_positive() -> None:
