@@ -26,6 +26,7 @@ from seqarena.workers import EvalReport, Observer
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compare sequence models on long-range-memory benchmarks.")
 stderr = Console(stderr=True)
+stdout = Console()
 _debug = {"on": False}
 
 
@@ -161,17 +162,32 @@ def models(json_output: Annotated[bool, typer.Option("--json")] = False) -> None
 
 @app.command()
 def validate(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
-             json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+             json_output: Annotated[bool, typer.Option("--json")] = False,
+             check_data: Annotated[bool, typer.Option(
+                 "--check-data", help="also look for the task's data files here (nothing is read or downloaded); "
+                                      "exit 1 when one is missing")] = False) -> None:
     """Check a search spec; print its arms, what each searches and the number of trials."""
+    from seqarena import tasks
     from seqarena.platform.spec import describe, load_spec
 
     loaded = load_spec(spec)
     rows = describe(loaded)
+    data = tasks.check_data(loaded.task, **loaded.task_options) if check_data else None
     if json_output:
         summary = {"name": loaded.name, "trial_count": loaded.trial_count(), "arms": rows}
+        if data is not None:
+            summary["data"] = {"ok": data.ok, "missing": [str(path) for path in data.missing], "line": data.line()}
         print(json.dumps(summary, default=str))
-        return
-    table = Table(title=f"{loaded.name}: {len(rows)} arms, {loaded.trial_count()} trials")
+    else:
+        _print_arms(loaded.name, loaded.trial_count(), rows)
+    if data is not None and not json_output:
+        (stdout if data.ok else stderr).print(data.line(), soft_wrap=True)
+    if data is not None and not data.ok:
+        raise typer.Exit(1)
+
+
+def _print_arms(name: str, trial_count: int, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{name}: {len(rows)} arms, {trial_count} trials")
     for column in rows[0]:
         table.add_column(column)
     for row in rows:
@@ -508,7 +524,7 @@ def worker(
 def main() -> None:
     """Console entry point: run the app, turning errors into the documented exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's `typer.Exit(code)` comes back as its code
     except BadInput as error:
         _fail(error, 2)
     except (typer.Abort, KeyboardInterrupt):
@@ -523,6 +539,9 @@ def main() -> None:
             error.show()
             sys.exit(error.exit_code)
         _fail(error, 1)
+    else:
+        if isinstance(code, int) and code:
+            sys.exit(code)
 
 
 def _fail(error: BaseException, code: int) -> None:

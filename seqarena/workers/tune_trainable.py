@@ -7,13 +7,16 @@ written by the trainer; at the end it reports the final result (`final = 1`) wit
 `TrialResult` as JSON. A trial restarted by Tune continues from `tune.get_checkpoint()`.
 
 `objective` is the validation metric signed so that higher is better for every task, so that a
-search and its schedulers always maximise. A CUDA out-of-memory error ends the trial with status
-`oom`; whatever way a trial ends, its memory is released before the worker runs the next one.
+search and its schedulers always maximise. A trial whose setup fails (its task's data missing on
+this node, say) ends at once with status `failed` and the problem in one line (`failed_metrics`); a
+CUDA out-of-memory error ends the trial with status `oom`; whatever way a trial ends, its memory is
+released before the worker runs the next one.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,9 +27,12 @@ import ray
 import torch
 from ray import tune
 
+from seqarena.errors import BadInput
 from seqarena.workers.config import make_config, prepare
 from seqarena.workers.results import EvalReport, TrialResult
 from seqarena.workers.trial import Observer, Trainer
+
+log = logging.getLogger(__name__)
 
 OBJECTIVE = "objective"
 STEP = "step"
@@ -74,13 +80,25 @@ def final_metrics(result: TrialResult) -> dict[str, Any]:
     }
 
 
+def failed_metrics(error: BadInput) -> dict[str, Any]:
+    """The one report of a trial that could not start (its data missing or corrupt on this node, an
+    option its task refuses): status `failed` and the problem as one line."""
+    return {STEP: 0, "final": 1, "status": "failed", "error": str(error).splitlines()[0][:500],
+            OBJECTIVE: float("-inf")}
+
+
 def run_tune_trial(config: dict[str, Any]) -> None:
     """Tune function trainable: train one trial, reporting every evaluation and the final result."""
     workdir = Path(tempfile.mkdtemp(prefix="seqarena-trial-"))
     trainer = None
     try:
         _restore_into(workdir)
-        setup = prepare(make_config(**config["trial"], checkpoint_dir=workdir))
+        try:
+            setup = prepare(make_config(**config["trial"], checkpoint_dir=workdir))
+        except BadInput as error:  # e.g. the task's data is missing on this node while offline
+            log.error("%s: %s", config["arm"], error)
+            tune.report({**failed_metrics(error), "node_id": node_id()})
+            return
         task = setup.task
         trainer = Trainer(setup, Observer(on_eval=_reporter(task.higher_is_better, task.metric_name)))
         try:

@@ -78,6 +78,36 @@ def test_missing_mnist_offline_is_refused(tmp_path: Path, run_cli, monkeypatch: 
     assert list(tmp_path.iterdir()) == []
 
 
+MNIST_SPEC = "name: mnist-check\ntask: smnist\nseq_lens: [784]\nmodels: [lstm]\n"
+
+
+def test_validate_reads_no_data_and_check_data_names_a_missing_dataset(tmp_path: Path, run_cli,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "mnist.yaml"
+    spec.write_text(MNIST_SPEC)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("SEQARENA_DATA", str(data))
+    code, out, err = run_cli(["validate", str(spec)])
+    assert code == 0 and "smnist/T=784/lstm" in out and err == ""
+    code, out, err = run_cli(["validate", "--check-data", str(spec)])
+    assert code == 1 and "smnist/T=784/lstm" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smnist: data missing (4 of 4 file(s), e.g. ")
+    assert str(data / "mnist" / "train-images-idx3-ubyte.gz") in lines[0]
+    code, out, _ = run_cli(["validate", "--check-data", "--json", str(spec)])
+    assert code == 1 and json.loads(out)["data"]["ok"] is False
+    assert list(data.iterdir()) == []
+
+
+def test_check_data_finds_present_files(small_data: Path, tmp_path: Path, run_cli) -> None:
+    spec = tmp_path / "mnist.yaml"
+    spec.write_text(MNIST_SPEC)
+    code, out, err = run_cli(["validate", "--check-data", str(spec)])
+    assert code == 0 and err == ""
+    assert f"smnist: data present (4 file(s), e.g. {small_data / 'mnist'}" in out.replace("\n", "")
+
+
 def test_corrupt_mnist_is_refused(tmp_path: Path, small_data: Path, run_cli,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "mnist"

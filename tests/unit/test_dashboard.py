@@ -283,6 +283,33 @@ def test_a_running_job_shows_per_arm_progress(seeded: Seeded) -> None:
         jobs.finish(engine, job_id, "worker-a", "cancelled")
 
 
+MNIST_SPEC = ("name: mnist-job\ntask: smnist\nseq_lens: [784]\nmodels: [lstm, cornn]\nparam_budget: 20000\n"
+              "search: {num_samples: 4}\n")
+
+
+def test_showing_and_validating_a_job_on_a_real_dataset_reads_no_data(empty_home: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs page validates specs (per-arm progress, "Only validate"): with an empty data folder
+    (and downloads forbidden) it still shows them, and the folder stays empty."""
+    folder = empty_home / "no-data"
+    folder.mkdir()
+    monkeypatch.setenv("SEQARENA_DATA", str(folder))
+    engine = db.get_engine()
+    job_id = jobs.submit(engine, MNIST_SPEC)
+    jobs.claim(engine, "worker-a", 60)
+    try:
+        app = open_page("jobs.py")
+        texts = [bar.proto.text for bar in app.get("progress")]
+        assert texts == ["smnist/T=784/lstm: 0/4 trials · best —", "smnist/T=784/cornn: 0/4 trials · best —"]
+        app.checkbox(key="submit_validate_only").check()
+        app = submit(app, MNIST_SPEC)
+        assert not app.error and app.success[0].value == "valid: 2 arms, 8 trials"
+        assert list(folder.iterdir()) == []
+    finally:
+        jobs.cancel(engine, job_id)
+        jobs.finish(engine, job_id, "worker-a", "cancelled")
+
+
 # ------------------------------------------------------------------------------------------- models
 
 def test_the_models_page_renders_equations_hyperparameters_and_ranks(seeded: Seeded) -> None:

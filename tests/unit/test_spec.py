@@ -3,8 +3,6 @@ param_budget against independently built models, and bad specs refused with the 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import math
 import re
 import sys
@@ -13,7 +11,6 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from seqarena import cells, tasks
@@ -22,8 +19,6 @@ from seqarena.errors import BadInput
 from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.search import DEMO_SPEC
 from seqarena.platform.spec import Arm, Spec, describe, load_spec, parse_spec
-from seqarena.tasks import imdb
-from tests.conftest import TEST_DATA
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 #: Every spec file a user can run: the examples and the demo that `seqarena demo` runs.
@@ -58,10 +53,9 @@ def test_there_are_the_examples_of_every_study() -> None:
                                                  "char_ptb", "ecg", "imdb"}
 
 
-@pytest.mark.filterwarnings("ignore:The inplace keyword")  # wfdb 4.3 on pandas 3
 @pytest.mark.parametrize("path", [path for path in EXAMPLES if path.read_text().startswith("# Reproduction")],
                          ids=lambda path: path.stem)
-def test_a_reproduction_searches_only_what_its_header_says(path: Path, small_data: Path, tmp_path: Path,
+def test_a_reproduction_searches_only_what_its_header_says(path: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A reproduction runs the authors' settings: every arm searches nothing, except a grid that the
     header names (char PTB's learning rates of the LSTM and GRU, whose settings the table does not give)."""
@@ -73,41 +67,16 @@ def test_a_reproduction_searches_only_what_its_header_says(path: Path, small_dat
             assert spec.search.algorithm == "grid" and "grid" in path.read_text().split("name:")[0]
 
 
-def offline_task_options(task: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any] | None:
-    """Options pointing `task` at small files in its dataset's own format, for the tasks whose real
-    data is not in tests/data (its README says why); None for the tasks whose data is there."""
-    if task == "char":
-        return {"corpus": "path", "path": str(TEST_DATA / "canterbury_text" / "alice29.txt")}
-    if task == "ecg":
-        from tests.unit.test_task_ecg import _real_mv, _write
-
-        _write(folder, "208", _real_mv(), 0, False)
-        return {"path": str(folder), "records": "208"}
-    if task == "imdb":
-        from tests.unit.test_task_imdb import _archive_bytes
-
-        archive = folder / "imdb" / imdb.ARCHIVE.name
-        archive.parent.mkdir(parents=True)
-        archive.write_bytes(_archive_bytes())
-        monkeypatch.setattr(imdb, "ARCHIVE", dataclasses.replace(
-            imdb.ARCHIVE, sha256=hashlib.sha256(archive.read_bytes()).hexdigest()))
-        monkeypatch.setenv("SEQARENA_DATA", str(folder))
-        return {"n_val": 6}
-    return None
-
-
 def load_example(path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Spec:
-    """The example as written, except the task options of a task whose data is not here."""
-    data = yaml.safe_load(path.read_text())
-    options = offline_task_options(data["task"], folder, monkeypatch)
-    if options is None:
-        return load_spec(path)
-    return parse_spec({**data, "task_options": options})
+    """The example as written, validated with an empty data folder (validation reads no data)."""
+    monkeypatch.setenv("SEQARENA_DATA", str(folder))
+    spec = load_spec(path)
+    assert list(folder.iterdir()) == []
+    return spec
 
 
-@pytest.mark.filterwarnings("ignore:The inplace keyword")  # wfdb 4.3 on pandas 3
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda path: path.stem)
-def test_every_example_validates_with_its_documented_trial_count(path: Path, small_data: Path, tmp_path: Path,
+def test_every_example_validates_with_its_documented_trial_count(path: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     spec = load_example(path, tmp_path, monkeypatch)
     documented = re.search(r"^# Trials:.*= (\d+)\.$", path.read_text(), re.MULTILINE)

@@ -147,3 +147,25 @@ def test_out_of_memory_errors_are_told_apart() -> None:
     assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
                                          "can't allocate memory: you tried to allocate 10 bytes"))
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the Tune trainable reports when `prepare` finds no data (offline), and the row it becomes."""
+    from types import SimpleNamespace
+
+    from seqarena.errors import DataError
+    from seqarena.platform.recorder import trial_row
+    from seqarena.workers.config import prepare
+    from seqarena.workers.tune_trainable import OBJECTIVE, failed_metrics
+
+    monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
+    fields = {"model": "lstm", "task": "smnist", "seq_len": 784, "seed": 0, "hparams": {"hidden_size": 8}}
+    with pytest.raises(DataError) as caught:
+        prepare(make_config(**fields, steps=2, eval_every=1))
+    last = failed_metrics(caught.value)
+    assert last["status"] == "failed" and last["final"] == 1 and last[OBJECTIVE] == float("-inf")
+    assert "\n" not in last["error"] and "train-images-idx3-ubyte.gz" in last["error"]
+    assert "missing file" in last["error"] and list(tmp_path.iterdir()) == []
+    trial = SimpleNamespace(trial_id="t1", config={"arm": "smnist/T=784/lstm", "role": "search", "trial": fields})
+    assert trial_row(trial, last, error=None)["status"] == "failed"
