@@ -25,7 +25,6 @@ clamped to [1, 2]; after only one measurement it is 2, the attention worst case)
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import math
 import platform
@@ -43,6 +42,7 @@ from seqarena.cells.space import resolve
 from seqarena.errors import BadInput, one_of
 from seqarena.workers.config import resolve_device
 from seqarena.workers.measure import Stopwatch, measure_step_memory
+from seqarena.workers.memory import is_out_of_memory, release_memory
 from seqarena.workers.trial import SequenceNet, make_optimizer
 
 PROFILE_STATUSES = ("ok", "oom", "skipped")
@@ -260,21 +260,6 @@ def _rate(items: int, seconds: float) -> float | None:
     return items / seconds if seconds > 0 else None
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether `error` is the allocator running out of memory (CUDA's or the CPU's)."""
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and any(
-        phrase in text for phrase in ("out of memory", "not enough memory", "can't allocate memory"))
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 # ------------------------------------------------------------------------------------------ the profile
 
 def estimated_peak_mb(measured: Sequence[tuple[int, float]], seq_len: int) -> float | None:
@@ -303,7 +288,7 @@ def profile_case(plan: ProfilePlan, name: str, seq_len: int,
         if not is_out_of_memory(error):
             raise
         note = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-    _free(torch.device(plan.device))
+    release_memory()
     return ProfileRow(**_identity(plan, name, seq_len), status="oom", note=note)
 
 

@@ -140,15 +140,6 @@ def test_a_small_model_beats_chance_on_smnist(small_data: Path) -> None:
     assert result.metric > 0.5
 
 
-def test_out_of_memory_errors_are_told_apart() -> None:
-    from seqarena.workers.tune_trainable import is_out_of_memory
-
-    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
-                                         "can't allocate memory: you tried to allocate 10 bytes"))
-    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
-
-
 def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """What the Tune trainable reports when `prepare` finds no data (offline), and the row it becomes."""
