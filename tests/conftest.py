@@ -1,4 +1,5 @@
-"""Shared fixtures: the small real datasets in tests/data, an isolated SEQARENA_DATA, no network."""
+"""Shared fixtures: the small real datasets in tests/data, an isolated SEQARENA_DATA, no network;
+the `slow` marks of the fast tier (`pytest -m "not slow"`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from pathlib import Path
 import pytest
 
 from seqarena import cli
+from seqarena.cells.kernels import cpp_build
 from seqarena.tasks import mnist
 
 CliResult = tuple[int, str, str]
+
+#: Fixtures that build the C++ kernels, run the Triton kernels through the interpreter, or run every model.
+KERNEL_FIXTURES = frozenset({"kernel", "kernels", "triton_mode", "every_model_rows"})
+#: Models whose forward pass on the CPU builds a C++ kernel on first use (a folder with `cpu.cpp`).
+KERNEL_MODELS = frozenset(path.parent.name for path in cpp_build.KERNELS_DIR.glob(f"*/{cpp_build.SOURCE_NAME}"))
 
 REPO = Path(__file__).resolve().parents[1]
 #: The small real datasets the suite reads, in the repository (tests/data/README.md).
@@ -30,6 +37,26 @@ MNIST_SUBSET_SHA256 = {
 #: Optional folder holding full datasets (`mnist/` with the four official files), for the tests of
 #: numbers only the full data has; without it those tests are skipped.
 FULL_DATA = os.environ.get("SEQARENA_FULL_DATA")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that starts real services (tests/integration: Ray, MLflow, PostgreSQL,
+    Chromium), builds or interprets kernels (a kernel fixture), or runs a model whose C++ kernel
+    builds on first use (parametrised by its name), so that `-m "not slow"` needs no build."""
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    if REPO / "tests" / "integration" in item.path.parents:
+        return True
+    if KERNEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(isinstance(value, str) and value in KERNEL_MODELS
+                                        for value in callspec.params.values())
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ TINY = ["--task", "adding", "--seq-len", "12", "--steps", "4", "--eval-every", "
         "--option", "n_val=8", "--option", "n_test=8"]
 
 
+@pytest.mark.slow  # a subprocess that builds the coRNN kernel on a cold cache
 def test_train_json_is_the_last_stdout_line(tmp_path: Path) -> None:
     """A real subprocess of the console entry point, as a user runs it."""
     args = [sys.executable, "-m", "seqarena.cli", "train", "--model", "cornn", *TINY,
@@ -135,6 +136,7 @@ def _train_json(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # three subprocesses training LEM (its kernel builds on a cold cache)
 def test_a_trial_killed_after_a_checkpoint_resumes_to_the_same_numbers(tmp_path: Path) -> None:
     """SIGKILL a real `seqarena train` once it has checkpointed, rerun it, compare with a straight run."""
     args = ["--model", "lem", "--task", "adding", "--seq-len", "30", "--steps", "100", "--eval-every", "10",

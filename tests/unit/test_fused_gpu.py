@@ -145,6 +145,7 @@ def test_autograd_gradcheck_of_the_triton_recurrence(name: str) -> None:
     assert torch.autograd.gradcheck(function, args, fast_mode=True)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", NAMES)
 def test_long_sequence_on_the_gpu(name: str) -> None:
@@ -154,6 +155,7 @@ def test_long_sequence_on_the_gpu(name: str) -> None:
     assert_matches(name, fused, eager)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", NAMES)
 def test_float64_on_the_gpu_takes_the_eager_path(name: str) -> None:

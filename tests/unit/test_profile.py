@@ -39,7 +39,7 @@ CLI_TINY = ["--batch-size", "4", "--hidden", "8", "--repeats", "2", "--warmup", 
 
 
 @pytest.fixture(scope="module")
-def rows(one_thread: None) -> list[ProfileRow]:
+def every_model_rows(one_thread: None) -> list[ProfileRow]:
     return profile(MODELS, LENGTHS, **TINY)
 
 
@@ -68,9 +68,9 @@ def positive_finite(value: float | None) -> bool:
 
 # --------------------------------------------------------------------------------------------- the rows
 
-def test_every_model_and_T_has_a_row_with_positive_finite_numbers(rows: list[ProfileRow]) -> None:
-    assert [(row.model, row.seq_len) for row in rows] == [(m, t) for m in MODELS for t in LENGTHS]
-    for row in rows:
+def test_every_model_and_T_has_a_row_with_positive_finite_numbers(every_model_rows: list[ProfileRow]) -> None:
+    assert [(row.model, row.seq_len) for row in every_model_rows] == [(m, t) for m in MODELS for t in LENGTHS]
+    for row in every_model_rows:
         assert row.status == "ok" and row.note == ""
         path = "fused-cpu" if row.model == "cornn" else "eager"  # coRNN's compiled CPU kernel is its default
         assert (row.batch_size, row.hidden, row.device, row.path) == (4, 8, "cpu", path)
@@ -84,14 +84,14 @@ def test_every_model_and_T_has_a_row_with_positive_finite_numbers(rows: list[Pro
         assert row.torch_version == torch.__version__ and row.threads == torch.get_num_threads()
 
 
-def test_parameter_count_is_the_model_s_plus_the_readout(rows: list[ProfileRow]) -> None:
-    for row in rows:
+def test_parameter_count_is_the_model_s_plus_the_readout(every_model_rows: list[ProfileRow]) -> None:
+    for row in every_model_rows:
         assert row.params == expected_params(row.model, row.seq_len), row.model
-    assert {row.model: row.num_layers for row in rows} == {"rnn": 1, "cornn": 1, "tcn": 8}
+    assert {row.model: row.num_layers for row in every_model_rows} == {"rnn": 1, "cornn": 1, "tcn": 8}
 
 
-def test_a_recurrent_model_s_training_memory_grows_with_T(rows: list[ProfileRow]) -> None:
-    rnn = {row.seq_len: row.peak_mem_mb for row in rows if row.model == "rnn"}
+def test_a_recurrent_model_s_training_memory_grows_with_T(every_model_rows: list[ProfileRow]) -> None:
+    rnn = {row.seq_len: row.peak_mem_mb for row in every_model_rows if row.model == "rnn"}
     assert rnn[16] > rnn[8]
 
 
@@ -228,8 +228,8 @@ def test_record_profile_refuses_a_bad_status_and_writes_nothing(engine: Engine) 
 
 
 def test_profile_migration_downgrades_to_0002_and_upgrades_again(engine: Engine,
-                                                                 rows: list[ProfileRow]) -> None:
-    db.record_profile(engine, "kept?", settings(), [row.to_json() for row in rows])
+                                                                 every_model_rows: list[ProfileRow]) -> None:
+    db.record_profile(engine, "kept?", settings(), [row.to_json() for row in every_model_rows])
     with engine.connect() as conn:
         command.downgrade(db.alembic_config(conn), "0002")
         conn.commit()
@@ -239,8 +239,8 @@ def test_profile_migration_downgrades_to_0002_and_upgrades_again(engine: Engine,
     db._upgrade(engine)
     assert db.schema_revision(engine) == db.head_revision() == "0003"
     assert db.profile_runs_frame(engine).empty
-    run_id = db.record_profile(engine, "again", settings(), [row.to_json() for row in rows])
-    assert len(db.profile_rows_frame(engine, run_id)) == len(rows)
+    run_id = db.record_profile(engine, "again", settings(), [row.to_json() for row in every_model_rows])
+    assert len(db.profile_rows_frame(engine, run_id)) == len(every_model_rows)
 
 
 # ------------------------------------------------------------------------------------------ dashboard
@@ -256,10 +256,11 @@ def chart_traces(app: AppTest) -> list[dict[str, list[float]]]:
     return [{trace["name"]: values(trace["y"]) for trace in spec["data"]} for spec in specs]
 
 
-def test_the_cost_page_shows_a_chosen_profile_run_s_numbers(home: Path, rows: list[ProfileRow]) -> None:
+def test_the_cost_page_shows_a_chosen_profile_run_s_numbers(home: Path, every_model_rows: list[ProfileRow]) -> None:
     engine = db.get_engine()
-    older = db.record_profile(engine, "older", settings(), [row.to_json() for row in rows if row.model == "rnn"])
-    newest = db.record_profile(engine, "newest", settings(), [row.to_json() for row in rows])
+    older = db.record_profile(engine, "older", settings(),
+                              [row.to_json() for row in every_model_rows if row.model == "rnn"])
+    newest = db.record_profile(engine, "newest", settings(), [row.to_json() for row in every_model_rows])
     app = AppTest.from_file(str(APP), default_timeout=60)
     app.run()
     app.switch_page("cost.py").run()
@@ -268,7 +269,7 @@ def test_the_cost_page_shows_a_chosen_profile_run_s_numbers(home: Path, rows: li
     assert [option.split(" · ")[0] for option in box.options] == ["newest", "older"]
     assert newest[:8] in box.value
     memory, speed = chart_traces(app)
-    by_case = {(row.model, row.seq_len): row for row in rows}
+    by_case = {(row.model, row.seq_len): row for row in every_model_rows}
     for model in MODELS:
         assert memory[model] == pytest.approx([by_case[model, t].peak_mem_mb for t in LENGTHS])
         assert speed[f"{model} (training)"] == pytest.approx([by_case[model, t].train_seq_per_s for t in LENGTHS])

@@ -43,6 +43,7 @@ def test_test_metric_is_taken_at_the_best_validation_step() -> None:
     assert result.test_metrics["mse"] == result.metric
 
 
+@pytest.mark.slow  # trains coRNN: its C++ kernel builds on a cold cache
 def test_authors_defaults_per_task_are_used() -> None:
     result = run_trial(make_config(model="cornn", task="adding", seq_len=10, steps=1, eval_every=1,
                                    hparams={"hidden_size": 4}, task_options={"n_val": 4, "n_test": 4}))
@@ -90,6 +91,7 @@ def test_a_checkpoint_of_another_trial_is_refused(tmp_path: Path) -> None:
         run_trial(tiny(checkpoint_dir=tmp_path, seed=1))
 
 
+@pytest.mark.slow  # trains coRNN: its C++ kernel builds on a cold cache
 def test_a_nan_loss_ends_the_trial_as_diverged() -> None:
     config = tiny(model="cornn", hparams={"hidden_size": 8, "dt": 2.0, "gamma": 1000.0, "epsilon": 0.0})
     result = run_trial(config)
