@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then run the linter and the whole test suite (tests read tests/data, never the network).
+# Usage: bash scripts/test.sh [PYTEST ARGS]; the edit-test loop: bash scripts/test.sh -m 'not slow' -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
