@@ -1,4 +1,4 @@
-"""The `seqarena` command line: a thin layer over the Python API (DESIGN.md, "CLI").
+"""The `seqarena` command line: a thin layer over the Python API.
 
 Exit codes: 0 success, 1 a failure outside the user's input, 2 bad input (one line on stderr
 naming the field, the value and what is allowed; `--debug` shows the traceback).

@@ -1,7 +1,7 @@
 """Errors that seqarena raises for bad user input.
 
 Every error names the field, the value received and what is allowed, so that the CLI can print it
-as one line and exit with status 2 (DESIGN.md, "Exit codes and errors").
+as one line and exit with status 2.
 """
 
 from __future__ import annotations

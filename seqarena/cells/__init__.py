@@ -1,4 +1,4 @@
-"""The model zoo: `names()`, `build(...)`, `space(name)` (DESIGN.md, "Models").
+"""The model zoo: `names()`, `build(...)`, `space(name)`.
 
 A model is its module plus one line in `_MODELS`; the contract tests in
 `tests/unit/test_cells_contract.py` cover every registered model.

@@ -6,7 +6,7 @@ see `seqarena.workers.measure`), and sequences per second in training and in inf
 axes are logarithmic: a recurrence costs O(T) time, attention O(T²) memory.
 
 Below them, when `seqarena profile` runs are recorded, the same two figures for a chosen run
-(newest first): every model at the same batch and hidden size on random data (issue 8).
+(newest first): every model at the same batch and hidden size on random data.
 """
 
 from __future__ import annotations

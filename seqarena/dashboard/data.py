@@ -1,7 +1,7 @@
 """The dashboard's data, cached per database URL (Streamlit's `cache_data` / `cache_resource`).
 
 Reads go through `seqarena.dashboard.queries` and `seqarena.platform` (the same Python API the CLI
-uses; DESIGN.md, "Who writes what"). Results are cached for `TTL_S` seconds, so a page rendered
+uses). Results are cached for `TTL_S` seconds, so a page rendered
 again within that time (a filter change, a rerun) does not touch the database, and a running
 search still shows up within seconds. Writes (submit, cancel) never go through a cache.
 """

@@ -1,7 +1,7 @@
 """Jobs page: the queue, the running jobs' per-arm progress, a spec form that submits, and cancel.
 
-Jobs change only through `seqarena.platform.jobs` (the API the CLI uses; DESIGN.md, "Who writes
-what"). An invalid spec is refused inline with the field and the allowed values and queues
+Jobs change only through `seqarena.platform.jobs` (the API the CLI uses).
+An invalid spec is refused inline with the field and the allowed values and queues
 nothing. When `SEQARENA_DASHBOARD_TOKEN` is set, submitting and cancelling ask for it.
 """
 

@@ -2,7 +2,7 @@
 
 Every function takes an engine and returns plain data sized by the number of arms or by one
 arm's (or one sequence length's) trials, never by the whole trials table, so pages stay fast with
-tens of thousands of trials (issue 6; `benchmarks/dashboard_pages.py` measures it). The Streamlit
+tens of thousands of trials (`benchmarks/dashboard_pages.py` measures it). The Streamlit
 layer (`seqarena.dashboard.data`) caches these per database URL.
 """
 

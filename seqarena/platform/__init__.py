@@ -1,1 +1,1 @@
-"""The platform: search specs, orchestration, tracking, the database and the job store (DESIGN.md)."""
+"""The platform: search specs, orchestration, tracking, the database and the job store."""

@@ -1,6 +1,6 @@
 """Per-arm search on one Ray Tune experiment: a searcher and a scheduler that keep arms apart.
 
-An arm (task, seq_len, model) is searched and early-stopped on its own (DESIGN.md, "Specs"):
+An arm (task, seq_len, model) is searched and early-stopped on its own:
 
 * `ArmSearcher` holds one Optuna study per arm (TPE, random or grid sampler, seeded, stored in
   an RDB so that a resumed search continues it) behind `ray.tune.search.optuna.OptunaSearch`, and

@@ -1,12 +1,12 @@
 """The platform database: searches, their arms and one row per finished trial.
 
-Where it lives (DESIGN.md, "Where state lives"): `SEQARENA_DB_URL` (any SQLAlchemy URL, PostgreSQL in
+Where it lives: `SEQARENA_DB_URL` (any SQLAlchemy URL, PostgreSQL in
 a cluster) or `sqlite:///$SEQARENA_HOME/seqarena.db`. `get_engine` brings the schema to the newest
 Alembic revision (`seqarena/platform/migrations/`) before handing the engine out, so every process
 sees the same tables; concurrent upgrades are serialised by the database itself (`BEGIN IMMEDIATE`
 on SQLite, an advisory lock on PostgreSQL).
 
-Who writes (DESIGN.md, "Who writes what"): the search driver creates the search and its arms and
+Who writes: the search driver creates the search and its arms and
 records each finished trial once, keyed by (search id, Ray Tune trial id); `record_trial` is an
 insert that cannot duplicate a row even when two writers race.
 
@@ -640,7 +640,7 @@ PROFILE_STATUSES = ("ok", "oom", "skipped")
 
 
 class ProfileRun(Base):
-    """One `seqarena profile` run: its settings and machine (issue 8); its rows in `profile_rows`.
+    """One `seqarena profile` run: its settings and machine; its rows in `profile_rows`.
 
     `settings`: everything the profile file records besides the rows (repeats, warm-up, seed, the
     machine, the device's name, ...).

@@ -1,4 +1,4 @@
-"""Where the embedded defaults live: `SEQARENA_HOME` (DESIGN.md, "Where state lives")."""
+"""Where the embedded defaults live: `SEQARENA_HOME`."""
 
 from __future__ import annotations
 

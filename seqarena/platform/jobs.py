@@ -7,7 +7,7 @@ one place (`_change`, which every state change goes through):
        └──cancel──▶ cancelled    failed | cancelled | interrupted ──resume──▶ queued
     running ──claim──▶ running: a takeover, once the holder's lease has expired (its worker died)
 
-Who calls what (DESIGN.md, "Who writes what"): the CLI and the dashboard `submit`, `get_job`,
+Who calls what: the CLI and the dashboard `submit`, `get_job`,
 `list_jobs`, `cancel` and `resume`; a worker `claim`s a job, renews its lease with `heartbeat`
 (which also tells it whether a cancel was requested), records its search with `attach_search`
 and ends it with `finish`. A worker whose job was taken over changes nothing any more: its

@@ -2,7 +2,7 @@
 
 Trials only compute and report; this callback, running in the driver, turns their reports into
 MLflow runs (a child run per trial under the search's parent run, its curve as step metrics,
-its final numbers) and into one database row per finished trial (DESIGN.md, "Who writes what").
+its final numbers) and into one database row per finished trial.
 Everything is keyed by Tune's trial id, so a resumed driver neither creates a second MLflow run
 nor writes a second row for a trial it already recorded. The callback is pickled into Tune's
 experiment state; it holds only plain data and opens its clients lazily.

@@ -1,4 +1,4 @@
-"""Run a search spec on Ray Tune (DESIGN.md, "Specs" and "Where state lives").
+"""Run a search spec on Ray Tune.
 
 `run_search(spec)` records the search (a database row with its arms, an MLflow parent run with the
 spec), then runs one Tune experiment over every arm: `ArmSearcher` (Optuna per arm), `ArmScheduler`

@@ -1,4 +1,4 @@
-"""MLflow as the record of every trial (DESIGN.md, "Where state lives").
+"""MLflow as the record of every trial.
 
 One parent run per search, one child run per trial (tagged with the search, task, seq_len, model,
 arm, trial id and seed; params = the trial's hyperparameters; step metrics = the learning curve;

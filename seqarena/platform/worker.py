@@ -4,7 +4,7 @@ The worker claims the highest-priority job atomically (`jobs.claim`), keeps its 
 heartbeat thread while the search runs, and records the outcome (`jobs.finish`). A job whose
 search already exists (a resumed job, or one taken over after its worker died and its lease
 expired) continues that search from its Tune checkpoints instead of starting a new one. The job
-worker owns a job's state transitions (DESIGN.md, "Who writes what").
+worker owns a job's state transitions.
 
 Stopping: the heartbeat thread stops a running search the way Tune documents for an interrupted
 experiment (the SIGUSR1 it handles like Ctrl+C: trials stop, the experiment state is saved, and

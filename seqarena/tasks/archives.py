@@ -1,4 +1,4 @@
-"""Published dataset archives: pinned by the sha256 of the archive file, read in place (DESIGN.md, "Tasks").
+"""Published dataset archives: pinned by the sha256 of the archive file, read in place.
 
 `data.py` pins the *content* of a file (for `.gz`, its decompressed bytes), which suits MNIST's
 single IDX files. The IMDB, CIFAR-10 and UCI HAR datasets come as one archive each

@@ -1,4 +1,4 @@
-"""The task interface: sizes, loss, metric, trivial baseline, seeded data (DESIGN.md, "Tasks").
+"""The task interface: sizes, loss, metric, trivial baseline, seeded data.
 
 A task owns its readout head (a linear map from the model's features, at the last step for
 many-to-one tasks, at every step for many-to-many ones; docs/reference/models.md §0), its loss

@@ -1,4 +1,4 @@
-"""Real data on disk: where it lives, download with progress, sha256 verification (DESIGN.md, "Tasks").
+"""Real data on disk: where it lives, download with progress, sha256 verification.
 
 Files live in `$SEQARENA_DATA/<dataset>/<name>` (default `~/.cache/seqarena/data`). A file that
 is already there is verified and used without touching the network; a missing one is downloaded

@@ -1,4 +1,4 @@
-"""Profiles of the models against the sequence length (issue 8): what a step costs in time and memory.
+"""Profiles of the models against the sequence length: what a step costs in time and memory.
 
 For each model and sequence length T, on random data `x: [B, T, input_size]`, `y: [B, 1]`:
 

@@ -1,7 +1,7 @@
 """The Ray Tune trainable: one trial of a search, as a thin adapter over `seqarena.workers.trial`.
 
 Tune passes a config `{"arm": key, "role": "search" | "repeat", "trial": {TrialConfig fields}}`.
-The trainable only computes and reports (DESIGN.md, "Who writes what"): after every validation
+The trainable only computes and reports: after every validation
 evaluation it calls `tune.report` with the curve point, the ASHA objective and the checkpoint
 written by the trainer; at the end it reports the final result (`final = 1`) with the whole
 `TrialResult` as JSON. A trial restarted by Tune continues from `tune.get_checkpoint()`.

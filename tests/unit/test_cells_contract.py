@@ -1,4 +1,4 @@
-"""The contract every registered model keeps (STYLE.md, "Models").
+"""The contract every registered model keeps: shape, causality, finite gradients, determinism, hparam checks.
 
 Parametrised over `cells.names()`: a newly registered model is tested without editing this file.
 Sizes are tiny (d=3, H=8, T=12, B=2) so the whole suite runs in seconds on a CPU.

@@ -39,8 +39,8 @@ RAYCLUSTER_SCHEMA = K8S / "schemas" / "raycluster-ray.io-v1.json"
 DEPLOY_DOC = REPO / "docs" / "DEPLOY.md"
 DOCKERFILES = sorted(p for p in DOCKER.glob("Dockerfile.*") if p.suffix != ".dockerignore")  # .cpu, .cuda
 
-# Commands that compose, k8s and DEPLOY.md may use before they exist in seqarena.cli (none now: the
-# dashboard of issue 6 landed). A planned command that is already in the CLI raises a warning naming it.
+# Commands that compose, k8s and DEPLOY.md may use before they exist in seqarena.cli (none at present).
+# A planned command that is already in the CLI raises a warning naming it.
 PLANNED: set[str] = set()
 
 #: Kubernetes versions whose OpenAPI schemas (bundled by kubernetes-validate) the manifests must pass.

@@ -1,4 +1,4 @@
-"""`seqarena profile` (issue 8): rows per (model, T), files, database records, bad input, the dashboard.
+"""`seqarena profile`: rows per (model, T), files, database records, bad input, the dashboard.
 
 Tiny sizes throughout (batch 4, hidden 8, T = 8 and 16, 2 timed runs after 1 warm-up); no timing
 relation is asserted, only that times are positive and finite and that every copy of a number
