@@ -12,6 +12,10 @@ loading in ~0.2 s afterwards.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +174,19 @@ def test_the_cache_key_follows_the_source_and_its_place(tmp_path: Path, monkeypa
     assert cpp_build.cache_root() == Path.home() / ".cache" / "seqarena" / "ext"
     monkeypatch.setenv("SEQARENA_EXT_CACHE", str(tmp_path / "ext"))
     assert cpp_build.cache_root() == tmp_path / "ext"
+
+
+def test_a_lock_left_by_a_killed_build_does_not_block_the_next_load(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's cpp_extension waits with no timeout on the `lock` file a build killed midway leaves in
+    the build folder; the next load (holding seqarena's own build.lock) removes it and loads."""
+    built = cpp_build.cache_dir("unicornn")  # built by the `kernel` fixture
+    monkeypatch.setenv("SEQARENA_EXT_CACHE", str(tmp_path / "ext"))
+    copy = cpp_build.cache_dir("unicornn")
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("lock", "build.lock"))
+    (copy / "lock").touch()
+    code = "from seqarena.cells.kernels import cpp_build; assert cpp_build.load('unicornn') is not None"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (copy / "lock").exists()

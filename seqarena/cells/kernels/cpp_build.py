@@ -101,10 +101,24 @@ def _compile(kernel: str) -> ModuleType:
     with open(directory / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            _drop_stale_baton(directory)
             return cpp_extension.load(name=module_name, sources=[str(source(kernel))], extra_cflags=list(CFLAGS),
                                       build_directory=str(directory), verbose=False)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _drop_stale_baton(directory: Path) -> None:
+    """Remove torch's own build lock (`lock`) that a process killed while building left behind.
+
+    `cpp_extension.load` creates `lock` before it builds or loads, deletes it afterwards, and waits
+    without a timeout while one exists. Called with `build.lock` held, which every process takes
+    first, a `lock` found here belongs to no live build.
+    """
+    baton = directory / "lock"
+    if baton.exists():
+        log.warning("removing %s, left by a build that was killed", baton)
+        baton.unlink(missing_ok=True)
 
 
 def load(kernel: str) -> ModuleType | None:
