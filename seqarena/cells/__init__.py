@@ -11,11 +11,17 @@ from typing import Any
 
 from seqarena.cells.base import SequenceModel
 from seqarena.cells.cornn import CoRNN
+from seqarena.cells.dlinoss import DLinOSS
 from seqarena.cells.gru import GRU
 from seqarena.cells.janet import JANET
 from seqarena.cells.lem import LEM
+from seqarena.cells.linoss import LinOSS
+from seqarena.cells.lru import LRU
 from seqarena.cells.lstm import LSTM
+from seqarena.cells.mamba import Mamba
+from seqarena.cells.mingru import MinGRU, MinLSTM
 from seqarena.cells.rnn import ElmanRNN
+from seqarena.cells.s4d import S4D
 from seqarena.cells.space import HParam, Space, Value, resolve
 from seqarena.cells.tcn import TCN
 from seqarena.cells.transformer import CausalTransformer
@@ -29,7 +35,8 @@ __all__ = [
 
 _MODELS: dict[str, type[SequenceModel]] = {
     cls.name: cls
-    for cls in (ElmanRNN, LSTM, GRU, JANET, CoRNN, UnICORNN, LEM, TCN, CausalTransformer)
+    for cls in (ElmanRNN, LSTM, GRU, JANET, CoRNN, UnICORNN, LEM, TCN, CausalTransformer,
+                LinOSS, DLinOSS, LRU, S4D, Mamba, MinGRU, MinLSTM)
 }
 
 #: Hyperparameters passed to `build` positionally rather than as `**hparams`.

@@ -17,7 +17,9 @@ from seqarena import cells
 NAMES = cells.names()
 
 #: The LaTeX symbol of each model hyperparameter of kind `float` that appears in the equations.
-SYMBOLS = {"dt": r"\Delta t", "gamma": r"\gamma", "epsilon": r"\epsilon", "alpha": r"\alpha", "beta": r"\beta"}
+SYMBOLS = {"dt": r"\Delta t", "gamma": r"\gamma", "epsilon": r"\epsilon", "alpha": r"\alpha", "beta": r"\beta",
+           "dt_min": r"\Delta t_{\min}", "dt_max": r"\Delta t_{\max}", "r_min": r"r_{\min}", "r_max": r"r_{\max}",
+           "theta_max": r"\theta_{\max}", "max_phase": r"\theta_{\max}"}
 
 #: Float model hyperparameters that are not part of the update equations.
 NOT_IN_EQUATIONS = {"dropout"}

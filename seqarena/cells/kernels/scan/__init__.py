@@ -1,0 +1,184 @@
+"""The diagonal linear recurrence every state-space model of the zoo runs on, with its reversed-scan backward.
+
+    h_t = a_t ⊙ h_{t-1} + b_t,      t = 1..T,   h_0 = 0 (or a given initial state)
+
+`a` and `b` are real or complex; `a` is either input-dependent (`[B, T, N]`, Mamba, minGRU) or one
+vector for all steps (`[N]`, LinOSS, LRU, S4D). Three ways to compute it, all giving `h [B, T, N]`:
+
+* `scan_reference`: the sequential loop, one step per time step (the definition; the tests' reference).
+* `scan_parallel`: the associative scan of Blelloch (1990) on the pairs `(a_t, b_t)` with the
+  operator `(a, b) ∘ (a', b') = (a' a, a' b + b')`, chunked: a Hillis–Steele log-depth scan inside
+  chunks of `CHUNK` steps, the same scan (recursively) over the chunks' totals, and one fix-up
+  `h_t += A_t ⊙ carry` with `A_t` the within-chunk product of the `a`'s. Depth O(log T), work
+  O(T log CHUNK), memory O(B·T·N) (a few buffers of the input's size; nothing per level is kept).
+* the sources of this folder, chosen per call by `scan` (see `backend_for`): `cpu.cpp`, a
+  sequential C++ loop over time (vectorised over N, parallel over B) for CPU tensors, and
+  `triton.py`, a chunked associative scan (`tl.associative_scan`) for CUDA tensors.
+
+Backward (`LinearScan`, one autograd Function for every source). With `g_t = ∂L/∂h_t` from the
+outputs and `λ_t` the total gradient with respect to `h_t` (PyTorch's convention for complex
+tensors, in which the gradient of `y = a x` with respect to `x` is `conj(a) ∂L/∂y`):
+
+    λ_t = g_t + conj(a_{t+1}) ⊙ λ_{t+1},   λ_T = g_T        (the same scan, run in reverse time)
+    ∂L/∂b_t = λ_t,    ∂L/∂a_t = λ_t ⊙ conj(h_{t-1})          (summed over broadcast dimensions)
+
+so the backward is one reversed scan plus one product: no per-step graph, memory O(B·T·N).
+
+Shapes: `a [B, T, N]` or `[N]` (anything that broadcasts to `b`), `b [B, T, N]`; float32, float64,
+complex64 or complex128. This package imports nothing else of seqarena but the kernel build and backend
+helpers.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+from seqarena.cells.kernels import backend as kernel_backend
+from seqarena.cells.kernels import cpp_build
+
+#: Steps per chunk of `scan_parallel` (the Hillis–Steele part runs log2(CHUNK) levels per chunk).
+CHUNK = 64
+#: The names of the ways `scan` can compute the recurrence (`method=`).
+Method = Literal["auto", "reference", "parallel", "cpp", "triton"]
+
+
+def scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """`h_t = a_t ⊙ h_{t-1} + b_t` by a Python loop over t (the definition): `[B, T, N]`."""
+    a = a.expand_as(b)
+    h = b.new_zeros(b.shape[0], b.shape[2]) if h0 is None else h0
+    out = []
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1), strict=True):
+        h = a_t * h + b_t
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+def _hillis_steele(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Inclusive scan along dim -2 of `[..., C, N]`: the products `A_t = a_t ⋯ a_1` and `h_t` (zero start).
+
+    Level k combines every position with the one 2^k before it: log2(C) levels of elementwise work."""
+    a, b = a.clone(), b.clone()
+    steps, shift = a.shape[-2], 1
+    while shift < steps:
+        a_late, b_late = a[..., shift:, :], b[..., shift:, :]
+        a_early, b_early = a[..., :-shift, :], b[..., :-shift, :]
+        b_new = torch.addcmul(b_late, a_late, b_early)  # a' b + b'
+        a_new = a_late * a_early
+        b = torch.cat((b[..., :shift, :], b_new), dim=-2)
+        a = torch.cat((a[..., :shift, :], a_new), dim=-2)
+        shift *= 2
+    return a, b
+
+
+def scan_parallel(a: Tensor, b: Tensor) -> Tensor:
+    """`h` of `h_t = a_t ⊙ h_{t-1} + b_t` (zero start) by the chunked associative scan; `[B, T, N]`.
+
+    No autograd graph is meant to go through this (the `LinearScan` Function calls it without one)."""
+    a = a.expand_as(b)
+    batch, steps, width = b.shape
+    if steps <= CHUNK:
+        return _hillis_steele(a, b)[1]
+    chunks = -(-steps // CHUNK)
+    pad = chunks * CHUNK - steps
+    if pad:
+        a = torch.cat((a, a.new_ones(batch, pad, width)), dim=1)
+        b = torch.cat((b, b.new_zeros(batch, pad, width)), dim=1)
+    a_in, h_in = _hillis_steele(a.reshape(batch, chunks, CHUNK, width), b.reshape(batch, chunks, CHUNK, width))
+    totals_a, totals_h = a_in[:, :, -1], h_in[:, :, -1]  # [B, chunks, N]: each chunk as one step
+    ends = scan_parallel(totals_a, totals_h)  # h at each chunk's last step
+    carry = torch.cat((ends.new_zeros(batch, 1, width), ends[:, :-1]), dim=1)  # h before each chunk
+    h = torch.addcmul(h_in, a_in, carry[:, :, None, :])
+    return h.reshape(batch, chunks * CHUNK, width)[:, :steps]
+
+
+def _torch_ops(a: Tensor, b: Tensor, reverse: bool) -> Tensor:
+    if not reverse:
+        return scan_parallel(a, b)
+    return scan_parallel(a.flip(1), b.flip(1)).flip(1)
+
+
+def cpp_ops() -> ModuleType | None:
+    """The compiled `cpu.cpp` (built on first use, cached per machine), or None when it cannot be built."""
+    return cpp_build.load("scan")
+
+
+def backend_for(b: Tensor, method: Method = "auto") -> str:
+    """Which source `scan` uses for `b`: "triton" for CUDA tensors (and CPU tensors under Triton's
+    interpreter), "cpp" for CPU tensors when `cpu.cpp` builds (measured faster than the vectorised
+    torch scan at every size of benchmarks/ssm_scan.py), else "parallel" (vectorised torch)."""
+    if method != "auto":
+        return method
+    if kernel_backend.triton_serves(b) or (b.is_cuda and b.dtype in (torch.float64, torch.complex64)):
+        return "triton" if kernel_backend.triton_ops("scan") is not None else "parallel"
+    if b.device.type == "cpu" and cpp_ops() is not None:
+        return "cpp"
+    return "parallel"
+
+
+def _run(method: str, a: Tensor, b: Tensor, reverse: bool) -> Tensor:
+    """The zero-start scan of `(a, b)` (`a` already expanded to `b`'s shape), forward or reversed in time."""
+    if method == "cpp":
+        ops = cpp_ops()
+        if ops is None:
+            raise RuntimeError(f"the C++ scan is unavailable: {cpp_build.build_error('scan')}")
+        return ops.scan(a, b.contiguous(), reverse)
+    if method == "triton":
+        ops = kernel_backend.triton_ops("scan")
+        if ops is None:
+            raise RuntimeError(f"the Triton scan is unavailable: {kernel_backend.unavailable('scan')}")
+        return ops.scan(a, b, reverse)
+    if method == "reference":
+        if reverse:
+            return scan_reference(a.flip(1), b.flip(1)).flip(1)
+        return scan_reference(a, b)
+    return _torch_ops(a, b, reverse)
+
+
+class LinearScan(torch.autograd.Function):
+    """`(a, b, method) -> h`, zero initial state; backward by the reversed scan (module docstring)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, a: Tensor, b: Tensor, method: str) -> Tensor:
+        full = a.expand_as(b)
+        h = _run(method, full, b, reverse=False)
+        ctx.save_for_backward(a, h)
+        ctx.method = method
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        a, h = ctx.saved_tensors
+        full = a.expand_as(h)
+        a_next = torch.cat((full[:, 1:], full.new_zeros(full.shape[0], 1, full.shape[2])), dim=1).conj()
+        lam = _run(ctx.method, a_next.resolve_conj(), grad_h.to(h.dtype).contiguous(), reverse=True)
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            h_prev = torch.cat((h.new_zeros(h.shape[0], 1, h.shape[2]), h[:, :-1]), dim=1)
+            grad_a = (lam * h_prev.conj()).sum_to_size(a.shape)
+            if not a.is_complex() and grad_a.is_complex():
+                grad_a = grad_a.real
+        return grad_a, lam, None
+
+
+def scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: Method = "auto") -> Tensor:
+    """`h [B, T, N]` of `h_t = a_t ⊙ h_{t-1} + b_t` from `h_0` (zeros when None), differentiable in
+    `a`, `b` and `h0`.
+
+    `a` broadcasts to `b` (`[N]` for a constant recurrence, `[B, T, N]` for an input-dependent one);
+    a real `a` may drive a complex `b`. `method` picks the source ("auto": see `backend_for`).
+    """
+    if b.dim() != 3:
+        raise ValueError(f"scan: b must be [B, T, N], got shape {list(b.shape)}")
+    if a.is_complex() and not b.is_complex():
+        b = b.to(a.dtype)
+    if h0 is not None:  # fold the initial state into the first input: b_1 + a_1 h_0
+        first = b[:, :1] + a.expand_as(b)[:, :1] * h0[:, None]
+        b = torch.cat((first, b[:, 1:]), dim=1)
+    a = a.to(b.dtype) if a.is_complex() != b.is_complex() else a
+    return LinearScan.apply(a, b, backend_for(b, method))

@@ -1,0 +1,114 @@
+"""Mamba: a selective state-space model (S6) in its gated block with a short causal convolution.
+
+Gu & Dao (2023), "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", arXiv:2312.00752;
+official code `state-spaces/mamba` (`mamba_simple.py` `Mamba`, `selective_scan_interface.py`
+`selective_scan_ref`, `mixer_seq_simple.py` `Block` / `MixerModel`). A small faithful version in plain
+torch on the diagonal scan `seqarena.cells.kernels.scan`, not the CUDA package.
+
+Mixer on `u [B, T, H]`, inner width E = `expand`·H, N = `state_size` states per inner channel,
+R = ⌈H/16⌉ (Algorithm 2 and the code):
+
+    [x, z] = W_in u                                   (`in_proj`, no bias)
+    x = SiLU(causal depthwise Conv1d_k(x))            (`conv1d`, kernel k = `conv_kernel`)
+    [δ, B, C] = W_x x,   Δ = softplus(W_Δ δ + b_Δ)     (`x_proj` R + 2N outputs, `dt_proj` R → E)
+    h_t = exp(Δ_t A) ⊙ h_{t−1} + (Δ_t B_t) x_t         per inner channel, A = −exp(`A_log`) ∈ ℝ^{E×N}
+    y_t = C_t h_t + D ⊙ x_t,   out = W_out (y ⊙ SiLU(z))  (`out_proj`, no bias)
+
+Model (`MixerModel`): encoder Linear(d, H), then `num_layers` pre-norm residual blocks
+u ← u + Mixer(RMSNorm(u)), then a final RMSNorm. Initialisation (code): A_log = log(1..N) per channel
+(S4D-Real), D = 1, `dt_proj.weight` ~ U(±R^{-1/2}), `dt_proj.bias` = softplus⁻¹(Δ₀) with
+Δ₀ ~ logU[dt_min, dt_max] floored at 1e-4; other layers torch's defaults. Defaults N = 16, k = 4,
+E = 2H, Δ ∈ [0.001, 0.1] (the code's). The state `h` is `[B, T, E·N]`: memory grows with E·N.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells import space as sp
+from seqarena.cells.base import SequenceModel
+from seqarena.cells.kernels.scan import scan
+from seqarena.cells.ssm import report_states
+
+EQUATIONS: tuple[str, ...] = (
+    r"\Delta_t = \operatorname{softplus}\left(W_\Delta W_\delta x_t + b_\Delta\right), \quad"
+    r" B_t = W_B x_t, \quad C_t = W_C x_t, \qquad \Delta_0 \sim \log U\left[\Delta t_{\min}, \Delta t_{\max}\right]",
+    r"h_t = e^{\Delta_t A} \odot h_{t-1} + \Delta_t B_t\, x_t, \qquad y_t = C_t h_t + D \odot x_t",
+    r"\mathrm{out}_t = W_{\mathrm{out}}\left(y_t \odot \operatorname{SiLU}(z_t)\right), \quad"
+    r" x = \operatorname{SiLU}\left(\mathrm{Conv1d}_k(W_x u)\right), \quad z = W_z u",
+)
+
+PAPER: str = "Gu & Dao (2023), Mamba: Linear-Time Sequence Modeling with Selective State Spaces, arXiv:2312.00752"
+
+
+class MambaMixer(nn.Module):
+    """The selective SSM block `[B, T, H] -> [B, T, H]` (attributes as in `mamba_simple.Mamba`)."""
+
+    def __init__(self, width: int, state_size: int, conv_kernel: int, expand: int, dt_min: float,
+                 dt_max: float) -> None:
+        super().__init__()
+        inner, rank = expand * width, math.ceil(width / 16)
+        self.inner, self.rank, self.state_size = inner, rank, state_size
+        self.in_proj = nn.Linear(width, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, conv_kernel, groups=inner, padding=conv_kernel - 1)
+        self.x_proj = nn.Linear(inner, rank + 2 * state_size, bias=False)
+        self.dt_proj = nn.Linear(rank, inner)
+        nn.init.uniform_(self.dt_proj.weight, -(rank**-0.5), rank**-0.5)
+        dt = torch.exp(torch.rand(inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=1e-4)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(Δ₀)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, state_size + 1, dtype=torch.float32)).repeat(inner, 1))
+        self.D = nn.Parameter(torch.ones(inner))
+        self.out_proj = nn.Linear(inner, width, bias=False)
+
+    def forward(self, u: Tensor) -> Tensor:
+        batch, steps, _ = u.shape
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # [B, T, E] each
+        x = nn.functional.silu(self.conv1d(x.transpose(1, 2))[..., :steps].transpose(1, 2))
+        delta, B, C = self.x_proj(x).split((self.rank, self.state_size, self.state_size), dim=-1)
+        delta = nn.functional.softplus(self.dt_proj(delta))  # [B, T, E]
+        A = -torch.exp(self.A_log)  # [E, N]
+        a = torch.exp(delta[..., None] * A).reshape(batch, steps, -1)  # [B, T, E·N]
+        b = (delta[..., None] * B[:, :, None, :] * x[..., None]).reshape(batch, steps, -1)
+        h = report_states(scan(a, b)).reshape(batch, steps, self.inner, self.state_size)
+        y = (h * C[:, :, None, :]).sum(-1) + self.D * x
+        return self.out_proj(y * nn.functional.silu(z))
+
+
+class Mamba(SequenceModel):
+    """Mamba: encoder, `num_layers` pre-RMSNorm residual mixer blocks, final RMSNorm (`MixerModel`)."""
+
+    name = "mamba"
+    citation = PAPER
+    equations = EQUATIONS
+    hparams = (
+        sp.hidden_size(64, choices=(32, 64, 128)),
+        sp.num_layers(2, high=6),
+        sp.integer("state_size", 16, 4, 64, log=True, valid=(1, 4096), doc="states per inner channel (N)"),
+        sp.integer("conv_kernel", 4, 2, 8, valid=(1, 64), doc="causal convolution width k"),
+        sp.choice("expand", 2, (1, 2, 4), valid=(1, 16), doc="inner width E / H"),
+        sp.floating("dt_min", 0.001, 1e-4, 0.01, log=True, valid=(1e-6, 1.0), doc="smallest initial Δ"),
+        sp.floating("dt_max", 0.1, 0.01, 1.0, log=True, valid=(1e-6, 10.0), doc="largest initial Δ"),
+        sp.dropout(0.0),
+        *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
+                 state_size: int = 16, conv_kernel: int = 4, expand: int = 2, dt_min: float = 0.001,
+                 dt_max: float = 0.1) -> None:
+        super().__init__(input_size, hidden_size, num_layers)
+        self.encoder = nn.Linear(input_size, hidden_size)
+        self.norms = nn.ModuleList(nn.RMSNorm(hidden_size, eps=1e-5) for _ in range(num_layers))
+        self.mixers = nn.ModuleList(
+            MambaMixer(hidden_size, state_size, conv_kernel, expand, dt_min, dt_max) for _ in range(num_layers))
+        self.norm_f = nn.RMSNorm(hidden_size, eps=1e-5)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.encoder(x)
+        for norm, mixer in zip(self.norms, self.mixers, strict=True):
+            x = x + self.drop(mixer(norm(x)))
+        return self.norm_f(x)

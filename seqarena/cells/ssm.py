@@ -1,0 +1,125 @@
+"""What the state-space models of the zoo share: their residual block, their stack, and the states they report.
+
+The layered SSMs (LinOSS, D-LinOSS, LRU, S4D) follow one block, the one of the official LinOSS,
+D-LinOSS and LRU code (`tk-rusch/linoss` `LinOSSBlock`, `jaredbmit/damped-linoss` `LRUBlock`) and of
+S4D's standalone example (`state-spaces/s4` `example.py`, with the output `Conv1d(H, 2H, 1)` + GLU):
+
+    x ← x + Dropout(GLU(Dropout(GELU(SSM(Norm(x))))))        GLU(v) = W₁ v ⊙ σ(W₂ v)
+    (S4D, post-norm:  x ← Norm(x + Dropout(GLU(Dropout(GELU(SSM(x)))))))
+
+preceded by one linear encoder `u ↦ W_enc u + b_enc` (d → H). `hidden_size` is the block width H; the
+state size (P, N) is each model's own hyperparameter. Norm is the authors': batch norm without affine
+parameters over (batch, time) for LinOSS, D-LinOSS and LRU, layer norm for S4D. In training mode the
+batch norm's statistics span the whole batch and sequence (as in the official code), so a step's
+features then depend on the batch's later steps through two scalars per channel; in evaluation mode
+(running statistics) every feature is causal.
+
+The recurrence of every model runs on `seqarena.cells.kernels.scan` (`scan`): `h_t = a_t ⊙ h_{t−1} + b_t`.
+
+`report_states`: under `probing()` (the trace page) each layer reports its state `h_t` per step (complex
+states as their real and imaginary parts), rebuilt from the reported steps so that their gradients fill in.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqarena.cells.base import SequenceModel, active_probe
+
+Norm = Literal["batch", "layer"]
+
+
+def report_states(h: Tensor) -> Tensor:
+    """`h [B, T, ...]` unchanged, or, under `probing()`, rebuilt from per-step states the probe records.
+
+    Each step's state is `h_t` flattened to `[B, K]` (complex: real and imaginary parts side by side)."""
+    probe = active_probe()
+    if probe is None:
+        return h
+    layer = probe.start_layer()
+    flat = torch.view_as_real(h) if h.is_complex() else h
+    steps = []
+    for state in flat.flatten(2).unbind(1):
+        probe.record(layer, (state,))
+        steps.append(state)
+    rebuilt = torch.stack(steps, dim=1).reshape(flat.shape)
+    return torch.view_as_complex(rebuilt) if h.is_complex() else rebuilt
+
+
+class GLU(nn.Module):
+    """`GLU(v) = W₁ v + b₁ ⊙ σ(W₂ v + b₂)` (`linoss` `GLU`; S4D's `Conv1d(H, 2H, 1)` + `nn.GLU`)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(width, width)
+        self.w2 = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w1(x) * torch.sigmoid(self.w2(x))
+
+
+class TimeBatchNorm(nn.Module):
+    """Batch norm of `[B, T, H]` over batch and time, no affine parameters (`eqx.nn.BatchNorm`,
+    `channelwise_affine=False`, as in the LinOSS / LRU blocks)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(width, affine=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class SSMBlock(nn.Module):
+    """One residual block around a sequence layer `ssm: [B, T, H] -> [B, T, H]` (module docstring)."""
+
+    def __init__(self, ssm: nn.Module, width: int, dropout: float, norm: Norm, prenorm: bool) -> None:
+        super().__init__()
+        self.ssm = ssm
+        self.norm = TimeBatchNorm(width) if norm == "batch" else nn.LayerNorm(width)
+        self.glu = GLU(width)
+        self.drop = nn.Dropout(dropout)
+        self.prenorm = prenorm
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.norm(x) if self.prenorm else x
+        z = self.drop(self.glu(self.drop(nn.functional.gelu(self.ssm(z)))))
+        return x + z if self.prenorm else self.norm(x + z)
+
+
+class SSMStack(SequenceModel):
+    """Encoder `Linear(d, H)` and `num_layers` `SSMBlock`s around the layers `make_layer` builds."""
+
+    #: The block's normalisation and its place (the authors' choice per model).
+    norm: ClassVar[Norm] = "batch"
+    prenorm: ClassVar[bool] = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__(input_size, hidden_size, num_layers)
+        self.encoder = nn.Linear(input_size, hidden_size)
+        self.blocks = nn.ModuleList(
+            SSMBlock(self.make_layer(), hidden_size, dropout, self.norm, self.prenorm) for _ in range(num_layers))
+
+    @abstractmethod
+    def make_layer(self) -> nn.Module:
+        """One sequence layer `[B, T, H] -> [B, T, H]` of this model."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.encoder(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def complex_uniform(rows: int, cols: int, std: float) -> nn.Parameter:
+    """`[rows, cols, 2]` (real, imaginary) uniform on [−std, std]: `simple_uniform_init` of the LinOSS code."""
+    return nn.Parameter(torch.empty(rows, cols, 2).uniform_(-std, std))
+
+
+def as_complex(weight: Tensor) -> Tensor:
+    """`[..., 2]` (real, imaginary) as a complex tensor."""
+    return torch.complex(weight[..., 0], weight[..., 1])

@@ -1,0 +1,34 @@
+"""The state-space models on the platform: `param_budget` sizes them, specs take them beside the oscillator RNNs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqarena import cells
+from seqarena.platform.spec import describe, fixed_hparams, parse_spec, search_space
+from tests.unit.test_spec import param_count
+
+NEW = ["linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm"]
+
+
+def test_param_budget_sizes_every_state_space_model() -> None:
+    """Each arm's parameter count (model + head, built independently) is within 10% of the budget, and the
+    new models run beside the oscillator RNNs in one spec."""
+    spec = parse_spec({"name": "unit", "task": "adding", "seq_lens": [30], "models": [*NEW, "cornn", "lem"],
+                       "param_budget": 30_000, "fixed": {"dlinoss": {"state_size": 32}, "lru": {"state_size": 64},
+                                                          "linoss": {"state_size": 32}, "s4d": {"state_size": 16}}})
+    for arm in spec.arms():
+        fixed = fixed_hparams(spec, arm)
+        assert "hidden_size" not in search_space(spec, arm)
+        assert abs(param_count(arm, fixed) - 30_000) <= 3_000, arm.key
+    assert len(describe(spec)) == len(NEW) + 2
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_the_models_run_in_float64_and_on_one_step(name: str) -> None:
+    """T = 1 (a single scan step) and float64 weights: the shapes and dtypes the tasks and the trace use."""
+    torch.manual_seed(0)
+    model = cells.build(name, 2, 8, 1).double().eval()
+    out = model(torch.randn(3, 1, 2, dtype=torch.float64))
+    assert out.shape == (3, 1, 8) and out.dtype == torch.float64 and torch.isfinite(out).all()
