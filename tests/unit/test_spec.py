@@ -267,8 +267,9 @@ def test_a_bad_spec_names_the_field_and_what_is_allowed(changes: dict[str, Any],
 
 
 def test_an_unknown_model_error_lists_the_known_ones() -> None:
-    with pytest.raises(BadInput, match="cornn, gru, janet"):
+    with pytest.raises(BadInput, match="corn") as caught:
         parse_spec(spec_data(models=["corn"]))
+    assert all(name in str(caught.value) for name in cells.names())
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from seqarena import cells
-from seqarena.platform.spec import describe, fixed_hparams, parse_spec, search_space
+from seqarena.platform.domains import fixed_hparams, search_space
+from seqarena.platform.spec import describe, parse_spec
 from tests.unit.test_spec import param_count
 
 NEW = ["linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm"]
