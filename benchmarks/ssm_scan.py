@@ -1,0 +1,174 @@
+"""The state-space models and their scan against the targets of the SSM issue, CPU or GPU.
+
+Three measurements, each a median of interleaved training steps (`cpu_timing.median_seconds`: gradients
+cleared, forward, the last step's features summed, backward):
+
+* `models`: one layer of every SSM of the zoo (width H, its default state size) against `nn.LSTM(d, H)`
+  at B = 64, H = 128, T = 1000, d = 2 (target on the CPU: every SSM faster than the LSTM);
+* `scan`: the scan alone (forward and backward) at an LRU layer's shape (B = 16, T = 10,000, N = 256,
+  complex) and a minGRU layer's (real, input-dependent a), by the sequential loop (`scan_reference`, one
+  step per time step: what the model's recurrence costs as a time loop), the parallel torch scan and the
+  C++ loop (target: the parallel path at least 5× faster than the sequential loop);
+* `gpu` (`--device cuda`): LinOSS and LRU (one layer, H = 128, default state sizes, Triton scan) against
+  cuDNN's `nn.LSTM` at B = 64, T = 10,000 (target: at least 10× faster).
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/ssm_scan.py models scan --json benchmarks/results/ssm_scan.json
+    python3 benchmarks/ssm_scan.py gpu --device cuda --json OUT/ssm_gpu.json        (scripts/gpu_ssm_checks.sh)
+    .venv/bin/python benchmarks/ssm_scan.py report benchmarks/results/ssm_scan.json [more.json ...]
+
+`report` writes the "State-space models" section of benchmarks/RESULTS.md from the JSON files. Needs torch
+(and Triton on the GPU) and this checkout on `PYTHONPATH`; nothing else of seqarena's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.cpu_timing import ROOT, machine, median_seconds, replace_section, training_step
+from seqarena import cells
+from seqarena.cells.kernels import scan as scan_module
+
+MODELS = ("linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm")
+HEADING = "## State-space models and their scan (issue 21)"
+
+
+def model_steps(names: list[str], batch: int, hidden: int, steps: int, device: str) -> dict[str, Callable[[], None]]:
+    """A training step per model (one layer each) and for `nn.LSTM` on one shared input `[B, T, 2]`."""
+    torch.manual_seed(0)
+    u = torch.randn(batch, steps, 2, device=device)
+    built: dict[str, nn.Module] = {"lstm (nn.LSTM)": nn.LSTM(2, hidden, batch_first=True)}
+    for name in names:
+        built[name] = cells.build(name, 2, hidden, 1, seq_len=steps)
+    return {name: training_step(model.to(device).train(), u) for name, model in built.items()}
+
+
+def gpu_median(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """`median_seconds` with the GPU synchronised around each step."""
+    def synced(step: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            step()
+            torch.cuda.synchronize()
+        return run
+    return median_seconds({name: synced(step) for name, step in steps.items()}, repeats)
+
+
+def scan_case(method: str, a: Tensor, b: Tensor) -> Callable[[], None]:
+    """Forward and backward of the scan by `method` ("loop": `scan_reference` under autograd)."""
+    def step() -> None:
+        a_leaf, b_leaf = a.detach().requires_grad_(True), b.detach().requires_grad_(True)
+        h = scan_module.scan_reference(a_leaf, b_leaf) if method == "loop" else scan_module.scan(
+            a_leaf, b_leaf, method=method)  # type: ignore[arg-type]
+        (h.real if h.is_complex() else h)[:, -1].sum().backward()
+    return step
+
+
+def scan_shapes(batch: int, steps: int) -> dict[str, tuple[Tensor, Tensor]]:
+    """(a, b) at an LRU layer's shape (constant complex a, N = 256) and a minGRU layer's (input-dependent real a)."""
+    gen = torch.Generator().manual_seed(0)
+    lam = torch.polar(0.9 + 0.099 * torch.rand(256, generator=gen), torch.rand(256, generator=gen))
+    b = torch.randn(batch, steps, 256, generator=gen, dtype=torch.complex64)
+    gates = torch.rand(batch, steps, 128, generator=gen)
+    return {"lru (complex, N=256)": (lam, b), "mingru (real, H=128)": (gates, torch.randn(batch, steps, 128))}
+
+
+def measure_scan(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    result = {}
+    for label, (a, b) in scan_shapes(args.scan_batch, args.scan_steps).items():
+        cases = {method: scan_case(method, a, b) for method in ("loop", "parallel", "cpp")}
+        result[label] = median_seconds(cases, args.scan_repeats)
+        print(label, {k: round(v, 3) for k, v in result[label].items()}, flush=True)
+    return result
+
+
+def run(args: argparse.Namespace) -> None:
+    result: dict[str, Any] = {"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "json"},
+                              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if "models" in args.what:
+        steps = model_steps(args.models, args.batch, args.hidden, args.steps, "cpu")
+        result["models"] = median_seconds(steps, args.repeats)
+        print("models", {k: round(v, 3) for k, v in result["models"].items()}, flush=True)
+    if "scan" in args.what:
+        result["scan"] = measure_scan(args)
+    if "gpu" in args.what:
+        result["machine"]["device"] = torch.cuda.get_device_name()
+        steps = model_steps(["linoss", "lru"], args.batch, args.hidden, args.gpu_steps, "cuda")
+        result["gpu"] = gpu_median(steps, args.repeats)
+        print("gpu", {k: round(v, 4) for k, v in result["gpu"].items()}, flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+
+
+def ratio_rows(times: dict[str, float], baseline: str, target: float, better: str) -> list[str]:
+    rows = []
+    for name, seconds in times.items():
+        if name == baseline:
+            continue
+        speedup = times[baseline] / seconds
+        rows.append(f"| {name} | {seconds:.3f} | {speedup:.2f}× | {'pass' if speedup >= target else 'FAIL'} |")
+    return [f"| model | s / step | {better} | target ≥ {target:g}× |", "|---|---:|---:|:---:|", *rows]
+
+
+def markdown(results: list[dict[str, Any]], paths: list[str]) -> str:
+    lines = [HEADING, "", "Written by `benchmarks/ssm_scan.py report` from " + ", ".join(f"`{p}`" for p in paths)
+             + " (raw JSON); the docstring of the script says what each part times.", ""]
+    for result in results:
+        m, a = result["machine"], result["args"]
+        lines += [f"Measured {result['measured_at']} on {m.get('device', 'cpu')} ({m['cpu']}, {m['cores']} cores, "
+                  f"load average {m['load_average']}), torch {m['torch']}, git {m['git_sha']}.", ""]
+        if "models" in result:
+            lines += [f"Training step, one layer, B = {a['batch']}, H = {a['hidden']}, T = {a['steps']} (CPU): "
+                      "speed-up over nn.LSTM.", "",
+                      *ratio_rows(result["models"], "lstm (nn.LSTM)", 1.0, "LSTM time / model time"), ""]
+        for label, times in result.get("scan", {}).items():
+            lines += [f"Scan forward + backward, {label}, B = {a['scan_batch']}, T = {a['scan_steps']} (CPU): "
+                      "speed-up over the sequential loop.", "",
+                      *ratio_rows(times, "loop", 5.0, "loop time / this time"), ""]
+        if "gpu" in result:
+            lines += [f"Training step, one layer, B = {a['batch']}, H = {a['hidden']}, T = {a['gpu_steps']} on "
+                      f"{m['device']}: speed-up over cuDNN's LSTM.", "",
+                      *ratio_rows(result["gpu"], "lstm (nn.LSTM)", 10.0, "LSTM time / model time"), ""]
+    return "\n".join(lines)
+
+
+def report(args: argparse.Namespace) -> None:
+    results = [json.loads(Path(p).read_text()) for p in args.files]
+    section = markdown(results, [str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT)
+                                 else str(p) for p in args.files])
+    replace_section(ROOT / "benchmarks" / "RESULTS.md", HEADING, section + "\n")
+    print(section)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="+", choices=("models", "scan", "gpu", "report"))
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "ssm_scan.json")
+    parser.add_argument("--files", nargs="*", default=[], help="report: the JSON files to write up")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--gpu-steps", type=int, default=10000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scan-batch", type=int, default=16)
+    parser.add_argument("--scan-steps", type=int, default=10000)
+    parser.add_argument("--scan-repeats", type=int, default=2)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.what == ["report"]:
+        report(arguments)
+    else:
+        run(arguments)
