@@ -29,9 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import SequenceModel
 from seqarena.cells.kernels.scan import scan
-from seqarena.cells.ssm import report_states
+from seqarena.cells.ssm import ScanModel, report_states
 
 EQUATIONS: tuple[str, ...] = (
     r"\Delta_t = \operatorname{softplus}\left(W_\Delta W_\delta x_t + b_\Delta\right), \quad"
@@ -78,7 +77,7 @@ class MambaMixer(nn.Module):
         return self.out_proj(y * nn.functional.silu(z))
 
 
-class Mamba(SequenceModel):
+class Mamba(ScanModel):
     """Mamba: encoder, `num_layers` pre-RMSNorm residual mixer blocks, final RMSNorm (`MixerModel`)."""
 
     name = "mamba"
@@ -108,6 +107,7 @@ class Mamba(SequenceModel):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        self.note_backend(x)
         x = self.encoder(x)
         for norm, mixer in zip(self.norms, self.mixers, strict=True):
             x = x + self.drop(mixer(norm(x)))

@@ -24,9 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import SequenceModel
 from seqarena.cells.kernels.scan import scan
-from seqarena.cells.ssm import report_states
+from seqarena.cells.ssm import ScanModel, report_states
 
 PAPER: str = ("Feng, Tung, Ahmed, Bengio & Hajimirsadeghi (2024), Were RNNs All We Needed?, "
               "arXiv:2410.01201")
@@ -75,7 +74,7 @@ class MinLSTMLayer(MinLayer):
         return f / (f + i), i / (f + i) * g(k_h)
 
 
-class MinStack(SequenceModel):
+class MinStack(ScanModel):
     """`num_layers` layers of `layer_type`, dropout after each (as the classic RNN stacks)."""
 
     layer_type: ClassVar[type[MinLayer]]
@@ -87,6 +86,7 @@ class MinStack(SequenceModel):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        self.note_backend(x)
         for layer in self.layers:
             x = self.drop(layer(x))
         return x

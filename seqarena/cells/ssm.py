@@ -23,12 +23,13 @@ states as their real and imaginary parts), rebuilt from the reported steps so th
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from seqarena.cells.base import SequenceModel, active_probe
+from seqarena.cells.kernels import scan as scan_kernel
 
 Norm = Literal["batch", "layer"]
 
@@ -48,6 +49,20 @@ def report_states(h: Tensor) -> Tensor:
         steps.append(state)
     rebuilt = torch.stack(steps, dim=1).reshape(flat.shape)
     return torch.view_as_complex(rebuilt) if h.is_complex() else rebuilt
+
+
+class ScanModel(SequenceModel):
+    """A model whose recurrences run on the scan; `implementation` names the scan's source that served the
+    last forward pass ("scan-cpp", "scan-triton", "scan-parallel"; recorded with every trial)."""
+
+    implementation: str = "not run"
+
+    def note_backend(self, x: Tensor) -> None:
+        """Record which source of the scan serves inputs like `x` (`scan.backend_for`)."""
+        self.implementation = "scan-" + scan_kernel.backend_for(x)
+
+    def extra_info(self) -> dict[str, Any]:
+        return {"implementation": self.implementation}
 
 
 class GLU(nn.Module):
@@ -91,7 +106,7 @@ class SSMBlock(nn.Module):
         return x + z if self.prenorm else self.norm(x + z)
 
 
-class SSMStack(SequenceModel):
+class SSMStack(ScanModel):
     """Encoder `Linear(d, H)` and `num_layers` `SSMBlock`s around the layers `make_layer` builds."""
 
     #: The block's normalisation and its place (the authors' choice per model).
@@ -109,6 +124,7 @@ class SSMStack(SequenceModel):
         """One sequence layer `[B, T, H] -> [B, T, H]` of this model."""
 
     def forward(self, x: Tensor) -> Tensor:
+        self.note_backend(x)
         x = self.encoder(x)
         for block in self.blocks:
             x = block(x)

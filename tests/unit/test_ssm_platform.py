@@ -33,3 +33,11 @@ def test_the_models_run_in_float64_and_on_one_step(name: str) -> None:
     model = cells.build(name, 2, 8, 1).double().eval()
     out = model(torch.randn(3, 1, 2, dtype=torch.float64))
     assert out.shape == (3, 1, 8) and out.dtype == torch.float64 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_the_models_report_the_scan_source_that_ran(name: str) -> None:
+    model = cells.build(name, 2, 8, 1)
+    assert model.extra_info() == {"implementation": "not run"}
+    model(torch.randn(2, 5, 2))
+    assert model.extra_info()["implementation"] == "scan-cpp"  # the C++ loop builds on this machine
