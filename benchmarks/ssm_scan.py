@@ -43,13 +43,27 @@ MODELS = ("linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm")
 HEADING = "## State-space models and their scan (issue 21)"
 
 
-def model_steps(names: list[str], batch: int, hidden: int, steps: int, device: str) -> dict[str, Callable[[], None]]:
-    """A training step per model (one layer each) and for `nn.LSTM` on one shared input `[B, T, 2]`."""
+def overrides_of(items: list[str]) -> dict[str, dict[str, str]]:
+    """`["s4d.state_size=16", ...]` -> `{"s4d": {"state_size": "16"}}`."""
+    result: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        model, name = key.split(".", 1)
+        result.setdefault(model, {})[name] = value
+    return result
+
+
+def model_steps(names: list[str], batch: int, hidden: int, steps: int, device: str,
+                overrides: dict[str, dict[str, str]] | None = None) -> dict[str, Callable[[], None]]:
+    """A training step per model (one layer each, `overrides` on its defaults) and for `nn.LSTM` on one shared
+    input `[B, T, 2]`. A model with overrides is labelled with them."""
     torch.manual_seed(0)
     u = torch.randn(batch, steps, 2, device=device)
     built: dict[str, nn.Module] = {"lstm (nn.LSTM)": nn.LSTM(2, hidden, batch_first=True)}
     for name in names:
-        built[name] = cells.build(name, 2, hidden, 1, seq_len=steps)
+        changes = (overrides or {}).get(name, {})
+        label = name + "".join(f" {k}={v}" for k, v in changes.items())
+        built[label] = cells.build(name, 2, hidden, 1, seq_len=steps, **changes)
     return {name: training_step(model.to(device).train(), u) for name, model in built.items()}
 
 
@@ -91,11 +105,22 @@ def measure_scan(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return result
 
 
+def facts() -> dict[str, Any]:
+    """`cpu_timing.machine()`, or the little that is known without git (a GPU machine's bare copy)."""
+    try:
+        return machine()
+    except OSError:
+        import os
+        import platform
+        return {"cpu": platform.processor(), "cores": os.cpu_count(), "torch": torch.__version__, "device": "cpu",
+                "git_sha": "unknown (no git)", "load_average": [round(v, 1) for v in os.getloadavg()]}
+
+
 def run(args: argparse.Namespace) -> None:
-    result: dict[str, Any] = {"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "json"},
+    result: dict[str, Any] = {"machine": facts(), "args": {k: v for k, v in vars(args).items() if k != "json"},
                               "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if "models" in args.what:
-        steps = model_steps(args.models, args.batch, args.hidden, args.steps, "cpu")
+        steps = model_steps(args.models, args.batch, args.hidden, args.steps, "cpu", overrides_of(args.hp))
         result["models"] = median_seconds(steps, args.repeats)
         print("models", {k: round(v, 3) for k, v in result["models"].items()}, flush=True)
     if "scan" in args.what:
@@ -155,6 +180,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "ssm_scan.json")
     parser.add_argument("--files", nargs="*", default=[], help="report: the JSON files to write up")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--hp", nargs="*", default=[], help="MODEL.NAME=VALUE overrides of a model's defaults")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=1000)

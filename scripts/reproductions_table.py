@@ -28,6 +28,12 @@ PUBLISHED = {
     "adding500_lstm_4000": LSTM_TCN_TABLE,
     "adding500_unicornn": "not reported for adding",
     "adding500_janet": "not reported for adding at T = 500",
+    "adding500_linoss": "not reported for adding (LinOSS: UEA, PPG-DaLiA, weather; docs/reference/ssm.md §3)",
+    "adding500_mingru": "not reported for adding (minGRU: selective copying, RL, language; docs/reference/ssm.md §3)",
+    "adding500_minlstm": "not reported for adding (minLSTM: selective copying, RL, language; docs/reference/ssm.md §3)",
+    "adding500_lru": "not reported for adding (LRU: Long Range Arena; docs/reference/ssm.md §3)",
+    "adding500_mamba": "not reported for adding (Mamba: selective copying, induction heads, language; "
+                       "docs/reference/ssm.md §3)",
     "smnist_lstm": "98.5 % (JANET paper, 2 × 128) to 98.9 % (coRNN/LEM tables), full budgets [paper]",
     "smnist_cornn": "99.35 % (256 units, 120 epochs) [log]",
     "smnist_lem": "99.45 % (128 units, 120 epochs = 53 400 steps) [log]",
