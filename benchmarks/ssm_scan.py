@@ -40,7 +40,7 @@ from seqarena import cells
 from seqarena.cells.kernels import scan as scan_module
 
 MODELS = ("linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm")
-HEADING = "## State-space models and their scan (issue 21)"
+HEADING = "## State-space models and their scan"
 
 
 def overrides_of(items: list[str]) -> dict[str, dict[str, str]]:
