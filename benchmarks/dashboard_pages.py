@@ -9,7 +9,7 @@ What this script does, in one process:
    problem (MSE, lower is better) and sMNIST (accuracy, higher is better) x the 9 models of the zoo,
    100 trials per arm (95 `search` trials with statuses completed/stopped/diverged/oom/failed, then
    5 `repeat` runs of the best configuration), written with SQLAlchemy Core bulk inserts. Searches,
-   arms and jobs go through the platform API (`db.create_search`, `jobs.submit/claim/...`); MLflow
+   arms and jobs go through the platform API (`searches.create_search`, `jobs.submit/claim/...`); MLflow
    experiments and parent runs are real (the `Tracker`, a SQLite store under `SEQARENA_HOME`), child
    runs with learning curves exist only for the trials the Trials page charts (the 5 best of the
    arms it shows, plus 2 RUNNING runs of the running search); every other trial carries a made-up
@@ -19,7 +19,7 @@ What this script does, in one process:
    data cache is cleared again (what a user sees when the TTL has expired), and one render after a
    filter change. It counts the SQL statements and their time per render and the process's RSS.
 3. Times the raw queries (`leaderboard.leaderboard`, `dashboard.queries`) and, for reference, what
-   loading every trial (`db.trials_frame`) would cost.
+   loading every trial (`searches.trials_frame`) would cost.
 4. Prints the tables and writes them into the section "## Dashboard pages (issue 6)" of
    `benchmarks/RESULTS.md` (one subsection per database backend, replaced on each run).
 
@@ -57,7 +57,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, make_url, select, text, update
 
-from seqarena.platform import db, jobs
+from seqarena.platform import database, jobs, schema, searches
 from seqarena.platform.leaderboard import ArmBest, leaderboard
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 
@@ -184,7 +184,7 @@ def search_trial(rng: random.Random, arm: dict[str, Any], trial_id: str, when: d
     steps = {"completed": 2000, "stopped": rng.choice((200, 400, 800)), "oom": 0}.get(status, rng.randint(1, 1999))
     if status == "oom":
         costs["peak_mem_mb"] = costs["train_seq_per_s"] = costs["infer_seq_per_s"] = None
-    return {"trial_id": trial_id, "role": "search", "seed": 0, "hparams": hp, "config_key": db.config_key(hp),
+    return {"trial_id": trial_id, "role": "search", "seed": 0, "hparams": hp, "config_key": searches.config_key(hp),
             "status": status, "metric": metric, "best_val_metric": None if metric is None else metric * 0.98,
             "test_metrics": _test_metrics(info, metric), **costs,
             "wall_s": steps * hp["batch_size"] / costs["train_seq_per_s"] if costs["train_seq_per_s"] else None,
@@ -240,17 +240,17 @@ def bulk_insert(engine: Engine, rows: Iterator[dict[str, Any]]) -> int:
         for row in rows:
             batch.append(row)
             if len(batch) == BATCH:
-                conn.execute(insert(db.Trial.__table__), batch)
+                conn.execute(insert(schema.Trial.__table__), batch)
                 count, batch = count + len(batch), []
         if batch:
-            conn.execute(insert(db.Trial.__table__), batch)
+            conn.execute(insert(schema.Trial.__table__), batch)
             count += len(batch)
     return count
 
 
 def _arm_ids(engine: Engine, search_id: str) -> dict[str, int]:
     with engine.connect() as conn:
-        return dict(conn.execute(select(db.Arm.key, db.Arm.id).where(db.Arm.search_id == search_id)).all())
+        return dict(conn.execute(select(schema.Arm.key, schema.Arm.id).where(schema.Arm.search_id == search_id)).all())
 
 
 def seed_searches(engine: Engine, tracker: Tracker, plans: list[SearchPlan], n_trials: int, seeded: Seeded) -> None:
@@ -272,11 +272,11 @@ def seed_searches(engine: Engine, tracker: Tracker, plans: list[SearchPlan], n_t
 
     for plan in plans:
         experiment = tracker.experiment_id(f"seqarena/{plan.name}")
-        search_id = db.create_search(engine, name=plan.name, spec_yaml=plan.spec_yaml(), spec_hash=plan.name,
-                                     mlflow_experiment_id=experiment, arms=plan.arms())
+        search_id = searches.create_search(engine, name=plan.name, spec_yaml=plan.spec_yaml(), spec_hash=plan.name,
+                                           mlflow_experiment_id=experiment, arms=plan.arms())
         parent = tracker.start_parent(experiment, search_id, plan.name, plan.spec_yaml())
-        db.set_search_status(engine, search_id, plan.status, mlflow_parent_run_id=parent,
-                             error="worker lost" if plan.status == "failed" else None)
+        searches.set_search_status(engine, search_id, plan.status, mlflow_parent_run_id=parent,
+                                   error="worker lost" if plan.status == "failed" else None)
         seeded.searches[plan.name] = search_id
     seeded.arms = n_arms
     started = time.perf_counter()
@@ -318,7 +318,7 @@ def seed_curves(engine: Engine, tracker: Tracker, arm: ArmBest, running: bool, s
     from seqarena.dashboard import queries
     from seqarena.dashboard.trials import DEFAULT_CURVES
 
-    search = db.get_search(engine, arm.search_id)
+    search = searches.get_search(engine, arm.search_id)
     experiment, parent = search.mlflow_experiment_id, search.mlflow_parent_run_id
     trials = queries.arm_trials(engine, arm.search_id, arm.key)
     best = trials[trials["metric"].notna()].sort_values("metric", ascending=not arm.higher_is_better)
@@ -329,7 +329,8 @@ def seed_curves(engine: Engine, tracker: Tracker, arm: ArmBest, running: bool, s
         _log_curve(tracker, run, arm.metric_name, row.metric, arm.baseline)
         tracker.finish(run, "FINISHED")
         with engine.begin() as conn:
-            conn.execute(update(db.Trial).where(db.Trial.search_id == arm.search_id, db.Trial.trial_id == row.trial_id)
+            conn.execute(update(schema.Trial).where(schema.Trial.search_id == arm.search_id,
+                                                     schema.Trial.trial_id == row.trial_id)
                          .values(mlflow_run_id=run))
         seeded.real_runs += 1
     for i in range(RUNNING_RUNS if running else 0):
@@ -544,7 +545,7 @@ def measure_queries(engine: Engine, seeded: Seeded, arm: ArmBest, tasks: list[st
 
     running = seeded.searches["adding-rerun"]
     adding = tuple(sid for name, sid in seeded.searches.items() if name.startswith("adding"))
-    spec = db.get_search(engine, running).spec_yaml
+    spec = searches.get_search(engine, running).spec_yaml
     longest = max(row.seq_len for row in leaderboard(engine, task="adding"))
     calls: list[tuple[str, Callable[[], Any]]] = [
         *((f"leaderboard(task={task!r})", lambda task=task: leaderboard(engine, task=task)) for task in tasks),
@@ -573,9 +574,9 @@ class Reference:
 def load_every_trial(engine: Engine) -> Reference:
     """What the dashboard must not do: every trial as a DataFrame (its time, and its peak traced memory)."""
     started = time.perf_counter()
-    rows = len(db.trials_frame(engine))
+    rows = len(searches.trials_frame(engine))
     seconds = time.perf_counter() - started
-    return Reference(seconds, rows, traced_peak_mb(lambda: db.trials_frame(engine)))
+    return Reference(seconds, rows, traced_peak_mb(lambda: searches.trials_frame(engine)))
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -620,7 +621,8 @@ def page_table(pages: list[PageResult]) -> list[str]:
 def query_table(results: list[QueryResult], reference: Reference) -> list[str]:
     lines = ["| query | first (s) | median of 5 (s) | rows returned |", "|---|---:|---:|---:|"]
     lines += [f"| `{q.name}` | {_s(q.first_s)} | {_s(q.median_s)} | {q.rows} |" for q in results]
-    lines.append(f"| reference, not used by any page: `db.trials_frame()` (every trial) | {_s(reference.seconds)} | "
+    lines.append(f"| reference, not used by any page: `searches.trials_frame()` (every trial) | "
+                 f"{_s(reference.seconds)} | "
                  f"— | {reference.rows} |")
     return lines
 
@@ -650,7 +652,7 @@ def reading(run: Run) -> str:
         f"({max(q.rows for q in run.queries)} rows at most). The largest render, {biggest.page}, peaked at "
         f"{biggest.traced_mb:.0f} MB of traced Python memory (AppTest included), against "
         f"{run.reference.traced_mb:.0f} MB and {run.reference.seconds:.2f} s for loading every trial once with "
-        f"`db.trials_frame`, which no page does.")
+        f"`searches.trials_frame`, which no page does.")
 
 
 def machine() -> str:
@@ -696,7 +698,8 @@ def subsection(run: Run) -> str:
         f"Memory: the process's peak RSS was {run.rss_before_mb:.0f} MB before the first render (seeding and "
         f"imports: streamlit, plotly, mlflow, torch) and {run.rss_after_mb:.0f} MB after every page's renders "
         f"({run.rss_after_mb - run.rss_before_mb:+.0f} MB). \"peak traced MB\" is tracemalloc's peak during one "
-        f"more render of the page with cold data caches; loading every trial once with `db.trials_frame` peaks at "
+        f"more render of the page with cold data caches; loading every trial once with `searches.trials_frame` "
+        f"peaks at "
         f"{run.reference.traced_mb:.1f} MB on the same measure.", "",
         *(f"Note: {note}" for note in run.notes), *([""] if run.notes else []),
         reading(run), "",
@@ -708,7 +711,7 @@ def run_command(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python", "benchmarks/dashboard_pages.py", "--trials", str(args.trials), "--arms",
              str(args.arms), "--renders", str(args.renders)]
     if args.db_url:
-        parts += ["--db-url", db.safe_url(args.db_url)]
+        parts += ["--db-url", database.safe_url(args.db_url)]
     return shlex.join(parts)
 
 
@@ -731,7 +734,7 @@ def write_section(path: Path, backend: str, body: str) -> None:
 # ------------------------------------------------------------------------------------------- driver
 
 @contextmanager
-def database(args: argparse.Namespace, home: Path) -> Iterator[tuple[str, str]]:
+def fresh_database(args: argparse.Namespace, home: Path) -> Iterator[tuple[str, str]]:
     """(backend name, URL) of a fresh database: SQLite under `home`, or a new PostgreSQL database."""
     if not args.db_url:
         yield "SQLite", f"sqlite:///{home / 'seqarena.db'}"
@@ -747,7 +750,7 @@ def database(args: argparse.Namespace, home: Path) -> Iterator[tuple[str, str]]:
     try:
         yield "PostgreSQL", url.set(database=name).render_as_string(hide_password=False)
     finally:
-        for engine in db._engines.values():
+        for engine in database._engines.values():
             engine.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -789,7 +792,7 @@ def benchmark(args: argparse.Namespace, backend: str, url: str) -> Run:
     if set(ALL) != set(cells.names()):
         raise SystemExit(f"the zoo's models changed: {cells.names()}; update ALL and SKILL")
     args.ttl_s = TTL_S
-    engine, tracker, seeded = db.get_engine(url), Tracker(), Seeded()
+    engine, tracker, seeded = database.get_engine(url), Tracker(), Seeded()
     plans = plan_searches(args.arms)
     started = time.perf_counter()
     seed_searches(engine, tracker, plans, args.trials, seeded)
@@ -815,7 +818,7 @@ def benchmark(args: argparse.Namespace, backend: str, url: str) -> Run:
         result.traced_mb = page_memory(APP, result.page)
     probe = probe_missing_runs(APP, probe_arm.key)
     results = measure_queries(engine, seeded, first_arm, sorted(TASKS))
-    return Run(args, backend, db.safe_url(url), seeded, pages, results, load_every_trial(engine), rss_before,
+    return Run(args, backend, database.safe_url(url), seeded, pages, results, load_every_trial(engine), rss_before,
                rss_after, imports_s, probe, notes=[*notes, probe])
 
 
@@ -844,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SEQARENA_HOME"] = str(home)
         for name in ("MLFLOW_TRACKING_URI", "SEQARENA_MLFLOW_UI", "SEQARENA_DASHBOARD_TOKEN"):
             os.environ.pop(name, None)
-        with database(args, home) as (backend, url):
+        with fresh_database(args, home) as (backend, url):
             if backend != "SQLite":
                 os.environ["SEQARENA_DB_URL"] = url
             else:

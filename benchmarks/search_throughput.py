@@ -294,12 +294,12 @@ def search_records(home: Path, run: dict[str, Any]) -> dict[str, Any]:
     """What MLflow and the results database recorded: the trials phase, times per trial, nodes used."""
     from mlflow.tracking import MlflowClient
 
-    from seqarena.platform import db
+    from seqarena.platform import database, searches
     from seqarena.platform.tracking import PARENT_TAG
 
-    engine = db.get_engine(f"sqlite:///{home / 'seqarena.db'}")
-    search = db.get_search(engine, run["search_id"])
-    frame = db.trials_frame(engine, run["search_id"])
+    engine = database.get_engine(f"sqlite:///{home / 'seqarena.db'}")
+    search = searches.get_search(engine, run["search_id"])
+    frame = searches.trials_frame(engine, run["search_id"])
     engine.dispose()
     runs = MlflowClient(f"sqlite:///{home / 'mlflow.db'}").search_runs(
         [search.mlflow_experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{search.mlflow_parent_run_id}'",
@@ -366,7 +366,7 @@ def install_timers(timers: Timers) -> None:
     from ray import tune
     from ray.tune.execution.tune_controller import TuneController
 
-    from seqarena.platform import arms, db, progress, recorder, search, tracking
+    from seqarena.platform import arms, database, progress, recorder, search, searches, tracking
 
     for hook in ("setup", "on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error",
                  "on_experiment_end"):
@@ -374,8 +374,9 @@ def install_timers(timers: Timers) -> None:
     for method in ("__init__", "experiment_id", "start_parent", "child_runs", "start_child", "log_missing_params",
                    "log_metrics", "last_step", "set_tags", "log_artifacts", "finish", "close_running"):
         timers.wrap(tracking.Tracker, method, f"mlflow:{method}")
-    for function in ("get_engine", "create_search", "set_search_status", "record_trial", "recorded_trial_ids"):
-        timers.wrap(db, function, f"db:{function}")
+    timers.wrap(database, "get_engine", "db:get_engine")
+    for function in ("create_search", "set_search_status", "record_trial", "recorded_trial_ids"):
+        timers.wrap(searches, function, f"db:{function}")
     timers.wrap(search, "leaderboard", "db:leaderboard")
     for method in ("start", "stop", "_refresh"):
         timers.wrap(progress.SearchProgress, method, f"progress:{method}")

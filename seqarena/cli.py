@@ -279,11 +279,11 @@ def leaderboard_command(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The best trial per arm, and a models × sequence-lengths table of the metric."""
-    from seqarena.platform import db
+    from seqarena.platform import database, searches
     from seqarena.platform.leaderboard import leaderboard, to_json
 
-    engine = db.get_engine()
-    search_id = db.find_search(engine, search).id if search else None
+    engine = database.get_engine()
+    search_id = searches.find_search(engine, search).id if search else None
     rows = leaderboard(engine, task=task, seq_len=seq_len, search_id=search_id)
     if json_output:
         print(json.dumps(to_json(rows), default=str))
@@ -313,18 +313,18 @@ def profile_command(
     """Time and peak memory of a training and an inference step of each model at each sequence length."""
     from datetime import UTC, datetime
 
-    from seqarena.platform import db
+    from seqarena.platform import database, profiles
     from seqarena.workers import profile as profiling
 
     plan = profiling.plan_profile(profiling.parse_models(models), profiling.parse_seq_lens(seq_lens),
                                   batch_size=batch_size, hidden=hidden, device=device, repeats=repeats,
                                   warmup=warmup, max_mem_gb=max_mem_gb)
-    engine = db.get_engine() if record else None  # an unreachable database is refused before the run
+    engine = database.get_engine() if record else None  # an unreachable database is refused before the run
     with profile_progress(len(plan.cases)) as on_case:
         rows = profiling.run_plan(plan, on_case)
     folder = out or Path(f"profile-{datetime.now(UTC):%Y%m%d-%H%M%S}")
     profiling.write_files(plan, rows, folder)
-    run_id = None if engine is None else db.record_profile(
+    run_id = None if engine is None else profiles.record_profile(
         engine, name or profiling.default_name(plan), profiling.environment(plan), [row.to_json() for row in rows],
         out_dir=str(folder.resolve()))
     if json_output:
@@ -444,18 +444,18 @@ def _job_row(job: Any) -> dict[str, Any]:
 def submit(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
            priority: Annotated[int, typer.Option(help="higher runs first")] = 0) -> None:
     """Validate a spec and queue it as a job; print the job id."""
-    from seqarena.platform import db, jobs
+    from seqarena.platform import database, jobs
 
-    print(jobs.submit(db.get_engine(), spec, priority=priority))
+    print(jobs.submit(database.get_engine(), spec, priority=priority))
 
 
 @app.command(name="jobs")
 def jobs_command(state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
                  json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List jobs, newest first."""
-    from seqarena.platform import db, jobs
+    from seqarena.platform import database, jobs
 
-    rows = [_job_row(job) for job in jobs.list_jobs(db.get_engine(), state)]
+    rows = [_job_row(job) for job in jobs.list_jobs(database.get_engine(), state)]
     if json_output:
         print(json.dumps(rows))
         return
@@ -472,10 +472,10 @@ def jobs_command(state: Annotated[str | None, typer.Option(help="only jobs in th
 def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")],
            json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A job's state, its per-arm progress, the best trial so far and its MLflow run."""
-    from seqarena.platform import db, jobs
+    from seqarena.platform import database, jobs
     from seqarena.platform.leaderboard import leaderboard, to_json
 
-    engine = db.get_engine()
+    engine = database.get_engine()
     job = jobs.get_job(engine, job_id)
     board = leaderboard(engine, search_id=job.search_id) if job.search_id else []
     row = {**_job_row(job), "arms": to_json(board)}
@@ -491,17 +491,17 @@ def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique pre
 @app.command()
 def cancel(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")]) -> None:
     """Cancel a job: a queued one never starts; a running one stops, keeping what finished."""
-    from seqarena.platform import db, jobs
+    from seqarena.platform import database, jobs
 
-    print(jobs.cancel(db.get_engine(), job_id))
+    print(jobs.cancel(database.get_engine(), job_id))
 
 
 @app.command()
 def resume(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")]) -> None:
     """Queue a failed, cancelled or interrupted job again; it continues from its checkpoints."""
-    from seqarena.platform import db, jobs
+    from seqarena.platform import database, jobs
 
-    jobs.resume(db.get_engine(), job_id)
+    jobs.resume(database.get_engine(), job_id)
     print("queued")
 
 

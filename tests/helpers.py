@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from seqarena.platform import db
+from seqarena.platform import database, searches
 
 
 def record_from_threads(engine: Engine, search_id: str, arm_key: str, row: Mapping[str, Any],
@@ -19,7 +19,7 @@ def record_from_threads(engine: Engine, search_id: str, arm_key: str, row: Mappi
     def record() -> None:
         barrier.wait()
         try:
-            results.append(db.record_trial(engine, search_id, arm_key, row))
+            results.append(searches.record_trial(engine, search_id, arm_key, row))
         except Exception as error:
             errors.append(error)
 
@@ -41,7 +41,7 @@ def claim_until_empty(url: str, worker_id: str, barrier: Any, work_s: float = 0.
 
     from seqarena.platform import jobs
 
-    engine = db.get_engine(url)
+    engine = database.get_engine(url)
     barrier.wait()
     taken = []
     while (job := jobs.claim(engine, worker_id, 60)) is not None:
@@ -67,20 +67,21 @@ def recorded_run(home: Any, trial: Mapping[str, Any]) -> str:
     spec = (f"name: {name}\ntask: {trial['task']}\ntask_options: {dict(trial['task_options'])}\n"
             f"seq_lens: [{trial['seq_len']}]\nmodels: [{trial['model']}]\n")
     result = run_trial(make_config(**trial, checkpoint_dir=home / "ckpt"))
-    engine, tracker = db.get_engine(), Tracker()
+    engine, tracker = database.get_engine(), Tracker()
     experiment = tracker.experiment_id(f"seqarena/{name}")
     key = f"{trial['task']}/T={trial['seq_len']}/{trial['model']}"
     arm = {"task": trial["task"], "seq_len": trial["seq_len"], "model": trial["model"], "key": key,
            "metric_name": result.metric_name, "higher_is_better": result.higher_is_better,
            "baseline": result.baseline}
-    search_id = db.create_search(engine, name=name, spec_yaml=spec, spec_hash=name, mlflow_experiment_id=experiment,
-                                 arms=[arm])
+    search_id = searches.create_search(engine, name=name, spec_yaml=spec, spec_hash=name,
+                                       mlflow_experiment_id=experiment,
+                                       arms=[arm])
     parent = tracker.start_parent(experiment, search_id, name, spec)
     run_id = tracker.start_child(experiment, parent, "t0", {SEARCH_TAG: search_id, TRIAL_TAG: "t0"}, {})
     tracker.log_artifacts(run_id, home / "ckpt", "checkpoint")
-    db.record_trial(engine, search_id, key, {"trial_id": "t0", "seed": 0, "hparams": result.hparams,
-                                             "status": "completed", "steps": result.steps, "metric": result.metric,
-                                             "mlflow_run_id": run_id})
+    row = {"trial_id": "t0", "seed": 0, "hparams": result.hparams, "status": "completed", "steps": result.steps,
+           "metric": result.metric, "mlflow_run_id": run_id}
+    searches.record_trial(engine, search_id, key, row)
     return run_id
 
 

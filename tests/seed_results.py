@@ -1,6 +1,6 @@
 """A results database (and MLflow store) seeded with known trials, for the dashboard's tests.
 
-Everything is written through the platform's own API (`db.create_search`, `db.record_trial`, the
+Everything is written through the platform's own API (`searches.create_search`, `searches.record_trial`, the
 `Tracker`), under the current `SEQARENA_HOME`. The numbers are chosen so that the expected
 leaderboard is known by hand:
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from seqarena.platform import db
+from seqarena.platform import database, searches
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 
 ADDING_SPEC = "name: adding-study\ntask: adding\nseq_lens: [100, 1000]\nmodels: [gru, lstm, rnn]\n"
@@ -67,12 +67,13 @@ def _arm(key: str, metric_name: str, higher: bool, baseline: float) -> dict:
 
 def seed() -> Seeded:
     """Write both searches, their trials and their MLflow runs; return the ids."""
-    engine, tracker, seeded = db.get_engine(), Tracker(), Seeded()
+    engine, tracker, seeded = database.get_engine(), Tracker(), Seeded()
     for name, spec, trials, metric, higher, baseline in (
             ("adding-study", ADDING_SPEC, ADDING_TRIALS, "mse", False, 0.167),
             ("smnist-study", SMNIST_SPEC, SMNIST_TRIALS, "accuracy", True, 0.1)):
         experiment = tracker.experiment_id(f"seqarena/{name}")
-        search_id = db.create_search(engine, name=name, spec_yaml=spec, spec_hash=name, mlflow_experiment_id=experiment,
+        search_id = searches.create_search(engine, name=name, spec_yaml=spec, spec_hash=name,
+                                       mlflow_experiment_id=experiment,
                                      arms=[_arm(key, metric, higher, baseline) for key in trials])
         parent = tracker.start_parent(experiment, search_id, name, spec)
         seeded.searches[name], seeded.experiments[name] = search_id, experiment
@@ -84,9 +85,9 @@ def seed() -> Seeded:
                     tracker.log_metrics(run, {f"val_{metric}": value, "train_loss": value}, step=(step + 1) * 10)
                 tracker.finish(run, "FINISHED")
                 seeded.runs[row["trial_id"]] = run
-                db.record_trial(engine, search_id, key, {**row, "mlflow_run_id": run})
-        db.set_search_status(engine, search_id, "running" if name == "adding-study" else "succeeded",
-                             mlflow_parent_run_id=parent)
+                searches.record_trial(engine, search_id, key, {**row, "mlflow_run_id": run})
+        searches.set_search_status(engine, search_id, "running" if name == "adding-study" else "succeeded",
+                                   mlflow_parent_run_id=parent)
     live = _child(tracker, seeded.experiments["adding-study"], parent_of(seeded, "adding-study"),
                   seeded.searches["adding-study"], "adding/T=100/gru", seeded.running_trial, "search")
     tracker.log_metrics(live, {"val_mse": 0.15, "train_loss": 0.16}, step=10)
@@ -95,7 +96,7 @@ def seed() -> Seeded:
 
 
 def parent_of(seeded: Seeded, name: str) -> str:
-    return db.get_search(db.get_engine(), seeded.searches[name]).mlflow_parent_run_id
+    return searches.get_search(database.get_engine(), seeded.searches[name]).mlflow_parent_run_id
 
 
 def _child(tracker: Tracker, experiment: str, parent: str, search_id: str, key: str, trial_id: str, role: str) -> str:

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine
 
 from seqarena.dashboard import queries
-from seqarena.platform import db
+from seqarena.platform import database, profiles
 from seqarena.platform.leaderboard import ArmBest, leaderboard
 from seqarena.platform.tracking import SEARCH_TAG, tracking_uri
 
@@ -31,13 +31,13 @@ DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 def database_url() -> str:
-    return db.database_url()
+    return database.database_url()
 
 
 @st.cache_resource(show_spinner=False)
 def engine(url: str) -> Engine:
     """One engine per database URL for the whole server (schema brought to head once)."""
-    return db.get_engine(url)
+    return database.get_engine(url)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -127,11 +127,11 @@ def selected(values: Sequence[str] | None) -> tuple[str, ...] | None:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def profile_runs(url: str) -> pd.DataFrame:
-    """The `seqarena profile` runs, newest first (`db.profile_runs_frame`)."""
-    return db.profile_runs_frame(engine(url))
+    """The `seqarena profile` runs, newest first (`profiles.profile_runs_frame`)."""
+    return profiles.profile_runs_frame(engine(url))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def profile_rows(url: str, run_id: str) -> pd.DataFrame:
-    """One profile run's rows, one per (model, T) (`db.profile_rows_frame`)."""
-    return db.profile_rows_frame(engine(url), run_id)
+    """One profile run's rows, one per (model, T) (`profiles.profile_rows_frame`)."""
+    return profiles.profile_rows_frame(engine(url), run_id)

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from seqarena.platform.db import RANKED_STATUSES, Arm, Job, Search, Trial
 from seqarena.platform.leaderboard import ArmBest
+from seqarena.platform.schema import RANKED_STATUSES, Arm, Job, Search, Trial
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from seqarena.dashboard.data import MLFLOW_UI_ENV
 from seqarena.errors import BadInput
-from seqarena.platform import db
+from seqarena.platform import database
 
 APP = Path(__file__).resolve().with_name("app.py")
 
@@ -24,9 +24,10 @@ def serve(host: str, port: int, mlflow_ui: str | None = None) -> None:
     """Check the database can be opened (a clear error, exit 2, if not), then become the Streamlit server."""
     if not 1 <= port <= 65535:
         raise BadInput("port", port, "an integer from 1 to 65535")
-    db.get_engine()  # migrates the schema once, and fails here rather than inside the app
+    database.get_engine()  # migrates the schema once, and fails here rather than inside the app
     if mlflow_ui:
         os.environ[MLFLOW_UI_ENV] = mlflow_ui
     command = streamlit_command(host, port)
-    print(f"seqarena dashboard on http://{host}:{port} (database {db.safe_url(db.database_url())})", flush=True)
+    where = database.safe_url(database.database_url())
+    print(f"seqarena dashboard on http://{host}:{port} (database {where})", flush=True)
     os.execv(command[0], command)

@@ -37,7 +37,8 @@ from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from seqarena.errors import BadInput, one_of
-from seqarena.platform.db import JOB_STATES, Job, Search, session_scope, utcnow
+from seqarena.platform.database import session_scope
+from seqarena.platform.schema import JOB_STATES, Job, Search, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, Select, and_, case, func, literal, or_, select
 from sqlalchemy.sql.expression import ColumnElement
 
 from seqarena.errors import BadInput
-from seqarena.platform.db import RANKED_STATUSES, Arm, Search, Trial
+from seqarena.platform.schema import RANKED_STATUSES, Arm, Search, Trial
 
 SOLVED_MARGIN = 0.1
 """A solved arm beats its baseline by more than this fraction of the baseline."""

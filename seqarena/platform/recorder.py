@@ -19,7 +19,7 @@ from ray.tune import Callback
 
 from seqarena import cells
 from seqarena.cells.space import resolve
-from seqarena.platform import db
+from seqarena.platform import database, searches
 from seqarena.platform.progress import SearchProgress
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
@@ -79,7 +79,7 @@ class SearchRecorder(Callback):
     @property
     def recorded(self) -> set[str]:
         if self._recorded is None:
-            self._recorded = db.recorded_trial_ids(db.get_engine(self.target.db_url), self.target.search_id)
+            self._recorded = searches.recorded_trial_ids(database.get_engine(self.target.db_url), self.target.search_id)
         return self._recorded
 
     # Tune callback hooks -------------------------------------------------------------------
@@ -147,7 +147,7 @@ class SearchRecorder(Callback):
         self.tracker.log_metrics(run_id, final_mlflow_metrics(row), step=int(row["steps"] or 0))
         self.tracker.set_tags(run_id, {"status": row["status"], "node_id": last.get("node_id", "")})
         self.tracker.finish(run_id, FINAL_STATUS[row["status"]])
-        db.record_trial(db.get_engine(self.target.db_url), self.target.search_id, arm, row)
+        searches.record_trial(database.get_engine(self.target.db_url), self.target.search_id, arm, row)
         self.recorded.add(trial.trial_id)
 
 
@@ -161,7 +161,7 @@ def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
     resolved = resolve(cells.space(spec["model"]), spec["hparams"], task=spec["task"])
     row: dict[str, Any] = {
         "trial_id": trial.trial_id, "role": trial.config["role"], "seed": spec["seed"],
-        "hparams": resolved, "config_key": db.config_key(spec["hparams"]),
+        "hparams": resolved, "config_key": searches.config_key(spec["hparams"]),
         "status": error or "stopped",
         "metric": None, "best_val_metric": None, "test_metrics": {}, "params": None, "train_seq_per_s": None,
         "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None, "steps": last.get(STEP, 0),

@@ -22,7 +22,7 @@ import ray
 from ray import tune
 
 from seqarena import tasks
-from seqarena.platform import db
+from seqarena.platform import database, searches
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
 from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.home import seqarena_home
@@ -146,21 +146,21 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
     Should MLflow fail after the row was written, the row is marked `failed` with the error, so
     no search is left looking alive.
     """
-    engine = db.get_engine()
+    engine = database.get_engine()
     arms = [{"task": plan.template["task"], "seq_len": plan.template["seq_len"], "model": plan.template["model"],
              "key": plan.key, "metric_name": plan.metric_name, "higher_is_better": plan.higher_is_better,
              "baseline": plan.baseline} for plan in plans]
     experiment_id = tracker.experiment_id(f"seqarena/{spec.name}")
-    search_id = db.create_search(engine, name=spec.name, spec_yaml=spec.to_yaml(), spec_hash=spec.spec_hash(),
-                                 mlflow_experiment_id=experiment_id, arms=arms)
+    search_id = searches.create_search(engine, name=spec.name, spec_yaml=spec.to_yaml(), spec_hash=spec.spec_hash(),
+                                       mlflow_experiment_id=experiment_id, arms=arms)
     try:
         parent = tracker.start_parent(experiment_id, search_id, spec.name, spec.to_yaml())
     except Exception as error:
-        db.set_search_status(engine, search_id, "failed", error=f"MLflow: {type(error).__name__}: {error}"[:2000])
+        searches.set_search_status(engine, search_id, "failed", error=f"MLflow: {type(error).__name__}: {error}"[:2000])
         raise
-    db.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
-                         storage_path=str(tune_storage() / search_id))
-    return RecorderTarget(search_id, db.database_url(), tracker.uri, experiment_id, parent)
+    searches.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
+                               storage_path=str(tune_storage() / search_id))
+    return RecorderTarget(search_id, database.database_url(), tracker.uri, experiment_id, parent)
 
 
 def run_search(spec: Spec, on_registered: OnRegistered | None = None,
@@ -184,13 +184,13 @@ def run_search(spec: Spec, on_registered: OnRegistered | None = None,
 def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> SearchOutcome:
     """Continue a search whose driver stopped; finished trials are not run again."""
     quiet_libraries()
-    engine = db.get_engine()
-    row = db.find_search(engine, id_or_name)
+    engine = database.get_engine()
+    row = searches.find_search(engine, id_or_name)
     tracker = Tracker()
-    target = RecorderTarget(row.id, db.database_url(), tracker.uri, row.mlflow_experiment_id,
+    target = RecorderTarget(row.id, database.database_url(), tracker.uri, row.mlflow_experiment_id,
                             row.mlflow_parent_run_id)
     tracker.reopen(target.parent_run_id)
-    db.set_search_status(engine, row.id, "running")
+    searches.set_search_status(engine, row.id, "running")
 
     spec = load_spec(row.spec_yaml)
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
@@ -214,7 +214,7 @@ def allow_concurrent_pending(cpus_per_trial: float) -> None:
 
 def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_trial: float,
            stop_reason: StopReason | None = None) -> SearchOutcome:
-    engine = db.get_engine()
+    engine = database.get_engine()
     try:
         ensure_ray()
         allow_concurrent_pending(cpus_per_trial)
@@ -231,7 +231,7 @@ def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_t
     _log_best_checkpoints(results, board, tracker)
     tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
     tracker.finish(target.parent_run_id, "FINISHED")
-    db.set_search_status(engine, target.search_id, "succeeded")
+    searches.set_search_status(engine, target.search_id, "succeeded")
     return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board)
 
 
@@ -239,7 +239,7 @@ def _end_records(target: RecorderTarget, tracker: Tracker, status: str, message:
     """Close the MLflow runs and the search row of a search that did not run to its end."""
     tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
     tracker.finish(target.parent_run_id, "KILLED" if status == "interrupted" else "FAILED")
-    db.set_search_status(db.get_engine(), target.search_id, status, error=message)
+    searches.set_search_status(database.get_engine(), target.search_id, status, error=message)
 
 
 def _log_best_checkpoints(results: tune.ResultGrid, board: list[ArmBest], tracker: Tracker) -> None:

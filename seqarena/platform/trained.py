@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from seqarena import tasks
 from seqarena.errors import BadInput
-from seqarena.platform import db
+from seqarena.platform import database
+from seqarena.platform.schema import Arm, Search, Trial
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import tracking_uri
 from seqarena.workers.checkpoint import FILE_NAME
@@ -46,11 +47,11 @@ def load_run(run_id: str) -> TrainedRun:
     Raises:
         BadInput: no recorded trial has this run id, or no checkpoint of it is kept.
     """
-    engine = db.get_engine()
-    stmt = (select(db.Trial.trial_id, db.Trial.hparams, db.Trial.seed, db.Arm.task, db.Arm.seq_len, db.Arm.model,
-                   db.Arm.key, db.Search.spec_yaml, db.Search.storage_path)
-            .join(db.Arm, db.Arm.id == db.Trial.arm_id).join(db.Search, db.Search.id == db.Trial.search_id)
-            .where(db.Trial.mlflow_run_id == run_id))
+    engine = database.get_engine()
+    stmt = (select(Trial.trial_id, Trial.hparams, Trial.seed, Arm.task, Arm.seq_len, Arm.model,
+                   Arm.key, Search.spec_yaml, Search.storage_path)
+            .join(Arm, Arm.id == Trial.arm_id).join(Search, Search.id == Trial.search_id)
+            .where(Trial.mlflow_run_id == run_id))
     with engine.connect() as conn:
         row = conn.execute(stmt).mappings().first()
     if row is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from seqarena.platform import db
+from seqarena.platform import database
 
 ADMIN_URL = os.environ.get("SEQARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
@@ -113,7 +113,7 @@ def pg_database() -> Iterator[Callable[[], str]]:
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
         except Exception as error:  # the server is a prerequisite of this suite: fail, never skip silently
-            pytest.fail(f"cannot create a database on {db.safe_url(ADMIN_URL)} ({error}); start PostgreSQL or "
+            pytest.fail(f"cannot create a database on {database.safe_url(ADMIN_URL)} ({error}); start PostgreSQL or "
                         "set SEQARENA_TEST_PG_URL")
         created.append(name)
         return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -121,7 +121,7 @@ def pg_database() -> Iterator[Callable[[], str]]:
     yield create
     for name in created:
         url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        engine = db._engines.pop(url, None)
+        engine = database._engines.pop(url, None)
         if engine is not None:
             engine.dispose()
         with admin.connect() as conn:

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, make_url, select, text
 
 from seqarena.errors import BadInput
-from seqarena.platform import db
+from seqarena.platform import database, schema, searches
 from seqarena.platform.leaderboard import leaderboard, table
 from tests.helpers import record_from_threads
 
@@ -31,7 +31,7 @@ COPY = "copy/T=200/lstm"
 
 @pytest.fixture
 def engine(pg_url: str) -> Engine:
-    return db.get_engine(pg_url)
+    return database.get_engine(pg_url)
 
 
 def arm(key: str) -> dict[str, Any]:
@@ -43,8 +43,8 @@ def arm(key: str) -> dict[str, Any]:
 
 
 def new_search(engine: Engine, keys: list[str], name: str = "study") -> str:
-    return db.create_search(engine, name=name, spec_yaml="name: study\n", spec_hash="abc",
-                            mlflow_experiment_id="1", arms=[arm(k) for k in keys])
+    return searches.create_search(engine, name=name, spec_yaml="name: study\n", spec_hash="abc",
+                                  mlflow_experiment_id="1", arms=[arm(k) for k in keys])
 
 
 def trial(trial_id: str, metric: float | None, lr: float, role: str = "search", status: str = "completed",
@@ -53,15 +53,16 @@ def trial(trial_id: str, metric: float | None, lr: float, role: str = "search", 
             "metric": metric, "steps": 10, "wall_s": 2.0, **extra}
 
 
-def count(engine: Engine, model: type[db.Base]) -> int:
+def count(engine: Engine, model: type[schema.Base]) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(model))
 
 
 def test_schema_is_created_by_alembic_at_head(engine: Engine) -> None:
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [db.head_revision()]
-        assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        assert versions == [database.head_revision()]
+        assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs",
                                                    "profile_runs", "profile_rows"}
     uniques = {u["name"]: u["column_names"] for u in inspect(engine).get_unique_constraints("trials")}
@@ -70,13 +71,13 @@ def test_schema_is_created_by_alembic_at_head(engine: Engine) -> None:
 
 def _open_and_report(url: str, barrier: Any) -> str | None:
     barrier.wait()
-    return db.schema_revision(db.get_engine(url))
+    return database.schema_revision(database.get_engine(url))
 
 
 def _record_once(url: str, search_id: str, barrier: Any) -> bool:
-    engine = db.get_engine(url)
+    engine = database.get_engine(url)
     barrier.wait()
-    return db.record_trial(engine, search_id, LSTM, trial("same", 0.02, lr=0.1))
+    return searches.record_trial(engine, search_id, LSTM, trial("same", 0.02, lr=0.1))
 
 
 def test_four_processes_open_a_fresh_database_at_once(pg_url: str) -> None:
@@ -86,8 +87,8 @@ def test_four_processes_open_a_fresh_database_at_once(pg_url: str) -> None:
         barrier = manager.Barrier(4)
         with context.Pool(4) as pool:
             revisions = pool.starmap(_open_and_report, [(pg_url, barrier)] * 4)
-    assert revisions == [db.head_revision()] * 4
-    with db.get_engine(pg_url).connect() as conn:
+    assert revisions == [database.head_revision()] * 4
+    with database.get_engine(pg_url).connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
 
 
@@ -99,7 +100,7 @@ def test_four_processes_record_the_same_trial_once(engine: Engine, pg_url: str) 
         with context.Pool(4) as pool:
             inserted = pool.starmap(_record_once, [(pg_url, search_id, barrier)] * 4)
     assert sorted(inserted) == [False, False, False, True]
-    assert count(engine, db.Trial) == 1
+    assert count(engine, schema.Trial) == 1
 
 
 def test_four_threads_record_the_same_trial_once(engine: Engine) -> None:
@@ -107,42 +108,42 @@ def test_four_threads_record_the_same_trial_once(engine: Engine) -> None:
     results, errors = record_from_threads(engine, search_id, LSTM, trial("same", 0.02, lr=0.1))
     assert errors == []
     assert sorted(results) == [False, False, False, True]
-    assert count(engine, db.Trial) == 1
+    assert count(engine, schema.Trial) == 1
 
 
 def test_record_trial_is_idempotent(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM])
-    assert db.record_trial(engine, search_id, LSTM, trial("t1", 0.02, lr=0.1)) is True
-    assert db.record_trial(engine, search_id, LSTM, trial("t1", 0.5, lr=0.2)) is False
-    frame = db.trials_frame(engine, search_id)
+    assert searches.record_trial(engine, search_id, LSTM, trial("t1", 0.02, lr=0.1)) is True
+    assert searches.record_trial(engine, search_id, LSTM, trial("t1", 0.5, lr=0.2)) is False
+    frame = searches.trials_frame(engine, search_id)
     assert len(frame) == 1 and frame.loc[0, "metric"] == 0.02
-    assert db.recorded_trial_ids(engine, search_id) == {"t1"}
+    assert searches.recorded_trial_ids(engine, search_id) == {"t1"}
 
 
 def test_nan_metrics_are_stored_as_null(engine: Engine) -> None:
     """PostgreSQL would sort NaN above every number and rejects NaN inside JSON."""
     search_id = new_search(engine, [LSTM])
     row = trial("t1", float("nan"), lr=0.1, status="diverged", test_metrics={"mse": float("nan")})
-    assert db.record_trial(engine, search_id, LSTM, row)
+    assert searches.record_trial(engine, search_id, LSTM, row)
     with engine.connect() as conn:
-        assert conn.execute(select(db.Trial.metric, db.Trial.test_metrics)).one() == (None, {"mse": None})
+        assert conn.execute(select(schema.Trial.metric, schema.Trial.test_metrics)).one() == (None, {"mse": None})
 
 
 def test_create_search_is_all_or_nothing(engine: Engine) -> None:
     with pytest.raises(BadInput) as caught:
-        db.create_search(engine, name="dup", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
-                         arms=[arm(LSTM), arm(SMNIST), arm(LSTM)])
+        searches.create_search(engine, name="dup", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
+                               arms=[arm(LSTM), arm(SMNIST), arm(LSTM)])
     assert caught.value.field == "arms.key"
-    assert count(engine, db.Search) == 0 and count(engine, db.Arm) == 0
+    assert count(engine, schema.Search) == 0 and count(engine, schema.Arm) == 0
     search_id = new_search(engine, [LSTM, SMNIST])
-    assert db.find_search(engine, "study").id == search_id
-    assert [a.key for a in db.get_search(engine, search_id).arms] == [LSTM, SMNIST]
+    assert searches.find_search(engine, "study").id == search_id
+    assert [a.key for a in searches.get_search(engine, search_id).arms] == [LSTM, SMNIST]
 
 
 def test_search_status_round_trip(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM])
-    db.set_search_status(engine, search_id, "interrupted", error="KeyboardInterrupt: ")
-    stopped = db.get_search(engine, search_id)
+    searches.set_search_status(engine, search_id, "interrupted", error="KeyboardInterrupt: ")
+    stopped = searches.get_search(engine, search_id)
     assert (stopped.status, stopped.error) == ("interrupted", "KeyboardInterrupt: ")
     assert stopped.finished_at is not None and stopped.finished_at.tzinfo is not None
 
@@ -160,7 +161,7 @@ def record_study(engine: Engine) -> str:
     }
     for key, trials in rows.items():
         for row in trials:
-            assert db.record_trial(engine, search_id, key, row)
+            assert searches.record_trial(engine, search_id, key, row)
     return search_id
 
 
@@ -185,7 +186,7 @@ def test_leaderboard_filters_and_latest_search(engine: Engine) -> None:
     assert [r.key for r in leaderboard(engine, seq_len=200)] == [COPY]
     assert leaderboard(engine, task="adding", seq_len=200) == []
     newer = new_search(engine, [LSTM], name="again")
-    db.record_trial(engine, newer, LSTM, trial("n1", 0.04, lr=9))
+    searches.record_trial(engine, newer, LSTM, trial("n1", 0.04, lr=9))
     latest = {row.key: row for row in leaderboard(engine)}
     assert (latest[LSTM].search_id, latest[LSTM].metric) == (newer, 0.04)
     assert latest[SMNIST].search_id == old
@@ -196,8 +197,8 @@ def test_password_is_in_no_error_message(pg_url: str, where: str) -> None:
     secret = f"pw-{uuid.uuid4().hex}"
     url = make_url(pg_url).set(password=secret)
     url = url.set(database="no_such_db_" + uuid.uuid4().hex[:8]) if where == "missing database" else url.set(port=1)
-    with pytest.raises(db.DatabaseUnavailable) as caught:
-        db.get_engine(url.render_as_string(hide_password=False))
+    with pytest.raises(database.DatabaseUnavailable) as caught:
+        database.get_engine(url.render_as_string(hide_password=False))
     message = "".join(traceback.format_exception(caught.value))
     assert message.count("SEQARENA_DB_URL: got ") == 1 and "***" in message
     assert secret not in message

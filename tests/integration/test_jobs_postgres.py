@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, exc, inspect, text, update
 
 from seqarena.errors import BadInput
-from seqarena.platform import db, jobs
+from seqarena.platform import database, jobs, schema, searches
 from tests.helpers import claim_until_empty
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ SPEC = "name: j\ntask: adding\nseq_lens: [10]\nmodels: [lstm]\nbudget: {max_step
 
 @pytest.fixture
 def engine(pg_url: str) -> Engine:
-    return db.get_engine(pg_url)
+    return database.get_engine(pg_url)
 
 
 @pytest.fixture
@@ -42,8 +42,9 @@ def other_connection(pg_url: str) -> Iterator[Any]:
 
 def test_schema_at_head_includes_jobs(engine: Engine) -> None:
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [db.head_revision()]
-        assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        assert versions == [database.head_revision()]
+        assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs",
                                                    "profile_runs", "profile_rows"}
     columns = {c["name"]: c for c in inspect(engine).get_columns("jobs")}
@@ -53,7 +54,7 @@ def test_schema_at_head_includes_jobs(engine: Engine) -> None:
     assert [c["name"] for c in inspect(engine).get_check_constraints("jobs")] == ["ck_jobs_state"]
     job_id = jobs.submit(engine, SPEC)
     with pytest.raises(exc.IntegrityError, match="ck_jobs_state"), engine.begin() as conn:
-        conn.execute(update(db.Job).where(db.Job.id == job_id).values(state="paused"))
+        conn.execute(update(schema.Job).where(schema.Job.id == job_id).values(state="paused"))
 
 
 def test_four_processes_claim_each_of_twenty_jobs_once(engine: Engine, pg_url: str) -> None:
@@ -102,7 +103,8 @@ def test_takeover_after_the_lease_expires(engine: Engine) -> None:
 def test_cancel_and_resume(engine: Engine) -> None:
     queued, running = jobs.submit(engine, SPEC), jobs.submit(engine, SPEC, priority=1)
     assert jobs.claim(engine, "w1", 60).id == running
-    search_id = db.create_search(engine, name="j", spec_yaml=SPEC, spec_hash="h", mlflow_experiment_id="1", arms=[])
+    search_id = searches.create_search(engine, name="j", spec_yaml=SPEC, spec_hash="h",
+                                       mlflow_experiment_id="1", arms=[])
     assert jobs.attach_search(engine, running, "w1", search_id, "run-1")
     assert jobs.cancel(engine, queued[:6]) == "cancelled"
     assert jobs.cancel(engine, running) == "cancel requested"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqarena.platform import db, jobs
+from seqarena.platform import database, jobs, searches
 
 from .conftest import seqarena_cli, stop_process
 from .test_search import child_runs
@@ -48,7 +48,7 @@ def test_jobs_submitted_with_the_cli_run_once_on_the_cluster(tmp_path: Path, hom
         for worker in workers:
             stop_process(worker)
 
-    engine = db.get_engine(platform_db)
+    engine = database.get_engine(platform_db)
     finished = [jobs.get_job(engine, job_id) for job_id in ids]
     assert [(job.state, job.attempts) for job in finished] == [("succeeded", 1)] * JOBS
     parents = {job.mlflow_parent_run_id for job in finished}
@@ -58,5 +58,5 @@ def test_jobs_submitted_with_the_cli_run_once_on_the_cluster(tmp_path: Path, hom
         assert client.get_run(job.mlflow_parent_run_id).info.status == "FINISHED"
         runs = child_runs(tracking, job.mlflow_parent_run_id)
         assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-        assert len(db.trials_frame(engine, job.search_id)) == 1
+        assert len(searches.trials_frame(engine, job.search_id)) == 1
     assert not (home / "mlflow.db").exists() and not (home / "seqarena.db").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqarena.platform import db
+from seqarena.platform import database, searches
 from seqarena.platform.search import run_search
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import TRIAL_TAG
@@ -48,7 +48,7 @@ def test_a_search_runs_on_a_two_node_cluster_with_token_auth(home: Path, tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     uri = f"sqlite:///{home / 'mlflow.db'}"
-    search = db.get_search(db.get_engine(), outcome["search_id"])
+    search = searches.get_search(database.get_engine(), outcome["search_id"])
     runs = child_runs(uri, search.mlflow_parent_run_id)
     assert len(runs) == load_spec(spec_path).trial_count()
     nodes = {run.data.tags["node_id"] for run in runs}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sqlalchemy import Engine
 
-from seqarena.platform import db
+from seqarena.platform import database
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +28,13 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
     """A fresh SQLite platform database file; its cached engine is closed after the test."""
-    before = set(db._engines)
+    before = set(database._engines)
     yield f"sqlite:///{tmp_path / 'platform.db'}"
-    for opened in set(db._engines) - before:
-        db._engines.pop(opened).dispose()
+    for opened in set(database._engines) - before:
+        database._engines.pop(opened).dispose()
 
 
 @pytest.fixture
 def engine(url: str) -> Engine:
     """The engine of `url`, schema at the newest migration."""
-    return db.get_engine(url)
+    return database.get_engine(url)

@@ -22,7 +22,7 @@ from seqarena import cells
 from seqarena.dashboard.queries import model_ranks, pareto_front
 from seqarena.dashboard.safety import redact
 from seqarena.dashboard.serve import APP
-from seqarena.platform import db, jobs
+from seqarena.platform import database, jobs
 from seqarena.platform.leaderboard import leaderboard
 
 from ..seed_results import ADDING_SPEC, Seeded, seed
@@ -237,9 +237,9 @@ def submit(app: AppTest, spec: str, token: str | None = None) -> AppTest:
 def test_the_form_refuses_a_bad_spec_and_queues_a_good_one(empty_home: Path) -> None:
     app = submit(open_page("jobs.py"), BAD_SPEC)
     assert len(app.error) == 1 and "models" in app.error[0].value and "gru" in app.error[0].value
-    assert jobs.list_jobs(db.get_engine()) == []
+    assert jobs.list_jobs(database.get_engine()) == []
     app = submit(app, GOOD_SPEC)
-    queued = jobs.list_jobs(db.get_engine())
+    queued = jobs.list_jobs(database.get_engine())
     assert [(job.name, job.state, job.submitted_by) for job in queued] == [("from-the-dashboard", "queued",
                                                                              "dashboard")]
     assert f"queued job {queued[0].id}" in app.success[0].value
@@ -247,29 +247,29 @@ def test_the_form_refuses_a_bad_spec_and_queues_a_good_one(empty_home: Path) -> 
 
 
 def test_cancel_from_the_dashboard(empty_home: Path) -> None:
-    job_id = jobs.submit(db.get_engine(), GOOD_SPEC)
+    job_id = jobs.submit(database.get_engine(), GOOD_SPEC)
     app = open_page("jobs.py")
     app.button[[b.label for b in app.button].index("Cancel job")].click().run()
-    assert jobs.get_job(db.get_engine(), job_id).state == "cancelled"
+    assert jobs.get_job(database.get_engine(), job_id).state == "cancelled"
     assert "cancelled" in app.success[0].value
 
 
 def test_with_a_token_set_submit_and_cancel_ask_for_it(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     token = "dash-token-9f8e7d"
     monkeypatch.setenv("SEQARENA_DASHBOARD_TOKEN", token)
-    job_id = jobs.submit(db.get_engine(), GOOD_SPEC)
+    job_id = jobs.submit(database.get_engine(), GOOD_SPEC)
     app = submit(open_page("jobs.py"), GOOD_SPEC, token="wrong")
-    assert "token" in app.error[0].value and len(jobs.list_jobs(db.get_engine())) == 1
+    assert "token" in app.error[0].value and len(jobs.list_jobs(database.get_engine())) == 1
     app.text_input(key="cancel_token").set_value("wrong")
     app.button[[b.label for b in app.button].index("Cancel job")].click().run()
-    assert jobs.get_job(db.get_engine(), job_id).state == "queued"
+    assert jobs.get_job(database.get_engine(), job_id).state == "queued"
     app = submit(app, GOOD_SPEC, token=token)
-    assert len(jobs.list_jobs(db.get_engine())) == 2
+    assert len(jobs.list_jobs(database.get_engine())) == 2
     assert token not in page_text(app)
 
 
 def test_a_running_job_shows_per_arm_progress(seeded: Seeded) -> None:
-    engine = db.get_engine()
+    engine = database.get_engine()
     job_id = jobs.submit(engine, ADDING_SPEC)
     jobs.claim(engine, "worker-a", 60)
     jobs.attach_search(engine, job_id, "worker-a", seeded.searches["adding-study"], "run")
@@ -294,7 +294,7 @@ def test_showing_and_validating_a_job_on_a_real_dataset_reads_no_data(empty_home
     folder = empty_home / "no-data"
     folder.mkdir()
     monkeypatch.setenv("SEQARENA_DATA", str(folder))
-    engine = db.get_engine()
+    engine = database.get_engine()
     job_id = jobs.submit(engine, MNIST_SPEC)
     jobs.claim(engine, "worker-a", 60)
     try:
@@ -325,7 +325,7 @@ def test_the_models_page_renders_equations_hyperparameters_and_ranks(seeded: See
 
 
 def test_model_ranks_by_hand(seeded: Seeded) -> None:
-    ranks = model_ranks(leaderboard(db.get_engine(), task="adding")).set_index("model")
+    ranks = model_ranks(leaderboard(database.get_engine(), task="adding")).set_index("model")
     assert ranks["mean_rank"].to_dict() == {"gru": 1.5, "lstm": 1.5, "rnn": 3.0}
     assert ranks["solved"].to_dict() == {"gru": 2, "lstm": 2, "rnn": 0}
 

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
 
 from seqarena.errors import BadInput
-from seqarena.platform import db
+from seqarena.platform import database, schema, searches
 from seqarena.platform.leaderboard import ArmBest, is_solved, leaderboard, table, to_json
 from tests.helpers import record_from_threads
 
@@ -34,8 +34,8 @@ def arm(key: str, higher_is_better: bool = False, baseline: float = 0.167) -> di
 
 def new_search(engine: Engine, keys: list[str], name: str = "study") -> str:
     arms = [arm(k, higher_is_better=True, baseline=0.1) if k.startswith("smnist") else arm(k) for k in keys]
-    return db.create_search(engine, name=name, spec_yaml="name: study\n", spec_hash="abc",
-                            mlflow_experiment_id="7", arms=arms)
+    return searches.create_search(engine, name=name, spec_yaml="name: study\n", spec_hash="abc",
+                                  mlflow_experiment_id="7", arms=arms)
 
 
 def trial(trial_id: str, metric: float | None, lr: float, role: str = "search", status: str = "completed",
@@ -44,7 +44,7 @@ def trial(trial_id: str, metric: float | None, lr: float, role: str = "search", 
             "status": status, "metric": metric, "steps": 100, "wall_s": 1.5, **extra}
 
 
-def count(engine: Engine, model: type[db.Base]) -> int:
+def count(engine: Engine, model: type[schema.Base]) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(model))
 
@@ -55,39 +55,39 @@ def test_database_url_defaults_to_sqlite_in_seqarena_home(tmp_path: Path, monkey
     home = tmp_path / "home"
     monkeypatch.setenv("SEQARENA_HOME", str(home))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
-    assert db.database_url() == f"sqlite:///{home / 'seqarena.db'}"
+    assert database.database_url() == f"sqlite:///{home / 'seqarena.db'}"
     assert home.is_dir()
     monkeypatch.setenv("SEQARENA_DB_URL", "postgresql+psycopg://u@db.example/seqarena")
-    assert db.database_url() == "postgresql+psycopg://u@db.example/seqarena"
+    assert database.database_url() == "postgresql+psycopg://u@db.example/seqarena"
 
 
 def test_default_engine_creates_the_database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
-    engine = db.get_engine()
+    engine = database.get_engine()
     assert Path(engine.url.database) == tmp_path / "home" / "seqarena.db"
     assert (tmp_path / "home" / "seqarena.db").is_file()
 
 
 def test_schema_is_created_by_alembic_and_matches_the_models(engine: Engine) -> None:
-    assert db.head_revision() == "0003"
-    assert db.schema_revision(engine) == "0003"
+    assert database.head_revision() == "0003"
+    assert database.schema_revision(engine) == "0003"
     tables = set(inspect(engine).get_table_names())
     assert tables == {"alembic_version", "searches", "arms", "trials", "jobs", "profile_runs", "profile_rows"}
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("trials")}
     assert indexes["ix_trials_arm_id_metric"] == ["arm_id", "metric"]
 
 
 def test_migration_downgrades_to_empty_and_upgrades_again(engine: Engine) -> None:
     with engine.connect() as conn:
-        command.downgrade(db.alembic_config(conn), "base")
+        command.downgrade(database.alembic_config(conn), "base")
         conn.commit()
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
-    assert db.schema_revision(engine) is None
-    db._upgrade(engine)
-    assert db.schema_revision(engine) == db.head_revision()
+    assert database.schema_revision(engine) is None
+    database._upgrade(engine)
+    assert database.schema_revision(engine) == database.head_revision()
     assert {"searches", "arms", "trials"} <= set(inspect(engine).get_table_names())
 
 
@@ -99,24 +99,24 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(engine: Engine
 
 
 def test_engines_are_cached_per_url(url: str, tmp_path: Path) -> None:
-    assert db.get_engine(url) is db.get_engine(url)
-    assert db.get_engine(f"sqlite:///{tmp_path / 'other.db'}") is not db.get_engine(url)
+    assert database.get_engine(url) is database.get_engine(url)
+    assert database.get_engine(f"sqlite:///{tmp_path / 'other.db'}") is not database.get_engine(url)
 
 
 def test_sqlite_url_in_a_missing_folder_is_created(tmp_path: Path) -> None:
-    engine = db.get_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}")
-    assert db.schema_revision(engine) == db.head_revision()
+    engine = database.get_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}")
+    assert database.schema_revision(engine) == database.head_revision()
 
 
 def test_concurrent_upgrades_of_one_file_are_serialised(url: str) -> None:
     """Four engines (as in four processes) upgrade a fresh file at once: one migrates, the rest wait."""
-    engines = [db._create_engine(url) for _ in range(4)]
+    engines = [database._create_engine(url) for _ in range(4)]
     barrier, errors = threading.Barrier(4), []
 
     def upgrade(engine: Engine) -> None:
         barrier.wait()
         try:
-            db._upgrade(engine)
+            database._upgrade(engine)
         except Exception as error:
             errors.append(error)
 
@@ -126,20 +126,20 @@ def test_concurrent_upgrades_of_one_file_are_serialised(url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert db.schema_revision(engines[0]) == db.head_revision()
+    assert database.schema_revision(engines[0]) == database.head_revision()
     with engines[0].connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
 
 
 def test_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "plain-file").write_text("")
-    with pytest.raises(db.DatabaseUnavailable, match="plain-file"):
-        db.get_engine(f"sqlite:///{tmp_path / 'plain-file' / 'x.db'}")
+    with pytest.raises(database.DatabaseUnavailable, match="plain-file"):
+        database.get_engine(f"sqlite:///{tmp_path / 'plain-file' / 'x.db'}")
 
 
 def test_unparseable_url_is_bad_input_without_its_password() -> None:
     with pytest.raises(BadInput) as caught:
-        db.get_engine("not a url user:hunter2@host")
+        database.get_engine("not a url user:hunter2@host")
     assert caught.value.field == "SEQARENA_DB_URL"
     assert "hunter2" not in str(caught.value)
 
@@ -148,7 +148,7 @@ def test_unparseable_url_is_bad_input_without_its_password() -> None:
 
 def test_create_search_writes_the_search_and_its_arms(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100, SMNIST])
-    found = db.get_search(engine, search_id)
+    found = searches.get_search(engine, search_id)
     assert len(search_id) == 32 and int(search_id, 16) >= 0
     assert found is not None and found.status == "running" and found.finished_at is None
     assert [a.key for a in found.arms] == [LSTM_100, SMNIST]
@@ -159,53 +159,53 @@ def test_create_search_writes_the_search_and_its_arms(engine: Engine) -> None:
 def test_create_search_with_a_duplicate_arm_writes_nothing(engine: Engine) -> None:
     """The database rejects the second arm after the search row was sent: the whole search rolls back."""
     with pytest.raises(BadInput) as caught:
-        db.create_search(engine, name="dup", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
-                         arms=[arm(LSTM_100), arm(RNN_100), arm(LSTM_100)])
+        searches.create_search(engine, name="dup", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
+                               arms=[arm(LSTM_100), arm(RNN_100), arm(LSTM_100)])
     assert caught.value.field == "arms.key" and caught.value.value == [LSTM_100]
-    assert count(engine, db.Search) == 0
-    assert count(engine, db.Arm) == 0
+    assert count(engine, schema.Search) == 0
+    assert count(engine, schema.Arm) == 0
 
 
 @pytest.mark.parametrize(("field", "value"), [("seq_len", 0), ("baseline", math.nan), ("task", ""),
                                               ("higher_is_better", "yes")])
 def test_create_search_with_a_bad_arm_field_writes_nothing(engine: Engine, field: str, value: Any) -> None:
     with pytest.raises(BadInput) as caught:
-        db.create_search(engine, name="bad", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
-                         arms=[arm(LSTM_100), {**arm(RNN_100), field: value}])
+        searches.create_search(engine, name="bad", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
+                               arms=[arm(LSTM_100), {**arm(RNN_100), field: value}])
     assert caught.value.field == f"arms[1].{field}"
-    assert count(engine, db.Search) == 0
+    assert count(engine, schema.Search) == 0
 
 
 def test_create_search_with_a_missing_arm_field_is_bad_input(engine: Engine) -> None:
     incomplete = {k: v for k, v in arm(LSTM_100).items() if k != "baseline"}
     with pytest.raises(BadInput, match="baseline"):
-        db.create_search(engine, name="bad", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
-                         arms=[incomplete])
-    assert count(engine, db.Search) == 0
+        searches.create_search(engine, name="bad", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
+                               arms=[incomplete])
+    assert count(engine, schema.Search) == 0
 
 
 def test_find_search_by_id_or_latest_name(engine: Engine) -> None:
     first = new_search(engine, [LSTM_100], name="study")
     second = new_search(engine, [LSTM_100], name="study")
     other = new_search(engine, [LSTM_100], name="other")
-    assert db.find_search(engine, first).id == first
-    assert db.find_search(engine, "study").id == second
-    assert db.find_search(engine, "other").id == other
+    assert searches.find_search(engine, first).id == first
+    assert searches.find_search(engine, "study").id == second
+    assert searches.find_search(engine, "other").id == other
     with pytest.raises(BadInput) as caught:
-        db.find_search(engine, "nope")
+        searches.find_search(engine, "nope")
     assert (caught.value.field, caught.value.value) == ("search", "nope")
 
 
 def test_set_search_status_stamps_and_clears_finished_at(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
-    db.set_search_status(engine, search_id, "running", mlflow_parent_run_id="run1", storage_path="/tune/x")
-    db.set_search_status(engine, search_id, "failed", error="RuntimeError: lost node")
-    failed = db.get_search(engine, search_id)
+    searches.set_search_status(engine, search_id, "running", mlflow_parent_run_id="run1", storage_path="/tune/x")
+    searches.set_search_status(engine, search_id, "failed", error="RuntimeError: lost node")
+    failed = searches.get_search(engine, search_id)
     assert failed.status == "failed" and failed.error == "RuntimeError: lost node"
     assert failed.finished_at is not None and failed.finished_at >= failed.created_at
     assert (failed.mlflow_parent_run_id, failed.storage_path) == ("run1", "/tune/x")
-    db.set_search_status(engine, search_id, "running")
-    resumed = db.get_search(engine, search_id)
+    searches.set_search_status(engine, search_id, "running")
+    resumed = searches.get_search(engine, search_id)
     assert (resumed.status, resumed.finished_at, resumed.error) == ("running", None, None)
     assert resumed.mlflow_parent_run_id == "run1"
 
@@ -213,30 +213,30 @@ def test_set_search_status_stamps_and_clears_finished_at(engine: Engine) -> None
 def test_set_search_status_rejects_unknown_status_and_search(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
     with pytest.raises(BadInput, match="succeeded"):
-        db.set_search_status(engine, search_id, "done")
+        searches.set_search_status(engine, search_id, "done")
     with pytest.raises(BadInput):
-        db.set_search_status(engine, "0" * 32, "succeeded")
-    assert db.get_search(engine, search_id).status == "running"
+        searches.set_search_status(engine, "0" * 32, "succeeded")
+    assert searches.get_search(engine, search_id).status == "running"
 
 
 # ---------------------------------------------------------------------------------------------- trials
 
 def test_record_trial_is_idempotent(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
-    assert db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.02, lr=1e-3)) is True
-    assert db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.99, lr=5e-3)) is False
-    frame = db.trials_frame(engine, search_id)
+    assert searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.02, lr=1e-3)) is True
+    assert searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.99, lr=5e-3)) is False
+    frame = searches.trials_frame(engine, search_id)
     assert len(frame) == 1
     assert frame.loc[0, "metric"] == 0.02 and frame.loc[0, "hparams"]["lr"] == 1e-3
-    assert db.recorded_trial_ids(engine, search_id) == {"t1"}
+    assert searches.recorded_trial_ids(engine, search_id) == {"t1"}
 
 
 def test_same_trial_id_in_two_searches_is_two_rows(engine: Engine) -> None:
     first, second = new_search(engine, [LSTM_100]), new_search(engine, [LSTM_100])
-    assert db.record_trial(engine, first, LSTM_100, trial("t1", 0.02, lr=1e-3))
-    assert db.record_trial(engine, second, LSTM_100, trial("t1", 0.03, lr=1e-3))
-    assert db.recorded_trial_ids(engine, first) == {"t1"} == db.recorded_trial_ids(engine, second)
-    assert count(engine, db.Trial) == 2
+    assert searches.record_trial(engine, first, LSTM_100, trial("t1", 0.02, lr=1e-3))
+    assert searches.record_trial(engine, second, LSTM_100, trial("t1", 0.03, lr=1e-3))
+    assert searches.recorded_trial_ids(engine, first) == {"t1"} == searches.recorded_trial_ids(engine, second)
+    assert count(engine, schema.Trial) == 2
 
 
 def test_concurrent_record_of_one_trial_writes_one_row(engine: Engine) -> None:
@@ -244,18 +244,18 @@ def test_concurrent_record_of_one_trial_writes_one_row(engine: Engine) -> None:
     results, errors = record_from_threads(engine, search_id, LSTM_100, trial("t1", 0.02, lr=1e-3))
     assert errors == []
     assert sorted(results) == [False, False, False, True]
-    assert count(engine, db.Trial) == 1
+    assert count(engine, schema.Trial) == 1
 
 
 def test_record_trial_stores_nan_as_null_and_unwraps_numpy(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
     row = trial("t1", float("nan"), lr=np.float32(0.5), status="diverged", params=np.int64(1234),
                 test_metrics={"mse": float("inf"), "acc": np.float64(0.5)})
-    assert db.record_trial(engine, search_id, LSTM_100, row)
-    stored = db.trials_frame(engine, search_id).iloc[0]
+    assert searches.record_trial(engine, search_id, LSTM_100, row)
+    stored = searches.trials_frame(engine, search_id).iloc[0]
     assert stored["metric"] is None or math.isnan(stored["metric"])
     with engine.connect() as conn:
-        assert conn.scalar(select(db.Trial.metric)) is None
+        assert conn.scalar(select(schema.Trial.metric)) is None
     assert stored["test_metrics"] == {"mse": None, "acc": 0.5}
     assert stored["hparams"]["lr"] == 0.5 and stored["params"] == 1234
 
@@ -263,46 +263,47 @@ def test_record_trial_stores_nan_as_null_and_unwraps_numpy(engine: Engine) -> No
 def test_record_trial_rejects_bad_rows(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
     with pytest.raises(BadInput) as unknown_arm:
-        db.record_trial(engine, search_id, "adding/T=100/gru", trial("t1", 0.1, lr=1.0))
+        searches.record_trial(engine, search_id, "adding/T=100/gru", trial("t1", 0.1, lr=1.0))
     assert unknown_arm.value.field == "arm"
     with pytest.raises(BadInput, match="completed"):
-        db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0, status="running"))
+        searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0, status="running"))
     with pytest.raises(BadInput, match="repeat"):
-        db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0, role="extra"))
+        searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0, role="extra"))
     with pytest.raises(BadInput, match="lossy"):
-        db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0, lossy=1))
+        searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0, lossy=1))
     missing = {k: v for k, v in trial("t1", 0.1, lr=1.0).items() if k != "seed"}
     with pytest.raises(BadInput, match="seed"):
-        db.record_trial(engine, search_id, LSTM_100, missing)
-    assert count(engine, db.Trial) == 0
+        searches.record_trial(engine, search_id, LSTM_100, missing)
+    assert count(engine, schema.Trial) == 0
 
 
 def test_config_key_ignores_seed_and_key_order() -> None:
-    key = db.config_key({"lr": 0.1, "dt": 0.05, "seed": 1})
-    assert key == db.config_key({"dt": 0.05, "lr": 0.1, "seed": 2}) == db.config_key({"dt": 0.05, "lr": 0.1})
-    assert key != db.config_key({"lr": 0.1, "dt": 0.06})
+    key = searches.config_key({"lr": 0.1, "dt": 0.05, "seed": 1})
+    assert key == searches.config_key({"dt": 0.05, "lr": 0.1, "seed": 2})
+    assert key == searches.config_key({"dt": 0.05, "lr": 0.1})
+    assert key != searches.config_key({"lr": 0.1, "dt": 0.06})
     assert len(key) == 64
 
 
 def test_record_trial_fills_config_key_unless_given(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
-    db.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0))
-    db.record_trial(engine, search_id, LSTM_100, trial("t2", 0.1, lr=1.0, config_key="given"))
-    frame = db.trials_frame(engine, search_id).set_index("trial_id")
-    assert frame.loc["t1", "config_key"] == db.config_key({"lr": 1.0, "hidden": 64})
+    searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0))
+    searches.record_trial(engine, search_id, LSTM_100, trial("t2", 0.1, lr=1.0, config_key="given"))
+    frame = searches.trials_frame(engine, search_id).set_index("trial_id")
+    assert frame.loc["t1", "config_key"] == searches.config_key({"lr": 1.0, "hidden": 64})
     assert frame.loc["t2", "config_key"] == "given"
 
 
 def test_trials_frame_filters(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100, SMNIST])
-    db.record_trial(engine, search_id, LSTM_100, trial("a", 0.1, lr=1.0))
-    db.record_trial(engine, search_id, LSTM_100, trial("b", 0.1, lr=1.0, role="repeat", seed=1))
-    db.record_trial(engine, search_id, SMNIST, trial("c", 0.9, lr=1.0))
-    assert sorted(db.trials_frame(engine).trial_id) == ["a", "b", "c"]
-    assert list(db.trials_frame(engine, task="smnist").trial_id) == ["c"]
-    assert list(db.trials_frame(engine, search_id, seq_len=100, role="repeat").trial_id) == ["b"]
-    assert list(db.trials_frame(engine, "0" * 32).columns) == list(db.trials_frame(engine).columns)
-    assert db.trials_frame(engine, "0" * 32).empty
+    searches.record_trial(engine, search_id, LSTM_100, trial("a", 0.1, lr=1.0))
+    searches.record_trial(engine, search_id, LSTM_100, trial("b", 0.1, lr=1.0, role="repeat", seed=1))
+    searches.record_trial(engine, search_id, SMNIST, trial("c", 0.9, lr=1.0))
+    assert sorted(searches.trials_frame(engine).trial_id) == ["a", "b", "c"]
+    assert list(searches.trials_frame(engine, task="smnist").trial_id) == ["c"]
+    assert list(searches.trials_frame(engine, search_id, seq_len=100, role="repeat").trial_id) == ["b"]
+    assert list(searches.trials_frame(engine, "0" * 32).columns) == list(searches.trials_frame(engine).columns)
+    assert searches.trials_frame(engine, "0" * 32).empty
 
 
 # ----------------------------------------------------------------------------------------- leaderboard
@@ -330,7 +331,7 @@ def record_study(engine: Engine) -> str:
     }
     for key, trials in rows.items():
         for row in trials:
-            assert db.record_trial(engine, search_id, key, row)
+            assert searches.record_trial(engine, search_id, key, row)
     return search_id
 
 
@@ -384,9 +385,9 @@ def test_leaderboard_filters_and_order(engine: Engine) -> None:
 def test_leaderboard_takes_the_latest_search_with_results_per_arm(engine: Engine) -> None:
     old = record_study(engine)
     newer = new_search(engine, [LSTM_100, SMNIST], name="again")
-    db.record_trial(engine, newer, LSTM_100, trial("n1", 0.03, lr=5))
+    searches.record_trial(engine, newer, LSTM_100, trial("n1", 0.03, lr=5))
     newest = new_search(engine, [LSTM_100], name="running")  # no ranked trial yet
-    db.record_trial(engine, newest, LSTM_100, trial("n2", None, lr=6, status="diverged"))
+    searches.record_trial(engine, newest, LSTM_100, trial("n2", None, lr=6, status="diverged"))
     board = by_key(leaderboard(engine))
     assert (board[LSTM_100].search_id, board[LSTM_100].metric) == (newer, 0.03)
     assert (board[SMNIST].search_id, board[SMNIST].metric) == (old, 0.97)  # newer has no SMNIST result
@@ -399,8 +400,8 @@ def test_leaderboard_takes_the_latest_search_with_results_per_arm(engine: Engine
 
 def test_leaderboard_ties_go_to_the_earlier_trial(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
-    db.record_trial(engine, search_id, LSTM_100, trial("first", 0.05, lr=1))
-    db.record_trial(engine, search_id, LSTM_100, trial("second", 0.05, lr=2))
+    searches.record_trial(engine, search_id, LSTM_100, trial("first", 0.05, lr=1))
+    searches.record_trial(engine, search_id, LSTM_100, trial("second", 0.05, lr=2))
     assert leaderboard(engine)[0].trial_id == "first"
 
 

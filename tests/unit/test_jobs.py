@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, exc, func, inspect, select, text, update
 
 from seqarena.errors import BadInput
-from seqarena.platform import db, jobs
+from seqarena.platform import database, jobs, schema, searches
 from seqarena.platform.spec import load_spec
 from tests.helpers import claim_until_empty
 
@@ -27,13 +27,13 @@ REFUSED = sorted(set(itertools.product(jobs.STATES, jobs.STATES)) - set(ALLOWED)
 
 def job_count(engine: Engine) -> int:
     with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(db.Job))
+        return conn.scalar(select(func.count()).select_from(schema.Job))
 
 
 def set_row(engine: Engine, job_id: str, **values: Any) -> None:
     """Write columns directly (a test's setup only: the code under test never writes rows this way)."""
     with engine.begin() as conn:
-        conn.execute(update(db.Job).where(db.Job.id == job_id).values(**values))
+        conn.execute(update(schema.Job).where(schema.Job.id == job_id).values(**values))
 
 
 # ------------------------------------------------------------------------------------- state machine
@@ -68,26 +68,27 @@ def test_unknown_current_state_is_refused() -> None:
 # -------------------------------------------------------------------------------------------- schema
 
 def test_migration_0002_creates_the_jobs_table_matching_the_model(engine: Engine) -> None:
-    assert db.schema_revision(engine) == db.head_revision()
+    assert database.schema_revision(engine) == database.head_revision()
     assert "jobs" in inspect(engine).get_table_names()
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), db.Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("jobs")}
     assert indexes == {"ix_jobs_state_priority_created_at": ["state", "priority", "created_at"]}
     assert [fk["referred_table"] for fk in inspect(engine).get_foreign_keys("jobs")] == ["searches"]
 
 
 def test_migration_0002_downgrades_to_0001_and_upgrades_again(engine: Engine) -> None:
-    search_id = db.create_search(engine, name="kept", spec_yaml="", spec_hash="h", mlflow_experiment_id="1", arms=[])
+    search_id = searches.create_search(engine, name="kept", spec_yaml="", spec_hash="h",
+                                       mlflow_experiment_id="1", arms=[])
     jobs.submit(engine, SPEC)
     with engine.connect() as conn:
-        command.downgrade(db.alembic_config(conn), "0001")
+        command.downgrade(database.alembic_config(conn), "0001")
         conn.commit()
-    assert db.schema_revision(engine) == "0001"
+    assert database.schema_revision(engine) == "0001"
     assert "jobs" not in inspect(engine).get_table_names()
-    db._upgrade(engine)
-    assert db.schema_revision(engine) == db.head_revision() and job_count(engine) == 0
-    assert db.get_search(engine, search_id).name == "kept"
+    database._upgrade(engine)
+    assert database.schema_revision(engine) == database.head_revision() and job_count(engine) == 0
+    assert searches.get_search(engine, search_id).name == "kept"
 
 
 def test_the_database_refuses_an_unknown_state(engine: Engine) -> None:
@@ -190,10 +191,10 @@ def test_claim_takes_highest_priority_then_oldest(engine: Engine) -> None:
 
 def test_claim_marks_the_job_running_for_the_worker(engine: Engine) -> None:
     job_id = jobs.submit(engine, SPEC)
-    before = db.utcnow()
+    before = schema.utcnow()
     job = jobs.claim(engine, "w1", 30.0)
     assert (job.id, job.state, job.worker_id, job.attempts) == (job_id, "running", "w1", 1)
-    assert before <= job.started_at == job.updated_at <= db.utcnow()
+    assert before <= job.started_at == job.updated_at <= schema.utcnow()
     assert job.lease_expires_at - job.started_at == timedelta(seconds=30)
     stored = jobs.get_job(engine, job_id)
     assert (stored.state, stored.worker_id, stored.lease_expires_at) == ("running", "w1", job.lease_expires_at)
@@ -304,7 +305,8 @@ def test_cancel_a_finished_job_is_refused_naming_its_state(engine: Engine, state
 
 
 def test_resume_requeues_and_keeps_the_search(engine: Engine) -> None:
-    search_id = db.create_search(engine, name="j", spec_yaml=SPEC, spec_hash="h", mlflow_experiment_id="1", arms=[])
+    search_id = searches.create_search(engine, name="j", spec_yaml=SPEC, spec_hash="h",
+                                       mlflow_experiment_id="1", arms=[])
     job_id = jobs.submit(engine, SPEC)
     jobs.claim(engine, "w1", 60)
     with pytest.raises(BadInput, match="search_id"):

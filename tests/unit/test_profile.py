@@ -26,7 +26,7 @@ from seqarena import cells
 from seqarena.cells.rnn import ElmanRNN
 from seqarena.dashboard.serve import APP
 from seqarena.errors import BadInput
-from seqarena.platform import db
+from seqarena.platform import database, profiles
 from seqarena.workers import profile as profiling
 from seqarena.workers.profile import ProfileRow, estimated_peak_mb, profile, run_plan
 
@@ -49,10 +49,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
     for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_DASHBOARD_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    before = set(db._engines)
+    before = set(database._engines)
     yield tmp_path / "home"
-    for opened in set(db._engines) - before:
-        db._engines.pop(opened).dispose()
+    for opened in set(database._engines) - before:
+        database._engines.pop(opened).dispose()
 
 
 def expected_params(name: str, seq_len: int, hidden: int = 8) -> int:
@@ -161,11 +161,11 @@ def test_cli_writes_json_csv_and_database_rows_with_the_same_numbers(run_cli, ho
         for key in ("train_step_s", "infer_step_s", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb"):
             assert float(line[key]) == row[key]
         assert json.loads(line["train_step_s_all"]) == row["train_step_s_all"]
-    engine = db.get_engine()
-    runs = db.profile_runs_frame(engine)
+    engine = database.get_engine()
+    runs = profiles.profile_runs_frame(engine)
     assert list(runs["id"]) == [printed["run_id"]] and list(runs["name"]) == ["tiny"]
     assert runs["created_at"][0].tzinfo is not None
-    stored = db.profile_rows_frame(engine, printed["run_id"]).to_dict("records")
+    stored = profiles.profile_rows_frame(engine, printed["run_id"]).to_dict("records")
     for record, row in zip(stored, sorted(printed["rows"], key=lambda r: (r["model"], r["seq_len"])), strict=True):
         assert {key: record[key] for key in ("model", "seq_len", "params", "train_step_s", "infer_step_s",
                                              "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "status")} == \
@@ -223,24 +223,24 @@ def settings(**extra: Any) -> dict[str, Any]:
 
 def test_record_profile_refuses_a_bad_status_and_writes_nothing(engine: Engine) -> None:
     with pytest.raises(BadInput, match="status"):
-        db.record_profile(engine, "bad", settings(), [{"model": "rnn", "seq_len": 8, "status": "fine"}])
-    assert db.profile_runs_frame(engine).empty
+        profiles.record_profile(engine, "bad", settings(), [{"model": "rnn", "seq_len": 8, "status": "fine"}])
+    assert profiles.profile_runs_frame(engine).empty
 
 
 def test_profile_migration_downgrades_to_0002_and_upgrades_again(engine: Engine,
                                                                  every_model_rows: list[ProfileRow]) -> None:
-    db.record_profile(engine, "kept?", settings(), [row.to_json() for row in every_model_rows])
+    profiles.record_profile(engine, "kept?", settings(), [row.to_json() for row in every_model_rows])
     with engine.connect() as conn:
-        command.downgrade(db.alembic_config(conn), "0002")
+        command.downgrade(database.alembic_config(conn), "0002")
         conn.commit()
-    assert db.schema_revision(engine) == "0002"
+    assert database.schema_revision(engine) == "0002"
     tables = set(inspect(engine).get_table_names())
     assert {"profile_runs", "profile_rows"}.isdisjoint(tables) and {"jobs", "trials"} <= tables
-    db._upgrade(engine)
-    assert db.schema_revision(engine) == db.head_revision() == "0003"
-    assert db.profile_runs_frame(engine).empty
-    run_id = db.record_profile(engine, "again", settings(), [row.to_json() for row in every_model_rows])
-    assert len(db.profile_rows_frame(engine, run_id)) == len(every_model_rows)
+    database._upgrade(engine)
+    assert database.schema_revision(engine) == database.head_revision() == "0003"
+    assert profiles.profile_runs_frame(engine).empty
+    run_id = profiles.record_profile(engine, "again", settings(), [row.to_json() for row in every_model_rows])
+    assert len(profiles.profile_rows_frame(engine, run_id)) == len(every_model_rows)
 
 
 # ------------------------------------------------------------------------------------------ dashboard
@@ -257,10 +257,10 @@ def chart_traces(app: AppTest) -> list[dict[str, list[float]]]:
 
 
 def test_the_cost_page_shows_a_chosen_profile_run_s_numbers(home: Path, every_model_rows: list[ProfileRow]) -> None:
-    engine = db.get_engine()
-    older = db.record_profile(engine, "older", settings(),
-                              [row.to_json() for row in every_model_rows if row.model == "rnn"])
-    newest = db.record_profile(engine, "newest", settings(), [row.to_json() for row in every_model_rows])
+    engine = database.get_engine()
+    older = profiles.record_profile(engine, "older", settings(),
+                                    [row.to_json() for row in every_model_rows if row.model == "rnn"])
+    newest = profiles.record_profile(engine, "newest", settings(), [row.to_json() for row in every_model_rows])
     app = AppTest.from_file(str(APP), default_timeout=60)
     app.run()
     app.switch_page("cost.py").run()

@@ -1,8 +1,8 @@
-"""Alembic environment of the platform database (`seqarena.platform.db`).
+"""Alembic environment of the platform database (`seqarena.platform.database`).
 
-`seqarena.platform.db.get_engine` runs the upgrade programmatically, passing its own connection
+`seqarena.platform.database.get_engine` runs the upgrade programmatically, passing its own connection
 (already holding the migration lock) in `config.attributes["connection"]`. Run by hand, it uses
-`sqlalchemy.url` from the config, else `seqarena.platform.db.database_url()`.
+`sqlalchemy.url` from the config, else `seqarena.platform.database.database_url()`.
 SQLite gets `render_as_batch=True`: its ALTER TABLE is limited, so changes recreate the table.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from seqarena.platform.db import Base, database_url
+from seqarena.platform.database import database_url
+from seqarena.platform.schema import Base
 
 target_metadata = Base.metadata
 

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-11-25
 
-Hand-written to match `seqarena/platform/db.py`; constraint and index names follow its
+Hand-written to match `seqarena/platform/schema.py`; constraint and index names follow its
 NAMING_CONVENTION. A later revision adds the `jobs` table.
 """
 

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2025-11-26
 
-Hand-written to match `Job` in `seqarena/platform/db.py`; constraint and index names follow its
+Hand-written to match `Job` in `seqarena/platform/schema.py`; constraint and index names follow its
 NAMING_CONVENTION. The states and their transitions are written down in `seqarena/platform/jobs.py`.
 """
 

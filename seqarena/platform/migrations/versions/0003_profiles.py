@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2025-11-27
 
-Hand-written to match `ProfileRun` and `ProfileResult` in `seqarena/platform/db.py`; constraint
+Hand-written to match `ProfileRun` and `ProfileResult` in `seqarena/platform/schema.py`; constraint
 and index names follow its NAMING_CONVENTION.
 """
 

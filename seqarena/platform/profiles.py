@@ -1,0 +1,75 @@
+"""Stored `seqarena profile` runs: one run with its settings, one row per (model, seq_len).
+
+The CLI records a profile that `seqarena.workers.profile` measured; the dashboard's profile page
+reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from seqarena.errors import BadInput, one_of
+from seqarena.platform.database import session_scope
+from seqarena.platform.schema import PROFILE_STATUSES, ProfileResult, ProfileRun, utcnow
+from seqarena.platform.searches import _finite, _plain
+
+_PROFILE_NUMBERS = ("train_step_s", "infer_step_s", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb")
+
+
+def record_profile(engine: Engine, name: str, settings: Mapping[str, Any], rows: list[Mapping[str, Any]],
+                   out_dir: str | None = None) -> str:
+    """Store a profile run and its rows in one transaction; return the run's id.
+
+    `settings` holds `device`, `torch_version`, `batch_size` and `hidden` (anything else is kept in
+    the JSON column `settings`); each row holds `model`, `seq_len`, `status` and optionally the
+    numbers of `ProfileResult` (other keys are ignored; NaN and infinities are stored as NULL).
+    """
+    missing = [key for key in ("device", "torch_version", "batch_size", "hidden") if settings.get(key) is None]
+    if missing:
+        raise BadInput("settings", missing, "values for device, torch_version, batch_size, hidden")
+    run = ProfileRun(name=name, device=str(settings["device"]), torch_version=str(settings["torch_version"]),
+                     batch_size=int(settings["batch_size"]), hidden=int(settings["hidden"]),
+                     settings=_plain(dict(settings)), out_dir=out_dir, created_at=utcnow())
+    results = [ProfileResult(**_profile_values(i, row)) for i, row in enumerate(rows)]
+    with session_scope(engine) as session:
+        session.add(run)
+        session.flush()
+        for result in results:
+            result.run_id = run.id
+        session.add_all(results)
+    return run.id
+
+
+def _profile_values(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    if row.get("status") not in PROFILE_STATUSES:
+        raise BadInput(f"rows[{index}].status", row.get("status"), one_of(PROFILE_STATUSES))
+    optional_int = {key: None if row.get(key) is None else int(row[key]) for key in ("num_layers", "params")}
+    return {"model": str(row["model"]), "seq_len": int(row["seq_len"]), "status": row["status"], **optional_int,
+            "path": row.get("path"), "peak_mem_method": row.get("peak_mem_method"), "note": row.get("note") or None,
+            **{key: _finite(row.get(key)) for key in _PROFILE_NUMBERS},
+            **{key: _plain(list(row.get(key) or [])) for key in ("train_step_s_all", "infer_step_s_all")}}
+
+
+def profile_runs_frame(engine: Engine) -> pd.DataFrame:
+    """Every profile run, newest first: id, name, created_at, device, torch_version, batch_size, hidden."""
+    columns = (ProfileRun.id, ProfileRun.name, ProfileRun.created_at, ProfileRun.device, ProfileRun.torch_version,
+               ProfileRun.batch_size, ProfileRun.hidden)
+    stmt = select(*columns).order_by(ProfileRun.created_at.desc(), ProfileRun.id.desc())
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+def profile_rows_frame(engine: Engine, run_id: str) -> pd.DataFrame:
+    """The rows of one profile run, by model then T."""
+    names = ("model", "seq_len", "status", "num_layers", "params", "path", *_PROFILE_NUMBERS, "peak_mem_method",
+             "note")
+    stmt = (select(*(getattr(ProfileResult, name) for name in names)).where(ProfileResult.run_id == run_id)
+            .order_by(ProfileResult.model, ProfileResult.seq_len))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))

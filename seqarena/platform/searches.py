@@ -1,0 +1,244 @@
+"""The records of searches: a search and its arms, and one row per finished trial.
+
+Who writes: the search driver creates the search and its arms and
+records each finished trial once, keyed by (search id, Ray Tune trial id); `record_trial` is an
+insert that cannot duplicate a row even when two writers race. Leaderboards read these tables
+through `seqarena.platform.leaderboard`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, exc, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from seqarena.errors import BadInput, one_of
+from seqarena.platform.database import session_scope
+from seqarena.platform.schema import SEARCH_STATUSES, TRIAL_ROLES, TRIAL_STATUSES, Arm, Search, Trial, utcnow
+
+_ARM_FIELDS = ("task", "seq_len", "model", "key", "metric_name", "higher_is_better", "baseline")
+
+
+def create_search(engine: Engine, *, name: str, spec_yaml: str, spec_hash: str, mlflow_experiment_id: str,
+                  arms: list[dict[str, Any]]) -> str:
+    """Write a search (status `running`) with its arms in one transaction; return its id.
+
+    Either the search and every arm are written, or nothing is (a bad arm raises `BadInput`).
+    """
+    checked = [_checked_arm(i, arm) for i, arm in enumerate(arms)]
+    search = Search(name=name, spec_yaml=spec_yaml, spec_hash=spec_hash, status="running",
+                    mlflow_experiment_id=str(mlflow_experiment_id), arms=[Arm(**arm) for arm in checked])
+    try:
+        with session_scope(engine) as session:
+            session.add(search)
+    except exc.IntegrityError:
+        keys = [arm["key"] for arm in checked]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise BadInput("arms.key", duplicates, "a distinct key per arm of a search") from None
+        raise
+    return search.id
+
+
+def _checked_arm(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
+    field = f"arms[{index}]"
+    if set(arm) != set(_ARM_FIELDS):
+        raise BadInput(field, sorted(arm), "exactly the fields " + ", ".join(_ARM_FIELDS))
+    for name in ("task", "model", "key", "metric_name"):
+        if not isinstance(arm[name], str) or not arm[name]:
+            raise BadInput(f"{field}.{name}", arm[name], "a non-empty string")
+    if isinstance(arm["seq_len"], bool) or not isinstance(arm["seq_len"], int) or arm["seq_len"] < 1:
+        raise BadInput(f"{field}.seq_len", arm["seq_len"], "a positive integer")
+    if arm["higher_is_better"] not in (True, False):
+        raise BadInput(f"{field}.higher_is_better", arm["higher_is_better"], "true or false")
+    baseline = _finite(arm["baseline"])
+    if baseline is None:
+        raise BadInput(f"{field}.baseline", arm["baseline"], "a finite number")
+    return {**arm, "higher_is_better": bool(arm["higher_is_better"]), "baseline": baseline}
+
+
+def get_search(engine: Engine, search_id: str) -> Search | None:
+    """The search with this id (its `arms` loaded), or None."""
+    with session_scope(engine) as session:
+        return session.get(Search, search_id, options=[selectinload(Search.arms)])
+
+
+def find_search(engine: Engine, id_or_name: str) -> Search:
+    """The search with this id, else the latest search with this name; `BadInput` if neither exists."""
+    found = get_search(engine, id_or_name)
+    if found is not None:
+        return found
+    with session_scope(engine) as session:
+        found = session.scalars(select(Search).where(Search.name == id_or_name)
+                                .order_by(Search.created_at.desc(), Search.id.desc())
+                                .options(selectinload(Search.arms)).limit(1)).first()
+    if found is None:
+        raise BadInput("search", id_or_name, "an existing search id or name")
+    return found
+
+
+def set_search_status(engine: Engine, search_id: str, status: str, *, error: str | None = None,
+                      mlflow_parent_run_id: str | None = None, storage_path: str | None = None) -> None:
+    """Move a search to `status`.
+
+    `running` (a start or a resume) clears `finished_at` and `error`; the other statuses stamp
+    `finished_at`. `error`, `mlflow_parent_run_id` and `storage_path` are written when given.
+    """
+    if status not in SEARCH_STATUSES:
+        raise BadInput("status", status, one_of(SEARCH_STATUSES))
+    with session_scope(engine) as session:
+        search = session.get(Search, search_id)
+        if search is None:
+            raise BadInput("search", search_id, "an existing search id")
+        search.status = status
+        search.finished_at = None if status == "running" else utcnow()
+        if status == "running" or error is not None:
+            search.error = error
+        if mlflow_parent_run_id is not None:
+            search.mlflow_parent_run_id = mlflow_parent_run_id
+        if storage_path is not None:
+            search.storage_path = storage_path
+
+
+# --------------------------------------------------------------------------------------------- trials
+
+_REQUIRED = ("trial_id", "seed", "hparams", "status", "steps")
+_OPTIONAL: dict[str, Any] = {
+    "role": "search", "config_key": None, "metric": None, "best_val_metric": None, "test_metrics": None,
+    "params": None, "train_seq_per_s": None, "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None,
+    "mlflow_run_id": None,
+}
+
+
+def config_key(hparams: Mapping[str, Any]) -> str:
+    """The identity of a configuration: sha256 of its hyperparameters as canonical JSON, `seed` left out.
+
+    Runs of one configuration with different seeds (a best trial and its repeats) share it.
+    """
+    canonical = json.dumps(_plain({k: v for k, v in hparams.items() if k != "seed"}), sort_keys=True,
+                           separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str, Any]) -> bool:
+    """Record a finished trial of arm `arm_key`; False (and nothing changed) if it is already recorded.
+
+    `row` holds `trial_id`, `seed`, `hparams`, `status`, `steps` and optionally `role` (default
+    `search`), `config_key` (default `config_key(hparams)`), `metric`, `best_val_metric`,
+    `test_metrics`, `params`, `train_seq_per_s`, `infer_seq_per_s`, `peak_mem_mb`, `wall_s`,
+    `mlflow_run_id`. NaN and infinite numbers are stored as NULL (a diverged trial has no metric).
+    Safe against concurrent writers: the insert skips an existing (search_id, trial_id).
+    """
+    values = _trial_values(row)
+    with session_scope(engine) as session:
+        arm_id = session.scalar(select(Arm.id).where(Arm.search_id == search_id, Arm.key == arm_key))
+        if arm_id is None:
+            raise BadInput("arm", arm_key, f"an arm key of search {search_id}")
+        values.update(search_id=search_id, arm_id=arm_id, created_at=utcnow())
+        return _insert_once(session, values)
+
+
+def _insert_once(session: Session, values: dict[str, Any]) -> bool:
+    dialect = session.get_bind().dialect
+    if dialect.name in ("sqlite", "postgresql"):
+        make = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
+        table = Trial.__table__
+        stmt = make(table).values(**values).on_conflict_do_nothing(index_elements=["search_id", "trial_id"])
+        if not dialect.insert_returning:  # SQLite before 3.35
+            return session.execute(stmt).rowcount == 1
+        # the row comes back only when it was inserted (rowcount is not reliable with RETURNING)
+        return session.execute(stmt.returning(table.c.id)).first() is not None
+    try:
+        with session.begin_nested():
+            session.execute(insert(Trial.__table__).values(**values))
+    except exc.IntegrityError:
+        if session.scalar(select(Trial.id).where(Trial.search_id == values["search_id"],
+                                                 Trial.trial_id == values["trial_id"])) is None:
+            raise
+        return False
+    return True
+
+
+def _trial_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(row) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise BadInput("row", unknown, one_of([*_REQUIRED, *_OPTIONAL]))
+    missing = [name for name in _REQUIRED if row.get(name) is None]
+    if missing:
+        raise BadInput("row", missing, "values for " + ", ".join(_REQUIRED))
+    values = {**_OPTIONAL, **row}
+    if values["role"] not in TRIAL_ROLES:
+        raise BadInput("role", values["role"], one_of(TRIAL_ROLES))
+    if values["status"] not in TRIAL_STATUSES:
+        raise BadInput("status", values["status"], one_of(TRIAL_STATUSES))
+    hparams = _plain(dict(values["hparams"]))
+    return {
+        "trial_id": str(values["trial_id"]), "role": values["role"], "seed": int(values["seed"]),
+        "hparams": hparams, "config_key": values["config_key"] or config_key(hparams),
+        "status": values["status"], "test_metrics": _plain(dict(values["test_metrics"] or {})),
+        "steps": int(values["steps"]), "mlflow_run_id": values["mlflow_run_id"],
+        "params": None if values["params"] is None else int(values["params"]),
+        **{name: _finite(values[name]) for name in ("metric", "best_val_metric", "train_seq_per_s",
+                                                    "infer_seq_per_s", "peak_mem_mb", "wall_s")},
+    }
+
+
+def _finite(value: Any) -> float | None:
+    """`value` as a float, or None when it is missing, NaN or infinite."""
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe plain Python: numpy scalars unwrapped, NaN/inf as None (PostgreSQL rejects NaN in JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if not isinstance(value, str | int | float | None) and callable(getattr(value, "item", None)):
+        value = value.item()  # a numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def recorded_trial_ids(engine: Engine, search_id: str) -> set[str]:
+    """The Ray Tune trial ids already recorded for this search (a resumed driver skips them)."""
+    with engine.connect() as conn:
+        return set(conn.scalars(select(Trial.trial_id).where(Trial.search_id == search_id)))
+
+
+_FRAME_COLUMNS = (
+    Trial.search_id, Arm.key.label("arm_key"), Arm.task, Arm.seq_len, Arm.model, Arm.metric_name,
+    Arm.higher_is_better, Arm.baseline, Trial.trial_id, Trial.role, Trial.seed, Trial.status, Trial.metric,
+    Trial.best_val_metric, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb,
+    Trial.wall_s, Trial.steps, Trial.mlflow_run_id, Trial.created_at, Trial.config_key, Trial.hparams,
+    Trial.test_metrics,
+)
+
+
+def trials_frame(engine: Engine, search_id: str | None = None, *, task: str | None = None,
+                 seq_len: int | None = None, model: str | None = None, role: str | None = None,
+                 status: str | None = None) -> pd.DataFrame:
+    """Recorded trials with their arm's columns, one row each, filtered by any of the arguments.
+
+    For the dashboard's per-trial views; leaderboards use `leaderboard.leaderboard` (SQL aggregates).
+    """
+    stmt = select(*_FRAME_COLUMNS).join(Arm, Arm.id == Trial.arm_id).order_by(Trial.id)
+    filters = {Trial.search_id: search_id, Arm.task: task, Arm.seq_len: seq_len, Arm.model: model,
+               Trial.role: role, Trial.status: status}
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
