@@ -1,4 +1,4 @@
-"""The state-space models and their scan against the targets of the SSM issue, CPU or GPU.
+"""The state-space models and their scan against their speed targets, on the CPU or a GPU.
 
 Three measurements, each a median of interleaved training steps (`cpu_timing.median_seconds`: gradients
 cleared, forward, the last step's features summed, backward):

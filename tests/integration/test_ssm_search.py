@@ -27,6 +27,7 @@ resources: {cpus_per_trial: 1}
 """
 
 
+@pytest.mark.timeout(1800)  # Ray, MLflow and two C++ kernel builds on a cold cache; minutes on a loaded 2-core machine
 def test_a_search_over_cornn_and_linoss_ranks_both(home: Path, local_ray: None, tmp_path: Path) -> None:
     path = tmp_path / "ssm.yaml"
     path.write_text(SPEC)

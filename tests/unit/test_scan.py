@@ -132,3 +132,12 @@ def test_triton_scan_matches_the_loop(steps: int, dtype: torch.dtype, constant: 
     interpreter runs each tile op in Python: about 45 s per case.)"""
     a, b, h0 = recurrence(steps, dtype, constant, width=40)
     assert_same(values_and_grads("triton", a, b, h0), values_and_grads("loop", a, b, h0))
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 4), (7, 4), (3, 1, 4), (4,)], ids=["batch-bcast", "2d", "time-bcast", "1d"])
+def test_broadcast_a_gets_its_summed_gradient(shape: tuple[int, ...]) -> None:
+    """`a` broadcast over batch and/or time: the fused C++ backward sums dL/da over the broadcast dimensions."""
+    gen = torch.Generator().manual_seed(2)
+    a = (0.5 + 0.4 * torch.rand(shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    b = torch.randn(3, 7, 4, generator=gen, dtype=torch.float64).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, y: S.scan(x, y, method="cpp"), (a, b))

@@ -139,6 +139,17 @@ def _run(method: str, a: Tensor, b: Tensor, reverse: bool) -> Tensor:
     return _torch_ops(a, b, reverse)
 
 
+def _cpp_backward(a: Tensor, full: Tensor, grad_h: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    """`(dL/da, dL/db)` by `cpu.cpp`'s fused backward (one pass per batch row)."""
+    ops = cpp_ops()
+    if ops is None:
+        raise RuntimeError(f"the C++ scan is unavailable: {cpp_build.build_error('scan')}")
+    per_step = full.stride(1) != 0 and h.shape[1] > 1  # a varies over time: one gradient per step
+    lam, grad_a = ops.scan_backward(full, grad_h, h, per_step)
+    grad_a = grad_a if per_step else grad_a[:, None, :]  # [B, 1, N]: summed over time
+    return grad_a.sum_to_size(a.shape), lam
+
+
 class LinearScan(torch.autograd.Function):
     """`(a, b, method) -> h`, zero initial state; backward by the reversed scan (module docstring)."""
 
@@ -155,6 +166,8 @@ class LinearScan(torch.autograd.Function):
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         a, h = ctx.saved_tensors
         full = a.expand_as(h)
+        if ctx.method == "cpp":
+            return (*_cpp_backward(a, full, grad_h.to(h.dtype).contiguous(), h), None)
         a_next = torch.cat((full[:, 1:], full.new_zeros(full.shape[0], 1, full.shape[2])), dim=1).conj()
         lam = _run(ctx.method, a_next.resolve_conj(), grad_h.to(h.dtype).contiguous(), reverse=True)
         grad_a = None
