@@ -18,22 +18,14 @@ import streamlit as st
 from seqarena.dashboard import data, filters
 from seqarena.dashboard.filters import Filters
 from seqarena.dashboard.queries import board_frame
-from seqarena.platform.leaderboard import ArmBest, cell
+from seqarena.platform.leaderboard import ArmBest, best_at, cell
 
 NOT_SOLVED = "not solved"
 
 
 def winners(rows: Sequence[ArmBest]) -> dict[int, str]:
-    """The model with the best mean per sequence length (ties: the first in leaderboard order)."""
-    best: dict[int, ArmBest] = {}
-    for row in rows:
-        if row.mean is None:
-            continue
-        held = best.get(row.seq_len)
-        better = held is None or (row.mean > held.mean if row.higher_is_better else row.mean < held.mean)
-        if better:
-            best[row.seq_len] = row
-    return {seq_len: row.model for seq_len, row in best.items()}
+    """The best model per sequence length (`seqarena.platform.leaderboard.best_at`: the CLI's rule)."""
+    return {seq_len: row.model for (_, seq_len), row in best_at(rows).items()}
 
 
 def board_html(rows: Sequence[ArmBest], current: Filters) -> str:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from seqarena import cells
 from seqarena.dashboard import filters
-from seqarena.dashboard.queries import model_ranks
+from seqarena.platform.leaderboard import model_ranks
 
 
 def render() -> None:

@@ -127,18 +127,6 @@ def board_frame(rows: Sequence[ArmBest]) -> pd.DataFrame:
     return pd.DataFrame([{name: getattr(row, name) for name in columns} for row in rows], columns=columns)
 
 
-def model_ranks(rows: Sequence[ArmBest]) -> pd.DataFrame:
-    """Per model: arms entered, arms won (best mean at its (task, seq_len)), arms solved, mean rank."""
-    frame = board_frame([row for row in rows if row.mean is not None])
-    if frame.empty:
-        return pd.DataFrame(columns=["model", "arms", "wins", "solved", "mean_rank"])
-    signed = frame["mean"].where(~frame["higher_is_better"].astype(bool), -frame["mean"])
-    frame = frame.assign(rank=signed.groupby([frame["task"], frame["seq_len"]]).rank(method="min"))
-    summary = frame.groupby("model").agg(arms=("rank", "size"), wins=("rank", lambda r: int((r == 1).sum())),
-                                         solved=("solved", "sum"), mean_rank=("rank", "mean"))
-    return summary.reset_index().sort_values(["mean_rank", "model"]).reset_index(drop=True)
-
-
 def pareto_front(points: pd.DataFrame, metric_higher_is_better: bool, cost: str, cost_higher_is_better: bool) -> Any:
     """A boolean Series: the points no other point beats in both the metric and `cost`.
 

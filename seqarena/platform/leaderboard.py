@@ -18,6 +18,11 @@ Rules, per arm (one (task, seq_len, model) of one search):
   search that has the arm (its row then has metric None); `search_ids` limits the searches
   considered, `models` the models shown.
 Rows come sorted by task, seq_len, then best mean first.
+
+Ranking the arms of one (task, seq_len) ("best at T"), one rule for the CLI and the dashboard
+(`rank_key`, `places`, `best_at`): best mean first, arms without a ranked trial last; equal means
+are placed by model name, then search id. Every place is held by one arm, so each (task, seq_len)
+has exactly one best arm, the first row the CLI prints for it.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def leaderboard(engine: Engine, *, task: str | None = None, seq_len: int | None 
     with engine.connect() as conn:
         rows = conn.execute(_board_query(where)).mappings().all()
     board = [_arm_best(row) for row in rows]
-    return sorted(board, key=_order)
+    return sorted(board, key=rank_key)
 
 
 def _ranked(trial: Any) -> ColumnElement[bool]:
@@ -184,9 +189,41 @@ def _arm_best(row: Any) -> ArmBest:
         solved=is_solved(mean, row["baseline"], higher))
 
 
-def _order(row: ArmBest) -> tuple[Any, ...]:
+def rank_key(row: ArmBest) -> tuple[Any, ...]:
+    """Leaderboard order: task, seq_len, best mean first (none last), then model name and search id."""
     score = math.inf if row.mean is None else (-row.mean if row.higher_is_better else row.mean)
     return (row.task, row.seq_len, score, row.model, row.search_id)
+
+
+def places(rows: Sequence[ArmBest]) -> list[tuple[int, ArmBest]]:
+    """The rows that have a mean, in `rank_key` order, each with its place (1 = best) at its
+    (task, seq_len); equal means get consecutive places, never a shared one."""
+    placed: list[tuple[int, ArmBest]] = []
+    taken: dict[tuple[str, int], int] = {}
+    for row in sorted(rows, key=rank_key):
+        if row.mean is None:
+            continue
+        at = (row.task, row.seq_len)
+        taken[at] = taken.get(at, 0) + 1
+        placed.append((taken[at], row))
+    return placed
+
+
+def best_at(rows: Sequence[ArmBest]) -> dict[tuple[str, int], ArmBest]:
+    """The best arm of each (task, seq_len) that has a ranked trial (place 1 of `places`)."""
+    return {(row.task, row.seq_len): row for place, row in places(rows) if place == 1}
+
+
+def model_ranks(rows: Sequence[ArmBest]) -> pd.DataFrame:
+    """Per model: arms entered (with a mean), arms won (place 1 at their (task, seq_len)), arms
+    solved and mean place; sorted by mean place, then model name."""
+    frame = pd.DataFrame([{"model": row.model, "place": place, "solved": row.solved} for place, row in places(rows)],
+                         columns=["model", "place", "solved"])
+    if frame.empty:
+        return pd.DataFrame(columns=["model", "arms", "wins", "solved", "mean_rank"])
+    summary = frame.groupby("model").agg(arms=("place", "size"), wins=("place", lambda p: int((p == 1).sum())),
+                                         solved=("solved", "sum"), mean_rank=("place", "mean"))
+    return summary.reset_index().sort_values(["mean_rank", "model"]).reset_index(drop=True)
 
 
 def cell(row: ArmBest) -> str:

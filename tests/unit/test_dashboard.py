@@ -19,11 +19,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seqarena import cells
-from seqarena.dashboard.queries import model_ranks, pareto_front
+from seqarena.dashboard.queries import pareto_front
 from seqarena.dashboard.safety import redact
 from seqarena.dashboard.serve import APP
-from seqarena.platform import database, jobs
-from seqarena.platform.leaderboard import leaderboard
+from seqarena.platform import database, jobs, searches
+from seqarena.platform.leaderboard import leaderboard, model_ranks
 
 from ..seed_results import ADDING_SPEC, Seeded, seed
 
@@ -328,6 +328,36 @@ def test_model_ranks_by_hand(seeded: Seeded) -> None:
     ranks = model_ranks(leaderboard(database.get_engine(), task="adding")).set_index("model")
     assert ranks["mean_rank"].to_dict() == {"gru": 1.5, "lstm": 1.5, "rnn": 3.0}
     assert ranks["solved"].to_dict() == {"gru": 2, "lstm": 2, "rnn": 0}
+
+
+def seed_tie(engine: Any) -> None:
+    """adding at T=100: gru and lstm tie at 0.05, rnn 0.16; at T=200 lstm 0.04 beats gru 0.06."""
+    metrics = {("gru", 100): 0.05, ("lstm", 100): 0.05, ("rnn", 100): 0.16, ("gru", 200): 0.06, ("lstm", 200): 0.04}
+    arms = [{"task": "adding", "seq_len": seq_len, "model": model, "key": f"adding/T={seq_len}/{model}",
+             "metric_name": "mse", "higher_is_better": False, "baseline": 0.167} for model, seq_len in metrics]
+    search_id = searches.create_search(engine, name="tie", spec_yaml="name: tie\n", spec_hash="h",
+                                       mlflow_experiment_id="0", arms=arms)
+    for (model, seq_len), metric in metrics.items():
+        searches.record_trial(engine, search_id, f"adding/T={seq_len}/{model}",
+                              {"trial_id": f"{model}{seq_len}", "seed": 0, "hparams": {"lr": 0.01},
+                               "status": "completed", "steps": 10, "metric": metric})
+
+
+def test_a_tie_for_best_at_T_is_broken_alike_by_the_cli_and_every_dashboard_page(empty_home: Path, run_cli) -> None:
+    """Equal means are placed by model name: gru is best at T=100 in the CLI's order, on the
+    leaderboard page's star and summary, and in the models page's wins (lstm wins only T=200)."""
+    seed_tie(database.get_engine())
+    code, out, _ = run_cli(["leaderboard", "--task", "adding", "--json"])
+    assert code == 0
+    cli_order = [(row["seq_len"], row["model"]) for row in json.loads(out)]
+    assert cli_order == [(100, "gru"), (100, "lstm"), (100, "rnn"), (200, "lstm"), (200, "gru")]
+    board = open_page()
+    winners = frame_with(board, "best model")
+    assert dict(zip(winners["T"], winners["best model"], strict=True)) == {100: "gru", 200: "lstm"}
+    assert board_cells(board)["gru"][0].startswith("★") and not board_cells(board)["lstm"][0].startswith("★")
+    ranks = frame_with(open_page("models.py"), "wins").set_index("model")
+    assert ranks["wins"].to_dict() == {"gru": 1, "lstm": 1, "rnn": 0}
+    assert ranks["mean_rank"].to_dict() == {"gru": 1.5, "lstm": 1.5, "rnn": 3.0}
 
 
 # ------------------------------------------------------------------------------------------ secrets
