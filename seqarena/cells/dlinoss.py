@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from seqarena.cells import space as sp
 from seqarena.cells.linoss import oscillator_modes, run_oscillators
-from seqarena.cells.ssm import SSMStack, as_complex, complex_uniform
+from seqarena.cells.ssm import SSMStack, complex_uniform, project_in, read_out
 
 EQUATIONS: tuple[str, ...] = (
     r"y''(t) = -A\, y(t) - G\, y'(t) + B\, u(t), \qquad x(t) = \operatorname{Re}\left(C\, y(t)\right) + D \odot u(t)",
@@ -93,9 +93,8 @@ class DLinOSSLayer(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         lam, k = oscillator_modes(*self.transition())
-        B = as_complex(self.B)
-        y = run_oscillators(lam, k, u.to(B.dtype) @ B.t())
-        return (y @ as_complex(self.C).t()).real + self.D * u
+        y = run_oscillators(lam, k, project_in(u, self.B[..., 0], self.B[..., 1]))
+        return read_out(y, self.C[..., 0], self.C[..., 1]) + self.D * u
 
 
 class DLinOSS(SSMStack):

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from seqarena.cells import space as sp
 from seqarena.cells.kernels.scan import scan
-from seqarena.cells.ssm import SSMStack, as_complex, complex_uniform, report_states
+from seqarena.cells.ssm import SSMStack, complex_uniform, project_in, read_out, report_states
 
 #: Below this, the half-distance |d| of a block's eigenvalues is held at it (module docstring).
 MIN_SPLIT = 1e-3
@@ -104,10 +104,8 @@ class LinOSSLayer(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         lam, k = oscillator_modes(*self.transition())
-        B = as_complex(self.B)
-        bu = u.to(B.dtype) @ B.t()
-        y = run_oscillators(lam, k, bu)
-        return (y @ as_complex(self.C).t()).real + self.D * u
+        y = run_oscillators(lam, k, project_in(u, self.B[..., 0], self.B[..., 1]))
+        return read_out(y, self.C[..., 0], self.C[..., 1]) + self.D * u
 
 
 class LinOSS(SSMStack):

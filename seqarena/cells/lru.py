@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from seqarena.cells import space as sp
 from seqarena.cells.kernels.scan import scan
-from seqarena.cells.ssm import SSMStack, report_states
+from seqarena.cells.ssm import SSMStack, project_in, read_out, report_states
 
 EQUATIONS: tuple[str, ...] = (
     r"h_t = \Lambda \odot h_{t-1} + \gamma \odot \left(B u_t\right), \qquad"
@@ -66,9 +66,9 @@ class LRULayer(nn.Module):
         return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
 
     def forward(self, u: Tensor) -> Tensor:
-        B = torch.complex(self.B_re, self.B_im) * torch.exp(self.gamma_log)[:, None]
-        h = report_states(scan(self.Lambda(), u.to(B.dtype) @ B.t()))
-        return (h @ torch.complex(self.C_re, self.C_im).t()).real + self.D * u
+        gamma = torch.exp(self.gamma_log)[:, None]
+        h = report_states(scan(self.Lambda(), project_in(u, self.B_re * gamma, self.B_im * gamma)))
+        return read_out(h, self.C_re, self.C_im) + self.D * u
 
 
 class LRU(SSMStack):

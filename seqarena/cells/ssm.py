@@ -131,11 +131,19 @@ class SSMStack(ScanModel):
         return x
 
 
+def project_in(u: Tensor, B_re: Tensor, B_im: Tensor) -> Tensor:
+    """`B u` for a real input `u [.., H]` and a complex `B = B_re + i B_im [P, H]`: two real products (a complex
+    product with a zero imaginary part would cost four)."""
+    return torch.complex(u @ B_re.t(), u @ B_im.t())
+
+
+def read_out(h: Tensor, C_re: Tensor, C_im: Tensor) -> Tensor:
+    """`Re(C h)` for a complex `h [.., P]` and `C = C_re + i C_im [H, P]`: `C_re Re h − C_im Im h`."""
+    return h.real @ C_re.t() - h.imag @ C_im.t()
+
+
 def complex_uniform(rows: int, cols: int, std: float) -> nn.Parameter:
     """`[rows, cols, 2]` (real, imaginary) uniform on [−std, std]: `simple_uniform_init` of the LinOSS code."""
     return nn.Parameter(torch.empty(rows, cols, 2).uniform_(-std, std))
 
 
-def as_complex(weight: Tensor) -> Tensor:
-    """`[..., 2]` (real, imaginary) as a complex tensor."""
-    return torch.complex(weight[..., 0], weight[..., 1])
