@@ -1,13 +1,22 @@
-"""A recorded trial's trained model, found by its MLflow run id (for `seqarena trace` and `sample`).
+"""A recorded trial's trained model, found by its MLflow run id (`seqarena.load_run`, `trace`, `sample`).
 
-The trial's row in the platform database gives its arm (task, seq_len, model), its resolved
-hyperparameters and seed, and its search's spec (task options); its weights are the best
-validation weights of its checkpoint: the `checkpoint/` artifact of the MLflow run (kept for each
-arm's best trial), else the trial's last Ray Tune checkpoint under the search's storage.
+The trial's configuration (model, task, T, task options, every hyperparameter, seed) comes from its
+MLflow run when the run records it (the `seqarena.trial_config` tag), else from its row in the
+platform database (its arm, resolved hyperparameters and seed, and its search's spec for the task
+options). Its weights are the best validation weights of its checkpoint: the `checkpoint/` artifact
+of the MLflow run (kept for each arm's best trial), else the trial's last Ray Tune checkpoint under
+the search's storage.
+
+Why our own loader rather than MLflow's PyTorch flavour: the flavour stores the whole module
+pickled, and loading it unpickles code from the store; here a model is rebuilt from the registry
+(`seqarena.cells`, the task's head) and only tensors are read (`torch.load(weights_only=True)`),
+so a checkpoint from a shared store cannot run code, and one checkpoint serves resuming, tracing
+and loading alike.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +30,8 @@ from seqarena.errors import BadInput
 from seqarena.platform import database
 from seqarena.platform.schema import Arm, Search, Trial
 from seqarena.platform.spec import load_spec
-from seqarena.platform.tracking import tracking_uri
+from seqarena.platform.tracking import TRIAL_TAG
+from seqarena.platform.tracking import tracking_uri as default_tracking_uri
 from seqarena.workers.checkpoint import FILE_NAME
 from seqarena.workers.config import Setup, TrialConfig, make_config, prepare
 from seqarena.workers.trace import Trace, trace
@@ -41,12 +51,60 @@ class TrainedRun:
     """where the weights came from (an MLflow artifact or a Tune checkpoint path)"""
 
 
-def load_run(run_id: str) -> TrainedRun:
-    """Rebuild the trial recorded with MLflow run `run_id`, loaded with its best weights.
+#: The tag of a trial's MLflow run holding its `TrialConfig` as JSON (the checkpoint directory left out).
+CONFIG_TAG = "seqarena.trial_config"
+
+
+@dataclass(frozen=True)
+class RecordedTrial:
+    """Where a recorded trial's configuration and checkpoint are found."""
+
+    config: TrialConfig
+    trial_id: str
+    arm_key: str
+    storage_path: str | None
+
+
+def load_run(run_id: str, tracking_uri: str | None = None) -> TrainedRun:
+    """Rebuild the trial recorded with MLflow run `run_id`, loaded with its best weights, in eval mode.
 
     Raises:
         BadInput: no recorded trial has this run id, or no checkpoint of it is kept.
     """
+    uri = tracking_uri or default_tracking_uri()
+    recorded = _recorded_trial(run_id, uri)
+    setup = prepare(recorded.config)
+    net = build_model(setup)
+    with tempfile.TemporaryDirectory() as scratch:
+        path, source = _checkpoint_file(run_id, recorded, uri, Path(scratch))
+        net.load_state_dict(best_weights(path, setup.device))
+    net.eval()
+    return TrainedRun(run_id, recorded.trial_id, recorded.config, setup, net, source)
+
+
+def best_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """The best validation weights in a trial checkpoint (its last weights if it has no best yet);
+    read as tensors only (`weights_only=True`: nothing in the file is unpickled as an object)."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    return payload["state"].get("best_weights") or payload["model"]
+
+
+def _recorded_trial(run_id: str, uri: str) -> RecordedTrial:
+    """The trial's configuration from its MLflow run's tag, else from the platform database."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        run = MlflowClient(uri).get_run(run_id)
+    except MlflowException:
+        run = None
+    if run is not None and CONFIG_TAG in run.data.tags:
+        tags = run.data.tags
+        config = make_config(**{**json.loads(tags[CONFIG_TAG]), "device": "cpu"})  # loaded on the CPU
+        return RecordedTrial(config, tags.get(TRIAL_TAG, ""), tags.get("arm", ""), tags.get("storage_path"))
+    return _database_trial(run_id)
+
+
+def _database_trial(run_id: str) -> RecordedTrial:
     engine = database.get_engine()
     stmt = (select(Trial.trial_id, Trial.hparams, Trial.seed, Arm.task, Arm.seq_len, Arm.model,
                    Arm.key, Search.spec_yaml, Search.storage_path)
@@ -59,31 +117,23 @@ def load_run(run_id: str) -> TrainedRun:
                                       "lists them as mlflow_run_id)")
     config = make_config(model=row["model"], task=row["task"], seq_len=row["seq_len"], hparams=dict(row["hparams"]),
                          task_options=dict(load_spec(row["spec_yaml"]).task_options), seed=row["seed"])
-    setup = prepare(config)
-    net = build_model(setup)
-    with tempfile.TemporaryDirectory() as scratch:
-        path, source = _checkpoint_file(run_id, row["trial_id"], row["key"], row["storage_path"], Path(scratch))
-        payload = torch.load(path, map_location=setup.device, weights_only=False)
-        net.load_state_dict(payload["state"].get("best_weights") or payload["model"])
-    net.eval()
-    return TrainedRun(run_id, row["trial_id"], config, setup, net, source)
+    return RecordedTrial(config, row["trial_id"], row["key"], row["storage_path"])
 
 
-def _checkpoint_file(run_id: str, trial_id: str, arm_key: str, storage_path: str | None,
-                     scratch: Path) -> tuple[Path, str]:
+def _checkpoint_file(run_id: str, recorded: RecordedTrial, uri: str, scratch: Path) -> tuple[Path, str]:
     """The run's `checkpoint/` artifact, else the newest Tune checkpoint of the trial; and where it came from."""
     import mlflow.artifacts
 
     try:
         folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint",
-                                                     tracking_uri=tracking_uri(), dst_path=str(scratch))
+                                                     tracking_uri=uri, dst_path=str(scratch))
         found = Path(folder) / FILE_NAME
         if found.exists():
             return found, f"MLflow run {run_id}, artifact checkpoint/{FILE_NAME}"
     except (MlflowException, OSError):
         pass
-    if storage_path:
-        trial_dir = Path(storage_path) / f"{arm_key.replace('/', '_')}_{trial_id}"
+    if recorded.storage_path:
+        trial_dir = Path(recorded.storage_path) / f"{recorded.arm_key.replace('/', '_')}_{recorded.trial_id}"
         candidates = sorted(trial_dir.glob(f"checkpoint_*/{FILE_NAME}"))
         if candidates:
             return candidates[-1], str(candidates[-1])

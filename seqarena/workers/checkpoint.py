@@ -3,8 +3,9 @@
 The file holds the model and optimiser state, the training stream's position, torch's global RNG
 state (dropout draws from it), the best weights so far and the trial's bookkeeping. It is written
 to a temporary file and renamed, so a trial killed mid-write leaves the previous checkpoint intact.
-A checkpoint records the fingerprint of the trial's configuration; resuming a different trial
-from it is refused.
+The file holds tensors and plain values only and is read with `weights_only=True`: loading it
+never unpickles an object. A checkpoint records the fingerprint of the trial's configuration;
+resuming a different trial from it is refused.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
     path = directory / FILE_NAME
     if not path.exists():
         return False
-    payload = torch.load(path, map_location=trainer.setup.device, weights_only=False)
+    payload = torch.load(path, map_location=trainer.setup.device, weights_only=True)
     if payload["fingerprint"] != fingerprint:
         raise BadInput("checkpoint_dir", str(directory),
                        "an empty directory or one holding a checkpoint of this same trial configuration")
