@@ -250,7 +250,8 @@ def bulk_insert(engine: Engine, rows: Iterator[dict[str, Any]]) -> int:
 
 def _arm_ids(engine: Engine, search_id: str) -> dict[str, int]:
     with engine.connect() as conn:
-        return dict(conn.execute(select(schema.Arm.key, schema.Arm.id).where(schema.Arm.search_id == search_id)).all())
+        stmt = select(schema.ArmRow.key, schema.ArmRow.id).where(schema.ArmRow.search_id == search_id)
+        return dict(conn.execute(stmt).all())
 
 
 def seed_searches(engine: Engine, tracker: Tracker, plans: list[SearchPlan], n_trials: int, seeded: Seeded) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from seqarena.platform.leaderboard import ArmBest
-from seqarena.platform.schema import RANKED_STATUSES, Arm, Job, Search, Trial
+from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Job, Search, Trial
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def options(engine: Engine) -> Options:
         search_rows = conn.execute(select(Search.id, Search.name, Search.status, Search.created_at,
                                           Search.mlflow_experiment_id, Search.mlflow_parent_run_id)
                                    .order_by(Search.created_at.desc(), Search.id.desc())).all()
-        pairs = conn.execute(select(Arm.search_id, Arm.task).distinct()).all()
-        models = conn.execute(select(Arm.task, Arm.model).distinct().order_by(Arm.task, Arm.model)).all()
+        pairs = conn.execute(select(ArmRow.search_id, ArmRow.task).distinct()).all()
+        models = conn.execute(select(ArmRow.task, ArmRow.model).distinct().order_by(ArmRow.task, ArmRow.model)).all()
     search_tasks: dict[str, list[str]] = {}
     for search_id, task in pairs:
         search_tasks.setdefault(search_id, []).append(task)
@@ -75,8 +75,8 @@ TRIAL_COLUMNS = ("trial_id", "role", "seed", "status", "metric", "best_val_metri
 def arm_trials(engine: Engine, search_id: str, arm_key: str) -> pd.DataFrame:
     """Every recorded trial of one arm of one search, in recording order."""
     stmt = (select(*(getattr(Trial, name) for name in TRIAL_COLUMNS))
-            .join(Arm, Arm.id == Trial.arm_id)
-            .where(Arm.search_id == search_id, Arm.key == arm_key).order_by(Trial.id))
+            .join(ArmRow, ArmRow.id == Trial.arm_id)
+            .where(ArmRow.search_id == search_id, ArmRow.key == arm_key).order_by(Trial.id))
     with engine.connect() as conn:
         result = conn.execute(stmt)
         return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
@@ -84,8 +84,8 @@ def arm_trials(engine: Engine, search_id: str, arm_key: str) -> pd.DataFrame:
 
 def status_counts(engine: Engine, search_id: str, arm_key: str) -> dict[str, int]:
     """How many of the arm's recorded trials ended in each status (a GROUP BY)."""
-    stmt = (select(Trial.status, func.count()).join(Arm, Arm.id == Trial.arm_id)
-            .where(Arm.search_id == search_id, Arm.key == arm_key).group_by(Trial.status))
+    stmt = (select(Trial.status, func.count()).join(ArmRow, ArmRow.id == Trial.arm_id)
+            .where(ArmRow.search_id == search_id, ArmRow.key == arm_key).group_by(Trial.status))
     with engine.connect() as conn:
         return {status: int(count) for status, count in conn.execute(stmt)}
 
@@ -93,13 +93,13 @@ def status_counts(engine: Engine, search_id: str, arm_key: str) -> dict[str, int
 def ranked_trials(engine: Engine, task: str, seq_len: int, search_ids: Sequence[str],
                   models: Sequence[str] | None = None) -> pd.DataFrame:
     """The ranked search trials of one (task, seq_len) in the given searches: the Pareto view's points."""
-    stmt = (select(Arm.model, Arm.search_id, Arm.higher_is_better, Trial.trial_id, Trial.metric, Trial.params,
+    stmt = (select(ArmRow.model, ArmRow.search_id, ArmRow.higher_is_better, Trial.trial_id, Trial.metric, Trial.params,
                    Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb, Trial.mlflow_run_id)
-            .join(Arm, Arm.id == Trial.arm_id)
-            .where(Arm.task == task, Arm.seq_len == seq_len, Arm.search_id.in_(tuple(search_ids)),
+            .join(ArmRow, ArmRow.id == Trial.arm_id)
+            .where(ArmRow.task == task, ArmRow.seq_len == seq_len, ArmRow.search_id.in_(tuple(search_ids)),
                    Trial.role == "search", Trial.status.in_(RANKED_STATUSES), Trial.metric.is_not(None)))
     if models is not None:
-        stmt = stmt.where(Arm.model.in_(tuple(models)))
+        stmt = stmt.where(ArmRow.model.in_(tuple(models)))
     with engine.connect() as conn:
         result = conn.execute(stmt)
         return pd.DataFrame.from_records(list(result), columns=list(result.keys()))

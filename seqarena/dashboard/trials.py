@@ -19,10 +19,12 @@ import streamlit as st
 from seqarena.dashboard import data, display, filters
 from seqarena.dashboard.filters import Filters
 from seqarena.platform.leaderboard import ArmBest
+from seqarena.platform.schema import TRIAL_STATUSES
 from seqarena.platform.tracking import tracking_uri
 
 REFRESH_S = 5
-STATUS_ORDER = ("running", "completed", "stopped", "diverged", "oom", "failed")
+STATUS_ORDER = ("running", *TRIAL_STATUSES)
+"""A trial still running (MLflow), then the statuses of recorded trials."""
 DEFAULT_CURVES = 5
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import Engine, Select, and_, case, func, literal, or_, select
 from sqlalchemy.sql.expression import ColumnElement
 
 from seqarena.errors import BadInput
-from seqarena.platform.schema import RANKED_STATUSES, Arm, Search, Trial
+from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Search, Trial
 
 SOLVED_MARGIN = 0.1
 """A solved arm beats its baseline by more than this fraction of the baseline."""
@@ -121,25 +121,27 @@ def _arms_query(where: BoardFilter) -> Select:
     search_id = where.search_id
     per_arm = _filtered(select(Trial.arm_id, func.count().label("trials"),
                                func.sum(case((and_(Trial.role == "search", _ranked(Trial)), 1), else_=0))
-                               .label("ranked")).join(Arm, Arm.id == Trial.arm_id), where)
+                               .label("ranked")).join(ArmRow, ArmRow.id == Trial.arm_id), where)
     counts = per_arm.group_by(Trial.arm_id).subquery("counts")
     ranked = func.coalesce(counts.c.ranked, 0)
     latest = func.row_number().over(
-        partition_by=Arm.key,
+        partition_by=ArmRow.key,
         order_by=(case((ranked > 0, 0), else_=1), Search.created_at.desc(), Search.id.desc()))
-    query = (select(Arm.id, Arm.search_id, Arm.key, Arm.task, Arm.seq_len, Arm.model, Arm.metric_name,
-                    Arm.higher_is_better, Arm.baseline, func.coalesce(counts.c.trials, 0).label("trials"),
+    query = (select(ArmRow.id, ArmRow.search_id, ArmRow.key, ArmRow.task, ArmRow.seq_len, ArmRow.model,
+                    ArmRow.metric_name, ArmRow.higher_is_better, ArmRow.baseline,
+                    func.coalesce(counts.c.trials, 0).label("trials"),
                     (latest if search_id is None else literal(1)).label("latest"))
-             .join(Search, Search.id == Arm.search_id).outerjoin(counts, counts.c.arm_id == Arm.id))
+             .join(Search, Search.id == ArmRow.search_id).outerjoin(counts, counts.c.arm_id == ArmRow.id))
     return _filtered(query, where)
 
 
 def _filtered(query: Select, where: BoardFilter) -> Select:
     """`query` (which selects from `arms`) restricted to the arms `where` asks for."""
-    for column, value in ((Arm.task, where.task), (Arm.seq_len, where.seq_len), (Arm.search_id, where.search_id)):
+    for column, value in ((ArmRow.task, where.task), (ArmRow.seq_len, where.seq_len),
+                          (ArmRow.search_id, where.search_id)):
         if value is not None:
             query = query.where(column == value)
-    for column, values in ((Arm.search_id, where.search_ids), (Arm.model, where.models)):
+    for column, values in ((ArmRow.search_id, where.search_ids), (ArmRow.model, where.models)):
         if values is not None:
             query = query.where(column.in_(values))
     return query

@@ -40,6 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from seqarena.workers.profile import PROFILE_STATUSES
+
 SEARCH_STATUSES = ("running", "succeeded", "failed", "interrupted")
 TRIAL_ROLES = ("search", "repeat")
 TRIAL_STATUSES = ("completed", "stopped", "diverged", "oom", "failed")
@@ -109,11 +111,11 @@ class Search(Base):
     storage_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
 
-    arms: Mapped[list[Arm]] = relationship(back_populates="search", cascade="all, delete-orphan",
-                                           passive_deletes=True, order_by="Arm.id")
+    arms: Mapped[list[ArmRow]] = relationship(back_populates="search", cascade="all, delete-orphan",
+                                              passive_deletes=True, order_by="ArmRow.id")
 
 
-class Arm(Base):
+class ArmRow(Base):
     """One (task, seq_len, model) of a search; trials are only compared within an arm."""
 
     __tablename__ = "arms"
@@ -204,8 +206,6 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-PROFILE_STATUSES = ("ok", "oom", "skipped")
-"""ok: measured; oom: ran out of memory; skipped: not run (its estimated memory exceeded the limit)."""
 
 
 class ProfileRun(Base):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
-from seqarena.platform.schema import SEARCH_STATUSES, TRIAL_ROLES, TRIAL_STATUSES, Arm, Search, Trial, utcnow
+from seqarena.platform.schema import SEARCH_STATUSES, TRIAL_ROLES, TRIAL_STATUSES, ArmRow, Search, Trial, utcnow
 
 _ARM_FIELDS = ("task", "seq_len", "model", "key", "metric_name", "higher_is_better", "baseline")
 
@@ -34,7 +34,7 @@ def create_search(engine: Engine, *, name: str, spec_yaml: str, spec_hash: str, 
     """
     checked = [_checked_arm(i, arm) for i, arm in enumerate(arms)]
     search = Search(name=name, spec_yaml=spec_yaml, spec_hash=spec_hash, status="running",
-                    mlflow_experiment_id=str(mlflow_experiment_id), arms=[Arm(**arm) for arm in checked])
+                    mlflow_experiment_id=str(mlflow_experiment_id), arms=[ArmRow(**arm) for arm in checked])
     try:
         with session_scope(engine) as session:
             session.add(search)
@@ -138,7 +138,7 @@ def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str,
     """
     values = _trial_values(row)
     with session_scope(engine) as session:
-        arm_id = session.scalar(select(Arm.id).where(Arm.search_id == search_id, Arm.key == arm_key))
+        arm_id = session.scalar(select(ArmRow.id).where(ArmRow.search_id == search_id, ArmRow.key == arm_key))
         if arm_id is None:
             raise BadInput("arm", arm_key, f"an arm key of search {search_id}")
         values.update(search_id=search_id, arm_id=arm_id, created_at=utcnow())
@@ -218,8 +218,8 @@ def recorded_trial_ids(engine: Engine, search_id: str) -> set[str]:
 
 
 _FRAME_COLUMNS = (
-    Trial.search_id, Arm.key.label("arm_key"), Arm.task, Arm.seq_len, Arm.model, Arm.metric_name,
-    Arm.higher_is_better, Arm.baseline, Trial.trial_id, Trial.role, Trial.seed, Trial.status, Trial.metric,
+    Trial.search_id, ArmRow.key.label("arm_key"), ArmRow.task, ArmRow.seq_len, ArmRow.model, ArmRow.metric_name,
+    ArmRow.higher_is_better, ArmRow.baseline, Trial.trial_id, Trial.role, Trial.seed, Trial.status, Trial.metric,
     Trial.best_val_metric, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb,
     Trial.wall_s, Trial.steps, Trial.mlflow_run_id, Trial.created_at, Trial.config_key, Trial.hparams,
     Trial.test_metrics,
@@ -233,8 +233,8 @@ def trials_frame(engine: Engine, search_id: str | None = None, *, task: str | No
 
     For the dashboard's per-trial views; leaderboards use `leaderboard.leaderboard` (SQL aggregates).
     """
-    stmt = select(*_FRAME_COLUMNS).join(Arm, Arm.id == Trial.arm_id).order_by(Trial.id)
-    filters = {Trial.search_id: search_id, Arm.task: task, Arm.seq_len: seq_len, Arm.model: model,
+    stmt = select(*_FRAME_COLUMNS).join(ArmRow, ArmRow.id == Trial.arm_id).order_by(Trial.id)
+    filters = {Trial.search_id: search_id, ArmRow.task: task, ArmRow.seq_len: seq_len, ArmRow.model: model,
                Trial.role: role, Trial.status: status}
     for column, value in filters.items():
         if value is not None:

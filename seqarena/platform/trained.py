@@ -28,7 +28,7 @@ from sqlalchemy import select
 from seqarena import tasks
 from seqarena.errors import BadInput
 from seqarena.platform import database
-from seqarena.platform.schema import Arm, Search, Trial
+from seqarena.platform.schema import ArmRow, Search, Trial
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import TRIAL_TAG
 from seqarena.platform.tracking import tracking_uri as default_tracking_uri
@@ -106,9 +106,9 @@ def _recorded_trial(run_id: str, uri: str) -> RecordedTrial:
 
 def _database_trial(run_id: str) -> RecordedTrial:
     engine = database.get_engine()
-    stmt = (select(Trial.trial_id, Trial.hparams, Trial.seed, Arm.task, Arm.seq_len, Arm.model,
-                   Arm.key, Search.spec_yaml, Search.storage_path)
-            .join(Arm, Arm.id == Trial.arm_id).join(Search, Search.id == Trial.search_id)
+    stmt = (select(Trial.trial_id, Trial.hparams, Trial.seed, ArmRow.task, ArmRow.seq_len, ArmRow.model,
+                   ArmRow.key, Search.spec_yaml, Search.storage_path)
+            .join(ArmRow, ArmRow.id == Trial.arm_id).join(Search, Search.id == Trial.search_id)
             .where(Trial.mlflow_run_id == run_id))
     with engine.connect() as conn:
         row = conn.execute(stmt).mappings().first()

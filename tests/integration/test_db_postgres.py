@@ -134,7 +134,7 @@ def test_create_search_is_all_or_nothing(engine: Engine) -> None:
         searches.create_search(engine, name="dup", spec_yaml="", spec_hash="h", mlflow_experiment_id="1",
                                arms=[arm(LSTM), arm(SMNIST), arm(LSTM)])
     assert caught.value.field == "arms.key"
-    assert count(engine, schema.Search) == 0 and count(engine, schema.Arm) == 0
+    assert count(engine, schema.Search) == 0 and count(engine, schema.ArmRow) == 0
     search_id = new_search(engine, [LSTM, SMNIST])
     assert searches.find_search(engine, "study").id == search_id
     assert [a.key for a in searches.get_search(engine, search_id).arms] == [LSTM, SMNIST]

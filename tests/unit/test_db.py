@@ -163,7 +163,7 @@ def test_create_search_with_a_duplicate_arm_writes_nothing(engine: Engine) -> No
                                arms=[arm(LSTM_100), arm(RNN_100), arm(LSTM_100)])
     assert caught.value.field == "arms.key" and caught.value.value == [LSTM_100]
     assert count(engine, schema.Search) == 0
-    assert count(engine, schema.Arm) == 0
+    assert count(engine, schema.ArmRow) == 0
 
 
 @pytest.mark.parametrize(("field", "value"), [("seq_len", 0), ("baseline", math.nan), ("task", ""),
