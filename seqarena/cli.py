@@ -72,6 +72,7 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="batch size (default: the authors')")] = None,
     steps: Annotated[int, typer.Option(help="training steps")] = 1000,
     eval_every: Annotated[int, typer.Option(help="steps between validation evaluations")] = 100,
+    eval_batch_size: Annotated[int, typer.Option(help="sequences per evaluation batch")] = 1000,
     seed: Annotated[int, typer.Option(help="seed of initialisation, dropout and training data")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
     hp: Annotated[list[str] | None, typer.Option(help="hyperparameter NAME=VALUE (repeatable)")] = None,
@@ -87,7 +88,8 @@ def train(
                                "batch_size": batch_size}, hp or [])
     config = make_config(model=model, task=task, seq_len=seq_len, hparams=hparams,
                          task_options=parse_assignments("option", option or []), steps=steps,
-                         eval_every=eval_every, seed=seed, device=device, checkpoint_dir=checkpoint_dir)
+                         eval_every=eval_every, eval_batch_size=eval_batch_size, seed=seed, device=device,
+                         checkpoint_dir=checkpoint_dir)
     setup = prepare(config)
     with trial_progress(config.steps) as observer:
         result = Trainer(setup, observer).run()

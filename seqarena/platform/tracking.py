@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 SEARCH_TAG = "seqarena.search_id"
 TRIAL_TAG = "seqarena.trial_id"
+#: A trial run's `TrialConfig` as JSON (what `seqarena.load_run` rebuilds the model from).
+CONFIG_TAG = "seqarena.trial_config"
+#: The `seqarena train ...` command that reruns a trial alone.
+COMMAND_TAG = "seqarena.command"
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
 

@@ -30,7 +30,7 @@ from seqarena.errors import BadInput
 from seqarena.platform import database
 from seqarena.platform.schema import ArmRow, Search, Trial
 from seqarena.platform.spec import load_spec
-from seqarena.platform.tracking import TRIAL_TAG
+from seqarena.platform.tracking import CONFIG_TAG, TRIAL_TAG
 from seqarena.platform.tracking import tracking_uri as default_tracking_uri
 from seqarena.workers.checkpoint import FILE_NAME
 from seqarena.workers.config import Setup, TrialConfig, make_config, prepare
@@ -49,10 +49,6 @@ class TrainedRun:
     net: SequenceNet
     checkpoint: str
     """where the weights came from (an MLflow artifact or a Tune checkpoint path)"""
-
-
-#: The tag of a trial's MLflow run holding its `TrialConfig` as JSON (the checkpoint directory left out).
-CONFIG_TAG = "seqarena.trial_config"
 
 
 @dataclass(frozen=True)

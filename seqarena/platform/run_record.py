@@ -1,0 +1,42 @@
+"""What a trial's MLflow child run records so that it can be compared and rerun on its own.
+
+Params: every hyperparameter the trial ran with (model and training, the declared defaults
+resolved), every task option as `task.<name>` (the task's defaults resolved), and `model`, `task`,
+`seq_len`, `seed`, `steps`, `eval_every`, `eval_batch_size`. Tags: where and how it ran
+(`seqarena.workers.placement.RunFacts`: device, GPU name, implementation, torch, CUDA, seqarena
+version, git commit), the `TrialConfig` as JSON (`CONFIG_TAG`, read back by `seqarena.load_run`)
+and the `seqarena train ...` command that reruns it alone (`COMMAND_TAG`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from seqarena.platform.tracking import COMMAND_TAG, CONFIG_TAG
+from seqarena.workers.config import TrialConfig
+from seqarena.workers.placement import RunFacts
+from seqarena.workers.rerun import train_command
+
+
+def resolved_config(config: TrialConfig, hparams: Mapping[str, Any], task_options: Mapping[str, Any]) -> TrialConfig:
+    """`config` with every hyperparameter and task option spelled out (the trial's resolved values)."""
+    return config.model_copy(update={"hparams": dict(hparams), "task_options": dict(task_options),
+                                     "checkpoint_dir": None})
+
+
+def run_params(config: TrialConfig) -> dict[str, Any]:
+    """The MLflow params of a trial whose `config` is resolved (`resolved_config`)."""
+    budget = {"model": config.model, "task": config.task, "seq_len": config.seq_len, "seed": config.seed,
+              "steps": config.steps, "eval_every": config.eval_every, "eval_batch_size": config.eval_batch_size}
+    options = {f"task.{name}": value for name, value in config.task_options.items()}
+    return {**config.hparams, **options, **budget}
+
+
+def run_tags(config: TrialConfig, facts: RunFacts) -> dict[str, str]:
+    """The MLflow tags of a trial whose `config` is resolved: where it ran, its config, its rerun command."""
+    rerun = config.model_copy(update={"device": facts.device})
+    return {**facts.tags(), CONFIG_TAG: json.dumps(rerun.model_dump(mode="json", exclude={"checkpoint_dir"}),
+                                                   sort_keys=True),
+            COMMAND_TAG: train_command(rerun)}
