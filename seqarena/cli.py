@@ -170,18 +170,22 @@ def validate(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
                                       "exit 1 when one is missing")] = False) -> None:
     """Check a search spec; print its arms, what each searches and the number of trials."""
     from seqarena import tasks
+    from seqarena.platform.capacity import capacity, visible_cluster
     from seqarena.platform.spec import describe, load_spec
 
     loaded = load_spec(spec)
     rows = describe(loaded)
     data = tasks.check_data(loaded.task, **loaded.task_options) if check_data else None
+    fits = capacity(loaded, visible_cluster())
     if json_output:
-        summary = {"name": loaded.name, "trial_count": loaded.trial_count(), "arms": rows}
+        summary = {"name": loaded.name, "trial_count": loaded.trial_count(), "arms": rows,
+                   "trials_at_once": fits.at_once, "capacity": fits.line()}
         if data is not None:
             summary["data"] = {"ok": data.ok, "missing": [str(path) for path in data.missing], "line": data.line()}
         print(json.dumps(summary, default=str))
     else:
         _print_arms(loaded.name, loaded.trial_count(), rows)
+        (stderr if fits.warning else stdout).print(fits.line(), soft_wrap=True)
     if data is not None and not json_output:
         (stdout if data.ok else stderr).print(data.line(), soft_wrap=True)
     if data is not None and not data.ok:
@@ -445,10 +449,15 @@ def _job_row(job: Any) -> dict[str, Any]:
 @app.command()
 def submit(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
            priority: Annotated[int, typer.Option(help="higher runs first")] = 0) -> None:
-    """Validate a spec and queue it as a job; print the job id."""
+    """Validate a spec and queue it as a job; print the job id (and, on stderr, how many of its trials
+    fit at once on the cluster this machine sees)."""
     from seqarena.platform import database, jobs
+    from seqarena.platform.capacity import capacity, visible_cluster
+    from seqarena.platform.spec import load_spec
 
+    fits = capacity(load_spec(spec), visible_cluster())
     print(jobs.submit(database.get_engine(), spec, priority=priority))
+    stderr.print(fits.line(), soft_wrap=True)
 
 
 @app.command(name="jobs")
