@@ -144,7 +144,7 @@ def ratio_rows(times: dict[str, float], baseline: str, target: float, better: st
     return [f"| model | s / step | {better} | target ≥ {target:g}× |", "|---|---:|---:|:---:|", *rows]
 
 
-def markdown(results: list[dict[str, Any]], paths: list[str]) -> str:
+def markdown(results: list[dict[str, Any]], paths: list[str], note: str = "") -> str:
     lines = [HEADING, "", "Written by `benchmarks/ssm_scan.py report` from " + ", ".join(f"`{p}`" for p in paths)
              + " (raw JSON); the docstring of the script says what each part times.", ""]
     for result in results:
@@ -163,13 +163,13 @@ def markdown(results: list[dict[str, Any]], paths: list[str]) -> str:
             lines += [f"Training step, one layer, B = {a['batch']}, H = {a['hidden']}, T = {a['gpu_steps']} on "
                       f"{m['device']}: speed-up over cuDNN's LSTM.", "",
                       *ratio_rows(result["gpu"], "lstm (nn.LSTM)", 10.0, "LSTM time / model time"), ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, note] if note else lines)
 
 
 def report(args: argparse.Namespace) -> None:
     results = [json.loads(Path(p).read_text()) for p in args.files]
     section = markdown(results, [str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT)
-                                 else str(p) for p in args.files])
+                                 else str(p) for p in args.files], args.note)
     replace_section(ROOT / "benchmarks" / "RESULTS.md", HEADING, section + "\n")
     print(section)
 
@@ -179,6 +179,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("what", nargs="+", choices=("models", "scan", "gpu", "report"))
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "ssm_scan.json")
     parser.add_argument("--files", nargs="*", default=[], help="report: the JSON files to write up")
+    parser.add_argument("--note", default="", help="report: a paragraph printed under the tables")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--hp", nargs="*", default=[], help="MODEL.NAME=VALUE overrides of a model's defaults")
     parser.add_argument("--batch", type=int, default=64)
