@@ -18,7 +18,7 @@ What this script does, in one process:
    cleared), N further renders in the same session (within the 10 s cache TTL), one render after the
    data cache is cleared again (what a user sees when the TTL has expired), and one render after a
    filter change. It counts the SQL statements and their time per render and the process's RSS.
-3. Times the raw queries (`leaderboard.leaderboard`, `dashboard.queries`) and, for reference, what
+3. Times the raw queries (`seqarena.platform.leaderboard`, `seqarena.platform.jobs`) and, for reference, what
    loading every trial (`searches.trials_frame`) would cost.
 4. Prints the tables and writes them into the section "## Dashboard pages (issue 6)" of
    `benchmarks/RESULTS.md` (one subsection per database backend, replaced on each run).
@@ -316,12 +316,12 @@ def _log_curve(tracker: Tracker, run_id: str, metric_name: str, final: float, ba
 
 def seed_curves(engine: Engine, tracker: Tracker, arm: ArmBest, running: bool, seeded: Seeded) -> None:
     """Real MLflow child runs (with curves) for the trials the Trials page charts by default on `arm`."""
-    from seqarena.dashboard import queries
     from seqarena.dashboard.trials import DEFAULT_CURVES
+    from seqarena.platform.leaderboard import arm_trials
 
     search = searches.get_search(engine, arm.search_id)
     experiment, parent = search.mlflow_experiment_id, search.mlflow_parent_run_id
-    trials = queries.arm_trials(engine, arm.search_id, arm.key)
+    trials = arm_trials(engine, arm.search_id, arm.key)
     best = trials[trials["metric"].notna()].sort_values("metric", ascending=not arm.higher_is_better)
     tags = {SEARCH_TAG: arm.search_id, "task": arm.task, "seq_len": arm.seq_len, "model": arm.model, "arm": arm.key}
     for row in best.head(DEFAULT_CURVES).itertuples():
@@ -542,7 +542,7 @@ def time_query(name: str, call: Callable[[], Any], repeat: int = 5) -> QueryResu
 
 
 def measure_queries(engine: Engine, seeded: Seeded, arm: ArmBest, tasks: list[str]) -> list[QueryResult]:
-    from seqarena.dashboard import queries
+    from seqarena.platform import leaderboard as board
 
     running = seeded.searches["adding-rerun"]
     adding = tuple(sid for name, sid in seeded.searches.items() if name.startswith("adding"))
@@ -554,13 +554,12 @@ def measure_queries(engine: Engine, seeded: Seeded, arm: ArmBest, tasks: list[st
         ("leaderboard(task='adding', search_ids=3 searches)",
          lambda: leaderboard(engine, task="adding", search_ids=adding)),
         ("leaderboard(search_id=running search)", lambda: leaderboard(engine, search_id=running)),
-        ("queries.options", lambda: queries.options(engine).searches),
-        ("queries.arm_trials (one arm)", lambda: queries.arm_trials(engine, arm.search_id, arm.key)),
-        ("queries.status_counts (one arm)", lambda: queries.status_counts(engine, arm.search_id, arm.key)),
-        (f"queries.ranked_trials(adding, T={longest})",
-         lambda: queries.ranked_trials(engine, "adding", longest, adding, None)),
-        ("queries.jobs_frame", lambda: queries.jobs_frame(engine)),
-        ("queries.arm_progress (running job)", lambda: queries.arm_progress(engine, running, spec)),
+        ("leaderboard.options", lambda: board.options(engine).searches),
+        ("leaderboard.arm_trials (one arm)", lambda: board.arm_trials(engine, arm.search_id, arm.key)),
+        (f"leaderboard.ranked_trials(adding, T={longest})",
+         lambda: board.ranked_trials(engine, "adding", longest, adding, None)),
+        ("jobs.jobs_frame", lambda: jobs.jobs_frame(engine)),
+        ("jobs.arm_progress (running job)", lambda: jobs.arm_progress(engine, running, spec)),
     ]
     return [time_query(name, call) for name, call in calls]
 
@@ -772,7 +771,7 @@ def warm_imports() -> float:
     import plotly.graph_objects  # noqa: F401
     from streamlit.testing.v1 import AppTest  # noqa: F401
 
-    from seqarena.dashboard import data, figures, filters, queries  # noqa: F401
+    from seqarena.dashboard import data, figures, filters  # noqa: F401
     from seqarena.platform import spec  # noqa: F401
 
     return time.perf_counter() - started

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from seqarena.dashboard import display, figures, filters
-from seqarena.dashboard.queries import board_frame
+from seqarena.platform.leaderboard import board_frame
 
 
 def render() -> None:

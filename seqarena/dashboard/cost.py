@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from seqarena.dashboard import data, display, figures, filters
-from seqarena.dashboard.queries import board_frame
+from seqarena.platform.leaderboard import board_frame
 
 
 def render() -> None:

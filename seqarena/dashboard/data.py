@@ -1,6 +1,6 @@
 """The dashboard's data, cached per database URL (Streamlit's `cache_data` / `cache_resource`).
 
-Reads go through `seqarena.dashboard.queries` and `seqarena.platform` (the same Python API the CLI
+Reads go through `seqarena.platform` (`leaderboard`, `jobs`, `profiles`: the same Python API the CLI
 uses). Results are cached for `TTL_S` seconds, so a page rendered
 again within that time (a filter change, a rerun) does not touch the database, and a running
 search still shows up within seconds. Writes (submit, cancel) never go through a cache.
@@ -9,7 +9,6 @@ search still shows up within seconds. Writes (submit, cancel) never go through a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -17,10 +16,9 @@ import streamlit as st
 from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine
 
-from seqarena.dashboard import queries
-from seqarena.platform import database, profiles
-from seqarena.platform.leaderboard import ArmBest, leaderboard
-from seqarena.platform.tracking import SEARCH_TAG, tracking_uri
+from seqarena.platform import database, jobs, leaderboard, profiles
+from seqarena.platform.leaderboard import ArmBest
+from seqarena.platform.tracking import SEARCH_TAG
 
 TTL_S = 10
 """Seconds a cached query result is served before the database is asked again."""
@@ -41,31 +39,31 @@ def engine(url: str) -> Engine:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def options(url: str) -> queries.Options:
-    return queries.options(engine(url))
+def options(url: str) -> leaderboard.Options:
+    return leaderboard.options(engine(url))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def board(url: str, task: str | None, search_ids: tuple[str, ...] | None,
           models: tuple[str, ...] | None) -> list[ArmBest]:
     """The leaderboard rows (one per arm, aggregated in SQL) for the current filters."""
-    return leaderboard(engine(url), task=task, search_ids=search_ids, models=models)
+    return leaderboard.leaderboard(engine(url), task=task, search_ids=search_ids, models=models)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def arm_trials(url: str, search_id: str, arm_key: str) -> pd.DataFrame:
-    return queries.arm_trials(engine(url), search_id, arm_key)
+    return leaderboard.arm_trials(engine(url), search_id, arm_key)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def ranked_trials(url: str, task: str, seq_len: int, search_ids: tuple[str, ...],
                   models: tuple[str, ...] | None) -> pd.DataFrame:
-    return queries.ranked_trials(engine(url), task, seq_len, search_ids, models)
+    return leaderboard.ranked_trials(engine(url), task, seq_len, search_ids, models)
 
 
 def jobs_frame(url: str) -> pd.DataFrame:
     """The job queue, uncached: the page that changes jobs shows their state right after."""
-    return queries.jobs_frame(engine(url))
+    return jobs.jobs_frame(engine(url))
 
 
 # ------------------------------------------------------------------------------------------- MLflow
@@ -86,9 +84,6 @@ def run_link(experiment_id: str | None, run_id: str | None) -> str | None:
 def _client(uri: str) -> MlflowClient:
     return MlflowClient(uri)
 
-
-def mlflow_client() -> MlflowClient:
-    return _client(tracking_uri())
 
 
 @st.cache_data(ttl=CURVE_TTL_S, show_spinner=False)
@@ -117,10 +112,6 @@ def running_runs(uri: str, experiment_id: str, search_id: str, arm_key: str) -> 
 def _quoted(value: str) -> str:
     return value.replace("'", "")
 
-
-def selected(values: Sequence[str] | None) -> tuple[str, ...] | None:
-    """A multiselect's choice as a hashable cache key (None: no restriction)."""
-    return None if values is None else tuple(values)
 
 
 # ------------------------------------------------------------------------------------------- profiles

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from seqarena.dashboard import data
-from seqarena.dashboard.queries import SearchInfo
-from seqarena.platform.leaderboard import ArmBest
+from seqarena.platform.leaderboard import ArmBest, SearchInfo
 
 _KEY = "seqarena_filters"
 

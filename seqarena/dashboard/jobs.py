@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from seqarena.dashboard import data, filters, queries
+from seqarena.dashboard import data, filters
 from seqarena.dashboard.safety import redact, token_ok, token_required
 from seqarena.errors import BadInput
 from seqarena.platform import jobs
@@ -56,7 +56,7 @@ def _progress(engine: object, frame: pd.DataFrame) -> None:
     running = frame[frame["state"] == "running"] if not frame.empty else frame
     for job in running.itertuples():
         with st.expander(f"running: {job.name} ({job.id[:8]}), attempt {job.attempts}", expanded=True):
-            progress = queries.arm_progress(engine, job.search_id, jobs.get_job(engine, job.id).spec_yaml)
+            progress = jobs.arm_progress(engine, job.search_id, jobs.get_job(engine, job.id).spec_yaml)
             for arm in progress:
                 st.progress(min(arm.done / max(arm.total, 1), 1.0),
                             text=f"{arm.key}: {arm.done}/{arm.total} trials · best {arm.best}")

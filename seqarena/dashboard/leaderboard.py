@@ -17,8 +17,7 @@ import streamlit as st
 
 from seqarena.dashboard import data, filters
 from seqarena.dashboard.filters import Filters
-from seqarena.dashboard.queries import board_frame
-from seqarena.platform.leaderboard import ArmBest, best_at, cell
+from seqarena.platform.leaderboard import ArmBest, best_at, board_frame, cell
 
 NOT_SOLVED = "not solved"
 

@@ -8,16 +8,35 @@ models worth their price. Points are the ranked search trials of the arms on the
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
 from seqarena.dashboard import data, display, figures, filters
-from seqarena.dashboard.queries import pareto_front
 
 COSTS = {  # label -> (column, higher is better, log axis)
     "training throughput (sequences/s)": ("train_seq_per_s", True, True),
     "inference throughput (sequences/s)": ("infer_seq_per_s", True, True),
     "parameter count": ("params", False, True),
 }
+
+
+def pareto_front(points: pd.DataFrame, metric_higher_is_better: bool, cost: str, cost_higher_is_better: bool) -> Any:
+    """A boolean Series: the points no other point beats in both the metric and `cost`.
+
+    A point is dominated when another is at least as good in both and strictly better in one.
+    """
+    metric = points["metric"] if metric_higher_is_better else -points["metric"]
+    other = points[cost] if cost_higher_is_better else -points[cost]
+    order = sorted(range(len(points)), key=lambda i: (-other.iloc[i], -metric.iloc[i]))
+    front = pd.Series(False, index=points.index)
+    best_metric = float("-inf")
+    for i in order:  # walk from the best cost down: a point is on the front if it beats every better-cost one
+        if metric.iloc[i] > best_metric:
+            front.iloc[i] = True
+            best_metric = metric.iloc[i]
+    return front
 
 
 def render() -> None:

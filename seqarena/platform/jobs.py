@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
+from seqarena.platform.leaderboard import cell, leaderboard
 from seqarena.platform.schema import JOB_STATES, Job, Search, utcnow
 
 log = logging.getLogger(__name__)
@@ -327,5 +329,61 @@ def _os_user() -> str:
         return "unknown"
 
 
-__all__ = ["FINISHED", "STATES", "TRANSITIONS", "Job", "Lease", "attach_search", "cancel", "check_transition",
-           "claim", "finish", "get_job", "heartbeat", "list_jobs", "resume", "submit"]
+JOB_COLUMNS = ("id", "name", "state", "priority", "submitted_by", "created_at", "started_at", "finished_at",
+               "attempts", "worker_id", "cancel_requested", "search_id", "mlflow_parent_run_id", "error")
+
+
+def jobs_frame(engine: Engine, limit: int = 500) -> pd.DataFrame:
+    """The newest `limit` jobs, newest first (queued and running ones are always among them)."""
+    active = Job.state.in_(("queued", "running"))
+    stmt = (select(*(getattr(Job, name) for name in JOB_COLUMNS))
+            .order_by(active.desc(), Job.created_at.desc(), Job.id.desc()).limit(limit))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+@dataclass(frozen=True)
+class ArmProgress:
+    """How far one arm of a job has come: trials recorded out of those its spec implies, best so far."""
+
+    key: str
+    done: int
+    total: int
+    best: str
+
+
+def arm_progress(engine: Engine, search_id: str | None, spec_yaml: str) -> list[ArmProgress]:
+    """Per arm of a job's spec: recorded trials (a GROUP BY of its search) against the spec's count."""
+    from seqarena.platform.spec import load_spec  # imports the model zoo: only when a job is shown
+
+    spec = load_spec(spec_yaml)
+    rows = {row.key: row for row in leaderboard(engine, search_id=search_id)} if search_id else {}
+    progress = []
+    for arm in spec.arms():
+        row = rows.get(arm.key)
+        progress.append(ArmProgress(arm.key, row.trials if row else 0, spec.trials_per_arm(arm.model),
+                                    cell(row) if row else "—"))
+    return progress
+
+
+__all__ = [
+    "FINISHED",
+    "STATES",
+    "TRANSITIONS",
+    "ArmProgress",
+    "Job",
+    "Lease",
+    "arm_progress",
+    "attach_search",
+    "cancel",
+    "check_transition",
+    "claim",
+    "finish",
+    "get_job",
+    "heartbeat",
+    "jobs_frame",
+    "list_jobs",
+    "resume",
+    "submit",
+]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -253,3 +254,90 @@ def table(rows: list[ArmBest]) -> pd.DataFrame:
 def to_json(rows: list[ArmBest]) -> list[dict[str, Any]]:
     """The rows as JSON-ready dicts (field names as in `ArmBest`)."""
     return [asdict(row) for row in rows]
+
+
+def board_frame(rows: Sequence[ArmBest]) -> pd.DataFrame:
+    """Leaderboard rows as a frame (one row per arm), for plots and CSV downloads."""
+    columns = ["task", "seq_len", "model", "metric_name", "higher_is_better", "baseline", "metric", "mean", "std",
+               "n", "solved", "trials", "params", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "search_id",
+               "trial_id", "mlflow_run_id"]
+    return pd.DataFrame([{name: getattr(row, name) for name in columns} for row in rows], columns=columns)
+
+
+# ----------------------------------------------------------------------- searches and trials (dashboard)
+
+@dataclass(frozen=True)
+class SearchInfo:
+    """A search as the filters list it."""
+
+    id: str
+    name: str
+    status: str
+    created_at: datetime
+    mlflow_experiment_id: str
+    mlflow_parent_run_id: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} · {self.created_at:%Y-%m-%d %H:%M} · {self.id[:8]}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the filters can choose from: tasks, searches (newest first) and models, per task."""
+
+    tasks: tuple[str, ...]
+    searches: tuple[SearchInfo, ...]
+    search_tasks: dict[str, tuple[str, ...]]
+    models: dict[str, tuple[str, ...]]
+
+
+def options(engine: Engine) -> Options:
+    """The tasks, searches and models present in the database (three small DISTINCT queries)."""
+    with engine.connect() as conn:
+        search_rows = conn.execute(select(Search.id, Search.name, Search.status, Search.created_at,
+                                          Search.mlflow_experiment_id, Search.mlflow_parent_run_id)
+                                   .order_by(Search.created_at.desc(), Search.id.desc())).all()
+        pairs = conn.execute(select(ArmRow.search_id, ArmRow.task).distinct()).all()
+        models = conn.execute(select(ArmRow.task, ArmRow.model).distinct().order_by(ArmRow.task, ArmRow.model)).all()
+    search_tasks: dict[str, list[str]] = {}
+    for search_id, task in pairs:
+        search_tasks.setdefault(search_id, []).append(task)
+    by_task: dict[str, list[str]] = {}
+    for task, model in models:
+        by_task.setdefault(task, []).append(model)
+    return Options(
+        tasks=tuple(sorted(by_task)),
+        searches=tuple(SearchInfo(*row) for row in search_rows),
+        search_tasks={key: tuple(sorted(value)) for key, value in search_tasks.items()},
+        models={key: tuple(value) for key, value in by_task.items()},
+    )
+
+
+TRIAL_COLUMNS = ("trial_id", "role", "seed", "status", "metric", "best_val_metric", "params", "train_seq_per_s",
+                 "infer_seq_per_s", "peak_mem_mb", "wall_s", "steps", "mlflow_run_id", "hparams")
+
+
+def arm_trials(engine: Engine, search_id: str, arm_key: str) -> pd.DataFrame:
+    """Every recorded trial of one arm of one search, in recording order."""
+    stmt = (select(*(getattr(Trial, name) for name in TRIAL_COLUMNS))
+            .join(ArmRow, ArmRow.id == Trial.arm_id)
+            .where(ArmRow.search_id == search_id, ArmRow.key == arm_key).order_by(Trial.id))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+def ranked_trials(engine: Engine, task: str, seq_len: int, search_ids: Sequence[str],
+                  models: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ranked search trials of one (task, seq_len) in the given searches: the Pareto view's points."""
+    stmt = (select(ArmRow.model, ArmRow.search_id, ArmRow.higher_is_better, Trial.trial_id, Trial.metric, Trial.params,
+                   Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb, Trial.mlflow_run_id)
+            .join(ArmRow, ArmRow.id == Trial.arm_id)
+            .where(ArmRow.task == task, ArmRow.seq_len == seq_len, ArmRow.search_id.in_(tuple(search_ids)),
+                   Trial.role == "search", Trial.status.in_(RANKED_STATUSES), Trial.metric.is_not(None)))
+    if models is not None:
+        stmt = stmt.where(ArmRow.model.in_(tuple(models)))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))

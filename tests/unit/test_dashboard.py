@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seqarena import cells
-from seqarena.dashboard.queries import pareto_front
+from seqarena.dashboard.pareto import pareto_front
 from seqarena.dashboard.safety import redact
 from seqarena.dashboard.serve import APP
 from seqarena.platform import database, jobs, searches
