@@ -18,7 +18,8 @@ _LINE_STYLES = ("solid", "dash", "dot", "dashdot", "longdash")
 def model_colors(models: list[str]) -> dict[str, str]:
     """A fixed colour per model name (the registry's order), the same on every page."""
     palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-               "#bcbd22", "#17becf")
+               "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+               "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")  # D3's category20: a colour per registered model
     known = cells.names()
     order = known + sorted(set(models) - set(known))
     return {name: palette[i % len(palette)] for i, name in enumerate(order)}

@@ -41,3 +41,10 @@ def test_the_models_report_the_scan_source_that_ran(name: str) -> None:
     assert model.extra_info() == {"implementation": "not run"}
     model(torch.randn(2, 5, 2))
     assert model.extra_info()["implementation"] == "scan-cpp"  # the C++ loop builds on this machine
+
+
+def test_every_registered_model_has_its_own_colour() -> None:
+    from seqarena.dashboard.figures import model_colors
+
+    colours = model_colors(cells.names())
+    assert len(set(colours.values())) == len(cells.names())
