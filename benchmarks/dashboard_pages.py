@@ -19,7 +19,7 @@ What this script does, in one process:
    data cache is cleared again (what a user sees when the TTL has expired), and one render after a
    filter change. It counts the SQL statements and their time per render and the process's RSS.
 3. Times the raw queries (`seqarena.platform.leaderboard`, `seqarena.platform.jobs`) and, for reference, what
-   loading every trial (`searches.trials_frame`) would cost.
+   loading every trial (`trials_frame`) would cost.
 4. Prints the tables and writes them into the section "## Dashboard pages (issue 6)" of
    `benchmarks/RESULTS.md` (one subsection per database backend, replaced on each run).
 
@@ -58,7 +58,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, insert, make_url, select, text, update
 
 from seqarena.platform import database, jobs, schema, searches
-from seqarena.platform.leaderboard import ArmBest, leaderboard
+from seqarena.platform.leaderboard import ArmBest, leaderboard, trials_frame
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 
 BUDGET_S = 2.0
@@ -574,9 +574,9 @@ class Reference:
 def load_every_trial(engine: Engine) -> Reference:
     """What the dashboard must not do: every trial as a DataFrame (its time, and its peak traced memory)."""
     started = time.perf_counter()
-    rows = len(searches.trials_frame(engine))
+    rows = len(trials_frame(engine))
     seconds = time.perf_counter() - started
-    return Reference(seconds, rows, traced_peak_mb(lambda: searches.trials_frame(engine)))
+    return Reference(seconds, rows, traced_peak_mb(lambda: trials_frame(engine)))
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -621,7 +621,7 @@ def page_table(pages: list[PageResult]) -> list[str]:
 def query_table(results: list[QueryResult], reference: Reference) -> list[str]:
     lines = ["| query | first (s) | median of 5 (s) | rows returned |", "|---|---:|---:|---:|"]
     lines += [f"| `{q.name}` | {_s(q.first_s)} | {_s(q.median_s)} | {q.rows} |" for q in results]
-    lines.append(f"| reference, not used by any page: `searches.trials_frame()` (every trial) | "
+    lines.append(f"| reference, not used by any page: `trials_frame()` (every trial) | "
                  f"{_s(reference.seconds)} | "
                  f"— | {reference.rows} |")
     return lines
@@ -652,7 +652,7 @@ def reading(run: Run) -> str:
         f"({max(q.rows for q in run.queries)} rows at most). The largest render, {biggest.page}, peaked at "
         f"{biggest.traced_mb:.0f} MB of traced Python memory (AppTest included), against "
         f"{run.reference.traced_mb:.0f} MB and {run.reference.seconds:.2f} s for loading every trial once with "
-        f"`searches.trials_frame`, which no page does.")
+        f"`trials_frame`, which no page does.")
 
 
 def machine() -> str:
@@ -698,7 +698,7 @@ def subsection(run: Run) -> str:
         f"Memory: the process's peak RSS was {run.rss_before_mb:.0f} MB before the first render (seeding and "
         f"imports: streamlit, plotly, mlflow, torch) and {run.rss_after_mb:.0f} MB after every page's renders "
         f"({run.rss_after_mb - run.rss_before_mb:+.0f} MB). \"peak traced MB\" is tracemalloc's peak during one "
-        f"more render of the page with cold data caches; loading every trial once with `searches.trials_frame` "
+        f"more render of the page with cold data caches; loading every trial once with `trials_frame` "
         f"peaks at "
         f"{run.reference.traced_mb:.1f} MB on the same measure.", "",
         *(f"Note: {note}" for note in run.notes), *([""] if run.notes else []),

@@ -295,11 +295,12 @@ def search_records(home: Path, run: dict[str, Any]) -> dict[str, Any]:
     from mlflow.tracking import MlflowClient
 
     from seqarena.platform import database, searches
+    from seqarena.platform.leaderboard import trials_frame
     from seqarena.platform.tracking import PARENT_TAG
 
     engine = database.get_engine(f"sqlite:///{home / 'seqarena.db'}")
     search = searches.get_search(engine, run["search_id"])
-    frame = searches.trials_frame(engine, run["search_id"])
+    frame = trials_frame(engine, run["search_id"])
     engine.dispose()
     runs = MlflowClient(f"sqlite:///{home / 'mlflow.db'}").search_runs(
         [search.mlflow_experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{search.mlflow_parent_run_id}'",

@@ -318,14 +318,34 @@ TRIAL_COLUMNS = ("trial_id", "role", "seed", "status", "metric", "best_val_metri
                  "infer_seq_per_s", "peak_mem_mb", "wall_s", "steps", "mlflow_run_id", "hparams")
 
 
-def arm_trials(engine: Engine, search_id: str, arm_key: str) -> pd.DataFrame:
-    """Every recorded trial of one arm of one search, in recording order."""
-    stmt = (select(*(getattr(Trial, name) for name in TRIAL_COLUMNS))
-            .join(ArmRow, ArmRow.id == Trial.arm_id)
-            .where(ArmRow.search_id == search_id, ArmRow.key == arm_key).order_by(Trial.id))
+_FRAME_COLUMNS = (
+    Trial.search_id, ArmRow.key.label("arm_key"), ArmRow.task, ArmRow.seq_len, ArmRow.model, ArmRow.metric_name,
+    ArmRow.higher_is_better, ArmRow.baseline, Trial.trial_id, Trial.role, Trial.seed, Trial.status, Trial.metric,
+    Trial.best_val_metric, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb,
+    Trial.wall_s, Trial.steps, Trial.mlflow_run_id, Trial.created_at, Trial.config_key, Trial.hparams,
+    Trial.test_metrics,
+)
+
+
+def trials_frame(engine: Engine, search_id: str | None = None, *, arm_key: str | None = None,
+                 task: str | None = None, seq_len: int | None = None, model: str | None = None,
+                 role: str | None = None, status: str | None = None) -> pd.DataFrame:
+    """Recorded trials with their arm's columns, one row each in recording order, filtered by any of
+    the arguments (the per-trial read; leaderboards aggregate in SQL instead)."""
+    stmt = select(*_FRAME_COLUMNS).join(ArmRow, ArmRow.id == Trial.arm_id).order_by(Trial.id)
+    filters = {Trial.search_id: search_id, ArmRow.key: arm_key, ArmRow.task: task, ArmRow.seq_len: seq_len,
+               ArmRow.model: model, Trial.role: role, Trial.status: status}
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
     with engine.connect() as conn:
         result = conn.execute(stmt)
         return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+def arm_trials(engine: Engine, search_id: str, arm_key: str) -> pd.DataFrame:
+    """Every recorded trial of one arm of one search, in recording order (`TRIAL_COLUMNS`)."""
+    return trials_frame(engine, search_id, arm_key=arm_key)[list(TRIAL_COLUMNS)]
 
 
 def ranked_trials(engine: Engine, task: str, seq_len: int, search_ids: Sequence[str],

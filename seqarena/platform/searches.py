@@ -14,7 +14,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Engine, exc, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
@@ -215,30 +214,3 @@ def recorded_trial_ids(engine: Engine, search_id: str) -> set[str]:
     """The Ray Tune trial ids already recorded for this search (a resumed driver skips them)."""
     with engine.connect() as conn:
         return set(conn.scalars(select(Trial.trial_id).where(Trial.search_id == search_id)))
-
-
-_FRAME_COLUMNS = (
-    Trial.search_id, ArmRow.key.label("arm_key"), ArmRow.task, ArmRow.seq_len, ArmRow.model, ArmRow.metric_name,
-    ArmRow.higher_is_better, ArmRow.baseline, Trial.trial_id, Trial.role, Trial.seed, Trial.status, Trial.metric,
-    Trial.best_val_metric, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb,
-    Trial.wall_s, Trial.steps, Trial.mlflow_run_id, Trial.created_at, Trial.config_key, Trial.hparams,
-    Trial.test_metrics,
-)
-
-
-def trials_frame(engine: Engine, search_id: str | None = None, *, task: str | None = None,
-                 seq_len: int | None = None, model: str | None = None, role: str | None = None,
-                 status: str | None = None) -> pd.DataFrame:
-    """Recorded trials with their arm's columns, one row each, filtered by any of the arguments.
-
-    For the dashboard's per-trial views; leaderboards use `leaderboard.leaderboard` (SQL aggregates).
-    """
-    stmt = select(*_FRAME_COLUMNS).join(ArmRow, ArmRow.id == Trial.arm_id).order_by(Trial.id)
-    filters = {Trial.search_id: search_id, ArmRow.task: task, ArmRow.seq_len: seq_len, ArmRow.model: model,
-               Trial.role: role, Trial.status: status}
-    for column, value in filters.items():
-        if value is not None:
-            stmt = stmt.where(column == value)
-    with engine.connect() as conn:
-        result = conn.execute(stmt)
-        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))

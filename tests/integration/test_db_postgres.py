@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, inspect, make_url, select, text
 
 from seqarena.errors import BadInput
 from seqarena.platform import database, schema, searches
-from seqarena.platform.leaderboard import leaderboard, table
+from seqarena.platform.leaderboard import leaderboard, table, trials_frame
 from tests.helpers import record_from_threads
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def test_record_trial_is_idempotent(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM])
     assert searches.record_trial(engine, search_id, LSTM, trial("t1", 0.02, lr=0.1)) is True
     assert searches.record_trial(engine, search_id, LSTM, trial("t1", 0.5, lr=0.2)) is False
-    frame = searches.trials_frame(engine, search_id)
+    frame = trials_frame(engine, search_id)
     assert len(frame) == 1 and frame.loc[0, "metric"] == 0.02
     assert searches.recorded_trial_ids(engine, search_id) == {"t1"}
 

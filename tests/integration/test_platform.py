@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqarena.platform import database, jobs, searches
+from seqarena.platform import database, jobs
+from seqarena.platform.leaderboard import trials_frame
 
 from .conftest import seqarena_cli, stop_process
 from .test_search import child_runs
@@ -58,5 +59,5 @@ def test_jobs_submitted_with_the_cli_run_once_on_the_cluster(tmp_path: Path, hom
         assert client.get_run(job.mlflow_parent_run_id).info.status == "FINISHED"
         runs = child_runs(tracking, job.mlflow_parent_run_id)
         assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-        assert len(searches.trials_frame(engine, job.search_id)) == 1
+        assert len(trials_frame(engine, job.search_id)) == 1
     assert not (home / "mlflow.db").exists() and not (home / "seqarena.db").exists()

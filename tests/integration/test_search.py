@@ -14,7 +14,7 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from seqarena.platform import database, searches
-from seqarena.platform.leaderboard import leaderboard
+from seqarena.platform.leaderboard import leaderboard, trials_frame
 from seqarena.platform.search import run_search
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import PARENT_TAG, TRIAL_TAG, tracking_uri
@@ -36,7 +36,7 @@ def check_records(search_id: str, uri: str, expected_trials: int, steps: int = 3
     search = searches.get_search(engine, search_id)
     assert search.status == "succeeded"
     runs = child_runs(uri, search.mlflow_parent_run_id)
-    frame = searches.trials_frame(engine, search_id)
+    frame = trials_frame(engine, search_id)
     assert len(frame) == expected_trials and frame["trial_id"].is_unique
     assert len(runs) == expected_trials
     assert sorted(run.data.tags[TRIAL_TAG] for run in runs) == sorted(frame["trial_id"])
@@ -64,7 +64,7 @@ def test_a_search_records_every_trial_in_mlflow_and_the_database(home: Path, loc
     outcome = run_search(spec)
     check_records(outcome.search_id, tracking_uri(), spec.trial_count())
 
-    frame = searches.trials_frame(database.get_engine(), outcome.search_id)
+    frame = trials_frame(database.get_engine(), outcome.search_id)
     assert set(frame["role"]) == {"search", "repeat"}
     board = {row.key: row for row in outcome.leaderboard}
     assert set(board) == {"adding/T=20/lstm", "adding/T=20/gru"}
@@ -115,7 +115,7 @@ def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tm
     def finished_trials() -> int:
         if not (home / "seqarena.db").exists():
             return 0
-        frame = searches.trials_frame(database.get_engine())
+        frame = trials_frame(database.get_engine())
         return len(frame)
 
     try:
@@ -123,7 +123,7 @@ def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tm
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
-    before = searches.trials_frame(database.get_engine())
+    before = trials_frame(database.get_engine())
     assert 3 <= len(before) < 10
     search = searches.find_search(database.get_engine(), "resumable")
     before_runs = {run.data.tags[TRIAL_TAG]: run for run in child_runs(tracking_uri(), search.mlflow_parent_run_id)}
@@ -136,7 +136,7 @@ def test_a_killed_driver_resumes_without_rerunning_or_rerecording(home: Path, tm
         check_records(search.id, tracking_uri(), expected_trials=10, steps=60)
     except AssertionError as failure:  # say what the resumed driver saw
         raise AssertionError(f"{failure}\n--- resumed driver's stderr ---\n{done.stderr[-6000:]}") from None
-    after = searches.trials_frame(database.get_engine(), search.id)
+    after = trials_frame(database.get_engine(), search.id)
     after_runs = {run.data.tags[TRIAL_TAG]: run for run in child_runs(tracking_uri(), search.mlflow_parent_run_id)}
     for trial_id in before["trial_id"]:  # finished before the kill: same run, not trained again
         assert after_runs[trial_id].info.run_id == before_runs[trial_id].info.run_id
@@ -155,7 +155,7 @@ def test_diverging_trials_are_recorded_and_the_search_goes_on(home: Path, local_
         "fixed: {all: {hidden_size: 8, batch_size: 16}, cornn: {dt: 2.0, gamma: 1000.0, epsilon: 0.0}}\n"
     )
     outcome = run_search(load_spec(path))
-    frame = searches.trials_frame(database.get_engine(), outcome.search_id)
+    frame = trials_frame(database.get_engine(), outcome.search_id)
     statuses = frame.groupby("model")["status"].apply(set).to_dict()
     assert statuses == {"cornn": {"diverged"}, "gru": {"completed"}}
     assert searches.get_search(database.get_engine(), outcome.search_id).status == "succeeded"

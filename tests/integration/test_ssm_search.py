@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from seqarena.platform import database, searches
+from seqarena.platform import database
+from seqarena.platform.leaderboard import trials_frame
 from seqarena.platform.search import run_search
 from seqarena.platform.spec import load_spec
 
@@ -33,7 +34,7 @@ def test_a_search_over_cornn_and_linoss_ranks_both(home: Path, local_ray: None, 
     path.write_text(SPEC)
     spec = load_spec(path)
     outcome = run_search(spec)
-    frame = searches.trials_frame(database.get_engine(), outcome.search_id)
+    frame = trials_frame(database.get_engine(), outcome.search_id)
     assert len(frame) == spec.trial_count() == 4
     assert set(frame["status"]) <= {"completed", "stopped"}
     assert all(math.isfinite(v) for v in frame["metric"])

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from seqarena.platform import database, jobs, searches
+from seqarena.platform.leaderboard import trials_frame
 from seqarena.platform.tracking import PARENT_TAG
 
 from .conftest import child_env, seqarena_cli, wait_for
@@ -87,7 +88,7 @@ def test_workers_run_each_of_twenty_jobs_exactly_once(backend: str, n_workers: i
     runs = client.search_runs([experiment], max_results=1000)
     parents = {run.info.run_id for run in runs if PARENT_TAG not in run.data.tags}
     assert parents == {job.mlflow_parent_run_id for job in finished}  # one MLflow parent run per job
-    assert len(runs) == 40 and len(searches.trials_frame(engine)) == 20  # and one trial in each, recorded once
+    assert len(runs) == 40 and len(trials_frame(engine)) == 20  # and one trial in each, recorded once
     assert len({job.search_id for job in finished}) == 20
 
 
@@ -97,17 +98,17 @@ def test_a_killed_worker_s_job_is_taken_over_and_finished_once(tmp_path: Path, e
     first = start_worker(env, "--once", "--lease", "4")
     workers.append(first)
     wait_for(lambda: job(job_id).search_id is not None and
-             len(searches.trials_frame(database.get_engine(), job(job_id).search_id)) >= 1, 300, "a finished trial")
+             len(trials_frame(database.get_engine(), job(job_id).search_id)) >= 1, 300, "a finished trial")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    recorded_before = set(searches.trials_frame(database.get_engine(), job(job_id).search_id)["trial_id"])
+    recorded_before = set(trials_frame(database.get_engine(), job(job_id).search_id)["trial_id"])
 
     second = start_worker(env, "--once", "--lease", "4", "--poll", "0.5")
     workers.append(second)
     assert second.wait(timeout=600) == 0, second.stderr.read()[-3000:]
     finished = job(job_id)
     assert (finished.state, finished.attempts) == ("succeeded", 2)
-    frame = searches.trials_frame(database.get_engine(), finished.search_id)
+    frame = trials_frame(database.get_engine(), finished.search_id)
     assert len(frame) == 4 and frame["trial_id"].is_unique and recorded_before <= set(frame["trial_id"])
     runs = child_runs(f"sqlite:///{Path(env['SEQARENA_HOME']) / 'mlflow.db'}", finished.mlflow_parent_run_id)
     assert sorted(r.data.tags["seqarena.trial_id"] for r in runs) == sorted(frame["trial_id"])
@@ -119,7 +120,7 @@ def test_sigterm_interrupts_and_resume_finishes(tmp_path: Path, env: dict[str, s
     process = start_worker(env, "--once")
     workers.append(process)
     wait_for(lambda: job(job_id).search_id is not None and
-             len(searches.trials_frame(database.get_engine(), job(job_id).search_id)) >= 1, 300, "a finished trial")
+             len(trials_frame(database.get_engine(), job(job_id).search_id)) >= 1, 300, "a finished trial")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 0, process.stderr.read()[-3000:]
     assert job(job_id).state == "interrupted"
@@ -130,7 +131,7 @@ def test_sigterm_interrupts_and_resume_finishes(tmp_path: Path, env: dict[str, s
     again = start_worker(env, "--once")
     workers.append(again)
     assert again.wait(timeout=600) == 0, again.stderr.read()[-3000:]
-    frame = searches.trials_frame(database.get_engine(), job(job_id).search_id)
+    frame = trials_frame(database.get_engine(), job(job_id).search_id)
     assert job(job_id).state == "succeeded" and len(frame) == 4 and frame["trial_id"].is_unique
 
 
@@ -144,13 +145,13 @@ def test_cancel_a_running_job_then_resume_it(tmp_path: Path, env: dict[str, str]
     assert done.returncode == 0 and "cancel requested" in done.stdout
     assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
     assert job(job_id).state == "cancelled"
-    kept = set(searches.trials_frame(database.get_engine(), job(job_id).search_id)["trial_id"])
+    kept = set(trials_frame(database.get_engine(), job(job_id).search_id)["trial_id"])
 
     assert seqarena_cli("resume", job_id, env=env).returncode == 0
     again = start_worker(env, "--once")
     workers.append(again)
     assert again.wait(timeout=600) == 0, again.stderr.read()[-3000:]
-    frame = searches.trials_frame(database.get_engine(), job(job_id).search_id)
+    frame = trials_frame(database.get_engine(), job(job_id).search_id)
     assert job(job_id).state == "succeeded" and len(frame) == 4 and kept <= set(frame["trial_id"])
 
     refused = seqarena_cli("cancel", job_id, env=env)

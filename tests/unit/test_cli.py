@@ -162,7 +162,8 @@ def test_a_trial_killed_after_a_checkpoint_resumes_to_the_same_numbers(tmp_path:
 
 def test_job_commands_refuse_bad_input_and_write_nothing(tmp_path: Path, run_cli,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from seqarena.platform import database, searches
+    from seqarena.platform import database
+    from seqarena.platform.leaderboard import trials_frame
 
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
     bad = tmp_path / "bad.yaml"
@@ -171,7 +172,7 @@ def test_job_commands_refuse_bad_input_and_write_nothing(tmp_path: Path, run_cli
     assert code == 2 and err.startswith("error: models") and "allowed" in err
     code, _, err = run_cli(["status", "0123456789abcdef"])
     assert code == 2 and err.startswith("error: job: got ")
-    assert searches.trials_frame(database.get_engine()).empty and run_cli(["jobs", "--json"])[1].strip() == "[]"
+    assert trials_frame(database.get_engine()).empty and run_cli(["jobs", "--json"])[1].strip() == "[]"
 
     monkeypatch.setenv("SEQARENA_DB_URL", "postgresql+psycopg://seqarena:topsecret@127.0.0.1:1/nowhere")
     code, out, err = run_cli(["jobs"])

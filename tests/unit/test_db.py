@@ -16,7 +16,16 @@ from sqlalchemy import Engine, func, inspect, select
 
 from seqarena.errors import BadInput
 from seqarena.platform import database, schema, searches
-from seqarena.platform.leaderboard import ArmBest, is_solved, leaderboard, table, to_json
+from seqarena.platform.leaderboard import (
+    TRIAL_COLUMNS,
+    ArmBest,
+    arm_trials,
+    is_solved,
+    leaderboard,
+    table,
+    to_json,
+    trials_frame,
+)
 from tests.helpers import record_from_threads
 
 LSTM_100 = "adding/T=100/lstm"
@@ -225,7 +234,7 @@ def test_record_trial_is_idempotent(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
     assert searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.02, lr=1e-3)) is True
     assert searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.99, lr=5e-3)) is False
-    frame = searches.trials_frame(engine, search_id)
+    frame = trials_frame(engine, search_id)
     assert len(frame) == 1
     assert frame.loc[0, "metric"] == 0.02 and frame.loc[0, "hparams"]["lr"] == 1e-3
     assert searches.recorded_trial_ids(engine, search_id) == {"t1"}
@@ -252,7 +261,7 @@ def test_record_trial_stores_nan_as_null_and_unwraps_numpy(engine: Engine) -> No
     row = trial("t1", float("nan"), lr=np.float32(0.5), status="diverged", params=np.int64(1234),
                 test_metrics={"mse": float("inf"), "acc": np.float64(0.5)})
     assert searches.record_trial(engine, search_id, LSTM_100, row)
-    stored = searches.trials_frame(engine, search_id).iloc[0]
+    stored = trials_frame(engine, search_id).iloc[0]
     assert stored["metric"] is None or math.isnan(stored["metric"])
     with engine.connect() as conn:
         assert conn.scalar(select(schema.Trial.metric)) is None
@@ -289,7 +298,7 @@ def test_record_trial_fills_config_key_unless_given(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
     searches.record_trial(engine, search_id, LSTM_100, trial("t1", 0.1, lr=1.0))
     searches.record_trial(engine, search_id, LSTM_100, trial("t2", 0.1, lr=1.0, config_key="given"))
-    frame = searches.trials_frame(engine, search_id).set_index("trial_id")
+    frame = trials_frame(engine, search_id).set_index("trial_id")
     assert frame.loc["t1", "config_key"] == searches.config_key({"lr": 1.0, "hidden": 64})
     assert frame.loc["t2", "config_key"] == "given"
 
@@ -299,11 +308,14 @@ def test_trials_frame_filters(engine: Engine) -> None:
     searches.record_trial(engine, search_id, LSTM_100, trial("a", 0.1, lr=1.0))
     searches.record_trial(engine, search_id, LSTM_100, trial("b", 0.1, lr=1.0, role="repeat", seed=1))
     searches.record_trial(engine, search_id, SMNIST, trial("c", 0.9, lr=1.0))
-    assert sorted(searches.trials_frame(engine).trial_id) == ["a", "b", "c"]
-    assert list(searches.trials_frame(engine, task="smnist").trial_id) == ["c"]
-    assert list(searches.trials_frame(engine, search_id, seq_len=100, role="repeat").trial_id) == ["b"]
-    assert list(searches.trials_frame(engine, "0" * 32).columns) == list(searches.trials_frame(engine).columns)
-    assert searches.trials_frame(engine, "0" * 32).empty
+    assert sorted(trials_frame(engine).trial_id) == ["a", "b", "c"]
+    assert list(trials_frame(engine, task="smnist").trial_id) == ["c"]
+    assert list(trials_frame(engine, search_id, seq_len=100, role="repeat").trial_id) == ["b"]
+    assert list(trials_frame(engine, "0" * 32).columns) == list(trials_frame(engine).columns)
+    assert trials_frame(engine, "0" * 32).empty
+    assert list(trials_frame(engine, search_id, arm_key=SMNIST).trial_id) == ["c"]
+    assert list(arm_trials(engine, search_id, LSTM_100).trial_id) == ["a", "b"]
+    assert list(arm_trials(engine, search_id, LSTM_100).columns) == list(TRIAL_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------- leaderboard
