@@ -125,8 +125,8 @@ def bare_trials(spec_path: Path, runs: int) -> dict[str, Any]:
     from seqarena.platform.search import arm_plans
     from seqarena.platform.spec import load_spec
     from seqarena.workers.config import make_config, prepare
+    from seqarena.workers.memory import release_memory
     from seqarena.workers.trial import Observer, Trainer
-    from seqarena.workers.tune_trainable import release_memory
 
     torch.set_num_threads(1)  # Ray gives a 1-CPU trial OMP_NUM_THREADS=1
     plan = arm_plans(load_spec(spec_path))[0]

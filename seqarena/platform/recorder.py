@@ -21,6 +21,7 @@ from seqarena import cells
 from seqarena.cells.space import resolve
 from seqarena.platform import database, searches
 from seqarena.platform.progress import SearchProgress
+from seqarena.platform.run_record import finished_record
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
@@ -145,7 +146,9 @@ class SearchRecorder(Callback):
         run_id = self._run_id(trial)
         row["mlflow_run_id"] = run_id
         self.tracker.log_metrics(run_id, final_mlflow_metrics(row), step=int(row["steps"] or 0))
-        self.tracker.set_tags(run_id, {"status": row["status"], "node_id": last.get("node_id", "")})
+        params, tags = finished_record(trial.config["trial"], last)
+        self.tracker.log_missing_params(run_id, params)
+        self.tracker.set_tags(run_id, {**tags, "status": row["status"], "node_id": last.get("node_id", "")})
         self.tracker.finish(run_id, FINAL_STATUS[row["status"]])
         searches.record_trial(database.get_engine(self.target.db_url), self.target.search_id, arm, row)
         self.recorded.add(trial.trial_id)

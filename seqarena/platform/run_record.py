@@ -40,3 +40,29 @@ def run_tags(config: TrialConfig, facts: RunFacts) -> dict[str, str]:
     return {**facts.tags(), CONFIG_TAG: json.dumps(rerun.model_dump(mode="json", exclude={"checkpoint_dir"}),
                                                    sort_keys=True),
             COMMAND_TAG: train_command(rerun)}
+
+
+#: The key of a trial's final Tune report holding its `RunFacts` as JSON.
+FACTS_KEY = "run_facts"
+
+
+def finished_record(trial: Mapping[str, Any], last: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The params and tags of a finished trial's run, from its `TrialConfig` fields (`trial`, as Tune
+    carries them) and its last report: its resolved values when it trained, else the declared
+    defaults resolved here; its facts when it reported them; its one-line error when it failed."""
+    config = TrialConfig(**{key: value for key, value in trial.items() if key != "checkpoint_dir"})
+    result = json.loads(last["trial_result"]) if last.get("trial_result") else None
+    if result is not None:
+        config = resolved_config(config, result["hparams"], result["task_options"])
+    else:
+        from seqarena import cells
+        from seqarena.cells.space import resolve
+
+        config = resolved_config(config, resolve(cells.space(config.model), config.hparams, task=config.task),
+                                 config.task_options)
+    tags: dict[str, str] = {}
+    if last.get(FACTS_KEY):
+        tags = run_tags(config, RunFacts(**json.loads(last[FACTS_KEY])))
+    if last.get("error"):
+        tags["error"] = str(last["error"]).splitlines()[0][:500]
+    return run_params(config), tags

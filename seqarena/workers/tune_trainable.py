@@ -10,16 +10,20 @@ written by the trainer; at the end it reports the final result (`final = 1`) wit
 search and its schedulers always maximise. A trial whose setup fails (its task's data missing on
 this node, say) ends at once with status `failed` and the problem in one line (`failed_metrics`); a
 CUDA out-of-memory error ends the trial with status `oom`; whatever way a trial ends, its memory is
-released before the worker runs the next one.
+released before the worker runs the next one. The device follows the trial's resources: `cuda`
+when Ray assigned it GPUs, else `cpu` (`placed`); a trial given GPUs where torch cannot use CUDA
+fails with that one line instead of training on the CPU. The final report carries `run_facts`
+(device, GPU, implementation, versions: `seqarena.workers.placement.RunFacts`).
 """
 
 from __future__ import annotations
 
-import gc
+import json
 import logging
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,8 @@ from ray import tune
 
 from seqarena.errors import BadInput
 from seqarena.workers.config import make_config, prepare
+from seqarena.workers.memory import is_out_of_memory, release_memory
+from seqarena.workers.placement import assigned_gpus, implementation_of, run_facts, trial_device
 from seqarena.workers.results import EvalReport, TrialResult
 from seqarena.workers.trial import Observer, Trainer
 
@@ -83,8 +89,20 @@ def final_metrics(result: TrialResult) -> dict[str, Any]:
 def failed_metrics(error: BadInput) -> dict[str, Any]:
     """The one report of a trial that could not start (its data missing or corrupt on this node, an
     option its task refuses): status `failed` and the problem as one line."""
-    return {STEP: 0, "final": 1, "status": "failed", "error": str(error).splitlines()[0][:500],
+    return {STEP: 0, "final": 1, "status": "failed", "error": one_line(error),
             OBJECTIVE: float("-inf")}
+
+
+def placed(config: dict[str, Any], gpu_ids: list[object]) -> dict[str, Any]:
+    """The trial's config with the device its resources give it: `cuda` when Ray assigned it GPUs
+    (Ray has set `CUDA_VISIBLE_DEVICES` to them), else `cpu` (`seqarena.workers.placement`)."""
+    return {**config, "trial": {**config["trial"], "device": trial_device(gpu_ids)}}
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line of at most 500 characters."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:500]
 
 
 def run_tune_trial(config: dict[str, Any]) -> None:
@@ -93,6 +111,7 @@ def run_tune_trial(config: dict[str, Any]) -> None:
     trainer = None
     try:
         _restore_into(workdir)
+        config = placed(config, assigned_gpus())
         try:
             setup = prepare(make_config(**config["trial"], checkpoint_dir=workdir))
         except BadInput as error:  # e.g. the task's data is missing on this node while offline
@@ -106,26 +125,12 @@ def run_tune_trial(config: dict[str, Any]) -> None:
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if not is_out_of_memory(error):
                 raise
-            tune.report({STEP: trainer.state.step, "final": 1, "status": "oom", "error": str(error)[:500],
-                         OBJECTIVE: float("-inf")})
+            tune.report({STEP: trainer.state.step, "final": 1, "status": "oom", "error": one_line(error),
+                         OBJECTIVE: float("-inf"), "node_id": node_id()})
             return
-        tune.report({**final_metrics(result), "node_id": node_id()})
+        facts = run_facts(setup.device, implementation_of(result.extra, setup.device))
+        tune.report({**final_metrics(result), "node_id": node_id(), "run_facts": json.dumps(asdict(facts))})
     finally:
         del trainer
         release_memory()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether `error` is torch running out of device or host memory."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    text = str(error).lower()
-    return "out of memory" in text or "can't allocate memory" in text
-
-
-def release_memory() -> None:
-    """Free what a finished trial held (Python objects and CUDA's cached blocks)."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

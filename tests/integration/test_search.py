@@ -17,7 +17,7 @@ from seqarena.platform import database, searches
 from seqarena.platform.leaderboard import leaderboard, trials_frame
 from seqarena.platform.search import run_search
 from seqarena.platform.spec import load_spec
-from seqarena.platform.tracking import PARENT_TAG, TRIAL_TAG, tracking_uri
+from seqarena.platform.tracking import COMMAND_TAG, PARENT_TAG, TRIAL_TAG, tracking_uri
 
 from .conftest import child_env, seqarena_cli, tiny_spec, wait_for
 
@@ -50,6 +50,9 @@ def check_records(search_id: str, uri: str, expected_trials: int, steps: int = 3
         assert "lr" in run.data.params and run.data.params["hidden_size"] == "8"
         assert run.data.tags["model"] in ("lstm", "gru") and run.data.tags["arm"].startswith("adding/T=20/")
         if row.status == "completed":
+            assert run.data.tags["device"] == "cpu" and run.data.tags["implementation"] == "torch-cpu"
+            assert run.data.tags[COMMAND_TAG].startswith(f"seqarena train --model {run.data.tags['model']} ")
+            assert {"seed", "steps", "num_layers", "optimizer", "task.n_val"} <= set(run.data.params)
             assert run.data.metrics["metric"] == pytest.approx(row.metric)
             assert run.data.metrics["params"] == row.params and "train_seq_per_s" in run.data.metrics
             history = MlflowClient(uri).get_metric_history(run.info.run_id, "val_mse")
