@@ -9,7 +9,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from seqarena.platform import database, searches
+from seqarena.platform import database
+from seqarena.platform.leaderboard import trials_frame
 from seqarena.platform.search import run_search
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import PARENT_TAG, tracking_uri
@@ -48,7 +49,7 @@ def test_trials_given_a_gpu_torch_cannot_use_fail_with_one_line(home: Path, ray_
     path.write_text(GPU_SPEC)
     outcome = run_search(load_spec(path))
     engine = database.get_engine()
-    frame = searches.trials_frame(engine, outcome.search_id)
+    frame = trials_frame(engine, outcome.search_id)
     assert len(frame) == 2 and set(frame["status"]) == {"failed"}
     assert frame["train_seq_per_s"].isna().all()  # nothing trained, on the CPU or anywhere
     client = MlflowClient(tracking_uri())
