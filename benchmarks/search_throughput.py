@@ -124,19 +124,19 @@ def bare_trials(spec_path: Path, runs: int) -> dict[str, Any]:
 
     from seqarena.platform.search import arm_plans
     from seqarena.platform.spec import load_spec
-    from seqarena.workers.config import make_config, prepare
+    from seqarena.workers.config import prepare
     from seqarena.workers.memory import release_memory
     from seqarena.workers.trial import Observer, Trainer
 
     torch.set_num_threads(1)  # Ray gives a 1-CPU trial OMP_NUM_THREADS=1
     plan = arm_plans(load_spec(spec_path))[0]
-    trial = plan.trial_config({"lr": 1e-3}, "search", plan.seed)["trial"]
+    trial = plan.trial({"lr": 1e-3}, "search", plan.seed).trial
 
     def once(checkpoints: bool) -> tuple[float, float]:
         start = time.perf_counter()
         workdir = Path(tempfile.mkdtemp(prefix="seqarena-trial-"))
         try:
-            setup = prepare(make_config(**trial, checkpoint_dir=workdir if checkpoints else None))
+            setup = prepare(trial.model_copy(update={"checkpoint_dir": workdir if checkpoints else None}))
             result = Trainer(setup, Observer()).run()
         finally:
             release_memory()

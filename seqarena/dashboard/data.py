@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from seqarena.platform import database, jobs, leaderboard, profiles
 from seqarena.platform.leaderboard import ArmBest
-from seqarena.platform.tracking import SEARCH_TAG
+from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG
 
 TTL_S = 10
 """Seconds a cached query result is served before the database is asked again."""
@@ -104,7 +104,7 @@ def running_runs(uri: str, experiment_id: str, search_id: str, arm_key: str) -> 
         [experiment_id], max_results=1000,
         filter_string=f"tags.`{SEARCH_TAG}` = '{_quoted(search_id)}' AND tags.arm = '{_quoted(arm_key)}' "
                       "AND attributes.status = 'RUNNING'")
-    return pd.DataFrame([{"trial_id": run.data.tags.get("seqarena.trial_id"), "mlflow_run_id": run.info.run_id,
+    return pd.DataFrame([{"trial_id": run.data.tags.get(TRIAL_TAG), "mlflow_run_id": run.info.run_id,
                           "role": run.data.tags.get("role")} for run in runs],
                         columns=["trial_id", "mlflow_run_id", "role"])
 

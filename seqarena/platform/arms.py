@@ -34,6 +34,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources, TrialRole
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 MODE = "max"
@@ -42,10 +43,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ArmPlan:
-    """What one arm runs: its trial template, search space and how many trials of each role."""
+    """What one arm runs: its trial template, search space and how many trials of each role.
+
+    `template` is the arm's `TrialConfig` (model, task, T, options, budget) before the
+    hyperparameters and the seed of a trial are filled in by `trial`.
+    """
 
     key: str
-    template: dict[str, Any]
+    template: TrialConfig
     fixed: dict[str, Any]
     space: dict[str, optuna.distributions.BaseDistribution]
     grid: dict[str, list[Any]]
@@ -55,17 +60,25 @@ class ArmPlan:
     metric_name: str
     higher_is_better: bool
     baseline: float
+    resources: TrialResources = field(default_factory=TrialResources)
     suggested: int = 0
     completed: int = 0
     repeats_suggested: int = 0
     best: tuple[float, dict[str, Any]] | None = None
     searcher: OptunaSearch | None = field(default=None, repr=False)
 
-    def trial_config(self, hparams: dict[str, Any], role: str, seed: int) -> dict[str, Any]:
-        """The Tune config of one trial of this arm."""
-        trial = {**self.template, "hparams": {**self.fixed, **hparams}, "seed": seed}
-        return {"arm": self.key, "role": role, "metric_name": self.metric_name,
-                "higher_is_better": self.higher_is_better, "trial": trial}
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A plan pickled with a search's state whose template was a plain dict is read as well."""
+        if isinstance(state.get("template"), dict):
+            state["template"] = TrialConfig(**state["template"])
+        state.setdefault("resources", TrialResources())
+        self.__dict__.update(state)
+
+    def trial(self, hparams: dict[str, Any], role: TrialRole, seed: int) -> SearchTrial:
+        """One trial of this arm: the template with the fixed and the searched values and a seed."""
+        config = self.template.model_copy(update={"hparams": {**self.fixed, **hparams}, "seed": seed})
+        return SearchTrial(arm=self.key, role=role, metric_name=self.metric_name,
+                           higher_is_better=self.higher_is_better, trial=config, resources=self.resources)
 
 
 def make_sampler(algorithm: str, grid: dict[str, list[Any]], seed: int) -> optuna.samplers.BaseSampler:
@@ -137,11 +150,11 @@ class ArmSearcher(Searcher):
             hparams = plan.searcher.suggest(trial_id) if plan.searcher else {}
             self.trial_arm[trial_id] = (plan.key, "search")
             self.trial_hparams[trial_id] = hparams
-            return plan.trial_config(hparams, "search", plan.seed)
+            return plan.trial(hparams, "search", plan.seed).to_tune()
         if plan.completed >= plan.n_search and plan.best and plan.repeats_suggested < plan.repeats - 1:
             plan.repeats_suggested += 1
             self.trial_arm[trial_id] = (plan.key, "repeat")
-            return plan.trial_config(plan.best[1], "repeat", plan.seed + plan.repeats_suggested)
+            return plan.trial(plan.best[1], "repeat", plan.seed + plan.repeats_suggested).to_tune()
         return None
 
     def _exhausted(self, plan: ArmPlan) -> bool:
@@ -211,13 +224,13 @@ class ArmSearcher(Searcher):
             self.__dict__.update(pickle.load(source))
         self._restored = {}
 
-    def note_restored(self, trial_id: str, config: dict[str, Any], finished: bool, result: dict[str, Any]) -> None:
+    def note_restored(self, trial_id: str, trial: SearchTrial, finished: bool, result: dict[str, Any]) -> None:
         """Tune re-added a trial from its saved state (called by `ArmScheduler.on_trial_add` on resume)."""
-        if self._restored is None or config.get("arm") not in self.plans:
+        if self._restored is None or trial.arm not in self.plans:
             return
-        plan = self.plans[config["arm"]]
-        hparams = {name: value for name, value in config["trial"]["hparams"].items() if name in plan.space}
-        self._restored[trial_id] = RestoredTrial(config["arm"], config["role"], hparams, finished, dict(result or {}))
+        plan = self.plans[trial.arm]
+        hparams = {name: value for name, value in trial.trial.hparams.items() if name in plan.space}
+        self._restored[trial_id] = RestoredTrial(trial.arm, trial.role, hparams, finished, dict(result or {}))
 
     @property
     def restoring(self) -> bool:
@@ -299,7 +312,8 @@ class ArmScheduler(FIFOScheduler):
 
     def _asha(self, trial: Any) -> AsyncHyperBandScheduler | None:
         """The trial's arm's ASHA; None for repeats (replicates of the best run are never stopped)."""
-        return self.by_arm.get(trial.config["arm"]) if trial.config["role"] == "search" else None
+        planned = SearchTrial.from_tune(trial.config)
+        return self.by_arm.get(planned.arm) if planned.role == "search" else None
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         _show_restored(tune_controller, trial)
@@ -333,5 +347,6 @@ def _show_restored(tune_controller: Any, trial: Any) -> None:
     searcher = getattr(generator, "searcher", None)
     if not isinstance(searcher, ArmSearcher) or not searcher.restoring:
         return
-    searcher.note_restored(trial.trial_id, trial.config, trial.status == "TERMINATED", trial.last_result)
+    searcher.note_restored(trial.trial_id, SearchTrial.from_tune(trial.config), trial.status == "TERMINATED",
+                           trial.last_result)
     generator._finished = False

@@ -23,6 +23,7 @@ from seqarena.platform import database, searches
 from seqarena.platform.progress import SearchProgress
 from seqarena.platform.run_record import finished_record
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.workers.config import SearchTrial
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class SearchRecorder(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run_id(trial)
-        self.progress.started(trial.config["arm"], trial.trial_id)
+        self.progress.started(SearchTrial.from_tune(trial.config).arm, trial.trial_id)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get("final"):
@@ -105,7 +106,8 @@ class SearchRecorder(Callback):
                    if key.startswith("val_") or key in CURVE_KEYS}
         self.tracker.log_metrics(run_id, metrics, step=step)
         self._last_step[trial.trial_id] = step
-        self.progress.result(trial.config["arm"], result.get(f"val_{trial.config['metric_name']}"))
+        planned = SearchTrial.from_tune(trial.config)
+        self.progress.result(planned.arm, result.get(f"val_{planned.metric_name}"))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, trial.last_result or {}, error=None)
@@ -121,24 +123,20 @@ class SearchRecorder(Callback):
         return self._last_step[trial_id]
 
     def _run_id(self, trial: Any) -> str:
-        config = trial.config
-        spec = config["trial"]
+        planned = SearchTrial.from_tune(trial.config)
         if trial.trial_id not in self.runs:
-            tags = {SEARCH_TAG: self.target.search_id, TRIAL_TAG: trial.trial_id, "task": spec["task"],
-                    "seq_len": spec["seq_len"], "model": spec["model"], "arm": config["arm"],
-                    "role": config["role"], "seed": spec["seed"]}
             self.runs[trial.trial_id] = self.tracker.start_child(
-                self.target.experiment_id, self.target.parent_run_id, f"{config['arm']} {trial.trial_id}",
-                tags, spec["hparams"])
+                self.target.experiment_id, self.target.parent_run_id, f"{planned.arm} {trial.trial_id}",
+                run_tags(self.target.search_id, trial.trial_id, planned), planned.trial.hparams)
         elif trial.trial_id not in self._complete:
             # a run found again after a restart: a driver killed between creating it and logging
             # its params left it without them
-            self.tracker.log_missing_params(self.runs[trial.trial_id], spec["hparams"])
+            self.tracker.log_missing_params(self.runs[trial.trial_id], planned.trial.hparams)
         self._complete.add(trial.trial_id)
         return self.runs[trial.trial_id]
 
     def _finish(self, trial: Any, last: dict, error: str | None) -> None:
-        arm = trial.config["arm"]
+        arm = SearchTrial.from_tune(trial.config).arm
         self.progress.finished(arm, trial.trial_id)
         if trial.trial_id in self.recorded:
             return
@@ -154,17 +152,25 @@ class SearchRecorder(Callback):
         self.recorded.add(trial.trial_id)
 
 
+def run_tags(search_id: str, trial_id: str, planned: SearchTrial) -> dict[str, Any]:
+    """The tags of a trial's MLflow run: its search, trial id, arm, role and what it trains."""
+    config = planned.trial
+    return {SEARCH_TAG: search_id, TRIAL_TAG: trial_id, "task": config.task, "seq_len": config.seq_len,
+            "model": config.model, "arm": planned.arm, "role": planned.role, "seed": config.seed}
+
+
 def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
     """The database row of a finished trial from its last Tune result.
 
     `hparams` holds every hyperparameter the trial ran with (the declared defaults resolved);
     `config_key` identifies the searched and fixed values, shared by a best trial and its repeats.
     """
-    spec = trial.config["trial"]
-    resolved = resolve(cells.space(spec["model"]), spec["hparams"], task=spec["task"])
+    planned = SearchTrial.from_tune(trial.config)
+    config = planned.trial
+    resolved = resolve(cells.space(config.model), config.hparams, task=config.task)
     row: dict[str, Any] = {
-        "trial_id": trial.trial_id, "role": trial.config["role"], "seed": spec["seed"],
-        "hparams": resolved, "config_key": searches.config_key(spec["hparams"]),
+        "trial_id": trial.trial_id, "role": planned.role, "seed": config.seed,
+        "hparams": resolved, "config_key": searches.config_key(config.hparams),
         "status": error or "stopped",
         "metric": None, "best_val_metric": None, "test_metrics": {}, "params": None, "train_seq_per_s": None,
         "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None, "steps": last.get(STEP, 0),
@@ -175,16 +181,16 @@ def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
     elif error is None and last.get("final"):
         row["status"] = last.get("status", "failed")
     elif OBJECTIVE in last:
-        row["best_val_metric"] = _unsigned_best(trial, last)
+        row["best_val_metric"] = _unsigned_best(trial, last, planned.higher_is_better)
     return row
 
 
-def _unsigned_best(trial: Any, last: dict) -> float | None:
+def _unsigned_best(trial: Any, last: dict, higher_is_better: bool) -> float | None:
     """The best validation metric of a trial stopped early, from Tune's per-trial analysis."""
     best = getattr(trial, "metric_analysis", {}).get(OBJECTIVE, {}).get("max", last.get(OBJECTIVE))
     if best is None:
         return None
-    return best if trial.config["higher_is_better"] else -best
+    return best if higher_is_better else -best
 
 
 def final_mlflow_metrics(row: dict[str, Any]) -> dict[str, float]:

@@ -31,6 +31,7 @@ from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
 from seqarena.platform.spec import Arm, Spec, load_spec
 from seqarena.platform.tracking import Tracker
+from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources
 from seqarena.workers.tune_trainable import run_tune_trial
 
 log = logging.getLogger(__name__)
@@ -64,18 +65,28 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
     plans = []
     for arm in spec.arms():
         task = facts[arm.seq_len]
-        template = {"model": arm.model, "task": arm.task, "seq_len": arm.seq_len,
-                    "task_options": dict(spec.task_options), "steps": spec.budget.max_steps,
-                    "eval_every": spec.budget.eval_every}
+        template = TrialConfig(model=arm.model, task=arm.task, seq_len=arm.seq_len,
+                               task_options=dict(spec.task_options), steps=spec.budget.max_steps,
+                               eval_every=spec.budget.eval_every)
         space = search_space(spec, arm)
         plans.append(ArmPlan(
             key=arm.key, template=template, fixed=fixed_hparams(spec, arm), space=space,
             grid=grid(spec, arm) if spec.search.algorithm == "grid" else {},
             n_search=spec.trials_per_arm(arm.model) - (spec.repeats - 1), repeats=spec.repeats,
             seed=spec.search.seed, metric_name=task.metric_name, higher_is_better=task.higher_is_better,
-            baseline=task.baseline,
+            baseline=task.baseline, resources=trial_resources(spec),
         ))
     return plans
+
+
+def trial_resources(spec: Spec) -> TrialResources:
+    """What each trial of `spec` reserves on the cluster."""
+    return TrialResources(cpu=spec.resources.cpus_per_trial, gpu=spec.resources.gpus_per_trial)
+
+
+def _with_resources(resources: TrialResources) -> Any:
+    """The trainable with the resources every trial of the search reserves."""
+    return tune.with_resources(run_tune_trial, resources.model_dump())
 
 
 def quiet_libraries() -> None:
@@ -101,13 +112,12 @@ def ensure_ray() -> None:
 
 
 def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRecorder) -> tune.Tuner:
-    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=search_id,
                            max_concurrent=spec.search.max_concurrent_trials)
     scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, spec.search.grace_period,
                              spec.search.reduction_factor, asha=spec.search.scheduler == "asha")
     return tune.Tuner(
-        tune.with_resources(run_tune_trial, resources),
+        _with_resources(trial_resources(spec)),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
@@ -119,7 +129,7 @@ def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRec
 
 
 def _trial_name(trial: Any) -> str:
-    return f"{trial.config['arm'].replace('/', '_')}_{trial.trial_id}"
+    return f"{SearchTrial.from_tune(trial.config).arm.replace('/', '_')}_{trial.trial_id}"
 
 
 def tune_storage() -> Path:
@@ -147,7 +157,7 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
     no search is left looking alive.
     """
     engine = database.get_engine()
-    arms = [{"task": plan.template["task"], "seq_len": plan.template["seq_len"], "model": plan.template["model"],
+    arms = [{"task": plan.template.task, "seq_len": plan.template.seq_len, "model": plan.template.model,
              "key": plan.key, "metric_name": plan.metric_name, "higher_is_better": plan.higher_is_better,
              "baseline": plan.baseline} for plan in plans]
     experiment_id = tracker.experiment_id(f"seqarena/{spec.name}")
@@ -193,10 +203,9 @@ def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> Sea
     searches.set_search_status(engine, row.id, "running")
 
     spec = load_spec(row.spec_yaml)
-    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
 
     def restore() -> tune.Tuner:
-        return tune.Tuner.restore(str(tune_storage() / row.id), tune.with_resources(run_tune_trial, resources),
+        return tune.Tuner.restore(str(tune_storage() / row.id), _with_resources(trial_resources(spec)),
                                   resume_unfinished=True, resume_errored=True)
 
     return _drive(restore, target, tracker, spec.resources.cpus_per_trial, stop_reason)

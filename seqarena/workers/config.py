@@ -1,9 +1,12 @@
 """The configuration of one trial, and its validation before anything is run or written.
 
 `TrialConfig` is what a user (`seqarena train`) or a search (one Ray Tune trial) asks for;
-`prepare` checks all of it (model, task and its data, hyperparameters against their declared
-ranges, device) and returns a `Setup` of typed, resolved values. Nothing touches the disk or
-the RNG before `prepare` has succeeded, so bad input leaves nothing behind.
+`SearchTrial` is one trial of a search: its `TrialConfig` with its place in the search (arm, role,
+the arm's metric) and the resources it reserves, the one value the search builds, Ray Tune carries
+in its config (`to_tune` / `from_tune`) and the trainable validates. `prepare` checks all of it
+(model, task and its data, hyperparameters against their declared ranges, device) and returns a
+`Setup` of typed, resolved values. Nothing touches the disk or the RNG before `prepare` has
+succeeded, so bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,9 +58,58 @@ def make_config(**fields: Any) -> TrialConfig:
     try:
         return TrialConfig(**fields)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadInput(where, first.get("input"), first["msg"]) from None
+        raise _bad_input(error) from None
+
+
+def _bad_input(error: ValidationError) -> BadInput:
+    """The first problem of a pydantic validation as a `BadInput` naming its field."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return BadInput(where, first.get("input"), first["msg"])
+
+
+#: What a trial of a search is: one of the searched configurations, or a repeat of the arm's best
+#: configuration with another seed.
+TrialRole = Literal["search", "repeat"]
+
+
+class TrialResources(BaseModel):
+    """What a trial reserves on the cluster (Ray's `cpu` and `gpu` resources)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: float = Field(1.0, ge=0, description="CPUs reserved per trial")
+    gpu: float = Field(0.0, ge=0, description="GPUs reserved per trial (fractions share a GPU)")
+
+
+class SearchTrial(BaseModel):
+    """One trial of a search: what it trains (`trial`), where it belongs and how it is ranked.
+
+    The search builds it (`seqarena.platform.arms.ArmPlan.trial`), Ray Tune carries it as the
+    trial's config (`to_tune`, plain JSON), and everything that reads a Tune config (the
+    trainable, the scheduler, the recorder) reads it back through `from_tune`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arm: str = Field(min_length=1, description="the arm's key, task/T=seq_len/model")
+    role: TrialRole = Field(description="search (a searched configuration) or repeat (the best, reseeded)")
+    metric_name: str = Field(min_length=1, description="the task's headline metric")
+    higher_is_better: bool = Field(description="whether a larger metric is better")
+    trial: TrialConfig = Field(description="what the trial trains: model, task, T, options, hparams, budget, seed")
+    resources: TrialResources = Field(default_factory=TrialResources, description="what the trial reserves")
+
+    def to_tune(self) -> dict[str, Any]:
+        """The trial as Ray Tune's config: plain JSON values (Tune stores it with the experiment)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_tune(cls, config: Any) -> SearchTrial:
+        """Validate a Tune config back into a `SearchTrial`; the first problem becomes a `BadInput`."""
+        try:
+            return cls.model_validate(config)
+        except ValidationError as error:
+            raise _bad_input(error) from None
 
 
 @dataclass(frozen=True)

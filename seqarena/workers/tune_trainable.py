@@ -1,6 +1,6 @@
 """The Ray Tune trainable: one trial of a search, as a thin adapter over `seqarena.workers.trial`.
 
-Tune passes a config `{"arm": key, "role": "search" | "repeat", "trial": {TrialConfig fields}}`.
+Tune passes a `SearchTrial` as its config (`SearchTrial.to_tune`), validated here first.
 The trainable only computes and reports: after every validation
 evaluation it calls `tune.report` with the curve point, the ASHA objective and the checkpoint
 written by the trainer; at the end it reports the final result (`final = 1`) with the whole
@@ -32,7 +32,7 @@ import torch
 from ray import tune
 
 from seqarena.errors import BadInput
-from seqarena.workers.config import make_config, prepare
+from seqarena.workers.config import SearchTrial, prepare
 from seqarena.workers.memory import is_out_of_memory, release_memory
 from seqarena.workers.placement import assigned_gpus, implementation_of, run_facts, trial_device
 from seqarena.workers.results import EvalReport, TrialResult
@@ -93,10 +93,10 @@ def failed_metrics(error: BadInput) -> dict[str, Any]:
             OBJECTIVE: float("-inf")}
 
 
-def placed(config: dict[str, Any], gpu_ids: list[object]) -> dict[str, Any]:
-    """The trial's config with the device its resources give it: `cuda` when Ray assigned it GPUs
-    (Ray has set `CUDA_VISIBLE_DEVICES` to them), else `cpu` (`seqarena.workers.placement`)."""
-    return {**config, "trial": {**config["trial"], "device": trial_device(gpu_ids)}}
+def placed(planned: SearchTrial, gpu_ids: list[object]) -> SearchTrial:
+    """The trial with the device its resources give it: `cuda` when Ray assigned it GPUs (Ray has set
+    `CUDA_VISIBLE_DEVICES` to them), else `cpu` (`seqarena.workers.placement`)."""
+    return planned.model_copy(update={"trial": planned.trial.model_copy(update={"device": trial_device(gpu_ids)})})
 
 
 def one_line(error: BaseException) -> str:
@@ -111,11 +111,11 @@ def run_tune_trial(config: dict[str, Any]) -> None:
     trainer = None
     try:
         _restore_into(workdir)
-        config = placed(config, assigned_gpus())
+        planned = placed(SearchTrial.from_tune(config), assigned_gpus())
         try:
-            setup = prepare(make_config(**config["trial"], checkpoint_dir=workdir))
+            setup = prepare(planned.trial.model_copy(update={"checkpoint_dir": workdir}))
         except BadInput as error:  # e.g. the task's data is missing on this node while offline
-            log.error("%s: %s", config["arm"], error)
+            log.error("%s: %s", planned.arm, error)
             tune.report({**failed_metrics(error), "node_id": node_id()})
             return
         task = setup.task

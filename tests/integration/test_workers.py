@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from seqarena.platform import database, jobs, searches
 from seqarena.platform.leaderboard import trials_frame
-from seqarena.platform.tracking import PARENT_TAG
+from seqarena.platform.tracking import PARENT_TAG, TRIAL_TAG
 
 from .conftest import child_env, seqarena_cli, wait_for
 from .test_search import child_runs
@@ -111,7 +111,7 @@ def test_a_killed_worker_s_job_is_taken_over_and_finished_once(tmp_path: Path, e
     frame = trials_frame(database.get_engine(), finished.search_id)
     assert len(frame) == 4 and frame["trial_id"].is_unique and recorded_before <= set(frame["trial_id"])
     runs = child_runs(f"sqlite:///{Path(env['SEQARENA_HOME']) / 'mlflow.db'}", finished.mlflow_parent_run_id)
-    assert sorted(r.data.tags["seqarena.trial_id"] for r in runs) == sorted(frame["trial_id"])
+    assert sorted(r.data.tags[TRIAL_TAG] for r in runs) == sorted(frame["trial_id"])
 
 
 def test_sigterm_interrupts_and_resume_finishes(tmp_path: Path, env: dict[str, str],

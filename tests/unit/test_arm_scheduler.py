@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from seqarena.platform.arms import ArmScheduler
+from seqarena.workers.config import SearchTrial, TrialConfig
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 STRONG, WEAK = "adding/T=100/gru", "adding/T=100/rnn"
@@ -25,7 +26,9 @@ class FakeTrial:
 
 
 def trial(arm: str, number: int, role: str = "search") -> FakeTrial:
-    return FakeTrial(f"{arm.split('/')[-1]}{number}", {"arm": arm, "role": role})
+    planned = SearchTrial(arm=arm, role=role, metric_name="mse", higher_is_better=False,
+                          trial=TrialConfig(model=arm.split("/")[-1], task="adding", seq_len=100))
+    return FakeTrial(f"{arm.split('/')[-1]}{number}", planned.to_tune())
 
 
 def feed(scheduler: object, trials: list[FakeTrial], objective: dict[str, float], step: int) -> dict[str, str]:

@@ -16,6 +16,7 @@ import pytest
 from ray.tune.search import Searcher
 
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
+from seqarena.workers.config import TrialConfig
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 ARM = "adding/T=50/gru"
@@ -23,7 +24,8 @@ OTHER = "adding/T=50/rnn"
 
 
 def plan(key: str, n_search: int, repeats: int = 1) -> ArmPlan:
-    return ArmPlan(key=key, template={"model": key.split("/")[-1]}, fixed={"hidden_size": 8},
+    template = TrialConfig(model=key.split("/")[-1], task="adding", seq_len=50, steps=20, eval_every=10)
+    return ArmPlan(key=key, template=template, fixed={"hidden_size": 8},
                    space={"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)},
                    grid={}, n_search=n_search, repeats=repeats, seed=7, metric_name="mse",
                    higher_is_better=False, baseline=0.167)

@@ -10,6 +10,7 @@ import pytest
 from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
 from seqarena.platform.tracking import PARENT_TAG, SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.workers.config import SearchTrial, TrialConfig
 
 ARM = "adding/T=20/gru"
 
@@ -26,10 +27,10 @@ def test_a_child_run_left_without_params_gets_them_when_the_driver_restarts(tmp_
     target = RecorderTarget("s1", f"sqlite:///{tmp_path / 'db.sqlite'}", tracker.uri, experiment, parent)
     recorder = SearchRecorder(target, SearchProgress({ARM: ArmCounts(total=1, metric_name="mse",
                                                                      higher_is_better=False)}, title="t"))
-    trial = SimpleNamespace(trial_id="t1", config={
-        "arm": ARM, "role": "search",
-        "trial": {"task": "adding", "seq_len": 20, "model": "gru", "seed": 0,
-                  "hparams": {"lr": 0.01, "hidden_size": 8}}})
+    planned = SearchTrial(arm=ARM, role="search", metric_name="mse", higher_is_better=False,
+                          trial=TrialConfig(model="gru", task="adding", seq_len=20,
+                                            hparams={"lr": 0.01, "hidden_size": 8}))
+    trial = SimpleNamespace(trial_id="t1", config=planned.to_tune())
     assert recorder._run_id(trial) == orphan.info.run_id
     assert tracker.client.get_run(orphan.info.run_id).data.params == {"lr": "0.01", "hidden_size": "8"}
     assert recorder._run_id(trial) == orphan.info.run_id  # asked again: nothing more to do, still one run

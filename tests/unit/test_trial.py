@@ -149,7 +149,7 @@ def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path:
 
     from seqarena.errors import DataError
     from seqarena.platform.recorder import trial_row
-    from seqarena.workers.config import prepare
+    from seqarena.workers.config import SearchTrial, prepare
     from seqarena.workers.tune_trainable import OBJECTIVE, failed_metrics
 
     monkeypatch.setenv("SEQARENA_DATA", str(tmp_path))
@@ -160,5 +160,7 @@ def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path:
     assert last["status"] == "failed" and last["final"] == 1 and last[OBJECTIVE] == float("-inf")
     assert "\n" not in last["error"] and "train-images-idx3-ubyte.gz" in last["error"]
     assert "missing file" in last["error"] and list(tmp_path.iterdir()) == []
-    trial = SimpleNamespace(trial_id="t1", config={"arm": "smnist/T=784/lstm", "role": "search", "trial": fields})
+    planned = SearchTrial(arm="smnist/T=784/lstm", role="search", metric_name="accuracy", higher_is_better=True,
+                          trial=make_config(**fields))
+    trial = SimpleNamespace(trial_id="t1", config=planned.to_tune())
     assert trial_row(trial, last, error=None)["status"] == "failed"
