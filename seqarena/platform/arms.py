@@ -2,8 +2,8 @@
 
 An arm (task, seq_len, model) is searched and early-stopped on its own:
 
-* `ArmSearcher` holds one Optuna study per arm (TPE, random or grid sampler, seeded, stored in
-  an RDB so that a resumed search continues it) behind `ray.tune.search.optuna.OptunaSearch`, and
+* `ArmSearcher` holds one Optuna study per arm (`ArmStudy`: TPE, random or grid sampler, seeded,
+  stored in an RDB so that a resumed search continues it, driven by Optuna's ask and tell), and
   hands out trials round-robin over the arms so that every arm is busy at once. When an arm's
   search trials are all done, it hands out the repeats: the best configuration with new seeds.
 * `ArmScheduler` holds one `AsyncHyperBandScheduler` (ASHA) per arm and routes each search
@@ -19,12 +19,13 @@ the scheduler shows every trial Tune restored to the searcher (`ArmSearcher.note
 the searcher rebuilds its counters, its live set and its best-so-far from them, fails the Optuna
 trials whose Tune trial was lost, and tells Optuna the results of trials it never saw. The searcher
 also limits concurrency itself (`max_concurrent`), so that no wrapper keeps a count of its own.
+The one step that Ray offers no public call for (letting Tune's search generator ask a restored
+searcher again) is in `seqarena.platform.tune_adapter`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +33,11 @@ from typing import Any
 import optuna
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
+from seqarena.platform import tune_adapter
+from seqarena.platform.arm_study import ArmStudy
 from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources, TrialRole
+from seqarena.workers.results import finite
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 MODE = "max"
@@ -65,14 +68,7 @@ class ArmPlan:
     completed: int = 0
     repeats_suggested: int = 0
     best: tuple[float, dict[str, Any]] | None = None
-    searcher: OptunaSearch | None = field(default=None, repr=False)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """A plan pickled with a search's state whose template was a plain dict is read as well."""
-        if isinstance(state.get("template"), dict):
-            state["template"] = TrialConfig(**state["template"])
-        state.setdefault("resources", TrialResources())
-        self.__dict__.update(state)
+    study: ArmStudy | None = field(default=None, repr=False)
 
     def trial(self, hparams: dict[str, Any], role: TrialRole, seed: int) -> SearchTrial:
         """One trial of this arm: the template with the fixed and the searched values and a seed."""
@@ -117,13 +113,10 @@ class ArmSearcher(Searcher):
         self.max_concurrent = max_concurrent
         self._restored: dict[str, RestoredTrial] | None = None
         self._cursor = 0
-        storage = optuna.storages.RDBStorage(storage_url)
         for plan in plans:
             if plan.space:
-                plan.searcher = OptunaSearch(
-                    space=plan.space, metric=OBJECTIVE, mode=MODE, study_name=f"{study_prefix}/{plan.key}",
-                    sampler=make_sampler(algorithm, plan.grid, plan.seed), storage=storage,
-                )
+                plan.study = ArmStudy(storage_url, f"{study_prefix}/{plan.key}",
+                                      make_sampler(algorithm, plan.grid, plan.seed), plan.space)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
@@ -147,7 +140,7 @@ class ArmSearcher(Searcher):
     def _next_of(self, plan: ArmPlan, trial_id: str) -> dict[str, Any] | None:
         if plan.suggested < plan.n_search:
             plan.suggested += 1
-            hparams = plan.searcher.suggest(trial_id) if plan.searcher else {}
+            hparams = plan.study.ask(trial_id) if plan.study else {}
             self.trial_arm[trial_id] = (plan.key, "search")
             self.trial_hparams[trial_id] = hparams
             return plan.trial(hparams, "search", plan.seed).to_tune()
@@ -167,8 +160,8 @@ class ArmSearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._settle()
         plan, role = self._plan_of(trial_id)
-        if plan and role == "search" and plan.searcher and OBJECTIVE in result and not result.get("final"):
-            plan.searcher.on_trial_result(trial_id, {**result, "training_iteration": result[STEP]})
+        if plan and role == "search" and plan.study and OBJECTIVE in result and not result.get("final"):
+            plan.study.report(trial_id, float(result[OBJECTIVE]), int(result[STEP]))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._settle()
@@ -189,18 +182,15 @@ class ArmSearcher(Searcher):
             log.warning("arm %s: could not tell Optuna how trial %s ended", plan.key, trial_id, exc_info=True)
 
     def _tell_study(self, plan: ArmPlan, trial_id: str, result: dict | None, error: bool) -> None:
-        if plan.searcher is None:
+        if plan.study is None:
             return
-        if trial_id in plan.searcher._ot_trials:
-            plan.searcher.on_trial_complete(trial_id, _finite_objective(result), error=error)
+        objective = finite(result.get(OBJECTIVE)) if result else None
+        if plan.study.asked(trial_id):
+            plan.study.tell(trial_id, objective, error=error)
             return
         # a trial restored from Tune's state that this study never handed out (see the module docstring)
-        objective = _finite_objective(result)
         searched = {name: value for name, value in self.trial_hparams.get(trial_id, {}).items() if name in plan.space}
-        if objective is None:
-            plan.searcher.add_evaluated_point(searched, 0.0, error=True)
-        else:
-            plan.searcher.add_evaluated_point(searched, float(objective[OBJECTIVE]))
+        plan.study.add(searched, objective)
 
     def _consider_best(self, plan: ArmPlan, trial_id: str, result: dict | None) -> None:
         if result and result.get("final") and result.get("status") == "completed":
@@ -251,7 +241,7 @@ class ArmSearcher(Searcher):
         for trial_id, trial in restored.items():
             self._adopt(trial_id, trial)
         for plan in self.plans.values():
-            self._settle_study(plan, lost)
+            self._settle_study(plan)
         log.info("restored %d trials (%d unknown to the saved searcher, %d it handed out lost): %s",
                  len(restored), len(set(restored) - known), len(lost),
                  "; ".join(f"{p.key} {p.suggested}+{p.repeats_suggested} handed out, {p.completed} done, "
@@ -269,27 +259,14 @@ class ArmSearcher(Searcher):
         self.trial_hparams[trial_id] = trial.hparams
         if trial.finished:
             plan.completed += 1
-            if plan.searcher and trial_id not in plan.searcher._completed_trials:
+            if plan.study and trial_id not in plan.study.told:
                 self._tell_optuna(plan, trial_id, trial.result, error=False)
             self._consider_best(plan, trial_id, trial.result)
 
-    def _settle_study(self, plan: ArmPlan, lost: set[str]) -> None:
+    def _settle_study(self, plan: ArmPlan) -> None:
         """Fail the Optuna trials of this arm that no live Tune trial stands behind."""
-        if plan.searcher is None:
-            return
-        searcher = plan.searcher
-        for trial_id in lost & set(searcher._ot_trials) - searcher._completed_trials:
-            searcher.on_trial_complete(trial_id, None, error=True)
-        alive = {searcher._ot_trials[trial_id].number for trial_id in self.live if trial_id in searcher._ot_trials}
-        for frozen in searcher._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if frozen.number not in alive:
-                searcher._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
-
-
-def _finite_objective(result: dict | None) -> dict | None:
-    if not result or result.get(OBJECTIVE) is None or not math.isfinite(float(result[OBJECTIVE])):
-        return None
-    return result
+        if plan.study is not None:
+            plan.study.fail_abandoned(self.live)
 
 
 class ArmScheduler(FIFOScheduler):
@@ -306,6 +283,7 @@ class ArmScheduler(FIFOScheduler):
                                          stop_last_trials=False)
             for key in arm_keys
         } if asha else {}
+        self.held: set[str] = set()  # the trials an ASHA above still holds (added, neither completed nor removed)
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True
@@ -319,19 +297,25 @@ class ArmScheduler(FIFOScheduler):
         _show_restored(tune_controller, trial)
         if asha := self._asha(trial):
             asha.on_trial_add(tune_controller, trial)
+            self.held.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         asha = self._asha(trial)
         return asha.on_trial_result(tune_controller, trial, result) if asha else TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        """ASHA forgets a trial that completes with a step and an objective (and ignores it without)."""
         if asha := self._asha(trial):
             asha.on_trial_complete(tune_controller, trial, result)
+            if STEP in result and OBJECTIVE in result:
+                self.held.discard(trial.trial_id)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        """A trial stopped or failed: its ASHA forgets it, unless it did already (ASHA refuses twice)."""
         asha = self._asha(trial)
-        if asha and trial.trial_id in asha._trial_info:
+        if asha and trial.trial_id in self.held:
             asha.on_trial_remove(tune_controller, trial)
+            self.held.discard(trial.trial_id)
 
     def debug_string(self) -> str:
         return "ASHA per arm: " + ", ".join(f"{key}" for key in self.by_arm)
@@ -343,10 +327,9 @@ def _show_restored(tune_controller: Any, trial: Any) -> None:
     The generator's own "finished" flag was saved with the searcher, so it may be stale as well;
     the searcher answers FINISHED again once its rebuilt counters say so.
     """
-    generator = getattr(tune_controller, "search_alg", None)
-    searcher = getattr(generator, "searcher", None)
+    searcher = tune_adapter.searcher_of(tune_controller)
     if not isinstance(searcher, ArmSearcher) or not searcher.restoring:
         return
     searcher.note_restored(trial.trial_id, SearchTrial.from_tune(trial.config), trial.status == "TERMINATED",
                            trial.last_result)
-    generator._finished = False
+    tune_adapter.reopen_generator(tune_controller)

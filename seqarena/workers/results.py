@@ -1,9 +1,13 @@
-"""What a trial reports: per-evaluation reports while it runs, and its final result."""
+"""What a trial reports: per-evaluation reports while it runs, and its final result.
+
+`finite` and `plain` are the one home of float cleaning (NaN and infinities become None).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,14 +86,26 @@ class TrialResult(BaseModel):
 
     def to_json(self) -> str:
         """One line of JSON; non-finite floats become null (JSON has no NaN)."""
-        return json.dumps(_finite(self.model_dump(mode="json")), sort_keys=False)
+        return json.dumps(plain(self.model_dump(mode="json")), sort_keys=False)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> float | None:
+    """`value` as a float, or None when it is missing, a bool, NaN or infinite."""
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def plain(value: Any) -> Any:
+    """JSON-safe plain Python: numpy scalars unwrapped, NaN and infinities as None (JSON has neither,
+    and PostgreSQL rejects NaN in JSON columns)."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if not isinstance(value, str | int | float | None) and callable(getattr(value, "item", None)):
+        value = value.item()  # a numpy scalar
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
     return value

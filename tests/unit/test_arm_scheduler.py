@@ -1,13 +1,13 @@
 """Arm isolation: each arm's trials are early-stopped only against trials of the same arm.
 
 These drive the real ASHA (`ray.tune.schedulers.AsyncHyperBandScheduler`) inside `ArmScheduler`
-with results as Tune would deliver them; no Ray cluster is needed for the scheduling decision.
+with real Tune trials and results as Tune would deliver them; no Ray cluster is needed for the
+scheduling decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from seqarena.platform.arms import ArmScheduler
@@ -17,21 +17,13 @@ from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 STRONG, WEAK = "adding/T=100/gru", "adding/T=100/rnn"
 
 
-@dataclass
-class FakeTrial:
-    """What the schedulers read of a Tune trial: its id and config."""
-
-    trial_id: str
-    config: dict = field(default_factory=dict)
-
-
-def trial(arm: str, number: int, role: str = "search") -> FakeTrial:
+def trial(arm: str, number: int, role: str = "search") -> Trial:
     planned = SearchTrial(arm=arm, role=role, metric_name="mse", higher_is_better=False,
                           trial=TrialConfig(model=arm.split("/")[-1], task="adding", seq_len=100))
-    return FakeTrial(f"{arm.split('/')[-1]}{number}", planned.to_tune())
+    return Trial("run_tune_trial", config=planned.to_tune(), trial_id=f"{arm.split('/')[-1]}{number}", stub=True)
 
 
-def feed(scheduler: object, trials: list[FakeTrial], objective: dict[str, float], step: int) -> dict[str, str]:
+def feed(scheduler: object, trials: list[Trial], objective: dict[str, float], step: int) -> dict[str, str]:
     decisions = {}
     for item in trials:
         result = {STEP: step, OBJECTIVE: objective[item.trial_id]}
@@ -73,3 +65,15 @@ def test_repeats_are_never_stopped() -> None:
         scheduler.on_trial_add(None, item)
     feed(scheduler, searched, {t.trial_id: -0.01 for t in searched}, 100)
     assert feed(scheduler, [repeat], {repeat.trial_id: -10.0}, 100) == {repeat.trial_id: TrialScheduler.CONTINUE}
+
+
+def test_a_trial_removed_after_it_completed_is_not_removed_twice() -> None:
+    scheduler = ArmScheduler([WEAK], max_t=1000, grace_period=100, reduction_factor=2)
+    done, stopped = trial(WEAK, 0), trial(WEAK, 1)
+    for item in (done, stopped):
+        scheduler.on_trial_add(None, item)
+    scheduler.on_trial_complete(None, done, {STEP: 1000, OBJECTIVE: -0.01})
+    scheduler.on_trial_remove(None, done)  # the real ASHA raises KeyError on a second forget
+    scheduler.on_trial_remove(None, stopped)
+    scheduler.on_trial_remove(None, stopped)
+    assert scheduler.held == set()

@@ -2,18 +2,20 @@
 
 After a SIGKILL, Tune's stored trial list and the searcher's stored state can disagree; the trial
 list is the ground truth (see `seqarena.platform.arms`). These tests drive the real OptunaSearch
-on a real SQLite Optuna storage and feed the searcher what Tune's scheduler hook would show it.
+on a real SQLite Optuna storage and feed the searcher what Tune's scheduler hook would show it:
+real Tune `Trial` objects and a real `SearchGenerator`, read and changed through their public calls.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
 import pytest
-from ray.tune.search import Searcher
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.search import Searcher, SearchGenerator
 
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
 from seqarena.workers.config import TrialConfig
@@ -40,19 +42,29 @@ def final(objective: float) -> dict:
     return {OBJECTIVE: objective, STEP: 20, "final": True, "status": "completed"}
 
 
-@dataclass
-class TuneTrial:
-    """What the scheduler hook reads of a Tune trial."""
+def tune_trial(trial_id: str, config: dict, result: dict | None = None) -> Trial:
+    """A Tune trial as Tune restores it: finished (TERMINATED, with its last result) or still pending."""
+    trial = Trial("run_tune_trial", config=config, trial_id=trial_id, stub=True)
+    if result is not None:
+        trial.set_status(Trial.TERMINATED)
+        trial.update_last_result(result)
+    return trial
 
-    trial_id: str
-    config: dict
-    status: str = "PENDING"
-    last_result: dict = field(default_factory=dict)
+
+def generator_of(arm_searcher: ArmSearcher, finished: bool) -> SearchGenerator:
+    """Tune's search generator around the searcher, as restored from its snapshot."""
+    generator = SearchGenerator(arm_searcher)
+    generator.add_configurations([tune.Experiment("search", run=lambda config: None, num_samples=1000)])
+    generator.set_state({**generator.get_state(), "finished": finished})
+    return generator
 
 
-def show_restored(arm_searcher: ArmSearcher, trials: list[TuneTrial]) -> SimpleNamespace:
-    """What Tune's resume does: each restored trial goes through `scheduler.on_trial_add`."""
-    generator = SimpleNamespace(searcher=arm_searcher, _finished=True)
+def show_restored(arm_searcher: ArmSearcher, trials: list[Trial], finished: bool = True) -> SearchGenerator:
+    """What Tune's resume does: each restored trial goes through `scheduler.on_trial_add`.
+
+    The controller stands in for Tune's `TuneController`, of which the hook reads `search_alg` only.
+    """
+    generator = generator_of(arm_searcher, finished)
     controller = SimpleNamespace(search_alg=generator)
     scheduler = ArmScheduler([ARM, OTHER], max_t=20, grace_period=10, reduction_factor=2, asha=False)
     for trial in trials:
@@ -60,9 +72,13 @@ def show_restored(arm_searcher: ArmSearcher, trials: list[TuneTrial]) -> SimpleN
     return generator
 
 
-def study_states(arm_searcher: ArmSearcher, key: str) -> list[str]:
-    study = arm_searcher.plans[key].searcher._ot_study
-    return sorted(trial.state.name for trial in study.get_trials(deepcopy=False))
+def study(tmp_path: Path, key: str) -> optuna.Study:
+    """The arm's study, read back from its storage as any Optuna client would."""
+    return optuna.load_study(study_name=f"s/{key}", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+def study_states(tmp_path: Path, key: str) -> list[str]:
+    return sorted(trial.state.name for trial in study(tmp_path, key).get_trials(deepcopy=False))
 
 
 def test_trials_go_round_robin_over_arms_then_the_searcher_finishes(tmp_path: Path) -> None:
@@ -106,12 +122,11 @@ def test_a_trial_tune_lost_is_handed_out_again_and_failed_in_optuna(tmp_path: Pa
     after = searcher(tmp_path, plan(ARM, 3))
     after.restore(str(tmp_path / "searcher.pkl"))
     # Tune's stored list holds t0 (finished) and t1 (running); t2 never reached it
-    generator = show_restored(after, [TuneTrial("t0", handed["t0"], "TERMINATED", final(-0.05)),
-                                      TuneTrial("t1", handed["t1"])])
-    assert generator._finished is False
+    generator = show_restored(after, [tune_trial("t0", handed["t0"], final(-0.05)), tune_trial("t1", handed["t1"])])
+    assert generator.is_finished() is False
     replacement = after.suggest("t3")
     assert replacement is not None and replacement["arm"] == ARM and replacement["role"] == "search"
-    assert study_states(after, ARM) == ["COMPLETE", "FAIL", "RUNNING", "RUNNING"]  # t0, t2, t1, t3
+    assert study_states(tmp_path, ARM) == ["COMPLETE", "FAIL", "RUNNING", "RUNNING"]  # t0, t2, t1, t3
     assert after.suggest("t4") is None
     after.on_trial_complete("t1", final(-0.08))
     after.on_trial_complete("t3", final(-0.07))
@@ -126,15 +141,13 @@ def test_a_trial_the_searcher_never_saved_is_adopted_and_told_to_optuna(tmp_path
 
     after = searcher(tmp_path, plan(ARM, 3, repeats=2))
     after.restore(str(tmp_path / "searcher.pkl"))
-    show_restored(after, [TuneTrial("t0", first, "TERMINATED", final(-0.09)),
-                          TuneTrial("t1", second, "TERMINATED", final(-0.01))])
+    show_restored(after, [tune_trial("t0", first, final(-0.09)), tune_trial("t1", second, final(-0.01))])
     third = after.suggest("t2")
     assert third["role"] == "search"
     # t0 is told now, t1 added as an evaluated point; t1's dangling ask is failed; t2 runs
-    states = study_states(after, ARM)
+    states = study_states(tmp_path, ARM)
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING"]
-    values = sorted(t.value for t in after.plans[ARM].searcher._ot_study.get_trials(deepcopy=False)
-                    if t.state.name == "COMPLETE")
+    values = sorted(t.value for t in study(tmp_path, ARM).get_trials(deepcopy=False) if t.state.name == "COMPLETE")
     assert values == pytest.approx([-0.09, -0.01])
     assert after.suggest("t3") is None  # three search trials: wait for t2 before the repeat
     after.on_trial_complete("t2", final(-0.5))
@@ -147,6 +160,21 @@ def test_a_trial_the_searcher_never_saved_is_adopted_and_told_to_optuna(tmp_path
 def test_without_a_restore_the_scheduler_hook_changes_nothing(tmp_path: Path) -> None:
     arm_searcher = searcher(tmp_path, plan(ARM, 1))
     config = arm_searcher.suggest("t0")
-    generator = show_restored(arm_searcher, [TuneTrial("t0", config)])
-    assert generator._finished is True and not arm_searcher.restoring
+    generator = show_restored(arm_searcher, [tune_trial("t0", config)])
+    assert generator.is_finished() is True and not arm_searcher.restoring
     assert arm_searcher.plans[ARM].suggested == 1
+
+
+def test_a_restored_trial_the_study_never_asked_for_reports_and_completes(tmp_path: Path) -> None:
+    before = searcher(tmp_path, plan(ARM, 2))
+    first = before.suggest("t0")
+    before.save(str(tmp_path / "searcher.pkl"))  # the searcher's snapshot stops here
+    second = before.suggest("t1")  # ...Tune's holds t1, still running
+
+    after = searcher(tmp_path, plan(ARM, 2))
+    after.restore(str(tmp_path / "searcher.pkl"))
+    show_restored(after, [tune_trial("t0", first, final(-0.09)), tune_trial("t1", second)])
+    after.on_trial_result("t1", {OBJECTIVE: -0.2, STEP: 10})  # its ask was failed in Optuna: nothing to report to
+    after.on_trial_complete("t1", final(-0.04))
+    assert study_states(tmp_path, ARM) == ["COMPLETE", "COMPLETE", "FAIL"]  # t0, t1 added, t1's lost ask
+    assert after.suggest("t2") == Searcher.FINISHED

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 
 import optuna
 import pytest
@@ -49,12 +48,3 @@ def test_a_bad_tune_config_names_its_field(change: dict, field: str) -> None:
         SearchTrial.from_tune(config)
     assert caught.value.field == field
 
-
-def test_a_plan_pickled_with_a_plain_template_reads_back_typed() -> None:
-    arm = plan()
-    state = {**arm.__dict__, "template": arm.template.model_dump(exclude={"checkpoint_dir"})}
-    del state["resources"]
-    restored = ArmPlan.__new__(ArmPlan)
-    restored.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert restored.template == arm.template and restored.resources == TrialResources()
-    assert restored.trial({}, "search", seed=1).trial.task == "adding"

@@ -1,0 +1,36 @@
+"""The Ray Tune adapter against the pinned Ray: a finished search generator is reopened."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ray import tune
+from ray.tune.search import Searcher, SearchGenerator
+
+from seqarena.platform import tune_adapter
+
+
+class Finished(Searcher):
+    """A searcher with nothing left to hand out."""
+
+    def suggest(self, trial_id: str) -> str:
+        return Searcher.FINISHED
+
+
+def test_a_generator_that_finished_asks_its_searcher_again_after_reopening() -> None:
+    searcher = Finished()
+    generator = SearchGenerator(searcher)
+    generator.add_configurations([tune.Experiment("search", run=lambda config: None, num_samples=10)])
+    assert generator.is_finished() is False
+    assert generator.next_trial() is None and generator.is_finished() is True  # the searcher said FINISHED
+    controller = SimpleNamespace(search_alg=generator)  # TuneController's public `search_alg`
+    assert tune_adapter.searcher_of(controller) is searcher
+    tune_adapter.reopen_generator(controller)
+    assert generator.is_finished() is False
+    tune_adapter.reopen_generator(controller)  # reopening an open generator changes nothing
+    assert generator.is_finished() is False and generator.get_state()["counter"] == 0
+
+
+def test_a_controller_without_a_search_generator_has_no_searcher() -> None:
+    assert tune_adapter.searcher_of(SimpleNamespace(search_alg=None)) is None
+    assert tune_adapter.searcher_of(object()) is None
