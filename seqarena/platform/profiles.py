@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
 from seqarena.platform.schema import PROFILE_STATUSES, ProfileResult, ProfileRun, utcnow
-from seqarena.platform.searches import _finite, _plain
+from seqarena.workers.results import finite, plain
 
 _PROFILE_NUMBERS = ("train_step_s", "infer_step_s", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb")
 
@@ -33,7 +33,7 @@ def record_profile(engine: Engine, name: str, settings: Mapping[str, Any], rows:
         raise BadInput("settings", missing, "values for device, torch_version, batch_size, hidden")
     run = ProfileRun(name=name, device=str(settings["device"]), torch_version=str(settings["torch_version"]),
                      batch_size=int(settings["batch_size"]), hidden=int(settings["hidden"]),
-                     settings=_plain(dict(settings)), out_dir=out_dir, created_at=utcnow())
+                     settings=plain(dict(settings)), out_dir=out_dir, created_at=utcnow())
     results = [ProfileResult(**_profile_values(i, row)) for i, row in enumerate(rows)]
     with session_scope(engine) as session:
         session.add(run)
@@ -50,8 +50,8 @@ def _profile_values(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
     optional_int = {key: None if row.get(key) is None else int(row[key]) for key in ("num_layers", "params")}
     return {"model": str(row["model"]), "seq_len": int(row["seq_len"]), "status": row["status"], **optional_int,
             "path": row.get("path"), "peak_mem_method": row.get("peak_mem_method"), "note": row.get("note") or None,
-            **{key: _finite(row.get(key)) for key in _PROFILE_NUMBERS},
-            **{key: _plain(list(row.get(key) or [])) for key in ("train_step_s_all", "infer_step_s_all")}}
+            **{key: finite(row.get(key)) for key in _PROFILE_NUMBERS},
+            **{key: plain(list(row.get(key) or [])) for key in ("train_step_s_all", "infer_step_s_all")}}
 
 
 def profile_runs_frame(engine: Engine) -> pd.DataFrame:

@@ -24,13 +24,11 @@ from seqarena.platform.progress import SearchProgress
 from seqarena.platform.run_record import finished_record
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.config import SearchTrial
+from seqarena.workers.results import TrialRecord
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 log = logging.getLogger(__name__)
 CURVE_KEYS = ("train_loss",)
-#: The numbers of a `TrialResult` that a trial's database row and MLflow run keep.
-RESULT_FIELDS = ("status", "metric", "best_val_metric", "test_metrics", "params", "train_seq_per_s",
-                 "infer_seq_per_s", "peak_mem_mb", "wall_s", "steps")
 FINAL_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "oom": "FAILED", "stopped": "KILLED",
                 "failed": "FAILED"}
 
@@ -140,15 +138,15 @@ class SearchRecorder(Callback):
         self.progress.finished(arm, trial.trial_id)
         if trial.trial_id in self.recorded:
             return
-        row = trial_row(trial, last, error)
         run_id = self._run_id(trial)
-        row["mlflow_run_id"] = run_id
-        self.tracker.log_metrics(run_id, final_mlflow_metrics(row), step=int(row["steps"] or 0))
-        params, tags = finished_record(trial.config["trial"], last)
+        planned = SearchTrial.from_tune(trial.config)
+        record = trial_record(trial, last, error).model_copy(update={"mlflow_run_id": run_id})
+        self.tracker.log_metrics(run_id, record.numbers(), step=record.steps)
+        params, tags = finished_record(planned.trial, last)
         self.tracker.log_missing_params(run_id, params)
-        self.tracker.set_tags(run_id, {**tags, "status": row["status"], "node_id": last.get("node_id", "")})
-        self.tracker.finish(run_id, FINAL_STATUS[row["status"]])
-        searches.record_trial(database.get_engine(self.target.db_url), self.target.search_id, arm, row)
+        self.tracker.set_tags(run_id, {**tags, "status": record.status, "node_id": last.get("node_id", "")})
+        self.tracker.finish(run_id, FINAL_STATUS[record.status])
+        searches.record_trial(database.get_engine(self.target.db_url), self.target.search_id, arm, record)
         self.recorded.add(trial.trial_id)
 
 
@@ -159,30 +157,24 @@ def run_tags(search_id: str, trial_id: str, planned: SearchTrial) -> dict[str, A
             "model": config.model, "arm": planned.arm, "role": planned.role, "seed": config.seed}
 
 
-def trial_row(trial: Any, last: dict, error: str | None) -> dict[str, Any]:
-    """The database row of a finished trial from its last Tune result.
+def trial_record(trial: Any, last: dict, error: str | None) -> TrialRecord:
+    """The record of a finished trial from its last Tune result.
 
     `hparams` holds every hyperparameter the trial ran with (the declared defaults resolved);
     `config_key` identifies the searched and fixed values, shared by a best trial and its repeats.
     """
     planned = SearchTrial.from_tune(trial.config)
     config = planned.trial
-    resolved = resolve(cells.space(config.model), config.hparams, task=config.task)
-    row: dict[str, Any] = {
-        "trial_id": trial.trial_id, "role": planned.role, "seed": config.seed,
-        "hparams": resolved, "config_key": searches.config_key(config.hparams),
-        "status": error or "stopped",
-        "metric": None, "best_val_metric": None, "test_metrics": {}, "params": None, "train_seq_per_s": None,
-        "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None, "steps": last.get(STEP, 0),
-    }
+    identity = {"trial_id": trial.trial_id, "role": planned.role, "seed": config.seed,
+                "hparams": resolve(cells.space(config.model), config.hparams, task=config.task),
+                "config_key": searches.config_key(config.hparams)}
     if error is None and last.get("final") and "trial_result" in last:
-        result = json.loads(last["trial_result"])
-        row.update({key: result[key] for key in RESULT_FIELDS})
-    elif error is None and last.get("final"):
-        row["status"] = last.get("status", "failed")
-    elif OBJECTIVE in last:
-        row["best_val_metric"] = _unsigned_best(trial, last, planned.higher_is_better)
-    return row
+        return TrialRecord.from_result(json.loads(last["trial_result"]), **identity)
+    steps = last.get(STEP, 0)
+    if error is None and last.get("final"):
+        return TrialRecord.checked({**identity, "status": last.get("status", "failed"), "steps": steps})
+    best = _unsigned_best(trial, last, planned.higher_is_better) if OBJECTIVE in last else None
+    return TrialRecord.checked({**identity, "status": error or "stopped", "steps": steps, "best_val_metric": best})
 
 
 def _unsigned_best(trial: Any, last: dict, higher_is_better: bool) -> float | None:
@@ -191,10 +183,3 @@ def _unsigned_best(trial: Any, last: dict, higher_is_better: bool) -> float | No
     if best is None:
         return None
     return best if higher_is_better else -best
-
-
-def final_mlflow_metrics(row: dict[str, Any]) -> dict[str, float]:
-    """The final numbers of a trial as MLflow metrics (absent values are skipped)."""
-    metrics = {name: row[name] for name in RESULT_FIELDS if isinstance(row.get(name), int | float)}
-    metrics.update({f"test_{name}": value for name, value in (row.get("test_metrics") or {}).items()})
-    return metrics

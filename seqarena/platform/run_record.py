@@ -46,11 +46,11 @@ def run_tags(config: TrialConfig, facts: RunFacts) -> dict[str, str]:
 FACTS_KEY = "run_facts"
 
 
-def finished_record(trial: Mapping[str, Any], last: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The params and tags of a finished trial's run, from its `TrialConfig` fields (`trial`, as Tune
-    carries them) and its last report: its resolved values when it trained, else the declared
-    defaults resolved here; its facts when it reported them; its one-line error when it failed."""
-    config = TrialConfig(**{key: value for key, value in trial.items() if key != "checkpoint_dir"})
+def finished_record(trial: TrialConfig, last: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The params and tags of a finished trial's run, from its `TrialConfig` and its last report: its
+    resolved values when it trained, else the declared defaults resolved here; its facts when it
+    reported them; its one-line error when it failed."""
+    config = trial.model_copy(update={"checkpoint_dir": None})
     result = json.loads(last["trial_result"]) if last.get("trial_result") else None
     if result is not None:
         config = resolved_config(config, result["hparams"], result["task_options"])

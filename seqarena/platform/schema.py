@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import (
     JSON,
@@ -40,11 +40,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from seqarena.workers.config import TrialRole
 from seqarena.workers.profile import PROFILE_STATUSES
+from seqarena.workers.results import TrialStatus
 
 SEARCH_STATUSES = ("running", "succeeded", "failed", "interrupted")
-TRIAL_ROLES = ("search", "repeat")
-TRIAL_STATUSES = ("completed", "stopped", "diverged", "oom", "failed")
+TRIAL_ROLES = get_args(TrialRole)
+TRIAL_STATUSES = get_args(TrialStatus)
 RANKED_STATUSES = ("completed", "stopped")
 """Statuses whose trials carry a usable metric (leaderboards rank only these)."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
-from seqarena.platform.schema import SEARCH_STATUSES, TRIAL_ROLES, TRIAL_STATUSES, ArmRow, Search, Trial, utcnow
+from seqarena.platform.schema import SEARCH_STATUSES, ArmRow, Search, Trial, utcnow
+from seqarena.workers.results import TrialRecord, finite, plain
 
 _ARM_FIELDS = ("task", "seq_len", "model", "key", "metric_name", "higher_is_better", "baseline")
 
@@ -57,7 +57,7 @@ def _checked_arm(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
         raise BadInput(f"{field}.seq_len", arm["seq_len"], "a positive integer")
     if arm["higher_is_better"] not in (True, False):
         raise BadInput(f"{field}.higher_is_better", arm["higher_is_better"], "true or false")
-    baseline = _finite(arm["baseline"])
+    baseline = finite(arm["baseline"])
     if baseline is None:
         raise BadInput(f"{field}.baseline", arm["baseline"], "a finite number")
     return {**arm, "higher_is_better": bool(arm["higher_is_better"]), "baseline": baseline}
@@ -108,32 +108,22 @@ def set_search_status(engine: Engine, search_id: str, status: str, *, error: str
 
 # --------------------------------------------------------------------------------------------- trials
 
-_REQUIRED = ("trial_id", "seed", "hparams", "status", "steps")
-_OPTIONAL: dict[str, Any] = {
-    "role": "search", "config_key": None, "metric": None, "best_val_metric": None, "test_metrics": None,
-    "params": None, "train_seq_per_s": None, "infer_seq_per_s": None, "peak_mem_mb": None, "wall_s": None,
-    "mlflow_run_id": None,
-}
-
-
 def config_key(hparams: Mapping[str, Any]) -> str:
     """The identity of a configuration: sha256 of its hyperparameters as canonical JSON, `seed` left out.
 
     Runs of one configuration with different seeds (a best trial and its repeats) share it.
     """
-    canonical = json.dumps(_plain({k: v for k, v in hparams.items() if k != "seed"}), sort_keys=True,
+    canonical = json.dumps(plain({k: v for k, v in hparams.items() if k != "seed"}), sort_keys=True,
                            separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str, Any]) -> bool:
+def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str, Any] | TrialRecord) -> bool:
     """Record a finished trial of arm `arm_key`; False (and nothing changed) if it is already recorded.
 
-    `row` holds `trial_id`, `seed`, `hparams`, `status`, `steps` and optionally `role` (default
-    `search`), `config_key` (default `config_key(hparams)`), `metric`, `best_val_metric`,
-    `test_metrics`, `params`, `train_seq_per_s`, `infer_seq_per_s`, `peak_mem_mb`, `wall_s`,
-    `mlflow_run_id`. NaN and infinite numbers are stored as NULL (a diverged trial has no metric).
-    Safe against concurrent writers: the insert skips an existing (search_id, trial_id).
+    `row` is a `TrialRecord` or its fields (validated as one; `config_key` defaults to
+    `config_key(hparams)`). NaN and infinite numbers are stored as NULL (a diverged trial has no
+    metric). Safe against concurrent writers: the insert skips an existing (search_id, trial_id).
     """
     values = _trial_values(row)
     with session_scope(engine) as session:
@@ -165,49 +155,10 @@ def _insert_once(session: Session, values: dict[str, Any]) -> bool:
     return True
 
 
-def _trial_values(row: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(row) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise BadInput("row", unknown, one_of([*_REQUIRED, *_OPTIONAL]))
-    missing = [name for name in _REQUIRED if row.get(name) is None]
-    if missing:
-        raise BadInput("row", missing, "values for " + ", ".join(_REQUIRED))
-    values = {**_OPTIONAL, **row}
-    if values["role"] not in TRIAL_ROLES:
-        raise BadInput("role", values["role"], one_of(TRIAL_ROLES))
-    if values["status"] not in TRIAL_STATUSES:
-        raise BadInput("status", values["status"], one_of(TRIAL_STATUSES))
-    hparams = _plain(dict(values["hparams"]))
-    return {
-        "trial_id": str(values["trial_id"]), "role": values["role"], "seed": int(values["seed"]),
-        "hparams": hparams, "config_key": values["config_key"] or config_key(hparams),
-        "status": values["status"], "test_metrics": _plain(dict(values["test_metrics"] or {})),
-        "steps": int(values["steps"]), "mlflow_run_id": values["mlflow_run_id"],
-        "params": None if values["params"] is None else int(values["params"]),
-        **{name: _finite(values[name]) for name in ("metric", "best_val_metric", "train_seq_per_s",
-                                                    "infer_seq_per_s", "peak_mem_mb", "wall_s")},
-    }
-
-
-def _finite(value: Any) -> float | None:
-    """`value` as a float, or None when it is missing, NaN or infinite."""
-    if value is None or isinstance(value, bool):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe plain Python: numpy scalars unwrapped, NaN/inf as None (PostgreSQL rejects NaN in JSON)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if not isinstance(value, str | int | float | None) and callable(getattr(value, "item", None)):
-        value = value.item()  # a numpy scalar
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _trial_values(row: Mapping[str, Any] | TrialRecord) -> dict[str, Any]:
+    """The columns of a trial's row: the fields of its `TrialRecord`, `config_key` filled in."""
+    values = (row if isinstance(row, TrialRecord) else TrialRecord.checked(row)).row()
+    return {**values, "config_key": values["config_key"] or config_key(values["hparams"])}
 
 
 def recorded_trial_ids(engine: Engine, search_id: str) -> set[str]:

@@ -58,14 +58,14 @@ def make_config(**fields: Any) -> TrialConfig:
     try:
         return TrialConfig(**fields)
     except ValidationError as error:
-        raise _bad_input(error) from None
+        raise bad_input(error) from None
 
 
-def _bad_input(error: ValidationError) -> BadInput:
+def bad_input(error: ValidationError) -> BadInput:
     """The first problem of a pydantic validation as a `BadInput` naming its field."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return BadInput(where, first.get("input"), first["msg"])
+    where = ".".join(str(part) for part in first["loc"]) or "value"
+    return BadInput(where, None if first["type"] == "missing" else first.get("input"), first["msg"])
 
 
 #: What a trial of a search is: one of the searched configurations, or a repeat of the arm's best
@@ -109,7 +109,7 @@ class SearchTrial(BaseModel):
         try:
             return cls.model_validate(config)
         except ValidationError as error:
-            raise _bad_input(error) from None
+            raise bad_input(error) from None
 
 
 @dataclass(frozen=True)

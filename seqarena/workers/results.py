@@ -1,6 +1,10 @@
-"""What a trial reports: per-evaluation reports while it runs, and its final result.
+"""What a trial reports: per-evaluation reports while it runs, its final result, and its record.
 
-`finite` and `plain` are the one home of float cleaning (NaN and infinities become None).
+`TrialResult` is what a finished trial computed. `TrialRecord` is what the platform keeps of any
+trial of a search, finished or not: the row of the results database and the final numbers of its
+MLflow run are views of it (`row`, `numbers`), and its numbers are taken from a `TrialResult` by
+field name (`TrialRecord.from_result`), so a field added to both types reaches the database row
+and MLflow with no other change. `finite` and `plain` are the one home of float cleaning.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from seqarena.workers.config import TrialRole, bad_input
 
 if TYPE_CHECKING:
     from seqarena.workers.config import Setup
@@ -87,6 +93,85 @@ class TrialResult(BaseModel):
     def to_json(self) -> str:
         """One line of JSON; non-finite floats become null (JSON has no NaN)."""
         return json.dumps(plain(self.model_dump(mode="json")), sort_keys=False)
+
+
+#: How a recorded trial ended: ran to its budget, stopped early by the scheduler, its loss became
+#: NaN or infinite, out of memory, or failed with an error.
+TrialStatus = Literal["completed", "stopped", "diverged", "oom", "failed"]
+#: The fields of a `TrialRecord` that the platform supplies; every other field is a number of the trial.
+_IDENTITY = ("trial_id", "role", "seed", "hparams", "config_key", "mlflow_run_id")
+
+
+class TrialRecord(BaseModel):
+    """One trial of a search as the platform keeps it (one database row, one MLflow run's numbers).
+
+    `hparams` holds every hyperparameter the trial ran with (the declared defaults resolved);
+    `config_key` identifies a configuration across seeds (filled in by the database when None).
+    `metric` is the test value of the task's headline metric at the best validation step; a trial
+    that did not complete keeps None there and, when it was evaluated, its best validation value
+    in `best_val_metric`. NaN and infinities are stored as None (JSON and SQL have no NaN).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trial_id: str = Field(min_length=1, description="Ray Tune's trial id")
+    role: TrialRole = Field("search", description="search (a searched configuration) or repeat")
+    seed: int = Field(description="the trial's seed")
+    hparams: dict[str, Any] = Field(description="every hyperparameter, defaults resolved")
+    config_key: str | None = Field(None, description="sha256 of the configuration (seed left out)")
+    status: TrialStatus = Field(description="how the trial ended")
+    steps: int = Field(ge=0, description="training steps run")
+    metric: float | None = Field(None, description="test metric at the best validation step")
+    best_val_metric: float | None = Field(None, description="best validation metric")
+    test_metrics: dict[str, float | None] = Field(default_factory=dict, description="every test metric")
+    params: int | None = Field(None, ge=0, description="trainable parameters")
+    train_seq_per_s: float | None = Field(None, description="training throughput, sequences per second")
+    infer_seq_per_s: float | None = Field(None, description="inference throughput, sequences per second")
+    peak_mem_mb: float | None = Field(None, description="peak memory of a training step, MB")
+    wall_s: float | None = Field(None, description="wall-clock seconds of the trial")
+    mlflow_run_id: str | None = Field(None, description="the trial's MLflow run")
+
+    @field_validator("metric", "best_val_metric", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "wall_s",
+                     mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> float | None:
+        return finite(value)
+
+    @field_validator("hparams", "test_metrics", "seed", "steps", "params", mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return plain(value)
+
+    @classmethod
+    def number_fields(cls) -> tuple[str, ...]:
+        """The fields that hold what the trial produced (all but its identity)."""
+        return tuple(name for name in cls.model_fields if name not in _IDENTITY)
+
+    @classmethod
+    def checked(cls, row: Mapping[str, Any]) -> TrialRecord:
+        """Validate a row; the first problem becomes a `BadInput` naming its field."""
+        try:
+            return cls.model_validate(dict(row))
+        except ValidationError as error:
+            raise bad_input(error) from None
+
+    @classmethod
+    def from_result(cls, result: Mapping[str, Any], **identity: Any) -> TrialRecord:
+        """The record of a finished trial: its numbers from `result` (a `TrialResult` as JSON), by name."""
+        numbers = {name: result[name] for name in cls.number_fields() if name in result}
+        return cls.checked({**numbers, **identity})
+
+    def row(self) -> dict[str, Any]:
+        """The trial as a database row (column name -> value)."""
+        return self.model_dump()
+
+    def numbers(self) -> dict[str, float]:
+        """The trial's final numbers (absent ones left out), test metrics as `test_<name>`."""
+        values = {name: getattr(self, name) for name in self.number_fields()}
+        numbers = {name: value for name, value in values.items()
+                   if isinstance(value, int | float) and not isinstance(value, bool)}
+        numbers.update({f"test_{name}": value for name, value in self.test_metrics.items() if value is not None})
+        return numbers
 
 
 def finite(value: Any) -> float | None:

@@ -148,7 +148,7 @@ def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path:
     from types import SimpleNamespace
 
     from seqarena.errors import DataError
-    from seqarena.platform.recorder import trial_row
+    from seqarena.platform.recorder import trial_record
     from seqarena.workers.config import SearchTrial, prepare
     from seqarena.workers.tune_trainable import OBJECTIVE, failed_metrics
 
@@ -163,4 +163,4 @@ def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path:
     planned = SearchTrial(arm="smnist/T=784/lstm", role="search", metric_name="accuracy", higher_is_better=True,
                           trial=make_config(**fields))
     trial = SimpleNamespace(trial_id="t1", config=planned.to_tune())
-    assert trial_row(trial, last, error=None)["status"] == "failed"
+    assert trial_record(trial, last, error=None).status == "failed"
