@@ -22,7 +22,7 @@ import ray
 from ray import tune
 
 from seqarena import tasks
-from seqarena.platform import database, searches
+from seqarena.platform import database, searches, tune_adapter
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
 from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.home import seqarena_home
@@ -100,15 +100,17 @@ def quiet_libraries() -> None:
 
 
 def ensure_ray() -> None:
-    """Connect to the cluster at `RAY_ADDRESS`, or start a local Ray with this machine's CPUs."""
+    """Connect to the cluster at `RAY_ADDRESS`, or start a local Ray with this machine's CPUs; either
+    way with the worker environment of `tune_adapter.worker_env`."""
     quiet_libraries()
     if ray.is_initialized():
         return
+    runtime_env = {"env_vars": tune_adapter.worker_env()}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=False)
+        ray.init(log_to_driver=False, runtime_env=runtime_env)
         return
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+             object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env=runtime_env)
 
 
 def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRecorder) -> tune.Tuner:

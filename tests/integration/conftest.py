@@ -63,11 +63,15 @@ def ray_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def local_ray(ray_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A local Ray in this process (2 CPUs, a small object store), shut down after the test."""
+    """A local Ray in this process (2 CPUs, a small object store, the searches' worker environment),
+    shut down after the test."""
     import ray
 
     monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=150 * 1024 * 1024)
+    from seqarena.platform import tune_adapter
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=150 * 1024 * 1024,
+             runtime_env={"env_vars": tune_adapter.worker_env()})
     yield
     ray.shutdown()
 

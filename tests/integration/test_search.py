@@ -6,12 +6,14 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import ray
 from mlflow.tracking import MlflowClient
+from ray import tune
 
 from seqarena.platform import database, searches
 from seqarena.platform.leaderboard import leaderboard, trials_frame
@@ -165,3 +167,26 @@ def test_diverging_trials_are_recorded_and_the_search_goes_on(home: Path, local_
     runs = child_runs(tracking_uri(), outcome.parent_run_id)
     assert {run.data.tags["status"] for run in runs if run.data.tags["model"] == "cornn"} == {"diverged"}
     assert {run.info.status for run in runs if run.data.tags["model"] == "cornn"} == {"FAILED"}
+
+
+def test_a_trial_stopped_while_it_cleans_up_leaves_its_actor_to_the_next_trial(local_ray: None,
+                                                                               tmp_path: Path) -> None:
+    """Tune stops each trial at its first report; the trial's thread then ends through its cleanup
+    (as `run_tune_trial` frees its memory when ASHA stops it). The next trial reuses the actor once
+    that thread has ended, instead of failing unrecorded after Tune's default 2 s wait."""
+
+    def cleans_up(config: dict) -> None:
+        try:
+            tune.report({"score": float(config["x"])})
+            tune.report({"score": float(config["x"]) + 1})
+        finally:
+            time.sleep(4)  # the cleanup of a stopped trial, longer than Tune's default wait
+
+    tuner = tune.Tuner(
+        tune.with_resources(cleans_up, {"cpu": 2}), param_space={"x": tune.grid_search([1, 2, 3])},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), stop={"training_iteration": 1}, verbose=0),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0
+    assert sorted(result.metrics["score"] for result in results) == [1.0, 2.0, 3.0]
