@@ -140,6 +140,16 @@ class BatchStream(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a `state_dict`."""
 
+    def epoch_size(self) -> int | None:
+        """Training sequences in one pass over a fixed training set; None for fresh data every step
+        (no epochs). The papers count their learning-rate schedules in these epochs."""
+        return None
+
+    def steps_per_epoch(self, batch_size: int) -> int | None:
+        """Optimiser steps in one epoch at `batch_size` (the ragged end is dropped); None without epochs."""
+        size = self.epoch_size()
+        return None if size is None else max(1, size // batch_size)
+
 
 Generator = Callable[[int, int, torch.Generator], Batch]
 
@@ -180,6 +190,9 @@ class ShuffledStream(BatchStream):
         index = self.order[self.cursor:self.cursor + batch_size]
         self.cursor += batch_size
         return self.transform(self.inputs[index]), self.targets[index]
+
+    def epoch_size(self) -> int:
+        return len(self.inputs)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "order": self.order.clone(), "cursor": self.cursor}

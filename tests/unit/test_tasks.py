@@ -157,3 +157,13 @@ def test_bad_task_input_names_the_field(name: str, seq_len: int, options: dict, 
     with pytest.raises(ValueError, match=rf"^{field}: got") as error:
         tasks.build(name, seq_len, **options)
     assert "allowed" in str(error.value)
+
+
+def test_an_epoch_is_one_pass_over_a_fixed_training_set_and_fresh_data_has_none():
+    from seqarena.tasks.base import GeneratedStream, ShuffledStream
+
+    stream = ShuffledStream(torch.zeros(1000, 3, 1), torch.zeros(1000), 0, lambda rows: rows)
+    assert stream.epoch_size() == 1000
+    assert stream.steps_per_epoch(120) == 8  # 1000 // 120: the ragged 40 are dropped
+    fresh = GeneratedStream(lambda seq_len, n, g: (torch.zeros(n, seq_len, 1), torch.zeros(n)), 5, 0)
+    assert fresh.epoch_size() is None and fresh.steps_per_epoch(50) is None
