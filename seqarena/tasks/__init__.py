@@ -1,10 +1,13 @@
-"""Benchmarks: `names()`, `shape(...)` (sizes, no data), `build(name, seq_len, **options)`, `check_data(...)`.
+"""Benchmarks: `names()`, `shape(...)` (sizes, no data), `build(name, seq_len, **options)`, `check_data(...)`,
+and the tasks' data protocols: `protocols(name)`, `protocol(name, requested, options, model=...)`.
 
 A task is its module plus one line in `_TASKS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from seqarena.errors import BadInput, one_of
@@ -21,7 +24,8 @@ from seqarena.tasks.ncifar import NoisyCIFAR
 from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
-__all__ = ["DataCheck", "Task", "TaskOptions", "TaskShape", "build", "check_data", "names", "shape", "task_class"]
+__all__ = ["AUTHORS", "DataCheck", "Protocol", "Task", "TaskOptions", "TaskShape", "build", "check_data", "names",
+           "protocol", "protocols", "shape", "task_class"]
 
 _TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
     Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG, IMDBSentiment, HAR2, NoisyCIFAR,
@@ -74,3 +78,51 @@ def build(name: str, seq_len: int, **options: Any) -> Task:
     """
     cls, parsed = _checked(name, seq_len, options)
     return cls(seq_len, parsed)  # type: ignore[call-arg]
+
+
+#: The protocol name that gives each model its own paper's protocol for the task (`protocol(..., model=...)`).
+AUTHORS = "authors"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A task's data protocol as one trial uses it.
+
+    Attributes:
+        name: the protocol's name among `protocols(task)`.
+        options: the task options: the protocol's values, with the explicitly given options over them.
+    """
+
+    name: str
+    options: Mapping[str, Any]
+
+
+def protocols(name: str) -> dict[str, dict[str, Any]]:
+    """Task `name`'s data protocols: protocol name -> the option values it sets (`Task.protocols`)."""
+    return {key: dict(values) for key, values in task_class(name).protocols.items()}
+
+
+def protocol_name(name: str, requested: str | None = None, model: str | None = None) -> str:
+    """The protocol of task `name` that `requested` means: itself when the task declares it; the task's
+    default when None; for `AUTHORS`, the one named after `model`, else the task's default.
+
+    Raises:
+        BadInput: `protocol`, a name the task does not declare (nor `AUTHORS`).
+    """
+    cls = task_class(name)
+    if requested is None or (requested == AUTHORS and model not in cls.protocols):
+        return cls.default_protocol
+    if requested == AUTHORS:
+        return str(model)
+    if requested not in cls.protocols:
+        allowed = one_of([*cls.protocols, AUTHORS])
+        raise BadInput("protocol", requested, f"{allowed} (the data protocols of task {name})")
+    return requested
+
+
+def protocol(name: str, requested: str | None = None, options: Mapping[str, Any] | None = None, *,
+             model: str | None = None) -> Protocol:
+    """The data protocol `requested` (see `protocol_name`) of task `name` for `model`, with `options`
+    (explicit task options) over its values."""
+    chosen = protocol_name(name, requested, model)
+    return Protocol(chosen, {**task_class(name).protocols[chosen], **(options or {})})

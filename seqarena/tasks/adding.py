@@ -8,20 +8,26 @@ puts the first marker uniformly in [0, T//2) and the second in [T//2, T); `anywh
 script) draws two distinct positions uniformly from [0, T).
 
 Baseline: always answering E[X1 + X2] = 1 costs Var(X1 + X2) = 2/12 = 1/6 ≈ 0.1667 MSE.
-Training data is fresh every step (infinite data, as in the coRNN and LEM scripts).
+Training data (`train_size`): fresh every step by default (infinite data, as in the coRNN and LEM
+scripts), or a fixed set of N sequences drawn once, as TCN's (N = 50 000) and JANET's
+(N = 105 000) scripts do (`seqarena.tasks.generated.train_stream`).
+
+Data protocols (`Adding.protocols`): `cornn` and `lem` (the default: markers in each half, fresh
+data), `janet` (markers in each half, 105 000 fixed training sequences) and `tcn` (markers
+anywhere, 50 000 fixed training sequences).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from seqarena.errors import BadInput
-from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, Split, Task, TaskShape
-from seqarena.tasks.generated import GeneratedOptions, fixed_set
+from seqarena.tasks.base import Batch, BatchStream, Split, Task, TaskShape
+from seqarena.tasks.generated import GeneratedOptions, fixed_set, train_stream
 
 Markers = Literal["half", "anywhere"]
 
@@ -61,6 +67,20 @@ class Adding(Task):
     per_step = False
     options_model = AddingOptions
     options: AddingOptions
+    protocols: ClassVar[dict[str, dict[str, Any]]] = {
+        # tk-rusch/coRNN adding/utils.py:7-12 (one marker in each half), adding_task.py:56-57 (a fresh batch
+        # every step)
+        "cornn": {"markers": "half", "train_size": 0},
+        # tk-rusch/LEM src/adding/adding_task.py:29-40 (coRNN's generator), :63-64 (a fresh batch every step)
+        "lem": {"markers": "half", "train_size": 0},
+        # JosvanderWesthuizen/janet prepare_data.py:31 (150 000 sequences drawn once), :52-53 (one marker in
+        # each half), :36-37 with aux_code/ops.py:163-168,172-206 (70 / 10 / 20 % split: 105 000 to train)
+        "janet": {"markers": "half", "train_size": 105_000},
+        # locuslab/TCN TCN/adding_problem/utils.py:16 (two distinct positions anywhere), add_test.py:52-53
+        # (50 000 training sequences drawn once; 1000 test sequences, the n_test default)
+        "tcn": {"markers": "anywhere", "train_size": 50_000},
+    }
+    default_protocol = "cornn"
 
     def __init__(self, seq_len: int, options: AddingOptions) -> None:
         super().__init__(seq_len, options)
@@ -80,7 +100,7 @@ class Adding(Task):
         return {"mse": ((output - target) ** 2).mean(dim=1)}
 
     def train_stream(self, seed: int) -> BatchStream:
-        return GeneratedStream(self._generate, self.seq_len, seed)
+        return train_stream(self._generate, self.seq_len, self.options.train_size, seed)
 
     def eval_set(self, split: Split) -> Batch:
         return fixed_set(self._generate, self.seq_len, self.options, split)

@@ -211,6 +211,12 @@ class Task(ABC):
         higher_is_better: direction of the headline metric.
         per_step: whether the readout acts at every step (many-to-many) or the last one.
         options_model: the pydantic model of this task's options.
+        protocols: the task's named data protocols, protocol name -> the option values it sets. Where
+            two papers' scripts prepare the same task differently (marker placement, a fixed or a fresh
+            training set, the permutation seed, the input encoding), each is a protocol named after the
+            model of the paper whose code uses it, with that code's file:line beside it. A task with a
+            single protocol declares none of its own: `{"default": {}}`.
+        default_protocol: the protocol of a spec that names none; its values are the options' defaults.
     Instance attributes: `seq_len`, `length`, `input_size`, `output_size` (those of `shape_of`),
     `baseline` (the headline metric of the trivial predictor, see each task), `options`.
     """
@@ -220,6 +226,8 @@ class Task(ABC):
     higher_is_better: ClassVar[bool]
     per_step: ClassVar[bool]
     options_model: ClassVar[type[TaskOptions]] = TaskOptions
+    protocols: ClassVar[Mapping[str, Mapping[str, Any]]] = {"default": {}}
+    default_protocol: ClassVar[str] = "default"
 
     seq_len: int
     length: int

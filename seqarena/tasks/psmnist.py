@@ -5,11 +5,15 @@ The permutation is `torch.randperm(784)` from a generator seeded with `permutati
 (and of the expRNN / DTRIV / scoRNN repositories), which draw the permutation the same way after
 `torch.manual_seed(5544)`; coRNN's script uses 12008. The same permutation is shared by train,
 validation and test, and by every worker.
+
+Data protocols (`PermutedMNIST.protocols`): `unicornn` (the default) and `lem` (seed 5544), `cornn`
+(seed 12008).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -37,6 +41,12 @@ class PermutedMNIST(SequentialMNIST):
     name = "psmnist"
     options_model = PermutedMNISTOptions
     options: PermutedMNISTOptions
+    protocols: ClassVar[dict[str, dict[str, Any]]] = {
+        "unicornn": {"permutation_seed": 5544},  # tk-rusch/unicornn psMNIST/psMNIST_task.py:38,41
+        "lem": {"permutation_seed": 5544},  # tk-rusch/LEM src/psMNIST/psMNIST_task.py:26,40,44
+        "cornn": {"permutation_seed": 12008},  # tk-rusch/coRNN psMNIST/psMNIST_task.py:29,34
+    }
+    default_protocol = "unicornn"
 
     def pixel_order(self) -> Tensor:
         return permutation(self.options.permutation_seed)
