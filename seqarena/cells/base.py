@@ -193,25 +193,59 @@ class VariationalDropout(nn.Module):
         return x * mask
 
 
+class StepDropout(nn.Module):
+    """Dropout with a fresh Bernoulli mask at every (sequence, step, unit), as TensorFlow's
+    `DropoutWrapper(output_keep_prob)` draws it each step (JANET). The mask is drawn in the logical
+    `[B, T, H]` order whatever the input's memory layout, so the kernels' time-major outputs and the
+    eager unroll's see the same mask; identity in eval mode or with p = 0."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        return x * (x.new_empty(x.shape).bernoulli_(keep) / keep)
+
+
+#: Where a stack drops units out (p = `dropout`): `variational`, one mask per sequence after every
+#: layer, the last included (UnICORNN's `dropout_overtime`); `between_layers`, a fresh mask at every
+#: step on the outputs that feed the next layer, none on the features the readout reads (JANET's
+#: `DropoutWrapper(output_keep_prob)` cells whose readout reads the final state, `model_file.py`).
+DROPOUT_PLACEMENTS = ("variational", "between_layers")
+
+
 class StackedRecurrent(SequenceModel):
     """`num_layers` cells of one kind; each layer's feature sequence is the next layer's input.
 
     Subclasses set `cell_type` and implement `make_cell(input_size)` with their hyperparameters;
-    variational dropout (p = `dropout`) follows every layer, as in UnICORNN's stacking.
+    dropout (p = `dropout`) is placed as `dropout_placement` says (`DROPOUT_PLACEMENTS`).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
+                 dropout_placement: str = "variational") -> None:
         super().__init__(input_size, hidden_size, num_layers)
         sizes = [input_size] + [hidden_size] * (num_layers - 1)
         self.layers = nn.ModuleList(self.make_cell(size) for size in sizes)
-        self.dropout = VariationalDropout(dropout)
+        if dropout_placement not in DROPOUT_PLACEMENTS:
+            raise ValueError(f"dropout_placement {dropout_placement!r}: one of {', '.join(DROPOUT_PLACEMENTS)}")
+        self.dropout_placement = dropout_placement
+        self.dropout = VariationalDropout(dropout) if dropout_placement == "variational" else StepDropout(dropout)
+
+    def drop(self, x: Tensor, layer: int) -> Tensor:
+        """Dropout on the features `x` of layer `layer` (0-based) as `dropout_placement` places it."""
+        if self.dropout_placement == "between_layers" and layer == len(self.layers) - 1:
+            return x
+        return self.dropout(x)
 
     @abstractmethod
     def make_cell(self, input_size: int) -> RecurrentCell:
         """A cell of this model reading `input_size` features."""
 
     def forward(self, x: Tensor) -> Tensor:
-        for cell in self.layers:
+        for layer, cell in enumerate(self.layers):
             x, _ = unroll(cell, x)
-            x = self.dropout(x)
+            x = self.drop(x, layer)
         return x

@@ -121,6 +121,10 @@ class CoRNN(KernelStackedRecurrent):
                                           "ncifar": 0.0075, "har2": 0.017, "imdb": 6e-4}),
             batch=sp.batch_size(120, per_task={"adding": 50, "smnist": 120, "psmnist": 120,
                                                "ncifar": 100, "har2": 64, "imdb": 64}),
+            # tk-rusch/coRNN sMNIST/sMNIST_task.py:81-84, psMNIST/psMNIST_task.py:88-91:
+            # `if (epoch+1) % 100 == 0: lr /= 10` (readout: torch's default nn.Linear)
+            schedule=sp.lr_schedule(per_task_epochs={"smnist": 100, "psmnist": 100},
+                                    per_task_repeats={"smnist": True, "psmnist": True}),
         ),
     )
 

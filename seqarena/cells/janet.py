@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import State
+from seqarena.cells.base import DROPOUT_PLACEMENTS, State
 from seqarena.cells.kernel_stack import KernelCell, KernelStackedRecurrent
 from seqarena.cells.kernels.janet import janet_layer
 from seqarena.cells.lstm import chrono_bias
@@ -110,8 +110,13 @@ class JANET(KernelStackedRecurrent):
     equations = EQUATIONS
     hparams = (
         sp.hidden_size(128),
-        sp.num_layers(1, per_task={"smnist": 2, "psmnist": 2}),
-        sp.dropout(0.1),
+        # Readme.md: MNIST `--layers 128,128`, pMNIST the default one layer of 128 (main.py `--layers`)
+        sp.num_layers(1, per_task={"smnist": 2}),
+        sp.dropout(0.1),  # main.py `--keep_prob 0.9`
+        sp.choice("dropout_placement", "between_layers", DROPOUT_PLACEMENTS, searched=False,
+                  doc="between_layers: a fresh mask per step on the outputs feeding the next layer, the "
+                      "readout reading the undropped final state (model_file.py); variational: one mask "
+                      "per sequence after every layer"),
         sp.floating("beta", 1.0, 1.0, 1.0, valid=(0.0, 10.0), searched=False,
                     doc="shift of the input gate (code: 1)"),
         sp.choice("chrono", True, (True, False), searched=False,
@@ -120,16 +125,24 @@ class JANET(KernelStackedRecurrent):
             lr=sp.learning_rate(1e-3, 1e-4, 1e-2),
             batch=sp.batch_size(200, per_task={"smnist": 200, "psmnist": 200}),
             clip=sp.grad_clip(5.0),
-            weight_decay=sp.choice("weight_decay", 1e-5, (1e-5,), valid=(0.0, 1.0), role="train",
-                                   searched=False, doc="L2 penalty (JANET README: 1e-5)"),
+            # main.py `--wd` default 0; Readme.md: `--wd 0.00001` for MNIST and pMNIST only
+            weight_decay=sp.choice("weight_decay", 0.0, (0.0, 1e-5), valid=(0.0, 1.0), role="train",
+                                   searched=False, per_task={"smnist": 1e-5, "psmnist": 1e-5},
+                                   doc="L2 penalty (Readme: 1e-5 on MNIST and pMNIST, else 0)"),
+            # model_file.py build_loss: wd · Σ l2_loss(v) over variables without 'bias' in their name,
+            # added to the loss, so build_optimizer's clip_by_global_norm clips its gradient too
+            decay_scope=sp.weight_decay_scope(on="matrices", where="loss"),
+            # aux_code/tf_ops.py `linear`: tf.get_variable's default (Glorot-uniform) weights, bias 0
+            readout=sp.readout_init("glorot_uniform_zero_bias"),
         ),
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 beta: float = 1.0, chrono: bool = True, seq_len: int | None = None, use_kernel: bool = True) -> None:
+                 dropout_placement: str = "between_layers", beta: float = 1.0, chrono: bool = True,
+                 seq_len: int | None = None, use_kernel: bool = True) -> None:
         """`use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`."""
         self.beta, self.chrono, self.t_max = beta, chrono, seq_len or 784
-        super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel)
+        super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel, dropout_placement)
 
     def make_cell(self, input_size: int) -> JANETCell:
         return JANETCell(input_size, self.hidden_size, self.beta, self.chrono, self.t_max)

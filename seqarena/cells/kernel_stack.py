@@ -49,8 +49,8 @@ class KernelStackedRecurrent(StackedRecurrent):
     kernel: ClassVar[str]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
-                 use_kernel: bool = True) -> None:
-        super().__init__(input_size, hidden_size, num_layers, dropout)
+                 use_kernel: bool = True, dropout_placement: str = "variational") -> None:
+        super().__init__(input_size, hidden_size, num_layers, dropout, dropout_placement)
         self.use_kernel = use_kernel
         #: What the last forward pass ran: "fused-cpu", "fused-cuda", "fused-triton-interpreted" or "eager"
         #: ("not run" before the first).
@@ -70,9 +70,9 @@ class KernelStackedRecurrent(StackedRecurrent):
     def forward(self, x: Tensor) -> Tensor:
         backend = self.choose_backend(x)
         self.implementation = "eager" if backend is None else backend.implementation
-        for cell in self.layers:
+        for layer, cell in enumerate(self.layers):
             x = unroll(cell, x)[0] if backend is None else cell.run_kernel(x, backend.ops)
-            x = self.dropout(x)
+            x = self.drop(x, layer)
         return x
 
     def extra_info(self) -> dict[str, Any]:

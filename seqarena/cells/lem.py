@@ -125,6 +125,11 @@ class LEM(KernelStackedRecurrent):
             batch=sp.batch_size(128, per_task={"adding": 50, "smnist": 128, "psmnist": 128,
                                                "ncifar": 100}),
             clip=sp.grad_clip(0.0, per_task={"smnist": 1.0, "psmnist": 1.1}),
+            # tk-rusch/LEM psMNIST/network.py:46 (every task's network.py): classifier kaiming_normal_
+            readout=sp.readout_init("kaiming_normal"),
+            # sMNIST_task.py, psMNIST_task.py, nCIFAR_task.py: `if (epoch + 1) % 100 == 0: lr /= 10`
+            schedule=sp.lr_schedule(per_task_epochs={"smnist": 100, "psmnist": 100, "ncifar": 100},
+                                    per_task_repeats={"smnist": True, "psmnist": True, "ncifar": True}),
         ),
     )
 

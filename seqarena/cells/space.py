@@ -173,11 +173,18 @@ def training_hparams(
     clip: HParam | None = None,
     optimizer: HParam | None = None,
     weight_decay: HParam | None = None,
+    *,
+    decay_scope: tuple[HParam, HParam] | None = None,
+    readout: HParam | None = None,
+    schedule: tuple[HParam, HParam, HParam] | None = None,
 ) -> tuple[HParam, ...]:
-    """The hyperparameters of the training loop, with the author-specific ones given by the model.
+    """The hyperparameters of the training loop: the model's authors' protocol, one call per model.
 
     Unless the model says otherwise: the task protocol's batch size, no gradient clipping, Adam
-    (every paper here but TCN's copy and char runs) and no weight decay.
+    (every paper here but TCN's copy and char runs), no weight decay (when there is some: on every
+    parameter, in the optimiser, `weight_decay_scope()`), torch's default readout initialisation
+    (`readout_init()`) and a constant learning rate (`lr_schedule()`). The training loop applies them
+    (`seqarena.workers.protocol`); docs/reference/protocols.md says where each comes from.
     """
     chosen = (
         lr,
@@ -187,11 +194,67 @@ def training_hparams(
                             searched=False, doc="optimiser of the training loop"),
         weight_decay or choice("weight_decay", 0.0, (0.0,), valid=(0.0, 1.0), role="train",
                                searched=False, doc="L2 penalty added to the gradient"),
+        *(decay_scope or weight_decay_scope()),
+        readout or readout_init(),
+        *(schedule or lr_schedule()),
     )
     for hp in chosen:
         if hp.role != "train":
             raise ValueError(f"training hyperparameter {hp.name} must have role='train'")
     return chosen
+
+
+#: Initialisations of the readout layer found in the authors' code (applied by
+#: `seqarena.workers.protocol.init_readout`): torch's `nn.Linear` default; He-normal (`kaiming_normal_`,
+#: std sqrt(2 / H)) with torch's bias or with bias 0; Glorot-uniform with bias 0 (TensorFlow's default
+#: variable initialiser); N(0, 0.01) weights with torch's bias.
+READOUT_INITS: tuple[str, ...] = (
+    "torch", "kaiming_normal", "kaiming_normal_zero_bias", "glorot_uniform_zero_bias", "normal_0.01",
+)
+
+
+def readout_init(default: str = "torch", per_task: Mapping[str, str] | None = None) -> HParam:
+    """How the readout layer `Linear(H, out)` is initialised (one of `READOUT_INITS`)."""
+    return choice("readout_init", default, READOUT_INITS, role="train", searched=False, per_task=per_task or {},
+                  doc="initialisation of the readout layer, as in the authors' code")
+
+
+def weight_decay_scope(on: str = "all", where: str = "optimizer",
+                       per_task_on: Mapping[str, str] | None = None,
+                       per_task_where: Mapping[str, str] | None = None) -> tuple[HParam, HParam]:
+    """Which parameters `weight_decay` acts on and where.
+
+    `weight_decay_on`: `all` parameters, or the weight `matrices` only (every parameter of two or more
+    dimensions: the biases are left alone). `weight_decay_in`: the `optimizer` (torch's `weight_decay`,
+    added to the gradient after clipping) or the `loss` (wd · Σ v² / 2 added to the loss, so its gradient
+    is clipped with the rest, as TensorFlow code writes it).
+    """
+    return (
+        choice("weight_decay_on", on, ("all", "matrices"), role="train", searched=False,
+               per_task=per_task_on or {}, doc="parameters the weight decay acts on: all, or matrices only"),
+        choice("weight_decay_in", where, ("optimizer", "loss"), role="train", searched=False,
+               per_task=per_task_where or {}, doc="weight decay in the optimiser (after clipping) or in the loss"),
+    )
+
+
+def lr_schedule(epochs: int = 0, repeats: bool = False, factor: float = 0.1,
+                per_task_epochs: Mapping[str, int] | None = None,
+                per_task_repeats: Mapping[str, bool] | None = None) -> tuple[HParam, HParam, HParam]:
+    """A step decay of the learning rate counted in epochs of the training set, as the papers count it.
+
+    The learning rate is multiplied by `lr_decay_factor` once after `lr_decay_epochs` epochs, or after
+    every `lr_decay_epochs` epochs when `lr_decay_repeats`; `lr_decay_epochs = 0` keeps it constant. An
+    epoch is one pass over the task's fixed training set (`BatchStream.steps_per_epoch`), so a schedule
+    needs a task with one.
+    """
+    return (
+        integer("lr_decay_epochs", epochs, 0, 1000, valid=(0, 100000), role="train", searched=False,
+                per_task=per_task_epochs or {}, doc="epochs before the learning rate is decayed; 0 = constant"),
+        choice("lr_decay_repeats", repeats, (False, True), role="train", searched=False,
+               per_task=per_task_repeats or {}, doc="decay again after every lr_decay_epochs epochs"),
+        floating("lr_decay_factor", factor, 0.1, 0.1, valid=(1e-6, 1.0), role="train", searched=False,
+                 doc="factor of each decay (every paper here divides by 10)"),
+    )
 
 
 Space = tuple[HParam, ...]

@@ -100,9 +100,15 @@ class TCN(SequenceModel):
         *sp.training_hparams(
             lr=sp.learning_rate(2e-3, 1e-4, 1e-2, per_task={"adding": 4e-3, "copy": 5e-4}),
             batch=sp.batch_size(64, per_task={"adding": 32, "copy": 32, "smnist": 64, "psmnist": 64}),
-            clip=sp.grad_clip(0.0, per_task={"copy": 1.0}),
+            # copy_memory/copymem_test.py:119-121 calls clip_grad_norm_ before backward(): it clips nothing
+            clip=sp.grad_clip(0.0),
             optimizer=sp.choice("optimizer", "adam", ("adam", "rmsprop", "sgd"), role="train", searched=False,
                                 per_task={"copy": "rmsprop"}, doc="optimiser (copy: RMSprop)"),
+            # adding_problem/model.py:12-13, copy_memory/model.py: `self.linear.weight.data.normal_(0, 0.01)`
+            readout=sp.readout_init(per_task={"adding": "normal_0.01", "copy": "normal_0.01"}),
+            # mnist_pixel/pmnist_test.py:123-126 (sMNIST and pMNIST): `if epoch % 10 == 0: lr /= 10`
+            schedule=sp.lr_schedule(per_task_epochs={"smnist": 10, "psmnist": 10},
+                                    per_task_repeats={"smnist": True, "psmnist": True}),
         ),
     )
 

@@ -117,21 +117,35 @@ class UnICORNN(KernelStackedRecurrent):
         sp.num_layers(3, per_task={"imdb": 2}),
         sp.dropout(0.1, high=0.7, per_task={"imdb": 0.61}),
         sp.floating("dt", 0.19, 1e-5, 0.5, log=True, valid=(1e-8, 10.0), doc="maximal time step Δt",
-                    per_task={"psmnist": 0.19, "ncifar": 0.126, "imdb": 0.1}),
+                    per_task={"psmnist": 0.19, "ncifar": 0.126, "imdb": 0.0066}),
+        # IMDB/IMDB_task.py:27 `--dt [0.0066, 0.205]`, network.py: layer x gets dt[x]
+        sp.floating("dt_upper", 0.0, 0.0, 0.0, valid=(0.0, 10.0), searched=False, per_task={"imdb": 0.205},
+                    doc="Δt of the second and higher layers; 0 = the first layer's dt (every task but IMDB)"),
         sp.floating("alpha", 30.65, 0.0, 40.0, valid=(0.0, 1000.0), doc="restoring force α",
                     per_task={"psmnist": 30.65, "ncifar": 13.0, "imdb": 0.0}),
         *sp.training_hparams(
             lr=sp.learning_rate(0.00251, 1e-4, 1e-2,
                                 per_task={"psmnist": 0.00251, "ncifar": 0.00314, "imdb": 0.000164}),
             batch=sp.batch_size(32, per_task={"smnist": 32, "psmnist": 32, "ncifar": 30, "imdb": 32}),
+            # tk-rusch/unicornn psMNIST/network.py:303,305: classifier kaiming_normal_, every bias 0
+            readout=sp.readout_init("kaiming_normal_zero_bias"),
+            # psMNIST_task.py:97-98 `if (epoch + 1) == args.reduce_point` (650, once);
+            # noisy_CIFAR10/noisy_cifar10_task.py: `if (epoch + 1) % 250 == 0`
+            schedule=sp.lr_schedule(per_task_epochs={"psmnist": 650, "ncifar": 250},
+                                    per_task_repeats={"ncifar": True}),
         ),
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 dt: float = 0.19, alpha: float = 30.65, use_kernel: bool = True) -> None:
-        """`use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`."""
+                 dt: float = 0.19, alpha: float = 30.65, dt_upper: float = 0.0, use_kernel: bool = True) -> None:
+        """`dt` is the first layer's Δt, `dt_upper` (0: the same) that of the layers above it.
+
+        `use_kernel=False` forces the eager unroll (tests, benchmarks); see `seqarena.cells.kernel_stack`.
+        """
         self.dt, self.alpha = dt, alpha
         super().__init__(input_size, hidden_size, num_layers, dropout, use_kernel)
+        for cell in self.layers[1:]:
+            cell.dt = dt_upper or dt
 
     def make_cell(self, input_size: int) -> UnICORNNCell:
         return UnICORNNCell(input_size, self.hidden_size, self.dt, self.alpha)

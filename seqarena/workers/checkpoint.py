@@ -1,8 +1,9 @@
 """Trial checkpoints: one file per trial directory, written atomically, refused if foreign.
 
-The file holds the model and optimiser state, the training stream's position, torch's global RNG
-state (dropout draws from it), the best weights so far and the trial's bookkeeping. It is written
-to a temporary file and renamed, so a trial killed mid-write leaves the previous checkpoint intact.
+The file holds the model, optimiser and learning-rate scheduler state, the training stream's
+position, torch's global RNG state (dropout draws from it), the best weights so far and the trial's
+bookkeeping. It is written to a temporary file and renamed, so a trial killed mid-write leaves the
+previous checkpoint intact.
 The file holds tensors and plain values only and is read with `weights_only=True`: loading it
 never unpickles an object. A checkpoint records the fingerprint of the trial's configuration;
 resuming a different trial from it is refused.
@@ -34,6 +35,7 @@ def save(directory: Path, fingerprint: str, trainer: Trainer) -> Path:
         "fingerprint": fingerprint,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
         "stream": trainer.stream.state_dict(),
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -64,6 +66,7 @@ def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
                        "an empty directory or one holding a checkpoint of this same trial configuration")
     trainer.model.load_state_dict(payload["model"])
     trainer.optimizer.load_state_dict(payload["optimizer"])
+    trainer.scheduler.load_state_dict(payload["scheduler"])
     trainer.stream.load_state_dict(payload["stream"])
     torch.set_rng_state(payload["rng"])
     if payload["cuda_rng"] is not None and torch.cuda.is_available():

@@ -43,7 +43,8 @@ from seqarena.errors import BadInput, one_of
 from seqarena.workers.config import resolve_device
 from seqarena.workers.measure import Stopwatch, measure_step_memory
 from seqarena.workers.memory import is_out_of_memory, release_memory
-from seqarena.workers.trial import SequenceNet, make_optimizer
+from seqarena.workers.protocol import make_optimizer
+from seqarena.workers.trial import SequenceNet
 
 PROFILE_STATUSES = ("ok", "oom", "skipped")
 """ok: measured; oom: ran out of memory; skipped: the `max_mem_gb` guard did not run it."""

@@ -1,13 +1,15 @@
 """One training trial: what `seqarena train` runs in-process and every Ray Tune trial will run.
 
-Protocol (docs/reference/tasks.md, "General conventions"): the optimiser and clipping that the
-model's authors used (declared in its hyperparameter space), a validation evaluation every
+Protocol (docs/reference/tasks.md, "General conventions"; docs/reference/protocols.md): the
+optimiser, clipping, weight decay, readout initialisation and learning-rate schedule that the
+model's authors used for the task (declared in its hyperparameter space, applied through
+`seqarena.workers.protocol`), a validation evaluation every
 `eval_every` steps, and the test metric reported **at the best validation step** (the model's
 weights at that step are kept and evaluated on the test set at the end). A loss that becomes
 NaN or infinite ends the trial with status `diverged`: a result, not a crash.
 
 Checkpoints (when `checkpoint_dir` is set) are written after every evaluation and hold the model,
-optimiser, data stream position, RNG state, best weights and learning curve, so a trial stopped
+optimiser, learning-rate scheduler, data stream position, RNG state, best weights and learning curve, so a trial stopped
 after a checkpoint and resumed from it ends with exactly the numbers of an uninterrupted run.
 """
 
@@ -20,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,7 @@ from seqarena import cells
 from seqarena.workers import checkpoint as ckpt
 from seqarena.workers.config import Setup, TrialConfig, prepare
 from seqarena.workers.measure import Stopwatch, measure_step_memory
+from seqarena.workers.protocol import LRSchedule, init_readout, make_optimizer, weight_penalty
 from seqarena.workers.results import EvalReport, TrialResult
 
 log = logging.getLogger(__name__)
@@ -72,19 +74,14 @@ class Observer:
 
 
 def build_model(setup: Setup) -> SequenceNet:
-    """The model of `setup` with the task's head, on its device (uses the global RNG)."""
+    """The model of `setup` with the task's head initialised as its authors did, on its device (uses
+    the global RNG)."""
     hp = setup.hparams
     backbone = cells.build(setup.config.model, setup.task.input_size, int(hp["hidden_size"]),
                            int(hp["num_layers"]), seq_len=setup.task.length, **setup.model_kwargs)
-    return SequenceNet(backbone, setup.task.head(int(hp["hidden_size"]))).to(setup.device)
-
-
-def make_optimizer(model: nn.Module, hparams: dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam, RMSprop or SGD with the trial's learning rate and weight decay (torch defaults else)."""
-    kinds = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
-    return kinds[str(hparams["optimizer"])](
-        model.parameters(), lr=float(hparams["lr"]), weight_decay=float(hparams["weight_decay"])
-    )
+    head = setup.task.head(int(hp["hidden_size"]))
+    init_readout(head.linear, str(hp["readout_init"]))
+    return SequenceNet(backbone, head).to(setup.device)
 
 
 class Trainer:
@@ -99,6 +96,8 @@ class Trainer:
         self.stream = self.task.train_stream(self.config.seed)
         self.state = TrialState()
         self.batch_size = int(setup.hparams["batch_size"])
+        self.schedule = LRSchedule.from_hparams(setup.hparams, self.stream.steps_per_epoch(self.batch_size))
+        self.scheduler = self.schedule.scheduler(self.optimizer)
         self.clip = float(setup.hparams["grad_clip"])
         self._eval_sets: dict[str, tuple[Tensor, Tensor]] = {}
 
@@ -129,10 +128,12 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.task.loss(self.model(inputs), targets)
             if torch.isfinite(loss):
-                loss.backward()
+                penalty = weight_penalty(self.model, self.setup.hparams)
+                (loss if penalty is None else loss + penalty).backward()
                 if self.clip > 0:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
                 self.optimizer.step()
+                self.scheduler.step()
             return loss
 
         with self.state.train_watch.timing(len(inputs), self.setup.device):
@@ -207,7 +208,8 @@ class Trainer:
             self.model.load_state_dict(self.state.best_weights)
             test = self.evaluate("test")
         params = sum(p.numel() for p in self.model.parameters())
-        return TrialResult.build(self.setup, self.state, test, params, self.model.backbone.extra_info())
+        extra = {**self.model.backbone.extra_info(), **self.schedule.record(self.config.steps)}
+        return TrialResult.build(self.setup, self.state, test, params, extra)
 
 
 def run_trial(config: TrialConfig, observer: Observer | None = None) -> TrialResult:
