@@ -77,6 +77,9 @@ def train(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
     hp: Annotated[list[str] | None, typer.Option(help="hyperparameter NAME=VALUE (repeatable)")] = None,
     option: Annotated[list[str] | None, typer.Option(help="task option NAME=VALUE (repeatable)")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="the task's data protocol (a paper's: see docs/reference/protocols.md), or 'authors' for the "
+             "model's own; --option values apply over it (default: the task's default protocol)")] = None,
     checkpoint_dir: Annotated[Path | None, typer.Option(help="checkpoint here; resume if present")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="last stdout line: the result as JSON")] = False,
 ) -> None:
@@ -87,7 +90,7 @@ def train(
     hparams = collect_hparams({"hidden_size": hidden, "num_layers": layers, "lr": lr,
                                "batch_size": batch_size}, hp or [])
     config = make_config(model=model, task=task, seq_len=seq_len, hparams=hparams,
-                         task_options=parse_assignments("option", option or []), steps=steps,
+                         task_options=parse_assignments("option", option or []), protocol=protocol, steps=steps,
                          eval_every=eval_every, eval_batch_size=eval_batch_size, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir)
     setup = prepare(config)
@@ -256,11 +259,11 @@ def _print_board(rows: list[Any]) -> None:
         board.add_row(str(model), *(str(v) for v in values))
     Console().print(board)
     best = Table(title="best trial per arm (beats: mean better than the trivial baseline by over 10 %)")
-    for column in ("task", "T", "model", "metric", "baseline", "beats", "params", "trials"):
+    for column in ("task", "T", "model", "protocol", "metric", "baseline", "beats", "params", "trials"):
         best.add_column(column)
     best.add_column("MLflow run", no_wrap=True)
     for row in rows:
-        best.add_row(row.task, str(row.seq_len), row.model, _fmt(row.metric), _fmt(row.baseline),
+        best.add_row(row.task, str(row.seq_len), row.model, row.protocol or "-", _fmt(row.metric), _fmt(row.baseline),
                      "yes" if row.solved else "no", str(row.params), str(row.trials), str(row.mlflow_run_id))
     Console(width=max(Console().width, 132)).print(best)
 

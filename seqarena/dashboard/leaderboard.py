@@ -4,7 +4,8 @@ Each cell is the arm's best search trial's test metric, or `mean ± std` over th
 configuration when repeats exist (rules: `seqarena.platform.leaderboard`). The task's trivial
 baseline is a row of its own; the best model of each column is starred; an arm that did not beat
 the baseline by more than 10 % is marked "not solved". Every number links to the MLflow run of
-its best trial.
+its best trial. The task's data protocol (`seqarena.tasks.protocols`) is stated once in the caption
+when every arm shares it (a comparison), else beside each model (a reproduction: each paper's own).
 """
 
 from __future__ import annotations
@@ -36,17 +37,29 @@ def board_html(rows: Sequence[ArmBest], current: Filters) -> str:
     metric = rows[0].metric_name
     direction = "higher is better" if rows[0].higher_is_better else "lower is better"
     head = "".join(f"<th>T = {seq_len}</th>" for seq_len in seq_lens)
+    shared = protocol_text({row.protocol for row in rows})
     lines = [f'<table class="seqarena-board"><caption>test {html.escape(metric)} ({direction}); '
-             f"★ best at its T; mean ± std over the runs of the best configuration</caption>",
+             f"★ best at its T; mean ± std over the runs of the best configuration"
+             f"{'; data protocol ' + html.escape(shared) if shared else ''}</caption>",
              f"<thead><tr><th>model</th>{head}</tr></thead><tbody>"]
     for model in models:
         cells_html = "".join(_cell_html(by_arm.get((model, seq_len)), won.get(seq_len) == model, current)
                              for seq_len in seq_lens)
-        lines.append(f"<tr><th>{html.escape(model)}</th>{cells_html}</tr>")
+        own = "" if shared else protocol_text({row.protocol for row in rows if row.model == model})
+        label = html.escape(model) + (f" <small>(protocol {html.escape(own)})</small>" if own else "")
+        lines.append(f"<tr><th>{label}</th>{cells_html}</tr>")
     baselines = {row.seq_len: row.baseline for row in rows}
     base_cells = "".join(f"<td><i>{baselines[seq_len]:.4g}</i></td>" for seq_len in seq_lens)
     lines.append(f'<tr class="baseline"><th><i>trivial baseline</i></th>{base_cells}</tr></tbody></table>')
     return "\n".join(lines)
+
+
+def protocol_text(names: set[str | None]) -> str:
+    """One data protocol's name when `names` holds exactly one, "" otherwise ("unrecorded" for None)."""
+    if len(names) != 1:
+        return ""
+    (name,) = names
+    return name or "unrecorded"
 
 
 def _cell_html(row: ArmBest | None, winner: bool, current: Filters) -> str:
@@ -62,7 +75,8 @@ def _cell_html(row: ArmBest | None, winner: bool, current: Filters) -> str:
         text = f"<b>★ {text}</b>"
     if not row.solved:
         text = f'<span style="color:#999">{text} <small>({NOT_SOLVED})</small></span>'
-    title = f"{row.trials} trials; n = {row.n}; search {row.search_id[:8]}; trial {row.trial_id}"
+    title = (f"{row.trials} trials; n = {row.n}; search {row.search_id[:8]}; trial {row.trial_id}; "
+             f"data protocol {row.protocol or 'unrecorded'}")
     return f'<td title="{html.escape(title)}">{text}</td>'
 
 

@@ -17,6 +17,9 @@ Rules, per arm (one (task, seq_len, model) of one search):
   "adding/T=100/lstm") shows the latest search that has a ranked trial for it, else the latest
   search that has the arm (its row then has metric None); `search_ids` limits the searches
   considered, `models` the models shown.
+- `protocol` is the task's data protocol the arm's trials followed (`seqarena.tasks.protocols`): one for
+  every arm of a comparison, each model its own paper's in a reproduction (`protocol: authors`); None
+  for arms recorded before protocols existed.
 Rows come sorted by task, seq_len, then best mean first.
 
 Ranking the arms of one (task, seq_len) ("best at T"), one rule for the CLI and the dashboard
@@ -71,6 +74,8 @@ class ArmBest:
     peak_mem_mb: float | None
     trials: int
     solved: bool
+    protocol: str | None = None
+    """the task's data protocol the arm's trials followed; None: recorded before protocols existed"""
 
 
 def is_solved(mean: float | None, baseline: float, higher_is_better: bool) -> bool:
@@ -129,7 +134,7 @@ def _arms_query(where: BoardFilter) -> Select:
         partition_by=ArmRow.key,
         order_by=(case((ranked > 0, 0), else_=1), Search.created_at.desc(), Search.id.desc()))
     query = (select(ArmRow.id, ArmRow.search_id, ArmRow.key, ArmRow.task, ArmRow.seq_len, ArmRow.model,
-                    ArmRow.metric_name, ArmRow.higher_is_better, ArmRow.baseline,
+                    ArmRow.metric_name, ArmRow.higher_is_better, ArmRow.baseline, ArmRow.protocol,
                     func.coalesce(counts.c.trials, 0).label("trials"),
                     (latest if search_id is None else literal(1)).label("latest"))
              .join(Search, Search.id == ArmRow.search_id).outerjoin(counts, counts.c.arm_id == ArmRow.id))
@@ -189,7 +194,7 @@ def _arm_best(row: Any) -> ArmBest:
         mean=mean, std=std, n=n, trial_id=row["trial_id"], hparams=row["hparams"],
         mlflow_run_id=row["mlflow_run_id"], params=row["params"], train_seq_per_s=row["train_seq_per_s"],
         infer_seq_per_s=row["infer_seq_per_s"], peak_mem_mb=row["peak_mem_mb"], trials=int(row["trials"]),
-        solved=is_solved(mean, row["baseline"], higher))
+        solved=is_solved(mean, row["baseline"], higher), protocol=row["protocol"])
 
 
 def rank_key(row: ArmBest) -> tuple[Any, ...]:
@@ -258,9 +263,9 @@ def to_json(rows: list[ArmBest]) -> list[dict[str, Any]]:
 
 def board_frame(rows: Sequence[ArmBest]) -> pd.DataFrame:
     """Leaderboard rows as a frame (one row per arm), for plots and CSV downloads."""
-    columns = ["task", "seq_len", "model", "metric_name", "higher_is_better", "baseline", "metric", "mean", "std",
-               "n", "solved", "trials", "params", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "search_id",
-               "trial_id", "mlflow_run_id"]
+    columns = ["task", "seq_len", "model", "protocol", "metric_name", "higher_is_better", "baseline", "metric", "mean",
+               "std", "n", "solved", "trials", "params", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb",
+               "search_id", "trial_id", "mlflow_run_id"]
     return pd.DataFrame([{name: getattr(row, name) for name in columns} for row in rows], columns=columns)
 
 
@@ -319,7 +324,8 @@ TRIAL_COLUMNS = ("trial_id", "role", "seed", "status", "metric", "best_val_metri
 
 
 _FRAME_COLUMNS = (
-    Trial.search_id, ArmRow.key.label("arm_key"), ArmRow.task, ArmRow.seq_len, ArmRow.model, ArmRow.metric_name,
+    Trial.search_id, ArmRow.key.label("arm_key"), ArmRow.task, ArmRow.seq_len, ArmRow.model, ArmRow.protocol,
+    ArmRow.metric_name,
     ArmRow.higher_is_better, ArmRow.baseline, Trial.trial_id, Trial.role, Trial.seed, Trial.status, Trial.metric,
     Trial.best_val_metric, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb,
     Trial.wall_s, Trial.steps, Trial.mlflow_run_id, Trial.created_at, Trial.config_key, Trial.hparams,

@@ -2,7 +2,8 @@
 
 Params: every hyperparameter the trial ran with (model and training, the declared defaults
 resolved), every task option as `task.<name>` (the task's defaults resolved), and `model`, `task`,
-`seq_len`, `seed`, `steps`, `eval_every`, `eval_batch_size`. Tags: where and how it ran
+`seq_len`, `seed`, `steps`, `eval_every`, `eval_batch_size`, `protocol` (the task's data protocol the
+trial followed, also the tag `PROTOCOL_TAG`). Tags: where and how it ran
 (`seqarena.workers.placement.RunFacts`: device, GPU name, implementation, torch, CUDA, seqarena
 version, git commit), the `TrialConfig` as JSON (`CONFIG_TAG`, read back by `seqarena.load_run`)
 and the `seqarena train ...` command that reruns it alone (`COMMAND_TAG`).
@@ -14,22 +15,27 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from seqarena.platform.tracking import COMMAND_TAG, CONFIG_TAG
+from seqarena import tasks
+from seqarena.platform.tracking import COMMAND_TAG, CONFIG_TAG, PROTOCOL_TAG
 from seqarena.workers.config import TrialConfig
 from seqarena.workers.placement import RunFacts
 from seqarena.workers.rerun import train_command
 
 
-def resolved_config(config: TrialConfig, hparams: Mapping[str, Any], task_options: Mapping[str, Any]) -> TrialConfig:
-    """`config` with every hyperparameter and task option spelled out (the trial's resolved values)."""
+def resolved_config(config: TrialConfig, hparams: Mapping[str, Any], task_options: Mapping[str, Any],
+                    protocol: str | None = None) -> TrialConfig:
+    """`config` with every hyperparameter and task option spelled out and its data protocol named (the
+    trial's resolved values; `protocol`: the name the trial reported, else the one `config` asks for)."""
+    name = protocol or tasks.protocol_name(config.task, config.protocol, config.model)
     return config.model_copy(update={"hparams": dict(hparams), "task_options": dict(task_options),
-                                     "checkpoint_dir": None})
+                                     "protocol": name, "checkpoint_dir": None})
 
 
 def run_params(config: TrialConfig) -> dict[str, Any]:
     """The MLflow params of a trial whose `config` is resolved (`resolved_config`)."""
     budget = {"model": config.model, "task": config.task, "seq_len": config.seq_len, "seed": config.seed,
-              "steps": config.steps, "eval_every": config.eval_every, "eval_batch_size": config.eval_batch_size}
+              "steps": config.steps, "eval_every": config.eval_every, "eval_batch_size": config.eval_batch_size,
+              "protocol": config.protocol}
     options = {f"task.{name}": value for name, value in config.task_options.items()}
     return {**config.hparams, **options, **budget}
 
@@ -37,8 +43,8 @@ def run_params(config: TrialConfig) -> dict[str, Any]:
 def run_tags(config: TrialConfig, facts: RunFacts) -> dict[str, str]:
     """The MLflow tags of a trial whose `config` is resolved: where it ran, its config, its rerun command."""
     rerun = config.model_copy(update={"device": facts.device})
-    return {**facts.tags(), CONFIG_TAG: json.dumps(rerun.model_dump(mode="json", exclude={"checkpoint_dir"}),
-                                                   sort_keys=True),
+    return {**facts.tags(), PROTOCOL_TAG: str(config.protocol),
+            CONFIG_TAG: json.dumps(rerun.model_dump(mode="json", exclude={"checkpoint_dir"}), sort_keys=True),
             COMMAND_TAG: train_command(rerun)}
 
 
@@ -53,14 +59,14 @@ def finished_record(trial: TrialConfig, last: Mapping[str, Any]) -> tuple[dict[s
     config = trial.model_copy(update={"checkpoint_dir": None})
     result = json.loads(last["trial_result"]) if last.get("trial_result") else None
     if result is not None:
-        config = resolved_config(config, result["hparams"], result["task_options"])
+        config = resolved_config(config, result["hparams"], result["task_options"], result.get("protocol"))
     else:
         from seqarena import cells
         from seqarena.cells.space import resolve
 
         config = resolved_config(config, resolve(cells.space(config.model), config.hparams, task=config.task),
                                  config.task_options)
-    tags: dict[str, str] = {}
+    tags = {PROTOCOL_TAG: str(config.protocol)}
     if last.get(FACTS_KEY):
         tags = run_tags(config, RunFacts(**json.loads(last[FACTS_KEY])))
     if last.get("error"):

@@ -3,7 +3,8 @@
 Tables:
     searches  one per search job; status `running`, `succeeded`, `failed` or `interrupted`.
     arms      one per (task, seq_len, model) of a search, with the task's metric, its direction
-              (`higher_is_better`) and the trivial-baseline value of the metric.
+              (`higher_is_better`), the trivial-baseline value of the metric and the task's data
+              protocol its trials follow (`protocol`; NULL for arms recorded before protocols existed).
     trials    one per finished Ray Tune trial: role `search` (a sampled configuration) or `repeat`
               (the best configuration rerun with another seed), status, hyperparameters, the test
               metric at the best validation step, throughput, memory, MLflow run id, and
@@ -132,6 +133,7 @@ class ArmRow(Base):
     metric_name: Mapped[str] = mapped_column(String(64))
     higher_is_better: Mapped[bool] = mapped_column(Boolean)
     baseline: Mapped[float] = mapped_column(Float)
+    protocol: Mapped[str | None] = mapped_column(String(64))
 
     search: Mapped[Search] = relationship(back_populates="arms")
 

@@ -60,14 +60,18 @@ StopReason = Callable[[], str | None]
 
 
 def arm_plans(spec: Spec) -> list[ArmPlan]:
-    """One plan per arm: the trial template, fixed values, search space and trial counts."""
-    facts = {seq_len: tasks.build(spec.task, seq_len, **spec.task_options) for seq_len in spec.seq_lens}
+    """One plan per arm: the trial template (with the options and the name of the task's data protocol the
+    arm follows), fixed values, search space and trial counts."""
+    built: dict[tuple[int, str], tasks.Task] = {}
     plans = []
     for arm in spec.arms():
-        task = facts[arm.seq_len]
+        protocol = spec.task_protocol(arm.model)
+        if (arm.seq_len, protocol.name) not in built:
+            built[arm.seq_len, protocol.name] = tasks.build(spec.task, arm.seq_len, **protocol.options)
+        task = built[arm.seq_len, protocol.name]
         template = TrialConfig(model=arm.model, task=arm.task, seq_len=arm.seq_len,
-                               task_options=dict(spec.task_options), steps=spec.budget.max_steps,
-                               eval_every=spec.budget.eval_every)
+                               task_options=dict(protocol.options), protocol=protocol.name,
+                               steps=spec.budget.max_steps, eval_every=spec.budget.eval_every)
         space = search_space(spec, arm)
         plans.append(ArmPlan(
             key=arm.key, template=template, fixed=fixed_hparams(spec, arm), space=space,
@@ -161,7 +165,7 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
     engine = database.get_engine()
     arms = [{"task": plan.template.task, "seq_len": plan.template.seq_len, "model": plan.template.model,
              "key": plan.key, "metric_name": plan.metric_name, "higher_is_better": plan.higher_is_better,
-             "baseline": plan.baseline} for plan in plans]
+             "baseline": plan.baseline, "protocol": plan.template.protocol} for plan in plans]
     experiment_id = tracker.experiment_id(f"seqarena/{spec.name}")
     search_id = searches.create_search(engine, name=spec.name, spec_yaml=spec.to_yaml(), spec_hash=spec.spec_hash(),
                                        mlflow_experiment_id=experiment_id, arms=arms)

@@ -23,6 +23,8 @@ from seqarena.platform.schema import SEARCH_STATUSES, ArmRow, Search, Trial, utc
 from seqarena.workers.results import TrialRecord, finite, plain
 
 _ARM_FIELDS = ("task", "seq_len", "model", "key", "metric_name", "higher_is_better", "baseline")
+#: Arm fields that may be left out: `protocol`, the name of the task's data protocol (None: not recorded).
+_OPTIONAL_ARM_FIELDS = ("protocol",)
 
 
 def create_search(engine: Engine, *, name: str, spec_yaml: str, spec_hash: str, mlflow_experiment_id: str,
@@ -48,8 +50,12 @@ def create_search(engine: Engine, *, name: str, spec_yaml: str, spec_hash: str, 
 
 def _checked_arm(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
     field = f"arms[{index}]"
-    if set(arm) != set(_ARM_FIELDS):
-        raise BadInput(field, sorted(arm), "exactly the fields " + ", ".join(_ARM_FIELDS))
+    if not set(_ARM_FIELDS) <= set(arm) <= {*_ARM_FIELDS, *_OPTIONAL_ARM_FIELDS}:
+        raise BadInput(field, sorted(arm), "the fields " + ", ".join(_ARM_FIELDS) + ", and optionally "
+                       + ", ".join(_OPTIONAL_ARM_FIELDS))
+    protocol = arm.get("protocol")
+    if protocol is not None and (not isinstance(protocol, str) or not protocol):
+        raise BadInput(f"{field}.protocol", protocol, "a non-empty string (a protocol name of the task) or null")
     for name in ("task", "model", "key", "metric_name"):
         if not isinstance(arm[name], str) or not arm[name]:
             raise BadInput(f"{field}.{name}", arm[name], "a non-empty string")

@@ -1,6 +1,10 @@
 """Search specs: the YAML file that says what to search, how, and on what budget.
 
-A spec names one task, its sequence lengths and the models to compare. An *arm* is one
+A spec names one task, its sequence lengths, the models to compare and the task's data protocol
+(`protocol`): one protocol of the task that every model shares (a comparison: `adding` with
+`tcn` gives every arm TCN's markers and fixed training set), or `authors`, each model its own
+paper's protocol for the task where the task declares one, else the task's default (a
+reproduction). `task_options` apply over the protocol's values. An *arm* is one
 (task, seq_len, model): each arm is searched and early-stopped on its own, with
 `search.num_samples` trials (a grid search: the grid's size) plus `repeats - 1` re-runs of its best
 configuration with other seeds.
@@ -114,7 +118,12 @@ class Spec(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="job name: letters, digits, '-', '_'")
     task: str = Field(description="registry name of the task (seqarena.tasks.names())")
-    task_options: dict[str, Any] = Field(default_factory=dict, description="options given to tasks.build")
+    task_options: dict[str, Any] = Field(default_factory=dict, description="options given to tasks.build, over "
+                                         "the protocol's values")
+    protocol: str | None = Field(
+        None, description="the task's data protocol every model shares (a name of seqarena.tasks.protocols(task)), "
+        "or 'authors': each model its own paper's, else the task's default; filled in with the task's default "
+        "protocol when the spec is parsed")
     seq_lens: list[PositiveInt] = Field(min_length=1, description="sequence lengths T (copy: blank length)")
     models: list[str] = Field(min_length=1, description="registry names of the models compared")
     budget: Budget = Field(default_factory=Budget)
@@ -139,6 +148,10 @@ class Spec(_Strict):
     def arms(self) -> list[Arm]:
         """Every arm, sequence length first, then models in the order listed."""
         return [Arm(self.task, seq_len, model) for seq_len in self.seq_lens for model in self.models]
+
+    def task_protocol(self, model: str) -> tasks.Protocol:
+        """The data protocol the arms of `model` follow: its name and the task options they get."""
+        return tasks.protocol(self.task, self.protocol, self.task_options, model=model)
 
     def budget_size(self, arm: Arm) -> BudgetSize | None:
         """The hidden size chosen for `arm` under `param_budget`; None without a budget."""
@@ -288,13 +301,14 @@ def _validate(spec: Spec) -> None:
     Pure: the tasks' shapes come from their options, so no data file is read or downloaded.
     """
     _check_names(spec)
+    spec.protocol = spec.protocol if spec.protocol == tasks.AUTHORS else tasks.protocol_name(spec.task, spec.protocol)
     shapes = _task_shapes(spec)
     spec.search = _with_grace_period(spec.search, spec.budget)
     spec.fixed = {key: _checked_fixed(spec, key, values) for key, values in spec.fixed.items()}
     spec.space = {key: _checked_overrides(spec, key, entries) for key, entries in spec.space.items()}
     _check_conflicts(spec)
     if spec.param_budget is not None:
-        spec._budget_sizes = {(arm.model, arm.seq_len): _budget_size(spec, arm, shapes[arm.seq_len])
+        spec._budget_sizes = {(arm.model, arm.seq_len): _budget_size(spec, arm, shapes[arm])
                               for arm in spec.arms()}
 
 
@@ -323,16 +337,17 @@ def _check_unique(field: str, values: list[Any]) -> None:
             raise BadInput(f"{field}[{i}]", value, f"each value once ({value!r} is {field}[{values.index(value)}])")
 
 
-def _task_shapes(spec: Spec) -> dict[int, TaskShape]:
-    """The task's shape at every sequence length: checks the options and the lengths, reads no data."""
+def _task_shapes(spec: Spec) -> dict[Arm, TaskShape]:
+    """The task's shape in every arm (with the options of its protocol): checks the options and the
+    lengths, reads no data."""
     shapes = {}
-    for i, seq_len in enumerate(spec.seq_lens):
+    for arm in spec.arms():
         try:
-            shapes[seq_len] = tasks.shape(spec.task, seq_len, **spec.task_options)
+            shapes[arm] = tasks.shape(spec.task, arm.seq_len, **spec.task_protocol(arm.model).options)
         except BadInput as error:
             field = error.field
             if field == "seq_len":
-                field = f"seq_lens[{i}]"
+                field = f"seq_lens[{spec.seq_lens.index(arm.seq_len)}]"
             elif field.startswith("option."):
                 field = "task_options." + field.removeprefix("option.")
             raise BadInput(field, error.value, error.allowed.removeprefix("Input should be ")) from None
@@ -442,12 +457,14 @@ def _check_conflicts(spec: Spec) -> None:
 
 
 def describe(spec: Spec) -> list[dict[str, Any]]:
-    """One row per arm for `seqarena validate`: `arm` (its key), `searched` (name -> domain),
-    `fixed` (name -> value), `trials`; under `param_budget` also `params` (model + head)."""
+    """One row per arm for `seqarena validate`: `arm` (its key), `protocol` (the task's data protocol it
+    follows), `searched` (name -> domain), `fixed` (name -> value), `trials`; under `param_budget` also
+    `params` (model + head)."""
     rows = []
     for arm in spec.arms():
         row = {
             "arm": arm.key,
+            "protocol": spec.task_protocol(arm.model).name,
             "searched": {name: domain_text(hp, domain) for name, (hp, domain) in arm_domains(spec, arm).items()},
             "fixed": fixed_hparams(spec, arm),
             "trials": spec.trials_per_arm(arm.model),

@@ -34,6 +34,8 @@ TRIAL_TAG = "seqarena.trial_id"
 CONFIG_TAG = "seqarena.trial_config"
 #: The `seqarena train ...` command that reruns a trial alone.
 COMMAND_TAG = "seqarena.command"
+#: The name of the task's data protocol a trial followed (`seqarena.tasks.protocols`).
+PROTOCOL_TAG = "seqarena.protocol"
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
 

@@ -103,7 +103,7 @@ def _recorded_trial(run_id: str, uri: str) -> RecordedTrial:
 def _database_trial(run_id: str) -> RecordedTrial:
     engine = database.get_engine()
     stmt = (select(Trial.trial_id, Trial.hparams, Trial.seed, ArmRow.task, ArmRow.seq_len, ArmRow.model,
-                   ArmRow.key, Search.spec_yaml, Search.storage_path)
+                   ArmRow.key, ArmRow.protocol, Search.spec_yaml, Search.storage_path)
             .join(ArmRow, ArmRow.id == Trial.arm_id).join(Search, Search.id == Trial.search_id)
             .where(Trial.mlflow_run_id == run_id))
     with engine.connect() as conn:
@@ -112,7 +112,8 @@ def _database_trial(run_id: str) -> RecordedTrial:
         raise BadInput("run", run_id, "the MLflow run id of a recorded trial (seqarena leaderboard --json "
                                       "lists them as mlflow_run_id)")
     config = make_config(model=row["model"], task=row["task"], seq_len=row["seq_len"], hparams=dict(row["hparams"]),
-                         task_options=dict(load_spec(row["spec_yaml"]).task_options), seed=row["seed"])
+                         task_options=dict(load_spec(row["spec_yaml"]).task_options), protocol=row["protocol"],
+                         seed=row["seed"])
     return RecordedTrial(config, row["trial_id"], row["key"], row["storage_path"])
 
 

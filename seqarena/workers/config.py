@@ -40,6 +40,9 @@ class TrialConfig(BaseModel):
     seq_len: int = Field(gt=0, description="sequence length T (copy: blank length)")
     hparams: dict[str, Any] = Field(default_factory=dict, description="hyperparameter overrides")
     task_options: dict[str, Any] = Field(default_factory=dict, description="task options")
+    protocol: str | None = Field(
+        None, description="the task's data protocol (a name of tasks.protocols(task), or 'authors': the model's "
+        "own); its option values apply under task_options. None: the task's default protocol")
     steps: int = Field(1000, gt=0, description="training steps (optimiser updates)")
     eval_every: int = Field(100, gt=0, description="steps between validation evaluations")
     eval_batch_size: int = Field(1000, gt=0, description="sequences per evaluation batch")
@@ -49,7 +52,8 @@ class TrialConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """A hash of everything that determines the trial's numbers (not where it checkpoints)."""
-        data = self.model_dump(mode="json", exclude={"checkpoint_dir"})
+        unset = {"protocol"} if self.protocol is None else set()  # as before protocols existed: same checkpoints
+        data = self.model_dump(mode="json", exclude={"checkpoint_dir", *unset})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -114,12 +118,14 @@ class SearchTrial(BaseModel):
 
 @dataclass(frozen=True)
 class Setup:
-    """A validated trial: the task instance, all hyperparameters resolved, the device."""
+    """A validated trial: the task instance, all hyperparameters resolved, the device, and the name of the
+    task's data protocol it follows."""
 
     config: TrialConfig
     task: Task
     hparams: dict[str, Value]
     device: torch.device
+    protocol: str
 
     @property
     def model_kwargs(self) -> dict[str, Value]:
@@ -155,5 +161,6 @@ def prepare(config: TrialConfig) -> Setup:
     tasks.task_class(config.task)
     device = resolve_device(config.device)
     hparams = resolve(cells.space(config.model), config.hparams, task=config.task)
-    task = tasks.build(config.task, config.seq_len, **config.task_options)
-    return Setup(config=config, task=task, hparams=hparams, device=device)
+    protocol = tasks.protocol(config.task, config.protocol, config.task_options, model=config.model)
+    task = tasks.build(config.task, config.seq_len, **protocol.options)
+    return Setup(config=config, task=task, hparams=hparams, device=device, protocol=protocol.name)

@@ -2,9 +2,10 @@
 
 Every field of a `TrialConfig` that determines its numbers becomes a flag: the model, task and T,
 each hyperparameter (`--hp NAME=VALUE`, the resolved defaults included), each task option
-(`--option NAME=VALUE`), the budget (`--steps`, `--eval-every`, `--eval-batch-size`), the seed and
-the device. Floats are written with `repr`, which reads back to the same float, so the rerun trains
-exactly the recorded configuration: same seed, same steps, same numbers on the same device.
+(`--option NAME=VALUE`), the task's data protocol (`--protocol`, when named), the budget
+(`--steps`, `--eval-every`, `--eval-batch-size`), the seed and the device. Floats are written with
+`repr`, which reads back to the same float, so the rerun trains exactly the recorded configuration:
+same seed, same steps, same numbers on the same device.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def train_argv(config: TrialConfig, hparams: Mapping[str, Any] | None = None) ->
     return ["seqarena", "train", "--model", config.model, "--task", config.task, "--seq-len", str(config.seq_len),
             *_assignments("--hp", config.hparams if hparams is None else hparams),
             *_assignments("--option", config.task_options),
+            *(["--protocol", config.protocol] if config.protocol else []),
             "--steps", str(config.steps), "--eval-every", str(config.eval_every),
             "--eval-batch-size", str(config.eval_batch_size), "--seed", str(config.seed),
             "--device", config.device, "--json"]

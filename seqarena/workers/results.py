@@ -71,6 +71,8 @@ class TrialResult(BaseModel):
     torch_version: str
     extra: dict[str, Any]
     curve: list[dict[str, float]]
+    protocol: str | None = None
+    """the task's data protocol the trial followed (`Setup.protocol`; its values are in `task_options`)"""
 
     @classmethod
     def build(cls, setup: Setup, state: TrialState, test: dict[str, float], params: int,
@@ -87,7 +89,7 @@ class TrialResult(BaseModel):
             peak_mem_method=state.peak_mem_method, wall_s=state.elapsed_s, steps=state.step,
             status=state.status, seed=setup.config.seed, device=str(setup.device),
             torch_version=torch.__version__, extra={"input_length": task.length, **extra},
-            curve=state.curve,
+            curve=state.curve, protocol=setup.protocol,
         )
 
     def to_json(self) -> str:

@@ -203,3 +203,12 @@ def test_password_is_in_no_error_message(pg_url: str, where: str) -> None:
     assert message.count("SEQARENA_DB_URL: got ") == 1 and "***" in message
     assert secret not in message
     assert secret not in repr(caught.value.args)
+
+
+def test_an_arm_s_data_protocol_reaches_the_leaderboard(engine: Engine) -> None:
+    search_id = searches.create_search(engine, name="p", spec_yaml="name: p\n", spec_hash="p", mlflow_experiment_id="1",
+                                       arms=[{**arm(LSTM), "protocol": "tcn"}, arm(COPY)])
+    searches.record_trial(engine, search_id, LSTM, trial("a", 0.05, lr=1))
+    board = {row.key: row.protocol for row in leaderboard(engine, search_id=search_id)}
+    assert board == {LSTM: "tcn", COPY: None}
+    assert set(trials_frame(engine, search_id)["protocol"]) == {"tcn"}

@@ -20,6 +20,7 @@ from seqarena.platform.leaderboard import (
     TRIAL_COLUMNS,
     ArmBest,
     arm_trials,
+    board_frame,
     is_solved,
     leaderboard,
     table,
@@ -79,8 +80,8 @@ def test_default_engine_creates_the_database_file(tmp_path: Path, monkeypatch: p
 
 
 def test_schema_is_created_by_alembic_and_matches_the_models(engine: Engine) -> None:
-    assert database.head_revision() == "0003"
-    assert database.schema_revision(engine) == "0003"
+    assert database.head_revision() == "0004"
+    assert database.schema_revision(engine) == "0004"
     tables = set(inspect(engine).get_table_names())
     assert tables == {"alembic_version", "searches", "arms", "trials", "jobs", "profile_runs", "profile_rows"}
     with engine.connect() as conn:
@@ -441,3 +442,46 @@ def test_table_and_json(engine: Engine) -> None:
     payload = to_json(adding)
     assert payload[0]["key"] == LSTM_100 and payload[0]["hparams"] == {"lr": 2, "hidden": 64, "seed": 0}
     assert set(payload[0]) == set(ArmBest.__dataclass_fields__)
+
+
+# ------------------------------------------------------------------------------------- data protocols
+
+def test_an_arm_s_data_protocol_is_stored_and_shown_on_the_leaderboard(engine: Engine) -> None:
+    arms = [{**arm(LSTM_100), "protocol": "tcn"}, {**arm(RNN_100), "protocol": "cornn"}, arm(LSTM_500)]
+    search_id = searches.create_search(engine, name="protocols", spec_yaml="name: protocols\n", spec_hash="p",
+                                       mlflow_experiment_id="7", arms=arms)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(schema.ArmRow.key, schema.ArmRow.protocol)).all())
+    assert stored == {LSTM_100: "tcn", RNN_100: "cornn", LSTM_500: None}  # None: recorded before protocols
+    for key in (LSTM_100, RNN_100):
+        searches.record_trial(engine, search_id, key, trial(f"t-{key}", 0.05, lr=1))
+    board = by_key(leaderboard(engine, search_id=search_id))
+    assert {key: row.protocol for key, row in board.items()} == stored
+    frame = board_frame(list(board.values()))
+    assert frame.set_index(["model", "seq_len"])["protocol"].fillna("-").to_dict() == {
+        ("lstm", 100): "tcn", ("rnn", 100): "cornn", ("lstm", 500): "-"}
+    assert set(trials_frame(engine, search_id)["protocol"]) == {"tcn", "cornn"}
+    assert to_json([board[LSTM_100]])[0]["protocol"] == "tcn"
+
+
+@pytest.mark.parametrize("protocol", ["", 7])
+def test_an_arm_with_a_bad_protocol_writes_nothing(engine: Engine, protocol: Any) -> None:
+    with pytest.raises(BadInput, match=r"^arms\[0\]\.protocol: got"):
+        searches.create_search(engine, name="bad", spec_yaml="name: bad\n", spec_hash="b", mlflow_experiment_id="7",
+                               arms=[{**arm(LSTM_100), "protocol": protocol}])
+    assert count(engine, schema.Search) == 0
+
+
+def test_the_protocol_migration_keeps_the_arms_and_leaves_old_ones_unrecorded(engine: Engine) -> None:
+    search_id = searches.create_search(engine, name="m", spec_yaml="name: m\n", spec_hash="m",
+                                       mlflow_experiment_id="7", arms=[{**arm(LSTM_100), "protocol": "tcn"}])
+    with engine.connect() as conn:
+        command.downgrade(database.alembic_config(conn), "0003")
+        conn.commit()
+    assert "protocol" not in {column["name"] for column in inspect(engine).get_columns("arms")}
+    with engine.connect() as conn:
+        command.upgrade(database.alembic_config(conn), "head")
+        conn.commit()
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.ArmRow.search_id, schema.ArmRow.key, schema.ArmRow.protocol)).all()
+    assert [tuple(row) for row in rows] == [(search_id, LSTM_100, None)]

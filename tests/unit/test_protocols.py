@@ -3,12 +3,18 @@ and the resolution of a protocol name (a task's own, `authors`, explicit options
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 
 from seqarena import tasks
 from seqarena.errors import BadInput
+from seqarena.platform.search import arm_plans
+from seqarena.platform.spec import Spec, describe, load_spec, parse_spec
 from seqarena.tasks.copy import copy_batch
+from seqarena.workers.config import prepare
 
 
 def _rows(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> set[tuple[float, ...]]:
@@ -116,3 +122,62 @@ def test_an_unknown_protocol_is_one_line_naming_the_allowed_ones() -> None:
         tasks.protocol("psmnist", "corn")
     assert str(error.value) == ("protocol: got 'corn'; allowed: one of authors, cornn, lem, unicornn "
                                 "(the data protocols of task psmnist)")
+
+
+# --- specs: one protocol for a comparison, `authors` for a reproduction -------------------------------
+
+
+def _spec(**changes: Any) -> Spec:
+    data: dict[str, Any] = {"name": "unit", "task": "psmnist", "task_options": {"n_val": 1000, "n_test": 5},
+                            "seq_lens": [784], "models": ["cornn", "lem", "gru"]}
+    return parse_spec({**data, **changes})
+
+
+def test_a_spec_names_its_protocol_and_defaults_to_the_task_s() -> None:
+    assert _spec().protocol == "unicornn"
+    assert parse_spec({"name": "u", "task": "smnist", "seq_lens": [784], "models": ["gru"]}).protocol == "default"
+    shared = _spec(protocol="cornn")
+    assert {model: shared.task_protocol(model).name for model in shared.models} == dict.fromkeys(shared.models,
+                                                                                                  "cornn")
+    assert load_spec(shared.to_yaml()).protocol == "cornn"
+
+
+def test_a_spec_refuses_an_unknown_protocol_in_one_line() -> None:
+    with pytest.raises(BadInput) as error:
+        _spec(protocol="tcn")
+    assert str(error.value) == ("protocol: got 'tcn'; allowed: one of authors, cornn, lem, unicornn "
+                                "(the data protocols of task psmnist)")
+    assert "\n" not in str(error.value)
+
+
+def test_the_arms_of_an_authors_spec_follow_each_paper_s_protocol(small_data: Path) -> None:
+    spec = _spec(protocol="authors", task_options={"n_val": 1000, "n_test": 5, "split_seed": 2})
+    plans = {plan.template.model: plan for plan in arm_plans(spec)}
+    seeds = {model: plan.trial({}, "search", seed=0).trial.task_options["permutation_seed"]
+             for model, plan in plans.items()}
+    assert seeds == {"cornn": 12008, "lem": 5544, "gru": 5544}
+    assert {model: plan.template.protocol for model, plan in plans.items()} == {
+        "cornn": "cornn", "lem": "lem", "gru": "unicornn"}
+    assert all(plan.template.task_options["split_seed"] == 2 for plan in plans.values())  # explicit options stay
+    assert [row["protocol"] for row in describe(spec)] == ["cornn", "lem", "unicornn"]
+    # each trial's task is built with its own permutation
+    cornn = prepare(plans["cornn"].trial({"hidden_size": 4}, "search", seed=0).trial)
+    assert cornn.protocol == "cornn" and cornn.task.options.permutation_seed == 12008
+
+
+def test_explicit_task_options_override_the_protocol_s_values() -> None:
+    spec = parse_spec({"name": "u", "task": "adding", "protocol": "tcn", "task_options": {"train_size": 500},
+                       "seq_lens": [50], "models": ["tcn", "gru"]})
+    assert spec.task_protocol("gru") == tasks.Protocol("tcn", {"markers": "anywhere", "train_size": 500})
+
+
+def test_a_comparison_and_a_reproduction_size_their_arms_with_their_own_encoding() -> None:
+    data = {"name": "u", "task": "copy", "seq_lens": [30], "models": ["tcn", "lstm"], "param_budget": 20_000,
+            "fixed": {"tcn": {"kernel_size": 7}}}
+    authors = parse_spec({**data, "protocol": "authors"})
+    shared = parse_spec({**data, "protocol": "tcn"})
+    plain = parse_spec(data)
+    arm_tcn, arm_lstm = authors.arms()
+    # an LSTM's input weights grow with the input size: one-hot (10 channels) or scalar (1)
+    assert authors.budget_size(arm_lstm) == plain.budget_size(arm_lstm) != shared.budget_size(arm_lstm)
+    assert authors.budget_size(arm_tcn) == shared.budget_size(arm_tcn)

@@ -14,14 +14,15 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from seqarena.platform.run_record import resolved_config, run_params, run_tags
-from seqarena.platform.tracking import COMMAND_TAG, CONFIG_TAG, Tracker
+from seqarena.platform.tracking import COMMAND_TAG, CONFIG_TAG, PROTOCOL_TAG, Tracker
 from seqarena.workers.config import make_config
 from seqarena.workers.placement import RunFacts, implementation_of, run_facts, trial_device
 from seqarena.workers.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[2]
-TRIAL = {"model": "gru", "task": "adding", "seq_len": 20, "task_options": {"n_val": 16, "n_test": 16},
-         "hparams": {"hidden_size": 8, "batch_size": 16}, "steps": 12, "eval_every": 4, "seed": 3}
+#: TCN's adding protocol (markers anywhere, a fixed training set), its set cut to 64 sequences.
+TRIAL = {"model": "gru", "task": "adding", "seq_len": 20, "task_options": {"n_val": 16, "n_test": 16, "train_size": 64},
+         "protocol": "tcn", "hparams": {"hidden_size": 8, "batch_size": 16}, "steps": 12, "eval_every": 4, "seed": 3}
 FACTS = ("device", "gpu_name", "implementation", "torch_version", "cuda_version", "seqarena_version", "git_commit")
 
 
@@ -39,7 +40,7 @@ def test_the_implementation_is_the_model_s_word_else_torch_s() -> None:
 def _recorded(tmp_path: Path) -> tuple[str, MlflowClient, object]:
     """Train TRIAL and record it as a search's child run in a real MLflow store under tmp_path."""
     result = run_trial(make_config(**TRIAL))
-    config = resolved_config(make_config(**TRIAL), result.hparams, result.task_options)
+    config = resolved_config(make_config(**TRIAL), result.hparams, result.task_options, result.protocol)
     device = torch.device(result.device)
     facts = run_facts(device, implementation_of(result.extra, device))
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -66,6 +67,8 @@ def test_a_run_records_every_hyperparameter_option_and_fact(tmp_path: Path, monk
     assert tags["git_commit"] != "-"  # the tests run from a checkout
     assert json.loads(tags[CONFIG_TAG])["hparams"] == json.loads(json.dumps(result.hparams))
     assert tags[COMMAND_TAG].startswith("seqarena train --model gru --task adding --seq-len 20 ")
+    assert params["protocol"] == tags[PROTOCOL_TAG] == "tcn" and "--protocol tcn" in tags[COMMAND_TAG]
+    assert (params["task.markers"], params["task.train_size"]) == ("anywhere", "64")  # the explicit size over 50 000
 
 
 def test_the_recorded_command_reruns_the_trial_with_the_same_numbers(tmp_path: Path,
@@ -84,6 +87,7 @@ def test_the_recorded_command_reruns_the_trial_with_the_same_numbers(tmp_path: P
     assert rerun["best_val_metric"] == pytest.approx(logged["best_val_metric"], rel=1e-12)
     assert rerun["curve"] == result.curve and rerun["hparams"] == json.loads(json.dumps(result.hparams))
     assert rerun["steps"] == 12 and rerun["seed"] == 3
+    assert rerun["protocol"] == "tcn" and rerun["task_options"] == result.task_options
 
 
 def test_facts_name_every_key_even_where_nothing_applies() -> None:
