@@ -148,20 +148,24 @@ def _fmt(value: float | None) -> str:
 
 
 @app.command()
-def models(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List the models and their declared hyperparameters (defaults and search ranges)."""
+def models(json_output: Annotated[bool, typer.Option("--json")] = False,
+           model: Annotated[str | None, typer.Option(
+               "--model", help="only this model (seqarena.cells.names())")] = None) -> None:
+    """List the models and their declared hyperparameters: the authors' defaults, per task where they
+    differ (their training protocol included: readout init, weight decay, lr schedule), and search ranges."""
     from seqarena import cells
 
-    spaces = {name: [hp.summary() for hp in cells.space(name)] for name in cells.names()}
+    names = [cells.model_class(model).name] if model else cells.names()
+    spaces = {name: [hp.summary() for hp in cells.space(name)] for name in names}
     if json_output:
         print(json.dumps(spaces))
         return
     for name, hps in spaces.items():
         table = Table(title=f"{name}: {cells.model_class(name).citation}")
-        for column in ("name", "role", "default", "search", "valid"):
+        for column in ("name", "role", "default", "per task", "search", "valid"):
             table.add_column(column)
         for row in hps:
-            table.add_row(row["name"], row["role"], str(row["default"]), row["search"], row["valid"])
+            table.add_row(row["name"], row["role"], str(row["default"]), row["per_task"], row["search"], row["valid"])
         Console().print(table)
 
 

@@ -129,6 +129,16 @@ def test_models_lists_every_declared_space(run_cli) -> None:
     assert cornn["dt"]["search"] == "[0.01, 0.1] log" and {"gamma", "epsilon", "lr"} <= set(cornn)
 
 
+def test_models_shows_one_models_protocol_per_task(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    code, out, _ = run_cli(["models", "--model", "janet"])
+    assert code == 0 and "unicornn" not in out
+    decay = next(line for line in out.splitlines() if "weight_decay " in line)
+    assert "smnist: 1e-05, psmnist: 1e-05" in decay  # JANET's README: 1e-5 on MNIST and pMNIST only
+    code, _, err = run_cli(["models", "--model", "jan"])
+    assert code == 2 and "model" in err and "janet" in err
+
+
 def _train_json(args: list[str]) -> dict:
     done = subprocess.run([sys.executable, "-m", "seqarena.cli", "train", *args, "--json"],
                           capture_output=True, text=True, timeout=300, check=False)
