@@ -61,6 +61,18 @@ def milestones(result: dict) -> str:
     return "; " + ", ".join(parts)
 
 
+#: Suffix of the rows rerun at the authors' full protocols (issue 16: readout initialisations, weight decay
+#: scope, learning-rate schedules); the rows without it ran before, on torch's default readout and JANET's
+#: weight decay of 1e-5 on every parameter.
+PROTOCOL_16 = "_p16"
+
+
+def protocol_of(result: dict) -> str:
+    """Which training protocol a stored result ran under: the authors' full protocol records its pieces
+    (`readout_init` among them) with its hyperparameters; the earlier runs do not."""
+    return "authors' (issue 16)" if "readout_init" in result["hparams"] else "before issue 16"
+
+
 def row(folder: Path, name: str, runs_log: str) -> str:
     result = json.loads((folder / f"{name}.json").read_text())
     wall = float((folder / f"{name}.wall").read_text().split()[-1])
@@ -71,14 +83,14 @@ def row(folder: Path, name: str, runs_log: str) -> str:
     return (f"| {result['task']} T={result['seq_len']} | {result['model']} ({result['params']:,} params) | "
             f"{result['steps']} steps | {shown} (baseline {result['baseline']:.4g}; val {start:.4g} at the first "
             f"evaluation, best {best:.4g} at step {result['best_step']}{milestones(result)}) | "
-            f"{PUBLISHED.get(name, '')} | "
+            f"{PUBLISHED.get(name.removesuffix(PROTOCOL_16), '')} | {protocol_of(result)} | "
             f"{wall / 60:.0f} min | `{command_of(name, runs_log)}` |")
 
 
 def main(folder: Path) -> None:
     runs_log = (folder / "runs.log").read_text()
-    print("| task | model | budget | measured test metric | published | wall | command |")
-    print("|---|---|---|---|---|---|---|")
+    print("| task | model | budget | measured test metric | published | protocol | wall | command |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in sorted(folder.glob("*.json")):
         if path.stat().st_size:
             print(row(folder, path.stem, runs_log))
