@@ -12,6 +12,9 @@ Rules, per arm (one (task, seq_len, model) of one search):
 - `solved`: the mean beats the trivial baseline by more than 10 % of it in the arm's direction:
   `mean < baseline - 0.1 * |baseline|` (lower is better) or `mean > baseline + 0.1 * |baseline|`
   (higher is better). E.g. adding (MSE, baseline 0.167): solved below 0.1503.
+- `runs` are those n runs (trial id, seed, metric; by seed) and `interval` their mean with its
+  percentile bootstrap interval (`seqarena.platform.statistics.bootstrap_mean`: 95 %, 10 000 resamples,
+  seed 0; None for an arm without a ranked trial).
 - `trials` counts every recorded trial of the arm, whatever its role or status.
 - With `search_id` the rows are that search's arms. Without it, each arm key (e.g.
   "adding/T=100/lstm") shows the latest search that has a ranked trial for it, else the latest
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -42,9 +45,19 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from seqarena.errors import BadInput
 from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Search, Trial
+from seqarena.platform.statistics import Interval, bootstrap_mean
 
 SOLVED_MARGIN = 0.1
 """A solved arm beats its baseline by more than this fraction of the baseline."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of an arm's best configuration: the best search trial or one of its repeats."""
+
+    trial_id: str
+    seed: int
+    metric: float
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,10 @@ class ArmBest:
     solved: bool
     protocol: str | None = None
     """the task's data protocol the arm's trials followed; None: recorded before protocols existed"""
+    runs: tuple[Run, ...] = ()
+    """the n runs of the best configuration, by seed"""
+    interval: Interval | None = None
+    """their mean with its bootstrap interval (`seqarena.platform.statistics.bootstrap_mean`)"""
 
 
 def is_solved(mean: float | None, baseline: float, higher_is_better: bool) -> bool:
@@ -110,8 +127,22 @@ def leaderboard(engine: Engine, *, task: str | None = None, seq_len: int | None 
                         None if models is None else tuple(models))
     with engine.connect() as conn:
         rows = conn.execute(_board_query(where)).mappings().all()
-    board = [_arm_best(row) for row in rows]
+        runs = _runs_by_arm(conn.execute(_runs_query(where)).all())
+    board = [_with_runs(_arm_best(row), runs.get((row["search_id"], row["key"]), ())) for row in rows]
     return sorted(board, key=rank_key)
+
+
+def _with_runs(row: ArmBest, runs: tuple[Run, ...]) -> ArmBest:
+    interval = bootstrap_mean([run.metric for run in runs]) if runs else None
+    return replace(row, runs=runs, interval=interval)
+
+
+def _runs_by_arm(rows: Sequence[Any]) -> dict[tuple[str, str], tuple[Run, ...]]:
+    """(search id, arm key) -> its runs, from `_runs_query`'s rows (ordered by arm, then seed)."""
+    by_arm: dict[tuple[str, str], list[Run]] = {}
+    for search_id, key, trial_id, seed, metric in rows:
+        by_arm.setdefault((search_id, key), []).append(Run(trial_id, int(seed), float(metric)))
+    return {arm: tuple(runs) for arm, runs in by_arm.items()}
 
 
 def _ranked(trial: Any) -> ColumnElement[bool]:
@@ -157,8 +188,8 @@ _BEST_COLUMNS = (Trial.id, Trial.arm_id, Trial.trial_id, Trial.config_key, Trial
                  Trial.mlflow_run_id, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb)
 
 
-def _board_query(where: BoardFilter) -> Select:
-    """One row per reported arm: the arm, its best search trial and the mean/spread of its runs."""
+def _best_runs(where: BoardFilter) -> tuple[Any, Any, Any]:
+    """The CTEs of the reported arms, their best search trials and the runs of those configurations."""
     every = _arms_query(where).subquery("every_arm")
     arms = select(every).where(every.c.latest == 1).cte("arm_sel")
     signed = case((arms.c.higher_is_better, -Trial.metric), else_=Trial.metric)
@@ -168,9 +199,23 @@ def _board_query(where: BoardFilter) -> Select:
               .where(Trial.role == "search", _ranked(Trial)).subquery("ranked"))
     best = select(ranked).where(ranked.c.place == 1).cte("best")
     run = Trial.__table__.alias("run")
-    runs = (select(run.c.arm_id, run.c.metric)
+    runs = (select(run.c.arm_id, run.c.metric, run.c.seed, run.c.trial_id)
             .join(best, and_(run.c.arm_id == best.c.arm_id, run.c.config_key == best.c.config_key))
             .where(or_(run.c.id == best.c.id, run.c.role == "repeat"), _ranked(run.c)).cte("runs"))
+    return arms, best, runs
+
+
+def _runs_query(where: BoardFilter) -> Select:
+    """One row per run of each reported arm's best configuration: (search id, arm key, trial id, seed, metric)."""
+    arms, _, runs = _best_runs(where)
+    return (select(arms.c.search_id, arms.c.key, runs.c.trial_id, runs.c.seed, runs.c.metric)
+            .join(arms, arms.c.id == runs.c.arm_id)
+            .order_by(arms.c.search_id, arms.c.key, runs.c.seed, runs.c.trial_id))
+
+
+def _board_query(where: BoardFilter) -> Select:
+    """One row per reported arm: the arm, its best search trial and the mean/spread of its runs."""
+    arms, best, runs = _best_runs(where)
     mean = (select(runs.c.arm_id, func.avg(runs.c.metric).label("mean"), func.count().label("n"))
             .group_by(runs.c.arm_id).cte("run_mean"))
     deviation = runs.c.metric - mean.c.mean
@@ -264,9 +309,15 @@ def to_json(rows: list[ArmBest]) -> list[dict[str, Any]]:
 def board_frame(rows: Sequence[ArmBest]) -> pd.DataFrame:
     """Leaderboard rows as a frame (one row per arm), for plots and CSV downloads."""
     columns = ["task", "seq_len", "model", "protocol", "metric_name", "higher_is_better", "baseline", "metric", "mean",
-               "std", "n", "solved", "trials", "params", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb",
-               "search_id", "trial_id", "mlflow_run_id"]
-    return pd.DataFrame([{name: getattr(row, name) for name in columns} for row in rows], columns=columns)
+               "std", "n", "ci_low", "ci_high", "solved", "trials", "params", "train_seq_per_s", "infer_seq_per_s",
+               "peak_mem_mb", "search_id", "trial_id", "mlflow_run_id"]
+    return pd.DataFrame([{name: _frame_value(row, name) for name in columns} for row in rows], columns=columns)
+
+
+def _frame_value(row: ArmBest, name: str) -> Any:
+    if name in ("ci_low", "ci_high"):
+        return None if row.interval is None else getattr(row.interval, name[3:])
+    return getattr(row, name)
 
 
 # ----------------------------------------------------------------------- searches and trials (dashboard)

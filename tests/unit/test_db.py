@@ -19,6 +19,7 @@ from seqarena.platform import database, schema, searches
 from seqarena.platform.leaderboard import (
     TRIAL_COLUMNS,
     ArmBest,
+    Run,
     arm_trials,
     board_frame,
     is_solved,
@@ -364,6 +365,24 @@ def test_leaderboard_best_trial_and_runs_for_min_metric(engine: Engine) -> None:
     assert lstm.trials == 8
     assert (lstm.search_id, lstm.task, lstm.seq_len, lstm.model) == (search_id, "adding", 100, "lstm")
     assert lstm.solved  # 0.012 < 0.167 - 0.0167
+
+
+def test_leaderboard_runs_by_seed_and_their_bootstrap_interval(engine: Engine) -> None:
+    search_id = record_study(engine)
+    board = by_key(leaderboard(engine, search_id=search_id))
+    lstm = board[LSTM_100]
+    assert lstm.runs == (Run("b", 0, 0.010), Run("r1", 1, 0.012), Run("r2", 2, 0.014))
+    # resampling {0.010, 0.012, 0.014}: all three 0.010 has probability 1/27 > 2.5 %: the 95 % interval is the range
+    assert lstm.interval is not None
+    assert (lstm.interval.mean, lstm.interval.low, lstm.interval.high, lstm.interval.n) == (
+        pytest.approx(0.012), pytest.approx(0.010), pytest.approx(0.014), 3)
+    assert board[RNN_100].runs == (Run("e", 0, 0.160),) and board[RNN_100].interval.n == 1
+    assert board[LSTM_500].runs == () and board[LSTM_500].interval is None
+    frame = board_frame(leaderboard(engine, search_id=search_id)).set_index("model")
+    assert frame.loc["lstm"].query("seq_len == 100")[["ci_low", "ci_high"]].iloc[0].tolist() == pytest.approx(
+        [0.010, 0.014])
+    payload = to_json([lstm])[0]
+    assert payload["interval"]["n"] == 3 and payload["runs"][1] == {"trial_id": "r1", "seed": 1, "metric": 0.012}
 
 
 def test_leaderboard_best_trial_and_runs_for_max_metric(engine: Engine) -> None:
