@@ -11,8 +11,11 @@ import torch
 
 from seqarena import tasks
 from seqarena.errors import BadInput
-from seqarena.platform.search import arm_plans
+from seqarena.platform import database
+from seqarena.platform.leaderboard import leaderboard
+from seqarena.platform.search import arm_plans, register_search
 from seqarena.platform.spec import Spec, describe, load_spec, parse_spec
+from seqarena.platform.tracking import Tracker
 from seqarena.tasks.copy import copy_batch
 from seqarena.workers.config import prepare
 
@@ -181,3 +184,14 @@ def test_a_comparison_and_a_reproduction_size_their_arms_with_their_own_encoding
     # an LSTM's input weights grow with the input size: one-hot (10 channels) or scalar (1)
     assert authors.budget_size(arm_lstm) == plain.budget_size(arm_lstm) != shared.budget_size(arm_lstm)
     assert authors.budget_size(arm_tcn) == shared.budget_size(arm_tcn)
+
+
+def test_a_registered_search_stores_each_arm_s_protocol_for_the_leaderboard(
+        small_data: Path, tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("SEQARENA_DB_URL", url)  # the fixture's SQLite file, its engine closed afterwards
+    spec = _spec(protocol="authors")
+    target = register_search(spec, Tracker(), arm_plans(spec))
+    board = leaderboard(database.get_engine(), search_id=target.search_id)
+    assert {row.model: row.protocol for row in board} == {"cornn": "cornn", "lem": "lem", "gru": "unicornn"}
