@@ -19,6 +19,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seqarena import cells
+from seqarena.dashboard.filters import Filters
+from seqarena.dashboard.leaderboard import board_html
 from seqarena.dashboard.pareto import pareto_front
 from seqarena.dashboard.safety import redact
 from seqarena.dashboard.serve import APP
@@ -380,3 +382,28 @@ def test_redact_hides_url_passwords_and_secret_environment_values(monkeypatch: p
 def test_the_dashboard_command_refuses_a_bad_port(run_cli: Any) -> None:
     code, _, err = run_cli(["dashboard", "--port", "70000"])
     assert code == 2 and "port" in err
+
+
+def _protocol_board(engine: Any, protocols: dict[str, str | None]) -> list[Any]:
+    """The leaderboard of one adding search at T = 100 whose arms follow `protocols` (model -> name)."""
+    arms = [{"task": "adding", "seq_len": 100, "model": model, "key": f"adding/T=100/{model}", "metric_name": "mse",
+             "higher_is_better": False, "baseline": 0.167, "protocol": protocol}
+            for model, protocol in protocols.items()]
+    search_id = searches.create_search(engine, name="p", spec_yaml="name: p\n", spec_hash="p",
+                                       mlflow_experiment_id="1", arms=arms)
+    for i, model in enumerate(protocols):
+        searches.record_trial(engine, search_id, f"adding/T=100/{model}",
+                              {"trial_id": f"t{i}", "role": "search", "seed": 0, "status": "completed",
+                               "metric": 0.01 * (i + 1), "hparams": {}, "steps": 10})
+    return leaderboard(engine, search_id=search_id)
+
+
+def test_the_leaderboard_page_states_the_data_protocol(url: str) -> None:
+    engine = database.get_engine(url)
+    current = Filters(url, "adding", None, None, ())
+    shared = board_html(_protocol_board(engine, {"gru": "tcn", "lstm": "tcn"}), current)
+    assert "; data protocol tcn</caption>" in shared and "(protocol " not in shared
+    own = board_html(_protocol_board(engine, {"cornn": "cornn", "lem": "lem", "gru": None}), current)
+    assert "data protocol" not in own.split("</caption>")[0]
+    for model, protocol in (("cornn", "cornn"), ("lem", "lem"), ("gru", "unrecorded")):
+        assert f"<th>{model} <small>(protocol {protocol})</small></th>" in own

@@ -3,6 +3,8 @@ and the resolution of a protocol name (a task's own, `authors`, explicit options
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import torch
 
 from seqarena import tasks
 from seqarena.errors import BadInput
-from seqarena.platform import database
+from seqarena.platform import database, searches
 from seqarena.platform.leaderboard import leaderboard
 from seqarena.platform.search import arm_plans, register_search
 from seqarena.platform.spec import Spec, describe, load_spec, parse_spec
@@ -195,3 +197,24 @@ def test_a_registered_search_stores_each_arm_s_protocol_for_the_leaderboard(
     target = register_search(spec, Tracker(), arm_plans(spec))
     board = leaderboard(database.get_engine(), search_id=target.search_id)
     assert {row.model: row.protocol for row in board} == {"cornn": "cornn", "lem": "lem", "gru": "unicornn"}
+
+
+def test_seqarena_leaderboard_prints_each_arm_s_protocol(run_cli: Any, url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQARENA_DB_URL", url)
+    engine = database.get_engine(url)
+    arms = [{"task": "adding", "seq_len": 100, "model": model, "key": f"adding/T=100/{model}", "metric_name": "mse",
+             "higher_is_better": False, "baseline": 0.167, "protocol": protocol}
+            for model, protocol in (("tcn", "tcn"), ("cornn", "cornn"))]
+    search_id = searches.create_search(engine, name="p", spec_yaml="name: p\n", spec_hash="p",
+                                       mlflow_experiment_id="1", arms=arms)
+    for model in ("tcn", "cornn"):
+        searches.record_trial(engine, search_id, f"adding/T=100/{model}",
+                              {"trial_id": model, "role": "search", "seed": 0, "status": "completed",
+                               "metric": 0.01, "hparams": {}, "steps": 10})
+    code, out, _ = run_cli(["leaderboard", "--search", "p"])
+    assert code == 0 and "protocol" in out
+    for model in ("tcn", "cornn"):  # the model's column, then its protocol's
+        assert re.search(rf"│ adding │ 100 │ {model}\s+│ {model}\s+│", out)
+    code, out, _ = run_cli(["leaderboard", "--search", "p", "--json"])
+    assert {row["model"]: row["protocol"] for row in json.loads(out)} == {"tcn": "tcn", "cornn": "cornn"}
