@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from seqarena.errors import BadInput
+from seqarena.platform.statistics import LEVEL, RESAMPLES
 from seqarena.workers import EvalReport, Observer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -253,6 +254,7 @@ def _print_outcome(outcome: Any, json_output: bool) -> None:
 
 def _print_board(rows: list[Any]) -> None:
     from seqarena.platform.leaderboard import table
+    from seqarena.platform.statistics import interval_text
 
     frame = table(rows)
     board = Table(title="leaderboard (test metric at the best validation step; mean ± std over repeats)")
@@ -263,11 +265,13 @@ def _print_board(rows: list[Any]) -> None:
         board.add_row(str(model), *(str(v) for v in values))
     Console().print(board)
     best = Table(title="best trial per arm (beats: mean better than the trivial baseline by over 10 %)")
-    for column in ("task", "T", "model", "protocol", "metric", "baseline", "beats", "params", "trials"):
+    for column in ("task", "T", "model", "protocol", "metric", "mean [95 % CI] n", "baseline", "beats", "params",
+                   "trials"):
         best.add_column(column)
     best.add_column("MLflow run", no_wrap=True)
     for row in rows:
-        best.add_row(row.task, str(row.seq_len), row.model, row.protocol or "-", _fmt(row.metric), _fmt(row.baseline),
+        best.add_row(row.task, str(row.seq_len), row.model, row.protocol or "-", _fmt(row.metric),
+                     interval_text(row.interval, compact=True), _fmt(row.baseline),
                      "yes" if row.solved else "no", str(row.params), str(row.trials), str(row.mlflow_run_id))
     Console(width=max(Console().width, 132)).print(best)
 
@@ -304,6 +308,54 @@ def leaderboard_command(
         _print_board(rows)
     else:
         stderr.print("no finished trials match")
+
+
+@app.command(name="compare")
+def compare_command(
+    task: Annotated[str, typer.Option(help="the task, e.g. adding")],
+    models: Annotated[str, typer.Option(help="two models separated by a comma, e.g. cornn,lstm")],
+    seq_len: Annotated[int | None, typer.Option(help="only this sequence length")] = None,
+    search: Annotated[str | None, typer.Option(help="only this search (id or name)")] = None,
+    level: Annotated[float, typer.Option(help="confidence level of the intervals")] = LEVEL,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = RESAMPLES,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Two models per T over the seeds of their best configurations: means with bootstrap intervals, and
+    the paired difference over the seeds both ran with its interval and sign-flip p-value."""
+    from seqarena.platform import comparison, database, searches
+
+    engine = database.get_engine()
+    search_id = searches.find_search(engine, search).id if search else None
+    settings = comparison.Settings(resamples=resamples, level=level)
+    rows = comparison.compare(engine, task, models, seq_len=seq_len, search_id=search_id, settings=settings)
+    if json_output:
+        print(json.dumps(comparison.to_json(rows), default=str))
+    else:
+        _print_comparison(rows, settings)
+
+
+def _print_comparison(rows: list[Any], settings: Any) -> None:
+    from seqarena.platform.comparison import better, note
+    from seqarena.platform.statistics import interval_text, level_text
+
+    if not rows:
+        stderr.print("no arm of these models at this task")
+        return
+    a, b, first = rows[0].a.model, rows[0].b.model, rows[0]
+    direction = "higher is better" if first.higher_is_better else "lower is better"
+    board = Table(title=f"{first.task}: test {first.metric_name} ({direction}), mean [{level_text(settings.level)} "
+                        f"percentile bootstrap interval, {settings.resamples} resamples] over n seeds; "
+                        f"p: paired sign-flip test over the seeds both ran")
+    for column in ("T", a, b, f"{a} − {b} (paired)", "p", "better", "note"):
+        board.add_column(column)
+    for row in rows:
+        paired = row.paired
+        p_text = "—" if paired is None else f"{paired.p_value:.3g}" + ("" if paired.exact else " (sampled)")
+        board.add_row(str(row.seq_len), interval_text(row.a.interval, compact=True),
+                      interval_text(row.b.interval, compact=True),
+                      interval_text(None if paired is None else paired.difference, compact=True), p_text,
+                      better(row) or "—", note(row))
+    Console(width=max(Console().width, 132)).print(board)
 
 
 @app.command(name="profile")

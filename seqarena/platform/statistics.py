@@ -113,9 +113,17 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float], *, resampl
     return Paired(seeds=seeds, difference=interval, p_value=p_value, exact=exact)
 
 
-def interval_text(interval: Interval | None, digits: int = 4) -> str:
-    """`0.012 [0.01, 0.014] (95 % CI, n = 3)`, or "—" for none."""
+def interval_text(interval: Interval | None, digits: int = 4, *, compact: bool = False) -> str:
+    """`0.012 [0.01, 0.014] (95 % CI, n = 3)` (compact: `0.012 [0.01, 0.014] n = 3`, the level said
+    elsewhere), or "—" for none."""
     if interval is None:
         return "—"
-    return (f"{interval.mean:.{digits}g} [{interval.low:.{digits}g}, {interval.high:.{digits}g}] "
-            f"({interval.level:.0%} CI, n = {interval.n})").replace("%", " %")
+    numbers = f"{interval.mean:.{digits}g} [{interval.low:.{digits}g}, {interval.high:.{digits}g}]"
+    if compact:
+        return f"{numbers} n = {interval.n}"
+    return f"{numbers} ({level_text(interval.level)} CI, n = {interval.n})"
+
+
+def level_text(level: float) -> str:
+    """0.95 -> `95 %`, 0.975 -> `97.5 %`."""
+    return f"{100 * level:.4g} %"

@@ -93,4 +93,6 @@ def test_bad_settings_name_their_field(kwargs: dict, field: str) -> None:
 
 def test_interval_text_says_level_and_n() -> None:
     assert interval_text(bootstrap_mean([10.0, 12.0, 14.0])) == "12 [10, 14] (95 % CI, n = 3)"
+    assert interval_text(bootstrap_mean([10.0, 12.0, 14.0]), compact=True) == "12 [10, 14] n = 3"
+    assert interval_text(bootstrap_mean([1.0, 2.0], level=0.975)).endswith("(97.5 % CI, n = 2)")
     assert interval_text(None) == "—"
