@@ -358,6 +358,36 @@ def _print_comparison(rows: list[Any], settings: Any) -> None:
     Console(width=max(Console().width, 132)).print(board)
 
 
+@app.command(name="importance")
+def importance_command(
+    task: Annotated[str, typer.Option(help="the task, e.g. adding")],
+    seq_len: Annotated[int, typer.Option(help="the sequence length of the arm")],
+    model: Annotated[str, typer.Option(help="the model of the arm")],
+    search: Annotated[str | None, typer.Option(help="this search's arm (id or name)")] = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hyperparameter importance of one arm (Optuna's fANOVA over its ranked search trials and their test metric)."""
+    from dataclasses import asdict
+
+    from seqarena.platform import database, searches
+    from seqarena.platform.importance import arm_importance, find_arm
+
+    engine = database.get_engine()
+    search_id = searches.find_search(engine, search).id if search else None
+    found = arm_importance(engine, *find_arm(engine, task, seq_len, model, search_id))
+    if json_output:
+        print(json.dumps(asdict(found)))
+        return
+    stdout.print(f"{found.key}: hyperparameter importance for test {found.metric_name} (fANOVA, share of variance) "
+                 f"over {found.n_trials} search trials; distributions from {found.distributions}")
+    board = Table()
+    board.add_column("hyperparameter")
+    board.add_column("importance", justify="right")
+    for param in found.params:
+        board.add_row(param.name, f"{param.importance:.3f}")
+    stdout.print(board)
+
+
 @app.command(name="profile")
 def profile_command(
     models: Annotated[str, typer.Option(help="comma-separated model names, or 'all'")],

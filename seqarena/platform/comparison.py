@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from seqarena.errors import BadInput, one_of
-from seqarena.platform.leaderboard import ArmBest, leaderboard, options
+from seqarena.platform.leaderboard import ArmBest, check_task_models, leaderboard
 from seqarena.platform.statistics import (
     LEVEL,
     RESAMPLES,
@@ -83,7 +83,7 @@ def compare(engine: Engine, task: str, models: str | Sequence[str], *, seq_len: 
     """Per T (ascending) at which either model has an arm: the two models side by side and paired."""
     a, b = parse_models(models)
     check_settings(settings.resamples, settings.level)
-    _check_names(engine, task, (a, b))
+    check_task_models(engine, task, (a, b))
     rows = leaderboard(engine, task=task, seq_len=seq_len, search_id=search_id, models=(a, b))
     if seq_len is not None and not rows:
         recorded = {row.seq_len for row in leaderboard(engine, task=task, search_id=search_id, models=(a, b))}
@@ -92,16 +92,6 @@ def compare(engine: Engine, task: str, models: str | Sequence[str], *, seq_len: 
     by_arm = {(row.seq_len, row.model): row for row in rows}
     return [_compare_at(by_arm.get((t, a)), by_arm.get((t, b)), a, b, settings)
             for t in sorted({row.seq_len for row in rows})]
-
-
-def _check_names(engine: Engine, task: str, models: tuple[str, str]) -> None:
-    """`BadInput` for a task with no recorded arm, or a model with no arm at that task."""
-    known = options(engine)
-    if task not in known.tasks:
-        raise BadInput("task", task, one_of(known.tasks) if known.tasks else "none: no search recorded yet")
-    for model in models:
-        if model not in known.models[task]:
-            raise BadInput("models", model, one_of(known.models[task]))
 
 
 def _compare_at(row_a: ArmBest | None, row_b: ArmBest | None, a: str, b: str, settings: Settings) -> Comparison:

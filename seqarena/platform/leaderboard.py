@@ -43,7 +43,7 @@ import pandas as pd
 from sqlalchemy import Engine, Select, and_, case, func, literal, or_, select
 from sqlalchemy.sql.expression import ColumnElement
 
-from seqarena.errors import BadInput
+from seqarena.errors import BadInput, one_of
 from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Search, Trial
 from seqarena.platform.statistics import Interval, bootstrap_mean
 
@@ -368,6 +368,16 @@ def options(engine: Engine) -> Options:
         search_tasks={key: tuple(sorted(value)) for key, value in search_tasks.items()},
         models={key: tuple(value) for key, value in by_task.items()},
     )
+
+
+def check_task_models(engine: Engine, task: str, models: Sequence[str], field: str = "models") -> None:
+    """`BadInput` for a task with no recorded arm, or a model (named by `field`) with no arm at that task."""
+    known = options(engine)
+    if task not in known.tasks:
+        raise BadInput("task", task, one_of(known.tasks) if known.tasks else "none: no search recorded yet")
+    for model in models:
+        if model not in known.models[task]:
+            raise BadInput(field, model, one_of(known.models[task]))
 
 
 TRIAL_COLUMNS = ("trial_id", "role", "seed", "status", "metric", "best_val_metric", "params", "train_seq_per_s",
