@@ -335,26 +335,17 @@ def compare_command(
 
 
 def _print_comparison(rows: list[Any], settings: Any) -> None:
-    from seqarena.platform.comparison import better, note
-    from seqarena.platform.statistics import interval_text, level_text
+    from seqarena.platform.comparison import summary_frame, title
 
     if not rows:
         stderr.print("no arm of these models at this task")
         return
-    a, b, first = rows[0].a.model, rows[0].b.model, rows[0]
-    direction = "higher is better" if first.higher_is_better else "lower is better"
-    board = Table(title=f"{first.task}: test {first.metric_name} ({direction}), mean [{level_text(settings.level)} "
-                        f"percentile bootstrap interval, {settings.resamples} resamples] over n seeds; "
-                        f"p: paired sign-flip test over the seeds both ran")
-    for column in ("T", a, b, f"{a} − {b} (paired)", "p", "better", "note"):
-        board.add_column(column)
-    for row in rows:
-        paired = row.paired
-        p_text = "—" if paired is None else f"{paired.p_value:.3g}" + ("" if paired.exact else " (sampled)")
-        board.add_row(str(row.seq_len), interval_text(row.a.interval, compact=True),
-                      interval_text(row.b.interval, compact=True),
-                      interval_text(None if paired is None else paired.difference, compact=True), p_text,
-                      better(row) or "—", note(row))
+    frame = summary_frame(rows)
+    board = Table(title=title(rows, settings))
+    for column in frame.columns:
+        board.add_column(str(column))
+    for values in frame.itertuples(index=False):
+        board.add_row(*(str(value) for value in values))
     Console(width=max(Console().width, 132)).print(board)
 
 

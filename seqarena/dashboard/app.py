@@ -16,6 +16,7 @@ from seqarena.dashboard.safety import redact
 HERE = Path(__file__).resolve().parent
 PAGES = (
     ("leaderboard.py", "Leaderboard", ":material/leaderboard:"),
+    ("compare.py", "Compare", ":material/compare_arrows:"),
     ("accuracy.py", "Metric vs T", ":material/show_chart:"),
     ("cost.py", "Memory & throughput", ":material/speed:"),
     ("pareto.py", "Pareto", ":material/scatter_plot:"),

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine
 
 from seqarena.platform import database, jobs, leaderboard, profiles
+from seqarena.platform.importance import ArmImportance, arm_importance
 from seqarena.platform.leaderboard import ArmBest
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG
 
@@ -59,6 +60,12 @@ def arm_trials(url: str, search_id: str, arm_key: str) -> pd.DataFrame:
 def ranked_trials(url: str, task: str, seq_len: int, search_ids: tuple[str, ...],
                   models: tuple[str, ...] | None) -> pd.DataFrame:
     return leaderboard.ranked_trials(engine(url), task, seq_len, search_ids, models)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def importance(url: str, search_id: str, arm_key: str) -> ArmImportance:
+    """fANOVA importances of one arm's hyperparameters (`BadInput` when it has too few varied trials)."""
+    return arm_importance(engine(url), search_id, arm_key)
 
 
 def jobs_frame(url: str) -> pd.DataFrame:

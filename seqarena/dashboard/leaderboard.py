@@ -18,7 +18,8 @@ import streamlit as st
 
 from seqarena.dashboard import data, filters
 from seqarena.dashboard.filters import Filters
-from seqarena.platform.leaderboard import ArmBest, best_at, board_frame, cell
+from seqarena.platform.leaderboard import ArmBest, best_at, board_frame, cell, table
+from seqarena.platform.statistics import LEVEL, RESAMPLES, interval_text, level_text
 
 NOT_SOLVED = "not solved"
 
@@ -97,6 +98,22 @@ def render() -> None:
         st.dataframe(summary, hide_index=True, key="winners")
     st.download_button("Download leaderboard (CSV)", frame.to_csv(index=False).encode(),
                        file_name=f"leaderboard_{current.task}.csv", mime="text/csv", key="csv_leaderboard")
+    intervals_section(rows)
+
+
+def interval_cell(row: ArmBest) -> str:
+    """`mean [low, high] n = k` over the runs of the arm's best configuration, "—" without a ranked trial."""
+    return interval_text(row.interval, compact=True)
+
+
+def intervals_section(rows: Sequence[ArmBest]) -> None:
+    """Each arm's mean with its bootstrap interval and n (models × T), and where to compare two models."""
+    st.subheader("Intervals over seeds")
+    st.caption(f"mean [{level_text(LEVEL)} percentile bootstrap interval] over the n seeds of each arm's best "
+               f"configuration ({RESAMPLES} resamples); the Compare page pairs two models seed by seed")
+    intervals = table(list(rows), interval_cell)
+    intervals.columns = [f"T = {column}" for column in intervals.columns]
+    st.dataframe(intervals.reset_index(), hide_index=True, key="intervals")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 - Learning curves of the chosen trials (validation metric and training loss per step, from
   MLflow). While the arm's search runs, the curves refresh every few seconds, so a researcher sees
   early whether it learns.
+- The importance of each searched hyperparameter for the test metric (Optuna's fANOVA over the arm's
+  ranked search trials: `seqarena.platform.importance`, what `seqarena importance` prints).
 - A parallel-coordinates plot of the searched hyperparameters against the test metric.
 """
 
@@ -18,6 +20,8 @@ import streamlit as st
 
 from seqarena.dashboard import data, display, filters
 from seqarena.dashboard.filters import Filters
+from seqarena.errors import BadInput
+from seqarena.platform.importance import ArmImportance
 from seqarena.platform.leaderboard import ArmBest
 from seqarena.platform.schema import TRIAL_STATUSES
 from seqarena.platform.tracking import tracking_uri
@@ -92,10 +96,32 @@ def render() -> None:
     _table(trials, current, experiment)
     live = search.status == "running"
     st.fragment(run_every=REFRESH_S if live else None)(_curves)(trials, running, arm)
+    _importance(current.url, arm)
     columns = varied(trials)
     if columns and trials["metric"].notna().sum() >= 2:
         figure = parallel_coordinates(trials, columns, arm.metric_name, arm.higher_is_better)
         display.show(figure, trials[["trial_id", *columns, "metric"]], f"{arm.key} hyperparameters")
+
+
+def importance_figure(found: ArmImportance) -> go.Figure:
+    """One bar per varied hyperparameter: its share of the test metric's variance (fANOVA), largest on top."""
+    params = list(reversed(found.params))
+    figure = go.Figure(go.Bar(x=[param.importance for param in params], y=[param.name for param in params],
+                              orientation="h", text=[f"{param.importance:.2f}" for param in params]))
+    figure.update_layout(title=f"hyperparameter importance for test {found.metric_name} (fANOVA over "
+                               f"{found.n_trials} search trials)", xaxis_title="share of variance",
+                         xaxis_range=[0, 1])
+    return figure
+
+
+def _importance(url: str, arm: ArmBest) -> None:
+    try:
+        found = data.importance(url, arm.search_id, arm.key)
+    except BadInput as why:
+        st.caption(f"Hyperparameter importance: needs {why.allowed}.")
+        return
+    frame = pd.DataFrame([{"hyperparameter": param.name, "importance": param.importance} for param in found.params])
+    display.show(importance_figure(found), frame, f"{arm.key} importance")
 
 
 def _status_line(trials: pd.DataFrame, running: pd.DataFrame) -> None:

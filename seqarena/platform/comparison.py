@@ -5,7 +5,8 @@ search's arm, or else the latest search with a ranked trial for that arm key), a
 runs of that arm's best configuration (the best search trial and its `repeat` trials, one per seed:
 `ArmBest.runs`). Per T the comparison gives each model's mean over its runs with a percentile
 bootstrap interval, and the paired difference a − b over the seeds both ran, with its bootstrap
-interval and the sign-flip p-value (`seqarena.platform.statistics`). Same seed means same training
+interval and the sign-flip p-value (`seqarena.platform.statistics`); `better` names a model only when
+that difference is significant at the interval's level. Same seed means same training
 data for a generated task (the trial seed draws it) and the same validation/test sets (fixed by the
 task's `data_seed`) when both arms follow one data protocol; `same_protocol` says whether they did.
 A seed that occurs twice in one arm's runs is paired through its first run (lowest trial id).
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from seqarena.errors import BadInput, one_of
@@ -29,6 +31,8 @@ from seqarena.platform.statistics import (
     Paired,
     bootstrap_mean,
     check_settings,
+    interval_text,
+    level_text,
     paired_difference,
 )
 
@@ -89,9 +93,15 @@ def compare(engine: Engine, task: str, models: str | Sequence[str], *, seq_len: 
         recorded = {row.seq_len for row in leaderboard(engine, task=task, search_id=search_id, models=(a, b))}
         raise BadInput("seq_len", seq_len, one_of(str(t) for t in sorted(recorded)) if recorded
                        else f"none: {a} and {b} have no arm at {task}")
-    by_arm = {(row.seq_len, row.model): row for row in rows}
+    return pair(rows, a, b, settings)
+
+
+def pair(rows: Sequence[ArmBest], a: str, b: str, settings: Settings = Settings()) -> list[Comparison]:
+    """Per T (ascending) of one task at which `a` or `b` has a row among leaderboard `rows`: the two paired."""
+    check_settings(settings.resamples, settings.level)
+    by_arm = {(row.seq_len, row.model): row for row in rows if row.model in (a, b)}
     return [_compare_at(by_arm.get((t, a)), by_arm.get((t, b)), a, b, settings)
-            for t in sorted({row.seq_len for row in rows})]
+            for t in sorted({seq_len for seq_len, _ in by_arm})]
 
 
 def _compare_at(row_a: ArmBest | None, row_b: ArmBest | None, a: str, b: str, settings: Settings) -> Comparison:
@@ -123,9 +133,13 @@ def _side(row: ArmBest | None, model: str, settings: Settings) -> Side:
 
 
 def better(comparison: Comparison) -> str | None:
-    """The model whose mean is better by the task's direction, when the paired interval excludes 0; else None."""
+    """The model whose mean is better by the task's direction when the difference is significant at the
+    interval's level (p < 1 − level, and the interval excludes 0); else None. With n shared seeds the exact
+    p is at least 2 / 2^n, so at 95 % this takes 6 seeds or more."""
     paired = comparison.paired
-    if paired is None or paired.difference.low <= 0 <= paired.difference.high:
+    if paired is None or paired.p_value >= 1 - paired.difference.level:
+        return None
+    if paired.difference.low <= 0 <= paired.difference.high:
         return None
     a_higher = paired.difference.low > 0
     return comparison.a.model if a_higher == comparison.higher_is_better else comparison.b.model
@@ -139,6 +153,34 @@ def note(comparison: Comparison) -> str:
     if comparison.paired is None:
         return "no shared seed"
     return "" if comparison.same_protocol else "different data protocols: same seeds, not the same data"
+
+
+def summary_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """One row of text per T, as the CLI and the dashboard print it: T, each model's `mean [low, high] n = k`,
+    the paired difference the same way, p (marked "sampled" beyond the exact limit), the better model, the note."""
+    if not comparisons:
+        return pd.DataFrame(columns=["T", "a", "b", "a − b (paired)", "p", "better", "note"])
+    a, b = comparisons[0].a.model, comparisons[0].b.model
+    return pd.DataFrame([{
+        "T": each.seq_len, a: interval_text(each.a.interval, compact=True),
+        b: interval_text(each.b.interval, compact=True),
+        f"{a} − {b} (paired)": interval_text(None if each.paired is None else each.paired.difference, compact=True),
+        "p": _p_text(each.paired), "better": better(each) or "—", "note": note(each)} for each in comparisons])
+
+
+def _p_text(paired: Paired | None) -> str:
+    if paired is None:
+        return "—"
+    return f"{paired.p_value:.3g}" + ("" if paired.exact else " (sampled)")
+
+
+def title(comparisons: Sequence[Comparison], settings: Settings) -> str:
+    """What the numbers of `summary_frame` are (metric, direction, level, resamples, test)."""
+    first = comparisons[0]
+    direction = "higher is better" if first.higher_is_better else "lower is better"
+    return (f"{first.task}: test {first.metric_name} ({direction}), mean [{level_text(settings.level)} percentile "
+            f"bootstrap interval, {settings.resamples} resamples] over n seeds; p: paired sign-flip test over the "
+            f"seeds both ran")
 
 
 def to_json(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ has exactly one best arm, the first row the CLI prints for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -288,14 +288,14 @@ def cell(row: ArmBest) -> str:
     return f"{row.mean:.4g} ± {row.std:.2g}"
 
 
-def table(rows: list[ArmBest]) -> pd.DataFrame:
-    """Models (index) × sequence lengths (columns; (task, seq_len) when rows span tasks) of `cell`.
+def table(rows: list[ArmBest], text: Callable[[ArmBest], str] = cell) -> pd.DataFrame:
+    """Models (index) × sequence lengths (columns; (task, seq_len) when rows span tasks) of `text` (`cell`).
 
     Expects one row per (task, seq_len, model), as `leaderboard` gives; empty cells are "".
     """
     if not rows:
         return pd.DataFrame()
-    frame = pd.DataFrame([{"task": r.task, "seq_len": r.seq_len, "model": r.model, "cell": cell(r)}
+    frame = pd.DataFrame([{"task": r.task, "seq_len": r.seq_len, "model": r.model, "cell": text(r)}
                           for r in rows])
     columns = ["seq_len"] if frame["task"].nunique() == 1 else ["task", "seq_len"]
     return frame.pivot(index="model", columns=columns, values="cell").fillna("")

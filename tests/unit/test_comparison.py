@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import Engine
 
 from seqarena.platform import database, searches
-from seqarena.platform.comparison import compare
+from seqarena.platform.comparison import better, compare
 
-KEYS = ("adding/T=100/cornn", "adding/T=100/lstm", "adding/T=200/cornn", "adding/T=200/lstm")
+KEYS = ("adding/T=100/cornn", "adding/T=100/lstm", "adding/T=200/cornn", "adding/T=200/lstm", "adding/T=300/cornn",
+        "adding/T=300/lstm")
 
 
 def _trial(trial_id: str, metric: float | None, lr: float, seed: int, role: str = "search",
@@ -32,6 +33,9 @@ TRIALS = {
               _trial("l_r4", 0.50, 1, 4, "repeat")],
     KEYS[2]: [_trial("c200", 0.15, 1, 0)],
     KEYS[3]: [_trial("l200", None, 1, 0, status="diverged")],
+    # T=300: six shared seeds, cornn lower on each: exact p = 2 / 2^6 = 0.03125 < 0.05, cornn better
+    KEYS[4]: [_trial("c300", 0.01, 1, 0), *(_trial(f"c300_{s}", 0.01 * (s + 1), 1, s, "repeat") for s in range(1, 6))],
+    KEYS[5]: [_trial("l300", 0.05, 1, 0), *(_trial(f"l300_{s}", 0.05 + 0.01 * s, 1, s, "repeat") for s in range(1, 6))],
 }
 
 
@@ -52,7 +56,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
 
 
 def test_paired_difference_over_the_shared_seeds(home: Engine) -> None:
-    at_100, at_200 = compare(home, "adding", "cornn,lstm")
+    at_100, at_200, at_300 = compare(home, "adding", "cornn,lstm")
     assert at_100.seq_len == 100 and at_100.same_protocol
     assert (at_100.a.interval.mean, at_100.a.interval.n) == (pytest.approx(0.025), 4)
     assert (at_100.b.interval.mean, at_100.b.interval.n) == (pytest.approx(0.2), 4)
@@ -64,19 +68,26 @@ def test_paired_difference_over_the_shared_seeds(home: Engine) -> None:
     # each value alone fills a resample with probability 1/27 > 2.5 %: the 95 % interval is their range
     assert (paired.difference.low, paired.difference.high) == (pytest.approx(-0.09), pytest.approx(-0.07))
     assert at_200.paired is None and at_200.b.interval is None and at_200.a.interval.mean == 0.15
+    # p = 0.25 is not significant at 95 %: no model is named better though every difference is negative
+    assert better(at_100) is None
+    assert at_300.paired.difference.n == 6 and at_300.paired.p_value == pytest.approx(2 / 64)
+    assert at_300.paired.difference.mean == pytest.approx(-0.04)  # 0.01·(s+1) − (0.05 + 0.01·s) at every seed
+    assert better(at_300) == "cornn"
+    assert better(compare(home, "adding", "lstm,cornn", seq_len=300)[0]) == "cornn"
 
 
 def test_compare_cli_json_and_table(home: Engine, run_cli) -> None:
     code, out, _ = run_cli(["compare", "--task", "adding", "--models", "cornn,lstm", "--json"])
     assert code == 0
-    at_100, at_200 = json.loads(out)
+    at_100, at_200, at_300 = json.loads(out)
     assert at_100["paired"]["difference"]["mean"] == pytest.approx(-0.08)
-    assert at_100["paired"]["p_value"] == pytest.approx(0.25) and at_100["better"] == "cornn"
+    assert at_100["paired"]["p_value"] == pytest.approx(0.25) and at_100["better"] is None
+    assert at_300["better"] == "cornn" and at_300["paired"]["seeds"] == [0, 1, 2, 3, 4, 5]
     assert at_100["a"]["interval"]["n"] == 4 and at_200["paired"] is None and at_200["better"] is None
     code, out, _ = run_cli(["compare", "--task", "adding", "--models", "lstm,cornn", "--seq-len", "100"])
     assert code == 0
     assert "0.08 [0.07, 0.09] n = 3" in out  # lstm − cornn
-    assert "0.025 [0.015, 0.035] n = 4" in out and "0.25" in out and "│ 200" not in out
+    assert "0.025 [0.015, 0.035] n = 4" in out and "0.25" in out and "│ 200" not in out and "│ 300" not in out
     code, out, _ = run_cli(["compare", "--task", "adding", "--models", "cornn,lstm", "--seq-len", "200"])
     assert "no ranked run of lstm" in out
 
@@ -86,8 +97,8 @@ def test_compare_cli_json_and_table(home: Engine, run_cli) -> None:
     (["--task", "adding", "--models", "cornn,cornn"], "error: models: got 'cornn,cornn'"),
     (["--task", "adding", "--models", "cornn,gru"], "error: models: got 'gru'; allowed: one of cornn, lstm"),
     (["--task", "copy", "--models", "cornn,lstm"], "error: task: got 'copy'; allowed: one of adding"),
-    (["--task", "adding", "--models", "cornn,lstm", "--seq-len", "300"],
-     "error: seq_len: got 300; allowed: one of 100, 200"),
+    (["--task", "adding", "--models", "cornn,lstm", "--seq-len", "400"],
+     "error: seq_len: got 400; allowed: one of 100, 200, 300"),
     (["--task", "adding", "--models", "cornn,lstm", "--level", "1.5"], "error: level: got 1.5"),
 ])
 def test_bad_input_is_one_line_and_exit_2(home: Engine, run_cli, args: list[str], message: str) -> None:
