@@ -77,9 +77,10 @@ def arm_importance(engine: Engine, search_id: str, key: str, *, seed: int = 0) -
     trials = _ranked_search_trials(engine, search_id, key)
     hparams = pd.json_normalize(trials["hparams"].tolist()) if len(trials) else pd.DataFrame()
     varied = hparams[[name for name in hparams.columns if hparams[name].astype(str).nunique() > 1]]
-    if len(trials) < MIN_TRIALS or varied.empty:
+    if len(trials) < MIN_TRIALS or varied.empty or trials["metric"].nunique() < 2:
         raise BadInput("arm", key, f"an arm with at least {MIN_TRIALS} ranked search trials that differ in a "
-                                   f"hyperparameter (this one has {len(trials)} ranked)")
+                                   f"hyperparameter and in the metric (this one has {len(trials)} ranked, "
+                                   f"{trials['metric'].nunique()} distinct metric values)")
     study, source = _study(engine, search_id, key, varied, trials)
     found = optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed), normalize=True)

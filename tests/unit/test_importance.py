@@ -80,3 +80,9 @@ def test_an_arm_with_one_ranked_trial_is_refused(home: Path) -> None:
     engine, search_id = _engine(home, SPEC, lambda lr, hidden: None if lr != 1e-4 else 0.1)
     with pytest.raises(BadInput, match="at least 2 ranked search trials"):
         arm_importance(engine, search_id, KEY)
+
+
+def test_an_arm_whose_trials_all_scored_alike_is_refused(home: Path) -> None:
+    engine, search_id = _engine(home, SPEC, lambda lr, hidden: 0.1)  # fANOVA has no variance to share out
+    with pytest.raises(BadInput, match="1 distinct metric values"):
+        arm_importance(engine, search_id, KEY)
