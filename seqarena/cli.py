@@ -239,15 +239,45 @@ def run(
     _print_outcome(outcome, json_output)
 
 
+@app.command()
+def extend(
+    search: Annotated[str, typer.Argument(help="the search to extend (id or name)")],
+    spec: Annotated[str, typer.Option("--spec", help="a spec YAML: more trials, other lengths or models, with the "
+                                      "search's task, protocol, task options and budgets")],
+    json_output: Annotated[bool, typer.Option("--json", help="print the final leaderboard as JSON")] = False,
+) -> None:
+    """Extend a finished search: run only the trials SPEC adds, each arm's study warm-started from the
+    trials it recorded."""
+    from seqarena.platform.spec import load_spec
+
+    loaded = load_spec(spec)
+    from seqarena.platform.campaigns import extend_search
+
+    _print_outcome(extend_search(search, loaded), json_output)
+
+
+@app.command()
+def retry(
+    search: Annotated[str, typer.Argument(help="the search (id or name)")],
+    json_output: Annotated[bool, typer.Option("--json", help="print the final leaderboard as JSON")] = False,
+) -> None:
+    """Rerun the failed and out-of-memory trials of a finished search, each recorded once in its place."""
+    from seqarena.platform.campaigns import retry_search
+
+    _print_outcome(retry_search(search), json_output)
+
+
 def _print_outcome(outcome: Any, json_output: bool) -> None:
     from seqarena.platform.leaderboard import to_json
     from seqarena.platform.tracking import ui_hint
 
     if json_output:
         print(json.dumps({"search_id": outcome.search_id, "mlflow_parent_run_id": outcome.parent_run_id,
-                          "leaderboard": to_json(outcome.leaderboard)}, default=str))
+                          "leaderboard": to_json(outcome.leaderboard), "skipped": outcome.skipped}, default=str))
         return
     _print_board(outcome.leaderboard)
+    for key, why in outcome.skipped.items():
+        stderr.print(f"skipped {key}: {why}")
     stderr.print(f"search {outcome.search_id}; MLflow parent run {outcome.parent_run_id}; "
                  f"browse it with: {ui_hint(outcome.tracking_uri)}")
 
@@ -308,6 +338,8 @@ def leaderboard_command(
         _print_board(rows)
     else:
         stderr.print("no finished trials match")
+    for key, why in (searches.skipped_arms(engine, search_id) if search_id and not json_output else {}).items():
+        stderr.print(f"skipped {key}: {why}")
 
 
 @app.command(name="compare")

@@ -3,7 +3,8 @@
 The study lives in an RDB storage (SQLite under the search's Tune folder) so that a resumed search
 continues it. Each Tune trial of the arm is one Optuna trial: `ask` samples every searched value
 at once (`Study.ask(fixed_distributions=...)`), `report` records the objective at a step, and
-`tell` finishes it. Optuna's trial numbers, not its `Trial` objects, are what this class keeps
+`tell` finishes it; `warm` adds the trials a search recorded before (`Study.add_trials`, for a
+search that grows). Optuna's trial numbers, not its `Trial` objects, are what this class keeps
 across a pickle (`ArmSearcher.save`), so a restored study is the same study read back from its
 storage. The objective is maximised (`seqarena.platform.arms`: the validation metric signed so
 that higher is better).
@@ -74,6 +75,24 @@ class ArmStudy:
         state = TrialState.COMPLETE if objective is not None else TrialState.FAIL
         self.study.add_trial(optuna.trial.create_trial(state=state, value=objective, params=params,
                                                        distributions=self.space))
+
+    def warm(self, trials: list[tuple[dict[str, Any], float | None]]) -> int:
+        """Warm-start a new study with trials recorded before (searched values, objective or None: failed),
+        in one `Study.add_trials`; return how many it took. Nothing is added to a study that has trials
+        already (it was warmed before), nor a trial outside this study's space (`create_trial` refuses it:
+        the space changed since)."""
+        if self.study.get_trials(deepcopy=False):
+            return 0
+        frozen = []
+        for params, objective in trials:
+            state = TrialState.COMPLETE if objective is not None else TrialState.FAIL
+            try:
+                frozen.append(optuna.trial.create_trial(state=state, value=objective, params=params,
+                                                        distributions=self.space))
+            except ValueError:  # a value outside the space, or a searched name it lacks
+                continue
+        self.study.add_trials(frozen)
+        return len(frozen)
 
     def fail_abandoned(self, live: set[str]) -> None:
         """Fail every running trial of the study that no live Tune trial in `live` stands behind."""

@@ -12,6 +12,13 @@ An arm (task, seq_len, model) is searched and early-stopped on its own:
 
 Both maximise `objective` (the validation metric signed so that higher is better).
 
+Campaigns that grow (`seqarena.platform.campaigns`): an arm's plan may carry what its search recorded
+before (`ArmPrior`: the study is warm-started with those trials through `Study.add_trials`, the best
+so far and its repeats count, so nothing is run twice), cells to run again (`Rerun`, for `seqarena
+retry`), and, on a T-ladder (`search.ladder`), the arm of the same model at the next smaller T
+(`below`): the arm waits until that one's search trials are done, and runs only if it solved
+(`ladder_solves`); otherwise it never starts, and neither does any arm above it.
+
 Resume after SIGKILL: Tune saves its trial list and the searcher's state as two files and copies
 them to storage one after the other, so after a kill the two can disagree (a trial the searcher
 handed out that Tune never stored, or the reverse). The trial list is the ground truth: on restore
@@ -36,12 +43,70 @@ from ray.tune.search import Searcher
 
 from seqarena.platform import tune_adapter
 from seqarena.platform.arm_study import ArmStudy
+from seqarena.platform.leaderboard import is_solved
+from seqarena.platform.searches import config_key
 from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources, TrialRole
 from seqarena.workers.results import finite
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 MODE = "max"
 log = logging.getLogger(__name__)
+
+
+def ladder_solves(best_val_metric: float | None, baseline: float, higher_is_better: bool) -> bool:
+    """Whether an arm's best validation metric lets its model climb the T-ladder to the next T.
+
+    Interim rule, in this one place until the tasks declare what "solved" means: the metric beats
+    the task's trivial baseline by the leaderboard's margin (`seqarena.platform.leaderboard.is_solved`).
+    """
+    return best_val_metric is not None and is_solved(best_val_metric, baseline, higher_is_better)
+
+
+def ladder_skips(plans: list[ArmPlan], best: dict[str, float | None]) -> dict[str, str]:
+    """The arms of a T-ladder a model never reaches, each with why: the arm below it (or one further
+    down) did not solve (`ladder_solves` of `best`, each arm's best validation metric)."""
+    by_key = {plan.key: plan for plan in plans}
+
+    def why(plan: ArmPlan) -> str | None:
+        if plan.below is None:
+            return None
+        lower = by_key[plan.below]
+        if (reason := why(lower)) is not None:
+            return reason
+        if ladder_solves(best.get(lower.key), lower.baseline, lower.higher_is_better):
+            return None
+        value = best.get(lower.key)
+        shown = "no completed trial" if value is None else f"best val {lower.metric_name} {value:.4g}"
+        return f"T-ladder: {lower.key} did not solve ({shown}; baseline {lower.baseline:.4g})"
+
+    return {plan.key: reason for plan in plans if (reason := why(plan)) is not None}
+
+
+@dataclass(frozen=True)
+class ArmPrior:
+    """What an arm recorded before this run of its search (`seqarena extend`).
+
+    `searched`: its search trials (any status); `warm`: each one's searched values and objective (None:
+    no metric), for the study; `best`: the best completed one's objective and searched values, with
+    the `config_key` of its configuration and how many repeats of it were recorded.
+    """
+
+    searched: int
+    warm: list[tuple[dict[str, Any], float | None]]
+    best: tuple[float, dict[str, Any]] | None = None
+    best_key: str | None = None
+    best_repeats: int = 0
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """A recorded cell to run again (`seqarena retry`): its role, every hyperparameter it ran with, its
+    seed, and the trial id whose record it replaces."""
+
+    role: TrialRole
+    hparams: dict[str, Any]
+    seed: int
+    retry_of: str
 
 
 @dataclass
@@ -69,12 +134,31 @@ class ArmPlan:
     repeats_suggested: int = 0
     best: tuple[float, dict[str, Any]] | None = None
     study: ArmStudy | None = field(default=None, repr=False)
+    prior: ArmPrior | None = None
+    reruns: list[Rerun] = field(default_factory=list)
+    reruns_suggested: int = 0
+    below: str | None = None
 
-    def trial(self, hparams: dict[str, Any], role: TrialRole, seed: int) -> SearchTrial:
+    def trial(self, hparams: dict[str, Any], role: TrialRole, seed: int, retry_of: str | None = None) -> SearchTrial:
         """One trial of this arm: the template with the fixed and the searched values and a seed."""
         config = self.template.model_copy(update={"hparams": {**self.fixed, **hparams}, "seed": seed})
         return SearchTrial(arm=self.key, role=role, metric_name=self.metric_name,
-                           higher_is_better=self.higher_is_better, trial=config, resources=self.resources)
+                           higher_is_better=self.higher_is_better, trial=config, resources=self.resources,
+                           retry_of=retry_of)
+
+    @property
+    def expected(self) -> int:
+        """Trials this run hands out at most: reruns, new search trials and the repeats still missing."""
+        recorded = self.prior.best_repeats if self.prior and self.n_search == 0 else 0
+        return len(self.reruns) + self.n_search + max(self.repeats - 1 - recorded, 0)
+
+    def repeats_done(self) -> int:
+        """Repeats of the current best configuration: handed out in this run, plus those recorded before
+        when the best is still the prior best configuration."""
+        prior = self.prior
+        same = (prior is not None and self.best is not None and prior.best_key is not None
+                and config_key({**self.fixed, **self.best[1]}) == prior.best_key)
+        return self.repeats_suggested + (prior.best_repeats if same and prior else 0)
 
 
 def make_sampler(algorithm: str, grid: dict[str, list[Any]], seed: int) -> optuna.samplers.BaseSampler:
@@ -114,9 +198,14 @@ class ArmSearcher(Searcher):
         self._restored: dict[str, RestoredTrial] | None = None
         self._cursor = 0
         for plan in plans:
+            plan.best = plan.prior.best if plan.prior else None
             if plan.space:
+                # a warm-started study's sampler gets another seed, or it would draw the recorded trials again
+                seed = plan.seed + (len(plan.prior.warm) if plan.prior else 0)
                 plan.study = ArmStudy(storage_url, f"{study_prefix}/{plan.key}",
-                                      make_sampler(algorithm, plan.grid, plan.seed), plan.space)
+                                      make_sampler(algorithm, plan.grid, seed), plan.space)
+                if plan.prior:
+                    plan.study.warm(plan.prior.warm)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
@@ -138,24 +227,57 @@ class ArmSearcher(Searcher):
         return None
 
     def _next_of(self, plan: ArmPlan, trial_id: str) -> dict[str, Any] | None:
+        if plan.reruns_suggested < len(plan.reruns):
+            return self._rerun(plan, trial_id)
+        if self.ladder_state(plan) != "open":
+            return None
         if plan.suggested < plan.n_search:
             plan.suggested += 1
             hparams = plan.study.ask(trial_id) if plan.study else {}
             self.trial_arm[trial_id] = (plan.key, "search")
             self.trial_hparams[trial_id] = hparams
             return plan.trial(hparams, "search", plan.seed).to_tune()
-        if plan.completed >= plan.n_search and plan.best and plan.repeats_suggested < plan.repeats - 1:
+        if plan.completed >= plan.n_search and plan.best and plan.repeats_done() < plan.repeats - 1:
+            seed = plan.seed + plan.repeats_done() + 1
             plan.repeats_suggested += 1
             self.trial_arm[trial_id] = (plan.key, "repeat")
-            return plan.trial(plan.best[1], "repeat", plan.seed + plan.repeats_suggested).to_tune()
+            return plan.trial(plan.best[1], "repeat", seed).to_tune()
         return None
 
+    def _rerun(self, plan: ArmPlan, trial_id: str) -> dict[str, Any]:
+        """Hand out the next recorded cell to run again, with every value it ran with and its seed."""
+        rerun = plan.reruns[plan.reruns_suggested]
+        plan.reruns_suggested += 1
+        self.trial_arm[trial_id] = (plan.key, rerun.role)
+        self.trial_hparams[trial_id] = rerun.hparams
+        return plan.trial(rerun.hparams, rerun.role, rerun.seed, retry_of=rerun.retry_of).to_tune()
+
+    def ladder_state(self, plan: ArmPlan) -> str:
+        """`open` (off a ladder, at its foot, or the arm below solved), `wait` (the arm below is still
+        searching) or `closed` (an arm below did not solve: this one never runs)."""
+        if plan.below is None:
+            return "open"
+        lower = self.plans[plan.below]
+        state = self.ladder_state(lower)
+        if state != "open":
+            return state
+        if lower.completed < lower.n_search:
+            return "wait"
+        best = lower.best[0] if lower.best else None
+        unsigned = None if best is None else (best if lower.higher_is_better else -best)
+        return "open" if ladder_solves(unsigned, lower.baseline, lower.higher_is_better) else "closed"
+
     def _exhausted(self, plan: ArmPlan) -> bool:
+        if plan.reruns_suggested < len(plan.reruns):
+            return False
+        state = self.ladder_state(plan)
+        if state != "open":
+            return state == "closed"
         if plan.suggested < plan.n_search:
             return False
         if plan.completed < plan.n_search:
             return False
-        return plan.best is None or plan.repeats_suggested >= plan.repeats - 1
+        return plan.best is None or plan.repeats_done() >= plan.repeats - 1
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._settle()
@@ -236,8 +358,8 @@ class ArmSearcher(Searcher):
         lost = known - set(restored)
         self.trial_arm, self.trial_hparams, self.live = {}, {}, set()
         for plan in self.plans.values():
-            plan.suggested = plan.completed = plan.repeats_suggested = 0
-            plan.best = None
+            plan.suggested = plan.completed = plan.repeats_suggested = plan.reruns_suggested = 0
+            plan.best = plan.prior.best if plan.prior else None
         for trial_id, trial in restored.items():
             self._adopt(trial_id, trial)
         for plan in self.plans.values():

@@ -22,7 +22,7 @@ from seqarena.cells.space import resolve
 from seqarena.platform import database, searches
 from seqarena.platform.progress import SearchProgress
 from seqarena.platform.run_record import finished_record
-from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.platform.tracking import RETRY_TAG, SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.config import SearchTrial
 from seqarena.workers.results import TrialRecord
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
@@ -146,15 +146,21 @@ class SearchRecorder(Callback):
         self.tracker.log_missing_params(run_id, params)
         self.tracker.set_tags(run_id, {**tags, "status": record.status, "node_id": last.get("node_id", "")})
         self.tracker.finish(run_id, FINAL_STATUS[record.status])
-        searches.record_trial(database.get_engine(self.target.db_url), self.target.search_id, arm, record)
+        engine = database.get_engine(self.target.db_url)
+        if planned.retry_of is None:
+            searches.record_trial(engine, self.target.search_id, arm, record)
+        else:  # a rerun of a failed cell takes that cell's row (`seqarena retry`)
+            searches.replace_trial(engine, self.target.search_id, planned.retry_of, record)
         self.recorded.add(trial.trial_id)
 
 
 def run_tags(search_id: str, trial_id: str, planned: SearchTrial) -> dict[str, Any]:
-    """The tags of a trial's MLflow run: its search, trial id, arm, role and what it trains."""
+    """The tags of a trial's MLflow run: its search, trial id, arm, role and what it trains (and, for a rerun
+    of a failed cell, the trial it reran)."""
     config = planned.trial
-    return {SEARCH_TAG: search_id, TRIAL_TAG: trial_id, "task": config.task, "seq_len": config.seq_len,
+    tags = {SEARCH_TAG: search_id, TRIAL_TAG: trial_id, "task": config.task, "seq_len": config.seq_len,
             "model": config.model, "arm": planned.arm, "role": planned.role, "seed": config.seed}
+    return tags if planned.retry_of is None else {**tags, RETRY_TAG: planned.retry_of}
 
 
 def trial_record(trial: Any, last: dict, error: str | None) -> TrialRecord:

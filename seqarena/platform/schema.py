@@ -4,7 +4,8 @@ Tables:
     searches  one per search job; status `running`, `succeeded`, `failed` or `interrupted`.
     arms      one per (task, seq_len, model) of a search, with the task's metric, its direction
               (`higher_is_better`), the trivial-baseline value of the metric and the task's data
-              protocol its trials follow (`protocol`; NULL for arms recorded before protocols existed).
+              protocol its trials follow (`protocol`; NULL for arms recorded before protocols existed),
+              and, for an arm a T-ladder never reached, why (`skipped`; NULL for every arm that ran).
     trials    one per finished Ray Tune trial: role `search` (a sampled configuration) or `repeat`
               (the best configuration rerun with another seed), status, hyperparameters, the test
               metric at the best validation step, throughput, memory, MLflow run id, and
@@ -49,6 +50,8 @@ SEARCH_STATUSES = ("running", "succeeded", "failed", "interrupted")
 TRIAL_ROLES = get_args(TrialRole)
 TRIAL_STATUSES = get_args(TrialStatus)
 RANKED_STATUSES = ("completed", "stopped")
+RETRIED_STATUSES = ("failed", "oom")
+"""Statuses of the trials `seqarena retry` reruns (a cell that could not run, not a result of its settings)."""
 """Statuses whose trials carry a usable metric (leaderboards rank only these)."""
 
 NAMING_CONVENTION = {
@@ -134,6 +137,7 @@ class ArmRow(Base):
     higher_is_better: Mapped[bool] = mapped_column(Boolean)
     baseline: Mapped[float] = mapped_column(Float)
     protocol: Mapped[str | None] = mapped_column(String(64))
+    skipped: Mapped[str | None] = mapped_column(Text)
 
     search: Mapped[Search] = relationship(back_populates="arms")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from ray import tune
 
 from seqarena import tasks
 from seqarena.platform import database, searches, tune_adapter
-from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher
+from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher, ladder_skips
 from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.home import seqarena_home
 from seqarena.platform.leaderboard import ArmBest, leaderboard
@@ -43,14 +43,16 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 
 @dataclass
 class SearchOutcome:
-    """A search that ended: its id, the MLflow parent run, the best trial per arm, and why it
-    stopped early (None when it ran to the end)."""
+    """A search that ended: its id, the MLflow parent run, the best trial per arm, why it stopped
+    early (None when it ran to the end), and the arms a T-ladder never reached."""
 
     search_id: str
     parent_run_id: str
     tracking_uri: str
     leaderboard: list[ArmBest]
     stopped: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """arms a T-ladder never reached: key -> why"""
 
 
 #: Called with (search id, MLflow parent run id) once a new search is recorded.
@@ -64,6 +66,7 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
     arm follows), fixed values, search space and trial counts."""
     built: dict[tuple[int, str], tasks.Task] = {}
     plans = []
+    lengths = sorted(spec.seq_lens)
     for arm in spec.arms():
         protocol = spec.task_protocol(arm.model)
         if (arm.seq_len, protocol.name) not in built:
@@ -78,9 +81,17 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
             grid=grid(spec, arm) if spec.search.algorithm == "grid" else {},
             n_search=spec.trials_per_arm(arm.model) - (spec.repeats - 1), repeats=spec.repeats,
             seed=spec.search.seed, metric_name=task.metric_name, higher_is_better=task.higher_is_better,
-            baseline=task.baseline, resources=trial_resources(spec),
+            baseline=task.baseline, resources=trial_resources(spec), below=_below(spec, arm, lengths),
         ))
     return plans
+
+
+def _below(spec: Spec, arm: Arm, lengths: list[int]) -> str | None:
+    """On a T-ladder, the key of the arm of the same model at the next smaller T (None at its foot)."""
+    at = lengths.index(arm.seq_len)
+    if not spec.search.ladder or at == 0:
+        return None
+    return Arm(arm.task, lengths[at - 1], arm.model).key
 
 
 def trial_resources(spec: Spec) -> TrialResources:
@@ -117,8 +128,12 @@ def ensure_ray() -> None:
              object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env=runtime_env)
 
 
-def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRecorder) -> tune.Tuner:
-    searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=search_id,
+def make_tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRecorder,
+           name: str | None = None) -> tune.Tuner:
+    """The Tune experiment of a search (`name`: of one later round of it, `seqarena.platform.campaigns`;
+    its Tune folder and its arms' Optuna studies are named after it)."""
+    name = name or search_id
+    searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=name,
                            max_concurrent=spec.search.max_concurrent_trials)
     scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, spec.search.grace_period,
                              spec.search.reduction_factor, asha=spec.search.scheduler == "asha")
@@ -127,7 +142,7 @@ def _tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: SearchRec
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=search_id, storage_path=str(tune_storage()), callbacks=[recorder], verbose=0,
+            name=name, storage_path=str(tune_storage()), callbacks=[recorder], verbose=0,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -150,8 +165,8 @@ def optuna_storage(search_id: str) -> str:
     return f"sqlite:///{folder / 'optuna.db'}"
 
 
-def _progress(spec: Spec, plans: list[ArmPlan]) -> SearchProgress:
-    arms = {plan.key: ArmCounts(total=plan.n_search + plan.repeats - 1, metric_name=plan.metric_name,
+def progress_of(spec: Spec, plans: list[ArmPlan]) -> SearchProgress:
+    arms = {plan.key: ArmCounts(total=plan.expected, metric_name=plan.metric_name,
                                 higher_is_better=plan.higher_is_better) for plan in plans}
     return SearchProgress(arms, title=f"search {spec.name}")
 
@@ -163,9 +178,7 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
     no search is left looking alive.
     """
     engine = database.get_engine()
-    arms = [{"task": plan.template.task, "seq_len": plan.template.seq_len, "model": plan.template.model,
-             "key": plan.key, "metric_name": plan.metric_name, "higher_is_better": plan.higher_is_better,
-             "baseline": plan.baseline, "protocol": plan.template.protocol} for plan in plans]
+    arms = arm_rows(plans)
     experiment_id = tracker.experiment_id(f"seqarena/{spec.name}")
     search_id = searches.create_search(engine, name=spec.name, spec_yaml=spec.to_yaml(), spec_hash=spec.spec_hash(),
                                        mlflow_experiment_id=experiment_id, arms=arms)
@@ -177,6 +190,13 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
     searches.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
                                storage_path=str(tune_storage() / search_id))
     return RecorderTarget(search_id, database.database_url(), tracker.uri, experiment_id, parent)
+
+
+def arm_rows(plans: list[ArmPlan]) -> list[dict[str, Any]]:
+    """The database rows of the plans' arms (`seqarena.platform.searches.create_search`)."""
+    return [{"task": plan.template.task, "seq_len": plan.template.seq_len, "model": plan.template.model,
+             "key": plan.key, "metric_name": plan.metric_name, "higher_is_better": plan.higher_is_better,
+             "baseline": plan.baseline, "protocol": plan.template.protocol} for plan in plans]
 
 
 def run_search(spec: Spec, on_registered: OnRegistered | None = None,
@@ -192,9 +212,9 @@ def run_search(spec: Spec, on_registered: OnRegistered | None = None,
     target = register_search(spec, tracker, plans)
     if on_registered is not None:
         on_registered(target.search_id, target.parent_run_id)
-    recorder = SearchRecorder(target, _progress(spec, plans))
-    return _drive(lambda: _tuner(spec, plans, target.search_id, recorder), target, tracker,
-                  spec.resources.cpus_per_trial, stop_reason)
+    recorder = SearchRecorder(target, progress_of(spec, plans))
+    return drive(lambda: make_tuner(spec, plans, target.search_id, recorder), target, tracker, plans,
+                 spec.resources.cpus_per_trial, stop_reason)
 
 
 def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> SearchOutcome:
@@ -214,7 +234,7 @@ def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> Sea
         return tune.Tuner.restore(str(tune_storage() / row.id), _with_resources(trial_resources(spec)),
                                   resume_unfinished=True, resume_errored=True)
 
-    return _drive(restore, target, tracker, spec.resources.cpus_per_trial, stop_reason)
+    return drive(restore, target, tracker, arm_plans(spec), spec.resources.cpus_per_trial, stop_reason)
 
 
 def allow_concurrent_pending(cpus_per_trial: float) -> None:
@@ -227,8 +247,10 @@ def allow_concurrent_pending(cpus_per_trial: float) -> None:
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(slots, 1))
 
 
-def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_trial: float,
-           stop_reason: StopReason | None = None) -> SearchOutcome:
+def drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, plans: list[ArmPlan], cpus_per_trial: float,
+          stop_reason: StopReason | None = None) -> SearchOutcome:
+    """Run the Tune experiment `make_tuner()` builds, then close the search's records: its status, its
+    MLflow parent run, the arms a T-ladder never reached (`plans`), the best checkpoints."""
     engine = database.get_engine()
     try:
         ensure_ray()
@@ -243,11 +265,36 @@ def _drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, cpus_per_t
     if reason is not None:
         _end_records(target, tracker, "interrupted", f"stopped early: {reason}")
         return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board, stopped=reason)
+    skipped = record_ladder_skips(target.search_id, plans)
     _log_best_checkpoints(results, board, tracker)
     tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
     tracker.finish(target.parent_run_id, "FINISHED")
     searches.set_search_status(engine, target.search_id, "succeeded")
-    return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board)
+    return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board, skipped=skipped)
+
+
+def record_ladder_skips(search_id: str, plans: list[ArmPlan]) -> dict[str, str]:
+    """Mark in the database the arms of a T-ladder that have no trial because a lower rung did not solve
+    (`seqarena.platform.arms.ladder_skips`, from each arm's recorded best validation metric); return them."""
+    if not any(plan.below for plan in plans):
+        return {}
+    engine = database.get_engine()
+    recorded = searches.recorded_trials(engine, search_id)
+    best = {plan.key: best_val(plan, [t for t in recorded if t.arm == plan.key]) for plan in plans}
+    ran = {trial.arm for trial in recorded}
+    skipped = {key: why for key, why in ladder_skips(plans, best).items() if key not in ran}
+    for key, why in skipped.items():
+        searches.skip_arm(engine, search_id, key, why)
+    return skipped
+
+
+def best_val(plan: ArmPlan, trials: list[searches.RecordedTrial]) -> float | None:
+    """The best validation metric of the arm's completed search trials (None: none completed)."""
+    values = [t.best_val_metric for t in trials
+              if t.role == "search" and t.status == "completed" and t.best_val_metric is not None]
+    if not values:
+        return None
+    return max(values) if plan.higher_is_better else min(values)
 
 
 def _end_records(target: RecorderTarget, tracker: Tracker, status: str, message: str) -> None:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, exc, insert, select
+from sqlalchemy import Engine, delete, exc, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
-from seqarena.platform.schema import SEARCH_STATUSES, ArmRow, Search, Trial, utcnow
+from seqarena.platform.schema import RETRIED_STATUSES, SEARCH_STATUSES, ArmRow, Search, Trial, utcnow
 from seqarena.workers.results import TrialRecord, finite, plain
 
 _ARM_FIELDS = ("task", "seq_len", "model", "key", "metric_name", "higher_is_better", "baseline")
@@ -171,3 +172,90 @@ def recorded_trial_ids(engine: Engine, search_id: str) -> set[str]:
     """The Ray Tune trial ids already recorded for this search (a resumed driver skips them)."""
     with engine.connect() as conn:
         return set(conn.scalars(select(Trial.trial_id).where(Trial.search_id == search_id)))
+
+
+# ------------------------------------------------------------------------------ campaigns that grow
+
+def add_arms(engine: Engine, search_id: str, arms: list[dict[str, Any]]) -> list[str]:
+    """Add to a search the arms (fields as in `create_search`) whose key it lacks; return the keys added.
+
+    An arm already there keeps its row (an extension's arm of an existing key is that arm).
+    """
+    checked = [_checked_arm(i, arm) for i, arm in enumerate(arms)]
+    with session_scope(engine) as session:
+        known = set(session.scalars(select(ArmRow.key).where(ArmRow.search_id == search_id)))
+        new = [arm for arm in checked if arm["key"] not in known]
+        session.add_all(ArmRow(search_id=search_id, **arm) for arm in new)
+    return [arm["key"] for arm in new]
+
+
+def set_search_spec(engine: Engine, search_id: str, spec_yaml: str, spec_hash: str) -> None:
+    """Replace the spec of a search that grew (`seqarena.platform.campaigns.extend_search`)."""
+    with session_scope(engine) as session:
+        session.execute(update(Search).where(Search.id == search_id).values(spec_yaml=spec_yaml, spec_hash=spec_hash))
+
+
+def skip_arm(engine: Engine, search_id: str, arm_key: str, reason: str) -> None:
+    """Record why arm `arm_key` of the search was never run (a T-ladder that stopped below it)."""
+    with session_scope(engine) as session:
+        session.execute(update(ArmRow).where(ArmRow.search_id == search_id, ArmRow.key == arm_key)
+                        .values(skipped=reason))
+
+
+def skipped_arms(engine: Engine, search_id: str) -> dict[str, str]:
+    """arm key -> why it was never run, for the search's skipped arms."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(ArmRow.key, ArmRow.skipped).where(ArmRow.search_id == search_id,
+                                                                     ArmRow.skipped.is_not(None)))
+        return dict(rows.all())
+
+
+@dataclass(frozen=True)
+class RecordedTrial:
+    """A trial as the database holds it, for a search that grows: what ran, with which seed, and how it ended.
+
+    `hparams` are every hyperparameter resolved; `config_key` identifies the configuration the search
+    handed out (`config_key` of its given, unresolved values).
+    """
+
+    arm: str
+    trial_id: str
+    role: str
+    seed: int
+    hparams: dict[str, Any]
+    config_key: str
+    status: str
+    best_val_metric: float | None
+
+    @property
+    def retried(self) -> bool:
+        """Whether `seqarena retry` reruns this trial (its status is one of `RETRIED_STATUSES`)."""
+        return self.status in RETRIED_STATUSES
+
+
+def recorded_trials(engine: Engine, search_id: str) -> list[RecordedTrial]:
+    """Every trial recorded for the search, in the order they were recorded."""
+    query = (select(ArmRow.key, Trial.trial_id, Trial.role, Trial.seed, Trial.hparams, Trial.config_key, Trial.status,
+                    Trial.best_val_metric)
+             .join(ArmRow, ArmRow.id == Trial.arm_id).where(Trial.search_id == search_id).order_by(Trial.id))
+    with engine.connect() as conn:
+        return [RecordedTrial(*row) for row in conn.execute(query)]
+
+
+def replace_trial(engine: Engine, search_id: str, retried: str, row: TrialRecord) -> bool:
+    """Record `row`, the rerun of trial `retried` (failed or oom), in its place: one transaction deletes the
+    old row and inserts the new one with the old one's `config_key` (the same cell), so the cell is
+    recorded once. False (nothing changed) when `row` is
+    recorded already; `BadInput` when `retried` is not a failed or oom trial of the search."""
+    values = _trial_values(row)
+    with session_scope(engine) as session:
+        old = session.execute(select(Trial.arm_id, Trial.status, Trial.config_key).where(
+            Trial.search_id == search_id, Trial.trial_id == retried)).first()
+        if old is None or old.status not in RETRIED_STATUSES:
+            if session.scalar(select(Trial.id).where(Trial.search_id == search_id,
+                                                     Trial.trial_id == values["trial_id"])) is not None:
+                return False
+            raise BadInput("retry_of", retried, f"a {' or '.join(RETRIED_STATUSES)} trial of search {search_id}")
+        session.execute(delete(Trial).where(Trial.search_id == search_id, Trial.trial_id == retried))
+        values.update(search_id=search_id, arm_id=old.arm_id, config_key=old.config_key, created_at=utcnow())
+        return _insert_once(session, values)

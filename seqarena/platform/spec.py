@@ -104,6 +104,9 @@ class SearchSettings(_Strict):
     reduction_factor: int = Field(3, ge=2, description="ASHA keeps 1 / reduction_factor per rung")
     grid_points: int = Field(3, ge=2, description="grid values per continuous range (log-spaced for log "
                              "ranges; integers rounded and de-duplicated)")
+    ladder: bool = Field(False, description="a T-ladder: each model starts at the smallest T and goes on to the "
+                         "next T only once it solved the one before (seqarena.platform.arms.ladder_solves); "
+                         "the arms it never reaches are recorded as skipped")
 
 
 class Resources(_Strict):
@@ -178,6 +181,29 @@ class Spec(_Strict):
         """sha256 (hex) of the canonical JSON of the spec: equal specs, equal hashes."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: The fields two specs must agree on for their trials to be compared (and one to extend the other's search):
+#: the task, its data (protocol and options), the training budget and the parameter budget.
+COMPARABLE_FIELDS = ("task", "protocol", "task_options", "budget", "param_budget")
+
+
+def check_extends(old: Spec, new: Spec, search: str) -> None:
+    """Refuse `new` as an extension of search `search` (run with `old`) unless every `COMPARABLE_FIELDS`
+    value agrees; `BadInput` names the first field that differs."""
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    for name in COMPARABLE_FIELDS:
+        for field, was, now in _differences(name, before[name], after[name]):
+            raise BadInput(field, now, f"{was!r}, as in search {search} (an extension's trials must be "
+                           "comparable with the search's)")
+
+
+def _differences(field: str, was: Any, now: Any) -> list[tuple[str, Any, Any]]:
+    """(dotted field, old value, new value) of each leaf where `was` and `now` differ (absent: None)."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        return [found for key in sorted(set(was) | set(now))
+                for found in _differences(f"{field}.{key}", was.get(key), now.get(key))]
+    return [] if was == now else [(field, was, now)]
 
 
 # --- loading -----------------------------------------------------------------------------------

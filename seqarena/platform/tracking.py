@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 SEARCH_TAG = "seqarena.search_id"
 TRIAL_TAG = "seqarena.trial_id"
+#: On the run of a rerun failed cell (`seqarena retry`): the trial id of the attempt it replaces.
+RETRY_TAG = "seqarena.retry_of"
 #: A trial run's `TrialConfig` as JSON (what `seqarena.load_run` rebuilds the model from).
 CONFIG_TAG = "seqarena.trial_config"
 #: The `seqarena train ...` command that reruns a trial alone.
@@ -88,6 +90,10 @@ class Tracker:
         run = self.client.create_run(experiment_id, run_name=name, tags={SEARCH_TAG: search_id})
         self.client.log_text(run.info.run_id, spec_yaml, "spec.yaml")
         return run.info.run_id
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        """Store `text` as the run's artifact `path`."""
+        self.client.log_text(run_id, text, path)
 
     def reopen(self, run_id: str) -> None:
         """Mark a run RUNNING again (a resumed search)."""

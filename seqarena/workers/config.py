@@ -102,6 +102,8 @@ class SearchTrial(BaseModel):
     higher_is_better: bool = Field(description="whether a larger metric is better")
     trial: TrialConfig = Field(description="what the trial trains: model, task, T, options, hparams, budget, seed")
     resources: TrialResources = Field(default_factory=TrialResources, description="what the trial reserves")
+    retry_of: str | None = Field(None, description="the recorded trial (its Tune trial id) this one reruns "
+                                 "(`seqarena retry`); its record replaces that trial's")
 
     def to_tune(self) -> dict[str, Any]:
         """The trial as Ray Tune's config: plain JSON values (Tune stores it with the experiment)."""

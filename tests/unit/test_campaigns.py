@@ -1,0 +1,119 @@
+"""Campaigns that grow, without Ray: what an extension must agree on, the T-ladder's gate and its
+skipped arms, the prior an arm carries into an extension, and a study warm-started with it (real
+Optuna on a SQLite storage)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+from ray.tune.search import Searcher
+
+from seqarena.errors import BadInput
+from seqarena.platform.arm_study import ArmStudy
+from seqarena.platform.arms import ArmPlan, ArmSearcher, ladder_skips, ladder_solves
+from seqarena.platform.campaigns import arm_prior, merged
+from seqarena.platform.search import arm_plans
+from seqarena.platform.searches import RecordedTrial, config_key
+from seqarena.platform.spec import check_extends, parse_spec
+from seqarena.workers.config import SearchTrial
+from seqarena.workers.tune_trainable import OBJECTIVE, STEP
+
+BASE = {"name": "grow", "task": "adding", "task_options": {"n_val": 32}, "seq_lens": [10], "models": ["gru"],
+        "budget": {"max_steps": 20, "eval_every": 10}, "search": {"algorithm": "random", "num_samples": 2},
+        "fixed": {"all": {"hidden_size": 6}}}
+LR = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+
+
+def spec(**changes: object) -> object:
+    return parse_spec({**BASE, **changes})
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"budget": {"max_steps": 30, "eval_every": 10}}, "budget.max_steps"),
+    ({"task_options": {"n_val": 64}}, "task_options.n_val"),
+    ({"task_options": {"n_val": 32, "n_test": 50}}, "task_options.n_test"),
+    ({"protocol": "tcn"}, "protocol"),
+    ({"param_budget": 500, "fixed": {}}, "param_budget"),
+])
+def test_an_extension_that_would_not_be_comparable_is_refused_naming_the_field(changes: dict, field: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        check_extends(spec(), spec(**changes), "s1")
+    assert refused.value.field == field and "as in search s1" in str(refused.value)
+
+
+def test_more_trials_lengths_and_models_extend_and_the_search_keeps_their_union() -> None:
+    wider = spec(models=["lstm", "gru"], seq_lens=[20], search={"algorithm": "tpe", "num_samples": 5}, repeats=3)
+    check_extends(spec(), wider, "s1")
+    union = merged(spec(), wider)
+    assert (union.name, union.models, union.seq_lens, union.repeats) == ("grow", ["gru", "lstm"], [10, 20], 3)
+
+
+def ladder_plans(solves_at_10: bool) -> tuple[list[ArmPlan], dict[str, float | None]]:
+    plans = arm_plans(spec(seq_lens=[40, 10, 20], search={"algorithm": "random", "num_samples": 1, "ladder": True}))
+    best = {"adding/T=10/gru": 0.01 if solves_at_10 else 0.16, "adding/T=20/gru": None, "adding/T=40/gru": None}
+    return plans, best
+
+
+def test_a_ladder_climbs_by_length_and_skips_every_arm_above_one_that_did_not_solve() -> None:
+    plans, best = ladder_plans(solves_at_10=False)
+    assert {plan.key: plan.below for plan in plans} == {
+        "adding/T=40/gru": "adding/T=20/gru", "adding/T=10/gru": None, "adding/T=20/gru": "adding/T=10/gru"}
+    # 1/6 is the baseline; solving needs under 0.9 of it (0.15): 0.16 does not, 0.01 does
+    assert not ladder_solves(0.16, 1 / 6, False) and ladder_solves(0.149, 1 / 6, False)
+    why = "T-ladder: adding/T=10/gru did not solve (best val mse 0.16; baseline 0.1667)"
+    assert ladder_skips(plans, best) == {"adding/T=20/gru": why, "adding/T=40/gru": why}
+    plans, best = ladder_plans(solves_at_10=True)
+    assert ladder_skips(plans, best) == {"adding/T=40/gru": "T-ladder: adding/T=20/gru did not solve "
+                                         "(no completed trial; baseline 0.1667)"}
+
+
+def final(objective: float) -> dict:
+    return {OBJECTIVE: objective, STEP: 20, "final": True, "status": "completed"}
+
+
+@pytest.mark.parametrize("val_mse", [0.01, 0.16])
+def test_the_searcher_hands_out_a_higher_length_only_once_the_lower_one_solved(tmp_path: Path,
+                                                                                val_mse: float) -> None:
+    plans, _ = ladder_plans(solves_at_10=True)
+    searcher = ArmSearcher(plans, "random", f"sqlite:///{tmp_path / 'optuna.db'}", study_prefix="s")
+    first = searcher.suggest("t1")
+    assert SearchTrial.from_tune(first).arm == "adding/T=10/gru"
+    assert searcher.suggest("t2") is None  # T=20 waits for T=10, T=40 for T=20
+    searcher.on_trial_complete("t1", final(-val_mse))
+    following = searcher.suggest("t3")
+    if val_mse > 0.15:
+        assert following == Searcher.FINISHED
+    else:
+        assert SearchTrial.from_tune(following).arm == "adding/T=20/gru"
+
+
+def recorded(trial_id: str, role: str, lr: float, status: str, val: float | None, seed: int = 0) -> RecordedTrial:
+    hparams = {"hidden_size": 6, "lr": lr, "num_layers": 1}
+    return RecordedTrial("adding/T=10/gru", trial_id, role, seed, hparams, config_key({"hidden_size": 6, "lr": lr}),
+                         status, val)
+
+
+def test_an_arms_prior_counts_its_search_trials_and_the_repeats_of_its_best() -> None:
+    plan = replace(arm_plans(spec())[0], space={"lr": LR})
+    trials = [recorded("a", "search", 1e-3, "completed", 0.05), recorded("b", "search", 3e-3, "completed", 0.02),
+              recorded("c", "search", 5e-3, "diverged", None), recorded("d", "search", 2e-3, "stopped", 0.1),
+              recorded("e", "repeat", 3e-3, "completed", 0.03, seed=1)]
+    prior = arm_prior(plan, trials)
+    assert prior.searched == 4
+    assert prior.warm == [({"lr": 1e-3}, -0.05), ({"lr": 3e-3}, -0.02), ({"lr": 5e-3}, None), ({"lr": 2e-3}, -0.1)]
+    assert prior.best == (-0.02, {"lr": 3e-3}) and prior.best_repeats == 1
+    assert prior.best_key == config_key({"hidden_size": 6, "lr": 3e-3})
+    other = replace(plan, fixed={"hidden_size": 8})  # another fixed value: another setting, nothing carried
+    assert arm_prior(other, trials).warm == [] and arm_prior(other, trials).best is None
+
+
+def test_a_warm_started_study_holds_the_recorded_trials_once(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = ArmStudy(storage, "x1/arm", optuna.samplers.RandomSampler(seed=2), {"lr": LR})
+    assert study.warm([({"lr": 1e-3}, -0.05), ({"lr": 5e-3}, None), ({"lr": 0.5}, -0.01)]) == 2  # 0.5: outside
+    assert study.warm([({"lr": 1e-3}, -0.05)]) == 0  # warmed already
+    states = [t.state for t in optuna.load_study(study_name="x1/arm", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
