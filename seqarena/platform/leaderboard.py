@@ -2,8 +2,11 @@
 
 Rules, per arm (one (task, seq_len, model) of one search):
 - Ranked trials are role `search`, status `completed` or `stopped`, with a metric. The best is the one
-  with the lowest metric (or highest, when the arm's `higher_is_better`); ties go to the earlier
-  recorded trial.
+  with the lowest validation metric (`best_val_metric`; or highest, when the arm's
+  `higher_is_better`), the test metric standing in for rows recorded without one; ties go to the
+  earlier recorded trial. Validation, not test, as the search's own choice of the configuration it
+  repeats (`platform/arms.py`, the trial's objective): picking by test would choose on the test set
+  and leave the repeats on another configuration.
 - The runs of the best configuration are the best trial plus the arm's `repeat` trials with the
   same `config_key` (same hyperparameters, another seed) that are ranked-status with a metric.
   `mean` and `std` (sample standard deviation, ddof=1) are over those `n` runs; `std` is None when
@@ -192,7 +195,8 @@ def _best_runs(where: BoardFilter) -> tuple[Any, Any, Any]:
     """The CTEs of the reported arms, their best search trials and the runs of those configurations."""
     every = _arms_query(where).subquery("every_arm")
     arms = select(every).where(every.c.latest == 1).cte("arm_sel")
-    signed = case((arms.c.higher_is_better, -Trial.metric), else_=Trial.metric)
+    chosen_by = func.coalesce(Trial.best_val_metric, Trial.metric)
+    signed = case((arms.c.higher_is_better, -chosen_by), else_=chosen_by)
     ranked = (select(*_BEST_COLUMNS, func.row_number().over(partition_by=Trial.arm_id, order_by=(signed, Trial.id))
                      .label("place"))
               .join(arms, arms.c.id == Trial.arm_id)

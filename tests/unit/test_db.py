@@ -430,6 +430,20 @@ def test_leaderboard_takes_the_latest_search_with_results_per_arm(engine: Engine
         leaderboard(engine, search_id="0" * 32)
 
 
+def test_leaderboard_picks_the_best_configuration_by_validation_as_the_search_repeats_it(engine: Engine) -> None:
+    """A search repeats the configuration with the best validation metric; the leaderboard takes the same one,
+    never the trial that happens to score best on the test set (seen in a real search: n = 1, repeats ignored)."""
+    search_id = new_search(engine, [LSTM_100])
+    rows = [trial("val_best", 0.177, lr=1, best_val_metric=0.168),
+            trial("test_best", 0.176, lr=2, best_val_metric=0.169),
+            trial("r1", 0.175, lr=1, role="repeat", seed=1), trial("r2", 0.179, lr=1, role="repeat", seed=2)]
+    for row in rows:
+        searches.record_trial(engine, search_id, LSTM_100, row)
+    best = leaderboard(engine)[0]
+    assert (best.trial_id, best.metric, best.n) == ("val_best", 0.177, 3)
+    assert best.mean == pytest.approx(0.177)  # (0.177 + 0.175 + 0.179) / 3
+
+
 def test_leaderboard_ties_go_to_the_earlier_trial(engine: Engine) -> None:
     search_id = new_search(engine, [LSTM_100])
     searches.record_trial(engine, search_id, LSTM_100, trial("first", 0.05, lr=1))
