@@ -12,6 +12,7 @@ that higher is better).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -76,11 +77,12 @@ class ArmStudy:
         self.study.add_trial(optuna.trial.create_trial(state=state, value=objective, params=params,
                                                        distributions=self.space))
 
-    def warm(self, trials: list[tuple[dict[str, Any], float | None]]) -> int:
+    def warm(self, trials: list[tuple[dict[str, Any], float | None]], queued: Sequence[dict[str, Any]] = ()) -> int:
         """Warm-start a new study with trials recorded before (searched values, objective or None: failed),
-        in one `Study.add_trials`; return how many it took. Nothing is added to a study that has trials
-        already (it was warmed before), nor a trial outside this study's space (`create_trial` refuses it:
-        the space changed since)."""
+        in one `Study.add_trials`, then queue the `queued` values (`Study.enqueue_trial`: a grid's points
+        not run yet, asked before anything is sampled); return how many trials it took. Nothing is added
+        to a study that has trials already (it was warmed before), nor a trial outside this study's space
+        (`create_trial` refuses it: the space changed since)."""
         if self.study.get_trials(deepcopy=False):
             return 0
         frozen = []
@@ -92,6 +94,8 @@ class ArmStudy:
             except ValueError:  # a value outside the space, or a searched name it lacks
                 continue
         self.study.add_trials(frozen)
+        for params in queued:
+            self.study.enqueue_trial(params)
         return len(frozen)
 
     def fail_abandoned(self, live: set[str]) -> None:

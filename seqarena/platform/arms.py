@@ -86,13 +86,16 @@ def ladder_skips(plans: list[ArmPlan], best: dict[str, float | None]) -> dict[st
 class ArmPrior:
     """What an arm recorded before this run of its search (`seqarena extend`).
 
-    `searched`: its search trials (any status); `warm`: each one's searched values and objective (None:
-    no metric), for the study; `best`: the best completed one's objective and searched values, with
-    the `config_key` of its configuration and how many repeats of it were recorded.
+    `searched`: its search trials (any status); `warm`: each one's searched values and objective
+    (None: no metric), for the study; `queued`: on a grid, the points still to run; `best`: the best
+    completed one's objective and searched values, with the `config_key` of its configuration and how
+    many repeats of it were recorded.
     """
 
     searched: int
     warm: list[tuple[dict[str, Any], float | None]]
+    queued: list[dict[str, Any]] = field(default_factory=list)
+    """a grid search's points that no recorded trial ran, in grid order"""
     best: tuple[float, dict[str, Any]] | None = None
     best_key: str | None = None
     best_repeats: int = 0
@@ -205,7 +208,7 @@ class ArmSearcher(Searcher):
                 plan.study = ArmStudy(storage_url, f"{study_prefix}/{plan.key}",
                                       make_sampler(algorithm, plan.grid, seed), plan.space)
                 if plan.prior:
-                    plan.study.warm(plan.prior.warm)
+                    plan.study.warm(plan.prior.warm, plan.prior.queued)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True

@@ -6,10 +6,11 @@ protocol, task options, budget, parameter budget), or it is refused in one line 
 Each arm of the new spec gets `num_samples` search trials in all: those the search recorded count,
 so only the missing ones run. Its Optuna study is a new study of this round, warm-started with the
 recorded trials (`ArmStudy.warm`: `Study.add_trials` of `optuna.trial.create_trial`), so the sampler
-learns from them and nothing is run or recorded twice; the repeats recorded of the best configuration
-count as well. Arms the search lacked are added to it, and its stored spec becomes the union (the
-models and lengths of both, the rest from the new spec); the new spec is kept as an artifact of the
-MLflow parent run (`extension-<n>.yaml`).
+learns from them and nothing is run or recorded twice; the repeats recorded of the best
+configuration count as well. A grid search runs the points of its grid that no recorded trial ran,
+queued in the warm-started study (`Study.enqueue_trial`). Arms the search lacked are added to it,
+and its stored spec becomes the union (the models and lengths of both, the rest from the new spec);
+the new spec is kept as an artifact of the MLflow parent run (`extension-<n>.yaml`).
 
 `retry_search(search)`: reruns only the trials whose status is `failed` or `oom`
 (`schema.RETRIED_STATUSES`), each with every hyperparameter and the seed it ran with. A rerun's
@@ -23,6 +24,9 @@ it again: what it recorded counts.
 """
 
 from __future__ import annotations
+
+import itertools
+from typing import Any
 
 from seqarena.errors import BadInput
 from seqarena.platform import database, searches
@@ -53,14 +57,11 @@ def extend_search(id_or_name: str, spec: Spec, stop_reason: StopReason | None = 
     row = _finished(searches.find_search(engine, id_or_name))
     old = load_spec(row.spec_yaml)
     check_extends(old, spec, row.id)
-    if spec.search.algorithm == "grid":
-        raise BadInput("search.algorithm", "grid", "tpe or random for an extension (a grid search's points "
-                       "are not warm-started: run the new grid as its own search)")
     recorded = searches.recorded_trials(engine, row.id)
     plans = arm_plans(spec)
     for plan in plans:
         plan.prior = arm_prior(plan, [trial for trial in recorded if trial.arm == plan.key])
-        plan.n_search = max(plan.n_search - plan.prior.searched, 0)
+        plan.n_search = len(plan.prior.queued) if plan.grid else max(plan.n_search - plan.prior.searched, 0)
     searches.add_arms(engine, row.id, arm_rows(plans))
     grown = merged(old, spec)
     searches.set_search_spec(engine, row.id, grown.to_yaml(), grown.spec_hash())
@@ -106,7 +107,16 @@ def arm_prior(plan: ArmPlan, trials: list[searches.RecordedTrial]) -> ArmPrior:
         if searches.config_key({**plan.fixed, **values}) == trial.config_key:  # the configuration it ran
             best, best_key = (objective, values), trial.config_key
     repeats = sum(1 for trial in trials if trial.role == "repeat" and trial.config_key == best_key)
-    return ArmPrior(searched=len(searched), warm=warm, best=best, best_key=best_key, best_repeats=repeats)
+    queued = [point for point in grid_points(plan.grid) if point not in [values for values, _ in warm]]
+    return ArmPrior(searched=len(searched), warm=warm, queued=queued, best=best, best_key=best_key,
+                    best_repeats=repeats)
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every point of a grid (name -> values), in order; none for an empty grid (not a grid search)."""
+    if not grid:
+        return []
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
 def merged(old: Spec, new: Spec) -> Spec:

@@ -12,10 +12,11 @@ import pytest
 from ray.tune.search import Searcher
 
 from seqarena.errors import BadInput
+from seqarena.platform import database, searches
 from seqarena.platform.arm_study import ArmStudy
 from seqarena.platform.arms import ArmPlan, ArmSearcher, ladder_skips, ladder_solves
 from seqarena.platform.campaigns import arm_prior, merged
-from seqarena.platform.search import arm_plans
+from seqarena.platform.search import arm_plans, arm_rows
 from seqarena.platform.searches import RecordedTrial, config_key
 from seqarena.platform.spec import check_extends, parse_spec
 from seqarena.workers.config import SearchTrial
@@ -117,3 +118,45 @@ def test_a_warm_started_study_holds_the_recorded_trials_once(tmp_path: Path) -> 
     assert study.warm([({"lr": 1e-3}, -0.05)]) == 0  # warmed already
     states = [t.state for t in optuna.load_study(study_name="x1/arm", storage=storage).trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+
+
+def recorded_search(home: Path, monkeypatch: pytest.MonkeyPatch, status: str) -> str:
+    """A search of `spec()` in a fresh SEQARENA_HOME's database, with no trial, left in `status`."""
+    monkeypatch.setenv("SEQARENA_HOME", str(home))
+    for name in ("MLFLOW_TRACKING_URI", "SEQARENA_DB_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    engine = database.get_engine()
+    grown = spec()
+    search_id = searches.create_search(engine, name="grow", spec_yaml=grown.to_yaml(), spec_hash=grown.spec_hash(),
+                                       mlflow_experiment_id="0", arms=arm_rows(arm_plans(grown)))
+    searches.set_search_status(engine, search_id, status)
+    return search_id
+
+
+def test_the_cli_refuses_an_extension_in_one_line_and_a_running_search(tmp_path: Path, run_cli,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    search_id = recorded_search(tmp_path / "home", monkeypatch, "succeeded")
+    longer = tmp_path / "longer.yaml"
+    longer.write_text(spec(budget={"max_steps": 30, "eval_every": 10}).to_yaml())
+    code, _, err = run_cli(["extend", search_id, "--spec", str(longer)])
+    assert code == 2 and err.startswith("error: budget.max_steps: got 30; allowed: 20, as in search ")
+    assert len(err.strip().splitlines()) == 1
+    searches.set_search_status(database.get_engine(), search_id, "running")
+    code, _, err = run_cli(["retry", search_id])
+    assert code == 2 and err.startswith(f"error: search: got '{search_id}'; allowed: a search that is not running")
+
+
+def test_an_extended_grid_runs_only_its_points_no_recorded_trial_ran(tmp_path: Path) -> None:
+    grid = spec(search={"algorithm": "grid"}, space={"gru": {"lr": {"choices": [1e-3, 3e-3, 1e-2, 3e-2]}}})
+    plan = arm_plans(grid)[0]
+    plan.prior = arm_prior(plan, [recorded("a", "search", 3e-3, "completed", 0.05),
+                                  recorded("b", "search", 1e-2, "failed", None)])
+    assert plan.prior.queued == [{"lr": 1e-3}, {"lr": 3e-2}]
+    plan.n_search = len(plan.prior.queued)
+    searcher = ArmSearcher([plan], "grid", f"sqlite:///{tmp_path / 'optuna.db'}", study_prefix="x1")
+    handed = [SearchTrial.from_tune(searcher.suggest(trial_id)).trial.hparams["lr"] for trial_id in ("t1", "t2")]
+    assert handed == [1e-3, 3e-2]
+    assert searcher.suggest("t3") is None  # both asked, neither done yet
+    stored = optuna.load_study(study_name="x1/adding/T=10/gru", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [(t.params["lr"], t.state.name) for t in stored.trials] == [
+        (3e-3, "COMPLETE"), (1e-2, "FAIL"), (1e-3, "RUNNING"), (3e-2, "RUNNING")]
