@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from seqarena.platform import database, searches
-from seqarena.platform.comparison import better, compare
+from seqarena.platform.comparison import better, compare, note
 
 KEYS = ("adding/T=100/cornn", "adding/T=100/lstm", "adding/T=200/cornn", "adding/T=200/lstm", "adding/T=300/cornn",
         "adding/T=300/lstm")
@@ -45,7 +45,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
     engine = database.get_engine()
     arms = [{"task": "adding", "seq_len": int(key.split("/")[1][2:]), "model": key.split("/")[2], "key": key,
-             "metric_name": "mse", "higher_is_better": False, "baseline": 0.167, "protocol": "cornn"} for key in KEYS]
+             "metric_name": "mse", "higher_is_better": False, "baseline": 0.167,
+             "protocol": "janet" if key == KEYS[5] else "cornn"} for key in KEYS]
     search_id = searches.create_search(engine, name="pair", spec_yaml="name: pair\n", spec_hash="h",
                                        mlflow_experiment_id="1", arms=arms)
     for key, rows in TRIALS.items():
@@ -73,6 +74,8 @@ def test_paired_difference_over_the_shared_seeds(home: Engine) -> None:
     assert at_300.paired.difference.n == 6 and at_300.paired.p_value == pytest.approx(2 / 64)
     assert at_300.paired.difference.mean == pytest.approx(-0.04)  # 0.01·(s+1) − (0.05 + 0.01·s) at every seed
     assert better(at_300) == "cornn"
+    assert not at_300.same_protocol and note(at_300) == "different data protocols: same seeds, not the same data"
+    assert (note(at_100), note(at_200)) == ("", "no ranked run of lstm")
     assert better(compare(home, "adding", "lstm,cornn", seq_len=300)[0]) == "cornn"
 
 
