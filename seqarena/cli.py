@@ -656,15 +656,23 @@ def main() -> None:
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except Exception as error:  # a failure outside the user's input: exit 1
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+        if _is_usage_error(error):  # a bad option or argument: one line, exit 2
+            print(f"error: {error.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+            sys.exit(2)
+        if hasattr(error, "show") and isinstance(getattr(error, "exit_code", None), int):
+            error.show()  # type: ignore[attr-defined]
+            sys.exit(error.exit_code)  # type: ignore[attr-defined]
         _fail(error, 1)
     else:
         if isinstance(code, int) and code:
             sys.exit(code)
+
+
+def _is_usage_error(error: BaseException) -> bool:
+    """A click usage error (`--priority high`, a missing option), from click or the copy typer vendors."""
+    import click
+
+    return isinstance(error, click.UsageError) or any(cls.__name__ == "UsageError" for cls in type(error).__mro__)
 
 
 def _fail(error: BaseException, code: int) -> None:

@@ -95,7 +95,10 @@ def _create_engine(raw: str) -> Engine:
         raise BadInput("SEQARENA_DB_URL", safe_url(raw),
                        "a SQLAlchemy URL such as postgresql+psycopg://user@host/db or sqlite:///path") from None
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except (ImportError, exc.NoSuchModuleError) as error:  # a driver that is not installed, or none known
+            raise DatabaseUnavailable(safe_url(url), f"its driver is not installed: {error}") from None
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         try:
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

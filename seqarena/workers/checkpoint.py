@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,8 +61,8 @@ def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
     path = directory / FILE_NAME
     if not path.exists():
         return False
-    payload = torch.load(path, map_location=trainer.setup.device, weights_only=True)
-    if payload["fingerprint"] != fingerprint:
+    payload = _read(path, trainer.setup.device)
+    if payload.get("fingerprint") != fingerprint:
         raise BadInput("checkpoint_dir", str(directory),
                        "an empty directory or one holding a checkpoint of this same trial configuration")
     trainer.model.load_state_dict(payload["model"])
@@ -73,6 +74,28 @@ def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
         torch.cuda.set_rng_state_all(payload["cuda_rng"])
     trainer.state = _restore_state(payload["state"], type(trainer.state))
     return True
+
+
+def _read(path: Path, device: Any) -> dict[str, Any]:
+    """The payload of checkpoint file `path`; an empty, truncated or foreign file is a `BadInput` naming it
+    (an empty file made torch raise EOFError, which the CLI took for an interrupt)."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError, AttributeError, KeyError) as error:
+        what = "empty" if _empty(path) else f"not a file of tensors and plain values ({type(error).__name__})"
+        raise BadInput("checkpoint_dir", str(path), f"a checkpoint.pt written by seqarena, or none (this one "
+                       f"is {what})") from None
+    if not isinstance(payload, dict):
+        raise BadInput("checkpoint_dir", str(path), "a checkpoint.pt written by seqarena, or none (this one "
+                       f"holds a {type(payload).__name__})")
+    return payload
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _restore_state(data: dict[str, Any], state_type: type) -> Any:
