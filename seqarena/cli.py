@@ -284,26 +284,50 @@ def _print_outcome(outcome: Any, json_output: bool) -> None:
 
 def _print_board(rows: list[Any]) -> None:
     from seqarena.platform.leaderboard import table
-    from seqarena.platform.statistics import interval_text
 
     frame = table(rows)
-    board = Table(title="leaderboard (test metric at the best validation step; mean ± std over repeats)")
+    board = Table(title="leaderboard (test metric at the best validation step; mean ± std over the winner's seeds)")
     board.add_column("model")
     for column in frame.columns:
         board.add_column(str(column))
     for model, values in frame.iterrows():
         board.add_row(str(model), *(str(v) for v in values))
     Console().print(board)
-    best = Table(title="best trial per arm (beats: mean better than the trivial baseline by over 10 %)")
-    for column in ("task", "T", "model", "protocol", "metric", "mean [95 % CI] n", "baseline", "beats", "params",
-                   "trials"):
+    _print_arms_best(rows)
+    _print_reach(rows)
+
+
+def _print_arms_best(rows: list[Any]) -> None:
+    from seqarena.platform.statistics import interval_text
+
+    best = Table(title="best configuration per arm (solved: seeds of it that solved the task, median and range of "
+                 "the steps to solve; re-run: the winner's place in the search among the configurations re-run; "
+                 "beats: mean better than the trivial baseline by over 10 %)")
+    for column in ("task", "T", "model", "protocol", "metric", "mean [95 % CI] n", "baseline", "solved", "re-run",
+                   "beats", "params", "trials"):
         best.add_column(column)
     best.add_column("MLflow run", no_wrap=True)
     for row in rows:
+        solved = row.solve.cell() if row.solve else (row.failure or "-")
+        rerun = f"#{row.search_place} of {row.rerun_configs}" if row.rerun_configs else "-"
         best.add_row(row.task, str(row.seq_len), row.model, row.protocol or "-", _fmt(row.metric),
-                     interval_text(row.interval, compact=True), _fmt(row.baseline),
-                     "yes" if row.solved else "no", str(row.params), str(row.trials), str(row.mlflow_run_id))
-    Console(width=max(Console().width, 132)).print(best)
+                     interval_text(row.interval, compact=True), _fmt(row.baseline), solved, rerun,
+                     "yes" if row.beats_baseline else "no", str(row.params), str(row.trials), str(row.mlflow_run_id))
+    Console(width=max(Console().width, 200)).print(best)
+
+
+def _print_reach(rows: list[Any]) -> None:
+    from seqarena.platform.solving import reach
+
+    far = Table(title="how far in T (max T solved: longest T with a seed that solved; AUC: area under metric vs "
+                "log10 T over its span, a failed T at the baseline)")
+    for column in ("task", "model", "T", "max T solved", "AUC", "marked"):
+        far.add_column(column)
+    for line in reach(rows):
+        far.add_row(line.task, line.model, ", ".join(str(t) for t in line.seq_lens),
+                    "-" if line.max_t_solved is None else str(line.max_t_solved), _fmt(line.auc),
+                    "; ".join(line.marked) or "-")
+    Console(width=max(Console().width, 132)).print(far)
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 Points are each arm's best configuration (mean over its runs, ± std as error bars where repeats
 exist), the task's trivial baseline is the dashed black line: a model on that line has learnt
-nothing (e.g. adding MSE 0.167, sMNIST accuracy 0.1).
+nothing (e.g. adding MSE 0.167, sMNIST accuracy 0.1). An arm whose trials all ran out of memory,
+diverged or failed is a marked point (✕) on the baseline, labelled how it ended ("oom at T = 5000").
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ def render() -> None:
     st.title("Metric vs sequence length")
     current = filters.current()
     rows = current.board()
-    frame = board_frame(rows)
-    frame = frame[frame["mean"].notna()]
+    every = board_frame(rows)
+    frame = every[every["mean"].notna()]
     if frame.empty:
         filters.no_results()
         return
@@ -27,8 +28,8 @@ def render() -> None:
     log_y = st.toggle("log scale for the metric", value=False, key="accuracy_log_y")
     figure = figures.versus_seq_len(frame, "mean", f"{current.task}: test {metric} against T ({direction})",
                                     f"test {metric}", spread="std", log_y=log_y,
-                                    baseline=frame[["seq_len", "baseline"]])
-    display.show(figure, frame[["model", "seq_len", "mean", "std", "n", "baseline", "solved"]],
+                                    baseline=frame[["seq_len", "baseline"]], marked=every[every["failure"].notna()])
+    display.show(figure, every[["model", "seq_len", "mean", "std", "n", "baseline", "solved", "seeds", "failure"]],
                  f"{current.task} {metric} vs T")
 
 

@@ -26,11 +26,13 @@ def model_colors(models: list[str]) -> dict[str, str]:
 
 
 def versus_seq_len(frame: pd.DataFrame, y: str, title: str, y_title: str, *, spread: str | None = None,
-                   log_y: bool = False, baseline: pd.DataFrame | None = None, dash_by: str | None = None) -> go.Figure:
+                   log_y: bool = False, baseline: pd.DataFrame | None = None, dash_by: str | None = None,
+                   marked: pd.DataFrame | None = None) -> go.Figure:
     """One line per model (and per `dash_by` value) of `y` against the sequence length on a log axis.
 
     `spread`: a column drawn as error bars (± std over repeats). `baseline`: columns seq_len and
-    baseline, drawn as a dashed black line.
+    baseline, drawn as a dashed black line. `marked`: arms without a result (columns model, seq_len,
+    baseline, failure), drawn as ✕ on the baseline in the model's colour, labelled "oom at T = 5000".
     """
     figure = go.Figure()
     colors = model_colors(sorted(frame["model"].unique()))
@@ -49,12 +51,25 @@ def versus_seq_len(frame: pd.DataFrame, y: str, title: str, y_title: str, *, spr
         line = baseline.drop_duplicates("seq_len").sort_values("seq_len")
         figure.add_trace(go.Scatter(x=line["seq_len"], y=line["baseline"], mode="lines", name="trivial baseline",
                                     line={"color": "black", "dash": "dash"}))
+    if marked is not None and not marked.empty:
+        _add_marked(figure, marked, model_colors(sorted(set(frame["model"]) | set(marked["model"]))))
     figure.update_layout(title=title, xaxis_title="sequence length T", yaxis_title=y_title, legend_title="model",
                          margin={"t": 60})
     figure.update_xaxes(type="log")
     if log_y:
         figure.update_yaxes(type="log")
     return figure
+
+
+def _add_marked(figure: go.Figure, marked: pd.DataFrame, colors: dict[str, str]) -> None:
+    """One ✕ per arm without a result, on the baseline, in its model's colour, labelled how it ended."""
+    for model, rows in marked.groupby("model", sort=True):
+        ends = zip(rows["failure"], rows["seq_len"], strict=True)
+        labels = [f"{model}: {failure} at T = {seq_len}" for failure, seq_len in ends]
+        figure.add_trace(go.Scatter(x=rows["seq_len"], y=rows["baseline"], mode="markers+text",
+                                    name=f"{model} (no result)",
+                                    marker={"symbol": "x", "size": 11, "color": colors[model]}, text=labels,
+                                    textposition="top center", hovertemplate="%{text}<extra></extra>"))
 
 
 def pareto(points: pd.DataFrame, front: pd.Series, x: str, x_title: str, metric_title: str, log_x: bool) -> go.Figure:

@@ -2,8 +2,10 @@
 
 Each cell is the arm's best search trial's test metric, or `mean ± std` over the runs of that
 configuration when repeats exist (rules: `seqarena.platform.leaderboard`). The task's trivial
-baseline is a row of its own; the best model of each column is starred; an arm that did not beat
-the baseline by more than 10 % is marked "not solved". Every number links to the MLflow run of
+baseline is a row of its own; the best model of each column is starred; under each number, how many
+seeds of that configuration solved the task (the task's `solved_when`) and the median and range of their
+steps to solve; an arm no seed solved is greyed and marked "not solved: 0 / n within N steps"; an arm
+without a result says how its trials ended ("oom"). Every number links to the MLflow run of
 its best trial. The task's data protocol (`seqarena.tasks.protocols`) is stated once in the caption
 when every arm shares it (a comparison), else beside each model (a reproduction: each paper's own).
 """
@@ -19,6 +21,7 @@ import streamlit as st
 from seqarena.dashboard import data, filters
 from seqarena.dashboard.filters import Filters
 from seqarena.platform.leaderboard import ArmBest, best_at, board_frame, cell, table
+from seqarena.platform.solving import reach
 from seqarena.platform.statistics import LEVEL, RESAMPLES, interval_text, level_text
 
 NOT_SOLVED = "not solved"
@@ -67,18 +70,28 @@ def _cell_html(row: ArmBest | None, winner: bool, current: Filters) -> str:
     if row is None:
         return "<td></td>"
     if row.mean is None:
-        return f'<td title="{row.trials} trials, none ranked">—</td>'
+        return f'<td title="{row.trials} trials, none ranked">{html.escape(row.failure or "—")}</td>'
     text = html.escape(cell(row))
     link = data.run_link(current.experiment_of(row.search_id), row.mlflow_run_id)
     if link:
         text = f'<a href="{html.escape(link)}" target="_blank" rel="noopener">{text}</a>'
     if winner:
         text = f"<b>★ {text}</b>"
-    if not row.solved:
-        text = f'<span style="color:#999">{text} <small>({NOT_SOLVED})</small></span>'
+    if row.solve is not None and row.solve.solved == 0:
+        text = f'<span style="color:#999">{text} <small>({NOT_SOLVED}: {html.escape(row.solve.cell())})</small></span>'
+    elif row.solve is not None:
+        text = f"{text}<br><small>solved {html.escape(row.solve.cell())}</small>"
+    rerun = f"; re-run winner: #{row.search_place} of {row.rerun_configs} configurations" if row.rerun_configs else ""
     title = (f"{row.trials} trials; n = {row.n}; search {row.search_id[:8]}; trial {row.trial_id}; "
-             f"data protocol {row.protocol or 'unrecorded'}")
+             f"data protocol {row.protocol or 'unrecorded'}{rerun}")
     return f'<td title="{html.escape(title)}">{text}</td>'
+
+
+def reach_frame(rows: Sequence[ArmBest]) -> pd.DataFrame:
+    """Per model: its lengths, the longest T it solved, the area under metric vs log T, its marked arms."""
+    return pd.DataFrame([{"model": line.model, "T": ", ".join(str(t) for t in line.seq_lens),
+                          "max T solved": line.max_t_solved, "AUC (metric vs log10 T)": line.auc,
+                          "marked": "; ".join(line.marked)} for line in reach(rows)])
 
 
 def render() -> None:
@@ -96,6 +109,7 @@ def render() -> None:
     summary = pd.DataFrame([{"T": seq_len, "best model": model} for seq_len, model in sorted(won.items())])
     if not summary.empty:
         st.dataframe(summary, hide_index=True, key="winners")
+    st.dataframe(reach_frame(rows), hide_index=True, key="reach")
     st.download_button("Download leaderboard (CSV)", frame.to_csv(index=False).encode(),
                        file_name=f"leaderboard_{current.task}.csv", mime="text/csv", key="csv_leaderboard")
     intervals_section(rows)

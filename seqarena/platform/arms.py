@@ -41,9 +41,9 @@ import optuna
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from seqarena import tasks
 from seqarena.platform import tune_adapter
 from seqarena.platform.arm_study import ArmStudy
-from seqarena.platform.leaderboard import is_solved
 from seqarena.platform.searches import config_key
 from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources, TrialRole
 from seqarena.workers.results import finite
@@ -53,13 +53,10 @@ MODE = "max"
 log = logging.getLogger(__name__)
 
 
-def ladder_solves(best_val_metric: float | None, baseline: float, higher_is_better: bool) -> bool:
-    """Whether an arm's best validation metric lets its model climb the T-ladder to the next T.
-
-    Interim rule, in this one place until the tasks declare what "solved" means: the metric beats
-    the task's trivial baseline by the leaderboard's margin (`seqarena.platform.leaderboard.is_solved`).
-    """
-    return best_val_metric is not None and is_solved(best_val_metric, baseline, higher_is_better)
+def ladder_solves(task: str, best_val_metric: float | None, baseline: float, higher_is_better: bool) -> bool:
+    """Whether an arm's best validation metric lets its model climb the T-ladder to the next T: it solves
+    the task as the task defines it (`Task.solved_when`, e.g. adding: MSE under a tenth of the baseline)."""
+    return tasks.task_class(task).solved_when.met(best_val_metric, baseline, higher_is_better)
 
 
 def ladder_skips(plans: list[ArmPlan], best: dict[str, float | None]) -> dict[str, str]:
@@ -73,7 +70,7 @@ def ladder_skips(plans: list[ArmPlan], best: dict[str, float | None]) -> dict[st
         lower = by_key[plan.below]
         if (reason := why(lower)) is not None:
             return reason
-        if ladder_solves(best.get(lower.key), lower.baseline, lower.higher_is_better):
+        if ladder_solves(lower.template.task, best.get(lower.key), lower.baseline, lower.higher_is_better):
             return None
         value = best.get(lower.key)
         shown = "no completed trial" if value is None else f"best val {lower.metric_name} {value:.4g}"
@@ -268,7 +265,8 @@ class ArmSearcher(Searcher):
             return "wait"
         best = lower.best[0] if lower.best else None
         unsigned = None if best is None else (best if lower.higher_is_better else -best)
-        return "open" if ladder_solves(unsigned, lower.baseline, lower.higher_is_better) else "closed"
+        solves = ladder_solves(lower.template.task, unsigned, lower.baseline, lower.higher_is_better)
+        return "open" if solves else "closed"
 
     def _exhausted(self, plan: ArmPlan) -> bool:
         if plan.reruns_suggested < len(plan.reruns):

@@ -1,23 +1,33 @@
 """Leaderboards: the best trial per arm, computed by the database (one row per arm reaches Python).
 
 Rules, per arm (one (task, seq_len, model) of one search):
-- Ranked trials are role `search`, status `completed` or `stopped`, with a metric. The best is the one
-  with the lowest validation metric (`best_val_metric`; or highest, when the arm's
+- Ranked trials are role `search`, status `completed` or `stopped`, with a metric. The search's best is
+  the one with the lowest validation metric (`best_val_metric`; or highest, when the arm's
   `higher_is_better`), the test metric standing in for rows recorded without one; ties go to the
-  earlier recorded trial. Validation, not test, as the search's own choice of the configuration it
-  repeats (`platform/arms.py`, the trial's objective): picking by test would choose on the test set
-  and leave the repeats on another configuration.
-- The runs of the best configuration are the best trial plus the arm's `repeat` trials with the
-  same `config_key` (same hyperparameters, another seed) that are ranked-status with a metric.
-  `mean` and `std` (sample standard deviation, ddof=1) are over those `n` runs; `std` is None when
-  n < 2, and with no repeats n == 1 and mean == metric. The best trial was chosen as the extreme of
-  the search, so with few repeats the mean leans optimistic.
-- `solved`: the mean beats the trivial baseline by more than 10 % of it in the arm's direction:
+  earlier recorded trial. Validation, not test, as the search's own choice of the configurations it
+  repeats (`platform/arms.py`, the trial's objective): picking by test would choose on the test set.
+  A configuration's place is the place of its best search trial.
+- The runs of a configuration are its ranked trials of role `search` and `repeat` (same `config_key`:
+  same hyperparameters, another seed). The search re-runs its top configurations on fresh seeds
+  (`repeats`, `repeat_top_k` of the spec); the winner is the re-run configuration with the best mean
+  validation metric over its runs (the same stand-in; equal means: the better place), or, when no
+  configuration was re-run, the search's best. `search_place` is the winner's place in the search
+  (1: the search's best also won the re-run), `rerun_configs` how many configurations were re-run.
+  The columns of the best trial (`metric`, `trial_id`, `hparams`, ...) are those of the winner's best
+  search trial.
+- `mean` and `std` (sample standard deviation, ddof=1) are over the winner's `n` runs; `std` is None
+  when n < 2, and with no repeats n == 1 and mean == metric.
+- `solve`: solved k of n seeds and the steps to solve of the winner's runs, every status counted
+  (`seqarena.platform.solving`; what solves the task is the task's `solved_when`); None for a task
+  that is not registered or an arm without a ranked trial.
+- `beats_baseline`: the mean beats the trivial baseline by more than 10 % of it in the arm's direction:
   `mean < baseline - 0.1 * |baseline|` (lower is better) or `mean > baseline + 0.1 * |baseline|`
-  (higher is better). E.g. adding (MSE, baseline 0.167): solved below 0.1503.
-- `runs` are those n runs (trial id, seed, metric; by seed) and `interval` their mean with its
+  (higher is better); e.g. adding (MSE, baseline 0.167): below 0.1503. It is not "solved".
+- `runs` are the winner's n runs (trial id, seed, metric; by seed) and `interval` their mean with its
   percentile bootstrap interval (`seqarena.platform.statistics.bootstrap_mean`: 95 %, 10 000 resamples,
   seed 0; None for an arm without a ranked trial).
+- `failure`: for an arm without a ranked trial, how most of its trials ended (`oom`, `diverged`,
+  `failed`, `stopped`); None otherwise. Such arms stay on the board, marked.
 - `trials` counts every recorded trial of the arm, whatever its role or status.
 - With `search_id` the rows are that search's arms. Without it, each arm key (e.g.
   "adding/T=100/lstm") shows the latest search that has a ranked trial for it, else the latest
@@ -43,15 +53,19 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Select, and_, case, func, literal, or_, select
+from sqlalchemy import Engine, Select, and_, case, func, literal, select, tuple_
 from sqlalchemy.sql.expression import ColumnElement
 
+from seqarena import tasks
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Search, Trial
+from seqarena.platform.solving import SeedRun, SolveStats, solve_stats
 from seqarena.platform.statistics import Interval, bootstrap_mean
 
-SOLVED_MARGIN = 0.1
-"""A solved arm beats its baseline by more than this fraction of the baseline."""
+BEATS_MARGIN = 0.1
+"""`beats_baseline`: the mean is better than the baseline by more than this fraction of it."""
+FAILURES = ("oom", "diverged", "failed", "stopped")
+"""How an arm's trials may end without a ranked result (`ArmBest.failure`)."""
 
 
 @dataclass(frozen=True)
@@ -89,20 +103,31 @@ class ArmBest:
     infer_seq_per_s: float | None
     peak_mem_mb: float | None
     trials: int
-    solved: bool
+    beats_baseline: bool
+    """the mean beats the trivial baseline by more than BEATS_MARGIN of it (not "solved": see `solve`)"""
     protocol: str | None = None
     """the task's data protocol the arm's trials followed; None: recorded before protocols existed"""
     runs: tuple[Run, ...] = ()
     """the n runs of the best configuration, by seed"""
     interval: Interval | None = None
     """their mean with its bootstrap interval (`seqarena.platform.statistics.bootstrap_mean`)"""
+    solve: SolveStats | None = None
+    """solved k of n seeds and steps to solve of the winner's runs; None: no ranked trial or unknown task"""
+    search_place: int | None = None
+    """the winner's place in the search (1: the search's best won the re-run of the top configurations)"""
+    rerun_configs: int = 0
+    """configurations of the arm re-run on fresh seeds (repeats)"""
+    failure: str | None = None
+    """without a ranked trial: how most of the arm's trials ended (FAILURES); None otherwise"""
+    config_key: str | None = None
+    """the winner's configuration (`searches.config_key`)"""
 
 
-def is_solved(mean: float | None, baseline: float, higher_is_better: bool) -> bool:
-    """Whether `mean` beats `baseline` by more than SOLVED_MARGIN of it in the right direction."""
+def beats_baseline(mean: float | None, baseline: float, higher_is_better: bool) -> bool:
+    """Whether `mean` beats `baseline` by more than BEATS_MARGIN of it in the right direction."""
     if mean is None:
         return False
-    margin = SOLVED_MARGIN * abs(baseline)
+    margin = BEATS_MARGIN * abs(baseline)
     return mean > baseline + margin if higher_is_better else mean < baseline - margin
 
 
@@ -130,8 +155,10 @@ def leaderboard(engine: Engine, *, task: str | None = None, seq_len: int | None 
                         None if models is None else tuple(models))
     with engine.connect() as conn:
         rows = conn.execute(_board_query(where)).mappings().all()
+        seeds = _winner_runs(conn, rows)
         runs = _runs_by_arm(conn.execute(_runs_query(where)).all())
-    board = [_with_runs(_arm_best(row), runs.get((row["search_id"], row["key"]), ())) for row in rows]
+    board = [_with_runs(_arm_best(row, seeds.get(row["id"], [])), runs.get((row["search_id"], row["key"]), ()))
+             for row in rows]
     return sorted(board, key=rank_key)
 
 
@@ -148,6 +175,11 @@ def _runs_by_arm(rows: Sequence[Any]) -> dict[tuple[str, str], tuple[Run, ...]]:
     return {arm: tuple(runs) for arm, runs in by_arm.items()}
 
 
+def _chosen_by(trial: Any) -> ColumnElement[float]:
+    """What configurations are chosen by: the validation metric, the test metric for rows without one."""
+    return func.coalesce(trial.best_val_metric, trial.metric)
+
+
 def _ranked(trial: Any) -> ColumnElement[bool]:
     return and_(trial.status.in_(RANKED_STATUSES), trial.metric.is_not(None))
 
@@ -159,9 +191,10 @@ def _arms_query(where: BoardFilter) -> Select:
     asked for, not the whole trials table.
     """
     search_id = where.search_id
+    ends = [func.sum(case((Trial.status == status, 1), else_=0)).label(f"n_{status}") for status in FAILURES]
     per_arm = _filtered(select(Trial.arm_id, func.count().label("trials"),
                                func.sum(case((and_(Trial.role == "search", _ranked(Trial)), 1), else_=0))
-                               .label("ranked")).join(ArmRow, ArmRow.id == Trial.arm_id), where)
+                               .label("ranked"), *ends).join(ArmRow, ArmRow.id == Trial.arm_id), where)
     counts = per_arm.group_by(Trial.arm_id).subquery("counts")
     ranked = func.coalesce(counts.c.ranked, 0)
     latest = func.row_number().over(
@@ -170,6 +203,7 @@ def _arms_query(where: BoardFilter) -> Select:
     query = (select(ArmRow.id, ArmRow.search_id, ArmRow.key, ArmRow.task, ArmRow.seq_len, ArmRow.model,
                     ArmRow.metric_name, ArmRow.higher_is_better, ArmRow.baseline, ArmRow.protocol,
                     func.coalesce(counts.c.trials, 0).label("trials"),
+                    *(func.coalesce(counts.c[f"n_{status}"], 0).label(f"n_{status}") for status in FAILURES),
                     (latest if search_id is None else literal(1)).label("latest"))
              .join(Search, Search.id == ArmRow.search_id).outerjoin(counts, counts.c.arm_id == ArmRow.id))
     return _filtered(query, where)
@@ -189,50 +223,113 @@ def _filtered(query: Select, where: BoardFilter) -> Select:
 
 _BEST_COLUMNS = (Trial.id, Trial.arm_id, Trial.trial_id, Trial.config_key, Trial.metric, Trial.hparams,
                  Trial.mlflow_run_id, Trial.params, Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb)
+_RUN_ROLES = ("search", "repeat")
 
 
-def _best_runs(where: BoardFilter) -> tuple[Any, Any, Any]:
-    """The CTEs of the reported arms, their best search trials and the runs of those configurations."""
+def _best_runs(where: BoardFilter) -> tuple[Any, Any, Any, Any]:
+    """The CTEs of the reported arms, their winners, the winners' best search trials and their runs
+    (the rules in the module docstring)."""
     every = _arms_query(where).subquery("every_arm")
     arms = select(every).where(every.c.latest == 1).cte("arm_sel")
-    chosen_by = func.coalesce(Trial.best_val_metric, Trial.metric)
+    chosen_by = _chosen_by(Trial)
     signed = case((arms.c.higher_is_better, -chosen_by), else_=chosen_by)
     ranked = (select(*_BEST_COLUMNS, func.row_number().over(partition_by=Trial.arm_id, order_by=(signed, Trial.id))
                      .label("place"))
               .join(arms, arms.c.id == Trial.arm_id)
-              .where(Trial.role == "search", _ranked(Trial)).subquery("ranked"))
-    best = select(ranked).where(ranked.c.place == 1).cte("best")
+              .where(Trial.role == "search", _ranked(Trial)).cte("ranked"))
+    winner = _winner(arms, ranked)
+    best = (select(ranked).join(winner, and_(winner.c.arm_id == ranked.c.arm_id, winner.c.place == ranked.c.place))
+            .cte("best"))
     run = Trial.__table__.alias("run")
     runs = (select(run.c.arm_id, run.c.metric, run.c.seed, run.c.trial_id)
             .join(best, and_(run.c.arm_id == best.c.arm_id, run.c.config_key == best.c.config_key))
-            .where(or_(run.c.id == best.c.id, run.c.role == "repeat"), _ranked(run.c)).cte("runs"))
-    return arms, best, runs
+            .where(run.c.role.in_(_RUN_ROLES), _ranked(run.c)).cte("runs"))
+    return arms, winner, best, runs
 
 
 def _runs_query(where: BoardFilter) -> Select:
     """One row per run of each reported arm's best configuration: (search id, arm key, trial id, seed, metric)."""
-    arms, _, runs = _best_runs(where)
+    arms, _, _, runs = _best_runs(where)
     return (select(arms.c.search_id, arms.c.key, runs.c.trial_id, runs.c.seed, runs.c.metric)
             .join(arms, arms.c.id == runs.c.arm_id)
             .order_by(arms.c.search_id, arms.c.key, runs.c.seed, runs.c.trial_id))
 
 
 def _board_query(where: BoardFilter) -> Select:
-    """One row per reported arm: the arm, its best search trial and the mean/spread of its runs."""
-    arms, best, runs = _best_runs(where)
+    """One row per reported arm: the arm, its winning configuration (its best search trial) and the
+    mean/spread of that configuration's runs."""
+    arms, winner, best, runs = _best_runs(where)
     mean = (select(runs.c.arm_id, func.avg(runs.c.metric).label("mean"), func.count().label("n"))
             .group_by(runs.c.arm_id).cte("run_mean"))
     deviation = runs.c.metric - mean.c.mean
     spread = (select(runs.c.arm_id, func.sum(deviation * deviation).label("sq_dev"))
               .join(mean, mean.c.arm_id == runs.c.arm_id).group_by(runs.c.arm_id).cte("run_spread"))
-    return (select(arms, best.c.metric, best.c.trial_id, best.c.hparams, best.c.mlflow_run_id, best.c.params,
-                   best.c.train_seq_per_s, best.c.infer_seq_per_s, best.c.peak_mem_mb, mean.c.mean, mean.c.n,
-                   spread.c.sq_dev)
+    return (select(arms, best.c.metric, best.c.trial_id, best.c.config_key, best.c.hparams, best.c.mlflow_run_id,
+                   best.c.params, best.c.train_seq_per_s, best.c.infer_seq_per_s, best.c.peak_mem_mb,
+                   best.c.place.label("search_place"), winner.c.rerun_configs, mean.c.mean, mean.c.n, spread.c.sq_dev)
             .select_from(arms).outerjoin(best, best.c.arm_id == arms.c.id)
+            .outerjoin(winner, winner.c.arm_id == arms.c.id)
             .outerjoin(mean, mean.c.arm_id == arms.c.id).outerjoin(spread, spread.c.arm_id == arms.c.id))
 
 
-def _arm_best(row: Any) -> ArmBest:
+def _winner(arms: Any, ranked: Any) -> Any:
+    """Per arm, the winning configuration's place in the search and how many configurations were re-run.
+
+    Each configuration with a ranked search trial: its place (that of its best search trial), the mean
+    of its runs' validation metrics (`_chosen_by`) and whether it was re-run (has a ranked repeat).
+    Re-run configurations come first, by signed mean; then by place, so that with no re-run the
+    search's best wins.
+    """
+    run = Trial.__table__.alias("cfg_run")
+    stats = (select(run.c.arm_id, run.c.config_key, func.avg(_chosen_by(run.c)).label("mean"),
+                    func.sum(case((run.c.role == "repeat", 1), else_=0)).label("repeats"))
+             .join(arms, arms.c.id == run.c.arm_id)
+             .where(run.c.role.in_(_RUN_ROLES), _ranked(run.c))
+             .group_by(run.c.arm_id, run.c.config_key).subquery("cfg_stats"))
+    places_ = (select(ranked.c.arm_id, ranked.c.config_key, func.min(ranked.c.place).label("place"))
+               .group_by(ranked.c.arm_id, ranked.c.config_key).subquery("cfg_place"))
+    rerun = stats.c.repeats > 0
+    signed_mean = case((arms.c.higher_is_better, -stats.c.mean), else_=stats.c.mean)
+    order = func.row_number().over(partition_by=places_.c.arm_id, order_by=(
+        case((rerun, 0), else_=1), case((rerun, signed_mean), else_=literal(0.0)), places_.c.place))
+    reruns = func.sum(case((rerun, 1), else_=0)).over(partition_by=places_.c.arm_id)
+    chosen = (select(places_.c.arm_id, places_.c.place, order.label("order"), reruns.label("rerun_configs"))
+              .join(stats, and_(stats.c.arm_id == places_.c.arm_id, stats.c.config_key == places_.c.config_key))
+              .join(arms, arms.c.id == places_.c.arm_id).subquery("cfg_order"))
+    return select(chosen.c.arm_id, chosen.c.place, chosen.c.rerun_configs).where(chosen.c.order == 1).cte("winner")
+
+
+def _winner_runs(conn: Any, rows: Sequence[Any]) -> dict[int, list[SeedRun]]:
+    """Every run (role search or repeat, any status) of each arm's winning configuration, by arm id."""
+    pairs = [(row["id"], row["config_key"]) for row in rows if row["config_key"] is not None]
+    runs: dict[int, list[SeedRun]] = {}
+    for start in range(0, len(pairs), 200):  # a bounded IN list per query
+        chunk = pairs[start:start + 200]
+        stmt = (select(Trial.arm_id, Trial.seed, Trial.status, Trial.metric, Trial.steps, Trial.curve)
+                .where(tuple_(Trial.arm_id, Trial.config_key).in_(chunk), Trial.role.in_(_RUN_ROLES))
+                .order_by(Trial.id))
+        for arm_id, seed, status, metric, steps, curve in conn.execute(stmt):
+            runs.setdefault(arm_id, []).append(SeedRun(seed, status, metric, steps, curve))
+    return runs
+
+
+def _solve(row: Any, runs: list[SeedRun]) -> SolveStats | None:
+    if not runs or row["task"] not in tasks.names():
+        return None
+    return solve_stats(runs, tasks.task_class(row["task"]).solved_when, row["metric_name"], row["baseline"],
+                       bool(row["higher_is_better"]))
+
+
+def _failure(row: Any) -> str | None:
+    """How most trials of an arm without a ranked result ended (the first of FAILURES on a tie)."""
+    if row["mean"] is not None:
+        return None
+    counts = [(int(row[f"n_{status}"] or 0), status) for status in FAILURES]
+    most = max(counts, key=lambda item: item[0])
+    return most[1] if most[0] > 0 else None
+
+
+def _arm_best(row: Any, runs: list[SeedRun]) -> ArmBest:
     n = int(row["n"] or 0)
     mean = None if row["mean"] is None else float(row["mean"])
     std = math.sqrt(max(float(row["sq_dev"]), 0.0) / (n - 1)) if n >= 2 else None
@@ -243,7 +340,9 @@ def _arm_best(row: Any) -> ArmBest:
         mean=mean, std=std, n=n, trial_id=row["trial_id"], hparams=row["hparams"],
         mlflow_run_id=row["mlflow_run_id"], params=row["params"], train_seq_per_s=row["train_seq_per_s"],
         infer_seq_per_s=row["infer_seq_per_s"], peak_mem_mb=row["peak_mem_mb"], trials=int(row["trials"]),
-        solved=is_solved(mean, row["baseline"], higher), protocol=row["protocol"])
+        beats_baseline=beats_baseline(mean, row["baseline"], higher), protocol=row["protocol"],
+        solve=_solve(row, runs), search_place=row["search_place"], rerun_configs=int(row["rerun_configs"] or 0),
+        failure=_failure(row), config_key=row["config_key"])
 
 
 def rank_key(row: ArmBest) -> tuple[Any, ...]:
@@ -274,7 +373,8 @@ def best_at(rows: Sequence[ArmBest]) -> dict[tuple[str, int], ArmBest]:
 def model_ranks(rows: Sequence[ArmBest]) -> pd.DataFrame:
     """Per model: arms entered (with a mean), arms won (place 1 at their (task, seq_len)), arms
     solved and mean place; sorted by mean place, then model name."""
-    frame = pd.DataFrame([{"model": row.model, "place": place, "solved": row.solved} for place, row in places(rows)],
+    frame = pd.DataFrame([{"model": row.model, "place": place, "solved": bool(row.solve and row.solve.solved)}
+                          for place, row in places(rows)],
                          columns=["model", "place", "solved"])
     if frame.empty:
         return pd.DataFrame(columns=["model", "arms", "wins", "solved", "mean_rank"])
@@ -284,9 +384,10 @@ def model_ranks(rows: Sequence[ArmBest]) -> pd.DataFrame:
 
 
 def cell(row: ArmBest) -> str:
-    """`mean ± std` over the runs of the best configuration, the metric alone for one run, `—` for none."""
+    """`mean ± std` over the runs of the best configuration, the metric alone for one run; without a
+    ranked trial how the arm's trials ended (`oom`, ...), else `—`."""
     if row.mean is None:
-        return "—"
+        return row.failure or "—"
     if row.n < 2 or row.std is None:
         return f"{row.metric:.4g}"
     return f"{row.mean:.4g} ± {row.std:.2g}"
@@ -306,22 +407,43 @@ def table(rows: list[ArmBest], text: Callable[[ArmBest], str] = cell) -> pd.Data
 
 
 def to_json(rows: list[ArmBest]) -> list[dict[str, Any]]:
-    """The rows as JSON-ready dicts (field names as in `ArmBest`)."""
-    return [asdict(row) for row in rows]
+    """The rows as JSON-ready dicts (field names as in `ArmBest`; `solve` with its median, range and cell)."""
+    return [{**asdict(row), "solve": _solve_json(row.solve)} for row in rows]
+
+
+def _solve_json(stats: SolveStats | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {**asdict(stats), "steps": list(stats.steps), "steps_median": stats.steps_median,
+            "steps_range": None if stats.steps_range is None else list(stats.steps_range), "cell": stats.cell()}
 
 
 def board_frame(rows: Sequence[ArmBest]) -> pd.DataFrame:
     """Leaderboard rows as a frame (one row per arm), for plots and CSV downloads."""
     columns = ["task", "seq_len", "model", "protocol", "metric_name", "higher_is_better", "baseline", "metric", "mean",
-               "std", "n", "ci_low", "ci_high", "solved", "trials", "params", "train_seq_per_s", "infer_seq_per_s",
-               "peak_mem_mb", "search_id", "trial_id", "mlflow_run_id"]
-    return pd.DataFrame([{name: _frame_value(row, name) for name in columns} for row in rows], columns=columns)
+               "std", "n", "ci_low", "ci_high", "beats_baseline", "trials", "params", "train_seq_per_s",
+               "infer_seq_per_s", "peak_mem_mb", "search_id", "trial_id", "mlflow_run_id", "search_place",
+               "rerun_configs", "failure"]
+    frame = pd.DataFrame([{name: _frame_value(row, name) for name in columns} for row in rows], columns=columns)
+    solve = pd.DataFrame([solve_columns(row.solve) for row in rows], columns=list(solve_columns(None)))
+    return pd.concat([frame, solve], axis=1)
 
 
 def _frame_value(row: ArmBest, name: str) -> Any:
     if name in ("ci_low", "ci_high"):
         return None if row.interval is None else getattr(row.interval, name[3:])
     return getattr(row, name)
+
+
+def solve_columns(stats: SolveStats | None) -> dict[str, Any]:
+    """The solve statistics of one arm as flat columns (None where the arm has none)."""
+    if stats is None:
+        return dict.fromkeys(("solved", "seeds", "solve", "steps_to_solve_median", "steps_to_solve_min",
+                              "steps_to_solve_max", "budget_steps", "solved_when"))
+    low, high = stats.steps_range or (None, None)
+    return {"solved": stats.solved, "seeds": stats.seeds, "solve": stats.cell(),
+            "steps_to_solve_median": stats.steps_median, "steps_to_solve_min": low, "steps_to_solve_max": high,
+            "budget_steps": stats.budget, "solved_when": stats.rule}
 
 
 # ----------------------------------------------------------------------- searches and trials (dashboard)

@@ -9,7 +9,9 @@ Tables:
     trials    one per finished Ray Tune trial: role `search` (a sampled configuration) or `repeat`
               (the best configuration rerun with another seed), status, hyperparameters, the test
               metric at the best validation step, throughput, memory, MLflow run id, and
-              `config_key` (`config_key(hparams)`: equal for runs of one configuration).
+              `config_key` (`config_key(hparams)`: equal for runs of one configuration), and the
+              learning curve (`curve`: step, train_loss, val_<metric> per evaluation; NULL for trials
+              recorded before it was kept, empty for a trial that ended without a result).
     jobs      one per submitted spec in the job queue (`seqarena.platform.jobs`).
     profile_runs  one per `seqarena profile` run (device, torch version, batch size, hidden size, settings);
     profile_rows  one per (model, seq_len) of a profile run: step times, sequences/s, peak memory, status.
@@ -174,6 +176,7 @@ class Trial(Base):
     steps: Mapped[int] = mapped_column(Integer)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    curve: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")

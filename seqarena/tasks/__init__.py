@@ -13,7 +13,7 @@ from typing import Any
 from seqarena.errors import BadInput, one_of
 from seqarena.tasks import data
 from seqarena.tasks.adding import Adding
-from seqarena.tasks.base import Task, TaskOptions, TaskShape, parse_options
+from seqarena.tasks.base import SolvedWhen, Task, TaskOptions, TaskShape, parse_options
 from seqarena.tasks.char import CharLM
 from seqarena.tasks.copy import Copy
 from seqarena.tasks.data import DataCheck
@@ -24,8 +24,8 @@ from seqarena.tasks.ncifar import NoisyCIFAR
 from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
-__all__ = ["AUTHORS", "DataCheck", "Protocol", "Task", "TaskOptions", "TaskShape", "build", "check_data", "names",
-           "protocol", "protocols", "shape", "task_class"]
+__all__ = ["AUTHORS", "DataCheck", "Protocol", "SolvedWhen", "Task", "TaskOptions", "TaskShape", "build", "check_data",
+           "names", "protocol", "protocols", "shape", "task_class"]
 
 _TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
     Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG, IMDBSentiment, HAR2, NoisyCIFAR,

@@ -24,6 +24,45 @@ from seqarena.tasks.data import DataFiles
 
 Split = Literal["val", "test"]
 Batch = tuple[Tensor, Tensor]
+SolvedRule = Literal["fraction_of_baseline", "absolute", "gap_closed"]
+
+
+@dataclass(frozen=True)
+class SolvedWhen:
+    """What "solved" means for a task: a threshold on its headline metric (each task's `solved_when`).
+
+    `rule` says how the threshold follows from `value` and the task's trivial baseline b:
+    - `fraction_of_baseline`: value × b (a loss that must fall under a fraction of the trivial one);
+    - `absolute`: value itself (an accuracy the papers treat as solving the task);
+    - `gap_closed`: b + value × (1 − b) (an accuracy that closes that share of the gap between the
+      majority-class baseline and a perfect score).
+    The metric meets it when strictly below (lower is better) or at least at it (higher is better).
+    `source`: why this threshold, with the paper or the reference page it comes from
+    (docs/reference/tasks.md, "What solved means").
+    """
+
+    rule: SolvedRule
+    value: float
+    source: str
+
+    def threshold(self, baseline: float) -> float:
+        """The metric value that solves the task whose trivial baseline is `baseline`."""
+        if self.rule == "fraction_of_baseline":
+            return self.value * baseline
+        if self.rule == "gap_closed":
+            return baseline + self.value * (1.0 - baseline)
+        return self.value
+
+    def met(self, metric: float | None, baseline: float, higher_is_better: bool) -> bool:
+        """Whether `metric` solves the task (False for a missing metric)."""
+        if metric is None:
+            return False
+        limit = self.threshold(baseline)
+        return metric >= limit if higher_is_better else metric < limit
+
+    def describe(self, baseline: float, higher_is_better: bool) -> str:
+        """E.g. "mse < 0.01667" for the adding problem (the metric name left to the caller)."""
+        return f"{'>=' if higher_is_better else '<'} {self.threshold(baseline):.4g}"
 
 
 class LazyRows:
@@ -217,6 +256,7 @@ class Task(ABC):
             model of the paper whose code uses it, with that code's file:line beside it. A task with a
             single protocol declares none of its own: `{"default": {}}`.
         default_protocol: the protocol of a spec that names none; its values are the options' defaults.
+        solved_when: what "solved" means for the task (`SolvedWhen`): the one place that says it.
     Instance attributes: `seq_len`, `length`, `input_size`, `output_size` (those of `shape_of`),
     `baseline` (the headline metric of the trivial predictor, see each task), `options`.
     """
@@ -228,6 +268,7 @@ class Task(ABC):
     options_model: ClassVar[type[TaskOptions]] = TaskOptions
     protocols: ClassVar[Mapping[str, Mapping[str, Any]]] = {"default": {}}
     default_protocol: ClassVar[str] = "default"
+    solved_when: ClassVar[SolvedWhen]
 
     seq_len: int
     length: int

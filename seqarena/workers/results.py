@@ -111,7 +111,9 @@ class TrialRecord(BaseModel):
     `config_key` identifies a configuration across seeds (filled in by the database when None).
     `metric` is the test value of the task's headline metric at the best validation step; a trial
     that did not complete keeps None there and, when it was evaluated, its best validation value
-    in `best_val_metric`. NaN and infinities are stored as None (JSON and SQL have no NaN).
+    in `best_val_metric`. `curve` is the trial's learning curve as `TrialResult.curve` holds it (empty
+    for a trial that ended without a result: stopped early, failed); steps to solve are read from it
+    (`seqarena.platform.solving`). NaN and infinities are stored as None (JSON and SQL have no NaN).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -132,6 +134,8 @@ class TrialRecord(BaseModel):
     peak_mem_mb: float | None = Field(None, description="peak memory of a training step, MB")
     wall_s: float | None = Field(None, description="wall-clock seconds of the trial")
     mlflow_run_id: str | None = Field(None, description="the trial's MLflow run")
+    curve: list[dict[str, float | None]] = Field(
+        default_factory=list, description="one point per evaluation: step, train_loss and every val_<metric>")
 
     @field_validator("metric", "best_val_metric", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "wall_s",
                      mode="before")
@@ -139,7 +143,7 @@ class TrialRecord(BaseModel):
     def _finite(cls, value: Any) -> float | None:
         return finite(value)
 
-    @field_validator("hparams", "test_metrics", "seed", "steps", "params", mode="before")
+    @field_validator("hparams", "test_metrics", "seed", "steps", "params", "curve", mode="before")
     @classmethod
     def _plain(cls, value: Any) -> Any:
         return plain(value)

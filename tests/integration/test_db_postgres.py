@@ -171,12 +171,12 @@ def test_leaderboard_min_and_max_metrics(engine: Engine) -> None:
     lstm, smnist, copy = board[LSTM], board[SMNIST], board[COPY]
     # lstm: runs of b = 0.010, 0.013, 0.016 -> mean 0.013, std sqrt((0.003² + 0 + 0.003²) / 2) = 0.003
     assert (lstm.trial_id, lstm.metric, lstm.n, lstm.mlflow_run_id, lstm.trials) == ("b", 0.01, 3, "run-b", 6)
-    assert lstm.mean == pytest.approx(0.013) and lstm.std == pytest.approx(0.003) and lstm.solved
+    assert lstm.mean == pytest.approx(0.013) and lstm.std == pytest.approx(0.003) and lstm.beats_baseline
     # smnist (higher is better): runs of h = 0.98, 0.94 -> mean 0.96, std sqrt(2 * 0.02² / 1) = 0.028284
     assert (smnist.trial_id, smnist.metric, smnist.n) == ("h", 0.98, 2)
     assert smnist.mean == pytest.approx(0.96) and smnist.std == pytest.approx(0.0282843, rel=1e-5)
-    assert smnist.solved
-    assert (copy.metric, copy.n, copy.std, copy.solved) == (0.16, 1, None, False)
+    assert smnist.beats_baseline
+    assert (copy.metric, copy.n, copy.std, copy.beats_baseline) == (0.16, 1, None, False)
     assert table(list(board.values())).loc["lstm", ("adding", 100)] == "0.013 ± 0.003"
 
 
