@@ -619,13 +619,14 @@ def jobs_command(state: Annotated[str | None, typer.Option(help="only jobs in th
 def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique prefix)")],
            json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A job's state, its per-arm progress, the best trial so far and its MLflow run."""
-    from seqarena.platform import database, jobs
+    from seqarena.platform import database, jobs, searches
     from seqarena.platform.leaderboard import leaderboard, to_json
 
     engine = database.get_engine()
     job = jobs.get_job(engine, job_id)
     board = leaderboard(engine, search_id=job.search_id) if job.search_id else []
-    row = {**_job_row(job), "arms": to_json(board)}
+    skipped = searches.skipped_arms(engine, job.search_id) if job.search_id else {}
+    row = {**_job_row(job), "arms": to_json(board), "skipped": skipped}
     if json_output:
         print(json.dumps(row, default=str))
         return
@@ -633,6 +634,8 @@ def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique pre
                  f"MLflow parent run {job.mlflow_parent_run_id or '-'}")
     if board:
         _print_board(board)
+    for key, why in skipped.items():
+        stderr.print(f"skipped {key}: {why}")
 
 
 @app.command()

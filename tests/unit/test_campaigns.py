@@ -161,3 +161,13 @@ def test_an_extended_grid_runs_only_its_points_no_recorded_trial_ran(tmp_path: P
     stored = optuna.load_study(study_name="x1/adding/T=10/gru", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert [(t.params["lr"], t.state.name) for t in stored.trials] == [
         (3e-3, "COMPLETE"), (1e-2, "FAIL"), (1e-3, "RUNNING"), (3e-2, "RUNNING")]
+
+
+def test_the_leaderboard_names_the_arms_a_ladder_skipped(tmp_path: Path, run_cli,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    search_id = recorded_search(tmp_path / "home", monkeypatch, "succeeded")
+    why = "T-ladder: below did not solve"
+    searches.skip_arm(database.get_engine(), search_id, "adding/T=10/gru", why)
+    assert searches.skipped_arms(database.get_engine(), search_id) == {"adding/T=10/gru": why}
+    code, _, err = run_cli(["leaderboard", "--search", search_id])
+    assert code == 0 and "skipped adding/T=10/gru: T-ladder: below did not solve" in err
