@@ -275,16 +275,15 @@ def drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, plans: list
 
 def record_ladder_skips(search_id: str, plans: list[ArmPlan]) -> dict[str, str]:
     """Mark in the database the arms of a T-ladder that have no trial because a lower rung did not solve
-    (`seqarena.platform.arms.ladder_skips`, from each arm's recorded best validation metric); return them."""
-    if not any(plan.below for plan in plans):
-        return {}
+    (`seqarena.platform.arms.ladder_skips`, from each arm's recorded best validation metric), and unmark
+    the arms of `plans` that ran; return the skipped ones."""
     engine = database.get_engine()
     recorded = searches.recorded_trials(engine, search_id)
     best = {plan.key: best_val(plan, [t for t in recorded if t.arm == plan.key]) for plan in plans}
     ran = {trial.arm for trial in recorded}
     skipped = {key: why for key, why in ladder_skips(plans, best).items() if key not in ran}
-    for key, why in skipped.items():
-        searches.skip_arm(engine, search_id, key, why)
+    for plan in plans:  # an arm skipped before that a later round ran is skipped no more
+        searches.skip_arm(engine, search_id, plan.key, skipped.get(plan.key))
     return skipped
 
 

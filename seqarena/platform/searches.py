@@ -195,8 +195,9 @@ def set_search_spec(engine: Engine, search_id: str, spec_yaml: str, spec_hash: s
         session.execute(update(Search).where(Search.id == search_id).values(spec_yaml=spec_yaml, spec_hash=spec_hash))
 
 
-def skip_arm(engine: Engine, search_id: str, arm_key: str, reason: str) -> None:
-    """Record why arm `arm_key` of the search was never run (a T-ladder that stopped below it)."""
+def skip_arm(engine: Engine, search_id: str, arm_key: str, reason: str | None) -> None:
+    """Record why arm `arm_key` of the search was never run (a T-ladder that stopped below it); None: it
+    ran (a later round reached it)."""
     with session_scope(engine) as session:
         session.execute(update(ArmRow).where(ArmRow.search_id == search_id, ArmRow.key == arm_key)
                         .values(skipped=reason))

@@ -16,7 +16,7 @@ from seqarena.platform import database, searches
 from seqarena.platform.arm_study import ArmStudy
 from seqarena.platform.arms import ArmPlan, ArmSearcher, ladder_skips, ladder_solves
 from seqarena.platform.campaigns import arm_prior, merged
-from seqarena.platform.search import arm_plans, arm_rows
+from seqarena.platform.search import arm_plans, arm_rows, record_ladder_skips
 from seqarena.platform.searches import RecordedTrial, config_key
 from seqarena.platform.spec import check_extends, parse_spec
 from seqarena.workers.config import SearchTrial
@@ -171,3 +171,25 @@ def test_the_leaderboard_names_the_arms_a_ladder_skipped(tmp_path: Path, run_cli
     assert searches.skipped_arms(database.get_engine(), search_id) == {"adding/T=10/gru": why}
     code, _, err = run_cli(["leaderboard", "--search", search_id])
     assert code == 0 and "skipped adding/T=10/gru: T-ladder: below did not solve" in err
+
+
+def test_a_skipped_arm_that_a_later_round_runs_is_skipped_no_more(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    search_id = recorded_search(tmp_path / "home", monkeypatch, "succeeded")
+    plans = arm_plans(spec(seq_lens=[10, 20], search={"algorithm": "random", "num_samples": 1, "ladder": True}))
+    engine = database.get_engine()
+    searches.add_arms(engine, search_id, arm_rows(plans))
+
+    def trial(trial_id: str, arm: str, val_mse: float) -> None:
+        searches.record_trial(engine, search_id, arm, {"trial_id": trial_id, "seed": 0, "hparams": {"lr": 1e-3},
+                                                       "status": "completed", "steps": 20, "metric": val_mse,
+                                                       "best_val_metric": val_mse})
+
+    trial("a", "adding/T=10/gru", 0.16)
+    why = "T-ladder: adding/T=10/gru did not solve (best val mse 0.16; baseline 0.1667)"
+    assert record_ladder_skips(search_id, plans) == {"adding/T=20/gru": why}
+    assert searches.skipped_arms(engine, search_id) == {"adding/T=20/gru": why}
+    trial("b", "adding/T=10/gru", 0.001)  # an extension's trial solves T=10, and T=20 then ran
+    trial("c", "adding/T=20/gru", 0.1)
+    assert record_ladder_skips(search_id, plans) == {}
+    assert searches.skipped_arms(engine, search_id) == {}
