@@ -27,14 +27,13 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     PrivateAttr,
     ValidationError,
     model_validator,
@@ -43,6 +42,7 @@ from pydantic import (
 from seqarena import cells, tasks
 from seqarena.cells.space import HParam, Value, by_name, resolve
 from seqarena.errors import BadInput, one_of
+from seqarena.platform import spec_yaml
 from seqarena.platform.budget import BudgetSize, size_for_budget
 from seqarena.platform.domains import (
     ALL,
@@ -56,6 +56,21 @@ from seqarena.platform.domains import (
     grid,
 )
 from seqarena.tasks.base import TaskShape
+
+#: Longest job name (MLflow refuses run names over 500 characters; the name also names folders).
+MAX_NAME = 100
+#: Largest sequence length: one batch of 32 sequences of 100,000 steps through a 256-wide layer keeps
+#: 3.3 GB of activations for backpropagation; the longest benchmark in examples/ is 5,000.
+MAX_SEQ_LEN = 100_000
+#: Largest `param_budget`: 20 M parameters take 320 MB in training (weights, gradients, Adam's two
+#: moments at 4 bytes each); finding the hidden size builds models of about that size.
+MAX_PARAM_BUDGET = 20_000_000
+#: Most search trials per arm, and most trials of a whole spec (`Spec.trial_count`).
+MAX_TRIALS = 10_000
+#: Most seeds of an arm's best configuration.
+MAX_REPEATS = 100
+#: Most sequence lengths, and most models, in one spec.
+MAX_LIST = 64
 
 _MAPPING = "a YAML mapping of spec fields (name, task, seq_lens, models, budget, search, ...)"
 
@@ -71,6 +86,13 @@ class Arm(NamedTuple):
     def key(self) -> str:
         """`task/T=seq_len/model`, the arm's name in trackers and tables."""
         return f"{self.task}/T={self.seq_len}/{self.model}"
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes every value out (a spec with aliases is refused when read back: `spec_yaml`)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 class _Strict(BaseModel):
@@ -94,7 +116,8 @@ class SearchSettings(_Strict):
     """How each arm is searched and early-stopped."""
 
     algorithm: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler of each arm")
-    num_samples: int = Field(16, ge=1, description="search trials per arm (ignored for grid: the grid size)")
+    num_samples: int = Field(16, ge=1, le=MAX_TRIALS,
+                             description="search trials per arm (ignored for grid: the grid size)")
     scheduler: Literal["asha", "none"] = Field("asha", description="early stopping within an arm")
     max_concurrent_trials: int | None = Field(None, ge=1, description="trials running at once; null: Tune's")
     seed: int = Field(0, ge=0, description="seed of the samplers")
@@ -102,7 +125,7 @@ class SearchSettings(_Strict):
         None, gt=0, description="steps before ASHA may stop a trial; eval_every..max_steps, "
         "default 2 * eval_every (at most max_steps); filled in when the spec is parsed")
     reduction_factor: int = Field(3, ge=2, description="ASHA keeps 1 / reduction_factor per rung")
-    grid_points: int = Field(3, ge=2, description="grid values per continuous range (log-spaced for log "
+    grid_points: int = Field(3, ge=2, le=100, description="grid values per continuous range (log-spaced for log "
                              "ranges; integers rounded and de-duplicated)")
     ladder: bool = Field(False, description="a T-ladder: each model starts at the smallest T and goes on to the "
                          "next T only once it solved the one before (seqarena.platform.arms.ladder_solves); "
@@ -119,7 +142,8 @@ class Resources(_Strict):
 class Spec(_Strict):
     """A search job: the arms (task x seq_lens x models), how each is searched, and the budget."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="job name: letters, digits, '-', '_'")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=MAX_NAME,
+                      description=f"job name: letters, digits, '-', '_'; at most {MAX_NAME} characters")
     task: str = Field(description="registry name of the task (seqarena.tasks.names())")
     task_options: dict[str, Any] = Field(default_factory=dict, description="options given to tasks.build, over "
                                          "the protocol's values")
@@ -127,17 +151,21 @@ class Spec(_Strict):
         None, description="the task's data protocol every model shares (a name of seqarena.tasks.protocols(task)), "
         "or 'authors': each model its own paper's, else the task's default; filled in with the task's default "
         "protocol when the spec is parsed")
-    seq_lens: list[PositiveInt] = Field(min_length=1, description="sequence lengths T (copy: blank length)")
-    models: list[str] = Field(min_length=1, description="registry names of the models compared")
+    seq_lens: list[Annotated[int, Field(gt=0, le=MAX_SEQ_LEN)]] = Field(
+        min_length=1, max_length=MAX_LIST, description=f"sequence lengths T (copy: blank length), 1..{MAX_SEQ_LEN:,}")
+    models: list[str] = Field(min_length=1, max_length=MAX_LIST, description="registry names of the models compared")
     budget: Budget = Field(default_factory=Budget)
     search: SearchSettings = Field(default_factory=SearchSettings)
     space: dict[str, dict[str, Override]] = Field(
         default_factory=dict, description="model (or all) -> hyperparameter -> replacement search domain")
     fixed: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="model (or all) -> hyperparameter -> fixed value")
-    param_budget: PositiveInt | None = Field(
-        None, description="parameters (model + readout head) each arm gets, within 10%, via hidden_size")
-    repeats: int = Field(1, ge=1, description="seeds of each arm's best configuration, the search trial included")
+    param_budget: int | None = Field(
+        None, gt=0, le=MAX_PARAM_BUDGET, description="parameters (model + readout head) each arm gets, within 10%, "
+        f"via hidden_size; at most {MAX_PARAM_BUDGET:,} (16 bytes a parameter in training: weights, gradients, "
+        "Adam's two moments)")
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS,
+                         description="seeds of each arm's best configuration, the search trial included")
     resources: Resources = Field(default_factory=Resources)
 
     #: (model, seq_len) -> hidden size and parameter count, chosen for `param_budget`.
@@ -175,7 +203,7 @@ class Spec(_Strict):
 
     def to_yaml(self) -> str:
         """The spec as YAML, every default filled in; `load_spec` reads it back to an equal spec."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, default_flow_style=None)
+        return yaml.dump(self.model_dump(mode="json"), Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=None)
 
     def spec_hash(self) -> str:
         """sha256 (hex) of the canonical JSON of the spec: equal specs, equal hashes."""
@@ -237,9 +265,13 @@ def _read_source(source: str | Path) -> str:
     path = Path(source)
     if isinstance(source, Path) or _is_file(path):
         try:
-            return path.read_text(encoding="utf-8")
+            with path.open("rb") as stream:
+                raw = stream.read(spec_yaml.MAX_BYTES + 1)
+            spec_yaml.check_size(max(len(raw), path.stat().st_size))
+            return raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise BadInput("spec", str(source), f"a readable UTF-8 YAML file ({error})") from None
+            reason = error.strerror if isinstance(error, OSError) else f"not UTF-8 at byte {error.start}"
+            raise BadInput("spec", str(source), f"a readable UTF-8 YAML file ({reason})") from None
     if "\n" not in source and source.strip().endswith((".yaml", ".yml")):
         raise BadInput("spec", source, "an existing YAML file, or YAML text")
     return source
@@ -253,17 +285,8 @@ def _is_file(path: Path) -> bool:
 
 
 def _parse_yaml(text: str) -> Mapping[str, Any]:
-    """The mapping in `text`; a syntax error or another kind of document is a `BadInput`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise BadInput("spec", f"invalid YAML{where}: {problem}", _MAPPING) from None
-    if not isinstance(data, Mapping):
-        raise BadInput("spec", _summary(data), _MAPPING)
-    return data
+    """The mapping in `text`, within the limits of `seqarena.platform.spec_yaml`."""
+    return spec_yaml.parse(text)
 
 
 def _summary(data: Any) -> Any:
@@ -333,6 +356,9 @@ def _validate(spec: Spec) -> None:
     spec.fixed = {key: _checked_fixed(spec, key, values) for key, values in spec.fixed.items()}
     spec.space = {key: _checked_overrides(spec, key, entries) for key, entries in spec.space.items()}
     _check_conflicts(spec)
+    if (count := spec.trial_count()) > MAX_TRIALS:
+        raise BadInput("search.num_samples", spec.search.num_samples,
+                       f"a spec of at most {MAX_TRIALS:,} trials (this one has {count:,}: arms x trials per arm)")
     if spec.param_budget is not None:
         spec._budget_sizes = {(arm.model, arm.seq_len): _budget_size(spec, arm, shapes[arm])
                               for arm in spec.arms()}

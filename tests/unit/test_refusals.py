@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,62 @@ def test_an_empty_or_corrupt_checkpoint_is_named_in_one_line(content: bytes, wha
     assert line.startswith(f"error: checkpoint_dir: got '{folder / 'checkpoint.pt'}'") and what in line
     assert [p.name for p in folder.iterdir()] == ["checkpoint.pt"]
     assert (folder / "checkpoint.pt").read_bytes() == content
+
+
+GOOD = "name: x\ntask: adding\nseq_lens: [10]\nmodels: [gru]\n"
+#: An alias bomb: nine levels of ten aliases each make seq_lens a list of 10**9 items when expanded.
+BOMB = ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+        + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+        + "name: x\ntask: adding\nmodels: [gru]\nseq_lens: *i\n")
+
+
+@pytest.mark.parametrize(("text", "start", "says"), [
+    (BOMB, "spec: got 'alias *a at line 2'", "without YAML aliases"),
+    (GOOD + "budget: " + "[" * 20_000 + "]" * 20_000 + "\n", "spec: got 'nesting deeper than 12", "nested"),
+    (GOOD + "name: y\n", "spec: got \"key 'name' twice (lines 1 and 5)\"", "each key once"),
+    (GOOD + "budget: {max_steps: 10, max_steps: 20}\n", "spec: got \"key 'max_steps' twice", "each key once"),
+    (GOOD.replace("name: x", "name: " + "n" * 10_000), "name: got 'nnnn", "at most 100 characters"),
+    (GOOD.replace("[10]", "[1000000000]"), "seq_lens[0]: got 1000000000", "less than or equal to 100000"),
+    (GOOD + "param_budget: 1.0e+12\n", "param_budget: got 1000000000000.0", "less than or equal to 20000000"),
+    (GOOD + "param_budget: 1000000000000\n", "param_budget: got 1000000000000", "less than or equal to 20000000"),
+    (GOOD.replace("[gru]", "[gru, lstm, rnn]") + "search: {num_samples: 5000}\n", "search.num_samples: got 5000",
+     "at most 10,000 trials (this one has 15,000"),
+    (GOOD + "search: {num_samples: 100000}\n", "search.num_samples: got 100000", "less than or equal to 10000"),
+    (GOOD + "seq_lens_note: '" + "x" * 70_000 + "'\n", "spec: got '70,", "at most 65,536 bytes"),
+    (GOOD + "seq: " + "9" * 5000 + "\n", "spec: got 'a value YAML cannot read", "YAML mapping"),
+])
+def test_spec_limits_are_refused_quickly_in_one_line(text: str, start: str, says: str, run_cli, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each took gigabytes, minutes or a traceback, or was accepted and failed later (issue 18 §6, §7)."""
+    import time
+    import tracemalloc
+
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    tracemalloc.start()
+    started = time.monotonic()
+    code, out, err = run_cli(["validate", str(spec)])
+    seconds, peak = time.monotonic() - started, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    line = _one_line(err)
+    assert code == 2 and out == "" and line.startswith(f"error: {start}") and says in line, line
+    assert len(line) < 400 and seconds < 5 and peak < 50e6, (seconds, peak)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_a_spec_file_that_is_not_utf8_is_refused(run_cli, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(GOOD.encode() + b"note: \xff\xfe\n")
+    code, _, err = run_cli(["validate", str(spec)])
+    assert code == 2 and _one_line(err) == f"error: spec: got '{spec}'; allowed: a readable UTF-8 YAML file " \
+                                           "(not UTF-8 at byte 56)"
+
+
+def test_limits_within_bounds_still_validate(run_cli, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD.replace("name: x", "name: " + "n" * 100).replace("[10]", "[10, 100000]"))
+    code, out, err = run_cli(["validate", str(spec), "--json"])
+    assert code == 0, err
+    assert [row["arm"] for row in json.loads(out)["arms"]] == ["adding/T=10/gru", "adding/T=100000/gru"]
