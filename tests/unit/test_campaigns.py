@@ -20,6 +20,7 @@ from seqarena.platform.search import arm_plans, arm_rows, record_ladder_skips
 from seqarena.platform.searches import RecordedTrial, config_key
 from seqarena.platform.spec import check_extends, parse_spec
 from seqarena.workers.config import SearchTrial
+from seqarena.workers.results import TrialRecord
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 BASE = {"name": "grow", "task": "adding", "task_options": {"n_val": 32}, "seq_lens": [10], "models": ["gru"],
@@ -193,3 +194,20 @@ def test_a_skipped_arm_that_a_later_round_runs_is_skipped_no_more(tmp_path: Path
     trial("c", "adding/T=20/gru", 0.1)
     assert record_ladder_skips(search_id, plans) == {}
     assert searches.skipped_arms(engine, search_id) == {}
+
+
+def test_a_rerun_takes_the_place_of_its_failed_or_oom_cell_once(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    search_id = recorded_search(tmp_path / "home", monkeypatch, "succeeded")
+    engine, arm = database.get_engine(), "adding/T=10/gru"
+    base = {"seed": 3, "hparams": {"lr": 1e-3}, "steps": 20}
+    searches.record_trial(engine, search_id, arm, {**base, "trial_id": "old", "status": "oom", "config_key": "k1"})
+    searches.record_trial(engine, search_id, arm, {**base, "trial_id": "done", "status": "completed"})
+    rerun = TrialRecord.checked({**base, "trial_id": "new", "status": "completed", "metric": 0.01,
+                                 "hparams": {"lr": 1e-3, "hidden_size": 6}})
+    assert searches.replace_trial(engine, search_id, "old", rerun)
+    assert not searches.replace_trial(engine, search_id, "old", rerun)  # recorded already: nothing changes
+    rows = {t.trial_id: t for t in searches.recorded_trials(engine, search_id)}
+    assert set(rows) == {"done", "new"} and rows["new"].config_key == "k1" and rows["new"].seed == 3
+    with pytest.raises(BadInput, match=r"^retry_of: got 'done'"):  # a completed trial is a result, never replaced
+        searches.replace_trial(engine, search_id, "done", rerun.model_copy(update={"trial_id": "other"}))
