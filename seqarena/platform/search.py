@@ -66,7 +66,6 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
     arm follows), fixed values, search space and trial counts."""
     built: dict[tuple[int, str], tasks.Task] = {}
     plans = []
-    lengths = sorted(spec.seq_lens)
     for arm in spec.arms():
         protocol = spec.task_protocol(arm.model)
         if (arm.seq_len, protocol.name) not in built:
@@ -81,17 +80,14 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
             grid=grid(spec, arm) if spec.search.algorithm == "grid" else {},
             n_search=spec.trials_per_arm(arm.model) - (spec.repeats - 1), repeats=spec.repeats,
             seed=spec.search.seed, metric_name=task.metric_name, higher_is_better=task.higher_is_better,
-            baseline=task.baseline, resources=trial_resources(spec), below=_below(spec, arm, lengths),
+            baseline=task.baseline, resources=trial_resources(spec), below=_below(spec, arm),
         ))
     return plans
 
 
-def _below(spec: Spec, arm: Arm, lengths: list[int]) -> str | None:
-    """On a T-ladder, the key of the arm of the same model at the next smaller T (None at its foot)."""
-    at = lengths.index(arm.seq_len)
-    if not spec.search.ladder or at == 0:
-        return None
-    return Arm(arm.task, lengths[at - 1], arm.model).key
+def _below(spec: Spec, arm: Arm) -> str | None:
+    below = spec.below(arm)
+    return below.key if below else None
 
 
 def trial_resources(spec: Spec) -> TrialResources:

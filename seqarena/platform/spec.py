@@ -180,6 +180,13 @@ class Spec(_Strict):
         """Every arm, sequence length first, then models in the order listed."""
         return [Arm(self.task, seq_len, model) for seq_len in self.seq_lens for model in self.models]
 
+    def below(self, arm: Arm) -> Arm | None:
+        """On a T-ladder (`search.ladder`), the arm of the same model at the next smaller T, which must solve
+        before `arm` runs; None at the ladder's foot and off a ladder."""
+        lengths = sorted(self.seq_lens)
+        at = lengths.index(arm.seq_len)
+        return Arm(arm.task, lengths[at - 1], arm.model) if self.search.ladder and at > 0 else None
+
     def task_protocol(self, model: str) -> tasks.Protocol:
         """The data protocol the arms of `model` follow: its name and the task options they get."""
         return tasks.protocol(self.task, self.protocol, self.task_options, model=model)
@@ -510,8 +517,8 @@ def _check_conflicts(spec: Spec) -> None:
 
 def describe(spec: Spec) -> list[dict[str, Any]]:
     """One row per arm for `seqarena validate`: `arm` (its key), `protocol` (the task's data protocol it
-    follows), `searched` (name -> domain), `fixed` (name -> value), `trials`; under `param_budget` also
-    `params` (model + head)."""
+    follows), `searched` (name -> domain), `fixed` (name -> value), `trials` (on a T-ladder: at most);
+    under `param_budget` also `params` (model + head); on a T-ladder `after` (the arm that must solve first)."""
     rows = []
     for arm in spec.arms():
         row = {
@@ -521,6 +528,9 @@ def describe(spec: Spec) -> list[dict[str, Any]]:
             "fixed": fixed_hparams(spec, arm),
             "trials": spec.trials_per_arm(arm.model),
         }
+        if spec.search.ladder:
+            below = spec.below(arm)
+            row["after"] = f"{below.key} solved" if below else "-"
         if (size := spec.budget_size(arm)) is not None:
             row["params"] = size.params
         rows.append(row)

@@ -18,7 +18,7 @@ from seqarena.platform.arms import ArmPlan, ArmSearcher, ladder_skips, ladder_so
 from seqarena.platform.campaigns import arm_prior, merged
 from seqarena.platform.search import arm_plans, arm_rows, record_ladder_skips
 from seqarena.platform.searches import RecordedTrial, config_key
-from seqarena.platform.spec import check_extends, parse_spec
+from seqarena.platform.spec import check_extends, describe, parse_spec
 from seqarena.workers.config import SearchTrial
 from seqarena.workers.results import TrialRecord
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
@@ -63,6 +63,11 @@ def test_a_ladder_climbs_by_length_and_skips_every_arm_above_one_that_did_not_so
     plans, best = ladder_plans(solves_at_10=False)
     assert {plan.key: plan.below for plan in plans} == {
         "adding/T=40/gru": "adding/T=20/gru", "adding/T=10/gru": None, "adding/T=20/gru": "adding/T=10/gru"}
+    laddered = spec(seq_lens=[40, 10, 20], search={"algorithm": "random", "num_samples": 1, "ladder": True})
+    assert [(row["arm"], row["after"]) for row in describe(laddered)] == [
+        ("adding/T=40/gru", "adding/T=20/gru solved"), ("adding/T=10/gru", "-"),
+        ("adding/T=20/gru", "adding/T=10/gru solved")]
+    assert "after" not in describe(spec())[0]
     # 1/6 is the baseline; the adding problem is solved under a tenth of it (1/60): 0.16 and 0.0167 do not, 0.01 does
     assert not ladder_solves("adding", 0.16, 1 / 6, False) and not ladder_solves("adding", 0.0167, 1 / 6, False)
     assert ladder_solves("adding", 0.0166, 1 / 6, False)
