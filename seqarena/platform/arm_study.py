@@ -5,8 +5,9 @@ continues it. Each Tune trial of the arm is one Optuna trial: `ask` samples ever
 at once (`Study.ask(fixed_distributions=...)`), `report` records the objective at a step, and
 `tell` finishes it; `warm` adds the trials a search recorded before (`Study.add_trials`, for a
 search that grows). Optuna's trial numbers, not its `Trial` objects, are what this class keeps
-across a pickle (`ArmSearcher.save`), so a restored study is the same study read back from its
-storage. The objective is maximised (`seqarena.platform.arms`: the validation metric signed so
+across a save (`ArmSearcher.save`, JSON), so a restored study is the same study read back from its
+storage, sampled by a sampler reseeded from the arm's seed and the trials it handed out.
+The objective is maximised (`seqarena.platform.arms`: the validation metric signed so
 that higher is better).
 """
 
@@ -45,6 +46,10 @@ class ArmStudy:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _study=None, _asked={})
+
+    def reseed(self, sampler: optuna.samplers.BaseSampler) -> None:
+        """Sample from now on with `sampler` (a restored search: its saved state holds no sampler)."""
+        self.sampler, self._study, self._asked = sampler, None, {}
 
     def asked(self, trial_id: str) -> bool:
         """Whether this study handed out Tune trial `trial_id`."""

@@ -32,8 +32,8 @@ searcher again) is in `seqarena.platform.tune_adapter`.
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from ray.tune.search import Searcher
 
 from seqarena import tasks
+from seqarena.errors import BadInput
 from seqarena.platform import tune_adapter
 from seqarena.platform.arm_study import ArmStudy
 from seqarena.platform.searches import config_key
@@ -181,6 +182,37 @@ class RestoredTrial:
     result: dict[str, Any]
 
 
+#: The version of the searcher's saved JSON state (`ArmSearcher.save`).
+STATE_VERSION = 1
+
+
+class SearcherStateRefused(BadInput):
+    """A saved searcher state that is not seqarena's JSON (one line; nothing in the file is run)."""
+
+    def __init__(self, path: str, error: BaseException) -> None:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        super().__init__("searcher_state", path, f"the JSON searcher state seqarena writes (refused: {reason})")
+
+
+def _plan_state(plan: ArmPlan) -> dict[str, Any]:
+    """An arm's counters, best configuration and Optuna trial numbers as plain data."""
+    study = plan.study
+    return {"suggested": plan.suggested, "completed": plan.completed, "repeats_suggested": plan.repeats_suggested,
+            "reruns_suggested": plan.reruns_suggested, "best": list(plan.best) if plan.best else None,
+            "numbers": dict(study.numbers) if study else {}, "told": sorted(study.told) if study else []}
+
+
+def _load_plan_state(plan: ArmPlan, state: dict[str, Any]) -> None:
+    plan.suggested, plan.completed = int(state["suggested"]), int(state["completed"])
+    plan.repeats_suggested = int(state["repeats_suggested"])
+    plan.reruns_suggested = int(state.get("reruns_suggested", 0))
+    best = state["best"]
+    plan.best = (float(best[0]), dict(best[1])) if best else None
+    if plan.study is not None:
+        plan.study.numbers = {str(trial_id): int(number) for trial_id, number in state["numbers"].items()}
+        plan.study.told = {str(trial_id) for trial_id in state["told"]}
+
+
 class ArmSearcher(Searcher):
     """One Optuna study per arm; trials handed out round-robin over arms, then the repeats.
 
@@ -191,6 +223,7 @@ class ArmSearcher(Searcher):
                  max_concurrent: int | None = None) -> None:
         super().__init__(metric=OBJECTIVE, mode=MODE)
         self.plans = {plan.key: plan for plan in plans}
+        self.algorithm = algorithm
         self.trial_arm: dict[str, tuple[str, str]] = {}
         self.trial_hparams: dict[str, dict[str, Any]] = {}
         self.live: set[str] = set()
@@ -328,14 +361,48 @@ class ArmSearcher(Searcher):
         return self.plans[key], role
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
+        """Write the searcher's state as JSON (plain data: Tune's experiment folder is shared, and a
+        pickle read back from it could run code)."""
+        with open(checkpoint_path, "w", encoding="utf-8") as out:
+            json.dump(self.state(), out)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Load the saved state, then wait for Tune's restored trials (`note_restored`) to correct it."""
-        with open(checkpoint_path, "rb") as source:
-            self.__dict__.update(pickle.load(source))
+        """Load the saved state, then wait for Tune's restored trials (`note_restored`) to correct it.
+
+        Raises:
+            SearcherStateRefused: the file is not the JSON state `save` writes (a pickle of an older
+                seqarena, or a crafted file): refused in one line, nothing in it is run.
+        """
+        try:
+            with open(checkpoint_path, encoding="utf-8") as source:
+                state = json.load(source)
+            self.load_state(state)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as error:
+            raise SearcherStateRefused(checkpoint_path, error) from None
         self._restored = {}
+
+    def state(self) -> dict[str, Any]:
+        """The searcher's counters and trial maps as plain JSON data (`load_state` reads it back)."""
+        return {"version": STATE_VERSION, "cursor": self._cursor, "live": sorted(self.live),
+                "trial_arm": {trial_id: list(pair) for trial_id, pair in self.trial_arm.items()},
+                "trial_hparams": self.trial_hparams,
+                "plans": {key: _plan_state(plan) for key, plan in self.plans.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Set the counters and trial maps from `state()`'s JSON (ValueError when it does not fit this search)."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ValueError(f"not a searcher state of version {STATE_VERSION}")
+        if set(state["plans"]) != set(self.plans):
+            raise ValueError("its arms are not this search's arms")
+        self._cursor = int(state["cursor"])
+        self.live = {str(trial_id) for trial_id in state["live"]}
+        self.trial_arm = {str(trial_id): (str(key), str(role)) for trial_id, (key, role) in state["trial_arm"].items()}
+        self.trial_hparams = {str(trial_id): dict(values) for trial_id, values in state["trial_hparams"].items()}
+        for key, plan in self.plans.items():
+            _load_plan_state(plan, state["plans"][key])
+            if plan.study is not None:  # a sampler fresh from its seed would hand out the first values again
+                handed = len(plan.study.numbers) + (len(plan.prior.warm) if plan.prior else 0)
+                plan.study.reseed(make_sampler(self.algorithm, plan.grid, plan.seed + handed))
 
     def note_restored(self, trial_id: str, trial: SearchTrial, finished: bool, result: dict[str, Any]) -> None:
         """Tune re-added a trial from its saved state (called by `ArmScheduler.on_trial_add` on resume)."""

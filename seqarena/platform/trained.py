@@ -32,6 +32,7 @@ from seqarena.platform.schema import ArmRow, Search, Trial
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import CONFIG_TAG, TRIAL_TAG
 from seqarena.platform.tracking import tracking_uri as default_tracking_uri
+from seqarena.workers import checkpoint
 from seqarena.workers.checkpoint import FILE_NAME
 from seqarena.workers.config import Setup, TrialConfig, make_config, prepare
 from seqarena.workers.trace import Trace, trace
@@ -80,8 +81,8 @@ def load_run(run_id: str, tracking_uri: str | None = None) -> TrainedRun:
 
 def best_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
     """The best validation weights in a trial checkpoint (its last weights if it has no best yet);
-    read as tensors only (`weights_only=True`: nothing in the file is unpickled as an object)."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    read as tensors only (`checkpoint.read`: nothing in the file is unpickled as an object)."""
+    payload = checkpoint.read(path, device, field="checkpoint")
     return payload["state"].get("best_weights") or payload["model"]
 
 

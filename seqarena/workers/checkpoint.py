@@ -5,7 +5,9 @@ position, torch's global RNG state (dropout draws from it), the best weights so 
 bookkeeping. It is written to a temporary file and renamed, so a trial killed mid-write leaves the
 previous checkpoint intact.
 The file holds tensors and plain values only and is read with `weights_only=True`: loading it
-never unpickles an object. A checkpoint records the fingerprint of the trial's configuration;
+never unpickles an object (`read`): a file that is not such a checkpoint (a crafted pickle, an
+empty or corrupt file) is refused in one line naming it, before anything in it runs.
+A checkpoint records the fingerprint of the trial's configuration;
 resuming a different trial from it is refused.
 """
 
@@ -15,6 +17,7 @@ import dataclasses
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from seqarena.workers.trial import Trainer
 
 FILE_NAME = "checkpoint.pt"
+#: The entries every seqarena checkpoint holds (what `read` checks before handing it out).
+ENTRIES = frozenset({"fingerprint", "model", "state"})
 
 
 def save(directory: Path, fingerprint: str, trainer: Trainer) -> Path:
@@ -61,7 +66,7 @@ def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
     path = directory / FILE_NAME
     if not path.exists():
         return False
-    payload = _read(path, trainer.setup.device)
+    payload = read(path, trainer.setup.device)
     if payload.get("fingerprint") != fingerprint:
         raise BadInput("checkpoint_dir", str(directory),
                        "an empty directory or one holding a checkpoint of this same trial configuration")
@@ -76,19 +81,46 @@ def load(directory: Path, fingerprint: str, trainer: Trainer) -> bool:
     return True
 
 
-def _read(path: Path, device: Any) -> dict[str, Any]:
-    """The payload of checkpoint file `path`; an empty, truncated or foreign file is a `BadInput` naming it
-    (an empty file made torch raise EOFError, which the CLI took for an interrupt)."""
+class CheckpointRefused(BadInput):
+    """A file read as a checkpoint is not one of ours: empty, unreadable, or holding more than tensors and
+    plain values (a crafted pickle: refused before anything in it runs)."""
+
+    def __init__(self, field: str, path: Path, what: str) -> None:
+        super().__init__(field, str(path), f"a checkpoint.pt written by seqarena, or none (this one is {what})")
+
+
+def read(path: Path, device: Any = "cpu", field: str = "checkpoint_dir") -> dict[str, Any]:
+    """The payload of checkpoint file `path`, read with `weights_only=True`: nothing in the file is
+    unpickled as an object. An empty, truncated or foreign file (a crafted pickle among them) is a
+    `CheckpointRefused` naming it in one line (`field`: what the user gave, for the message); an empty
+    file made torch raise EOFError, which the CLI took for an interrupt."""
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError, AttributeError, KeyError) as error:
-        what = "empty" if _empty(path) else f"not a file of tensors and plain values ({type(error).__name__})"
-        raise BadInput("checkpoint_dir", str(path), f"a checkpoint.pt written by seqarena, or none (this one "
-                       f"is {what})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the refusal says it all
+            payload = torch.load(path, map_location=device, weights_only=True)
+    except (EOFError, OSError, RuntimeError, ValueError, TypeError, IndexError, pickle.UnpicklingError,
+            AttributeError, KeyError) as error:
+        what = "empty" if _empty(path) else f"not a file of tensors and plain values ({_reason(error)})"
+        raise CheckpointRefused(field, path, what) from None
     if not isinstance(payload, dict):
-        raise BadInput("checkpoint_dir", str(path), "a checkpoint.pt written by seqarena, or none (this one "
-                       f"holds a {type(payload).__name__})")
+        raise CheckpointRefused(field, path, f"a file holding a {type(payload).__name__}")
+    if missing := sorted(ENTRIES - set(payload)):
+        raise CheckpointRefused(field, path, f"a file without {', '.join(missing)}")
     return payload
+
+
+def _reason(error: BaseException) -> str:
+    """One short line of why torch refused a file: the weights-only unpickler's own reason when it gave
+    one (never its advice to load the file with `weights_only=False`)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = [line.split("WeightsUnpickler error:", 1)[1].strip(), *lines[index + 1:index + 2]]
+            detail = next((part for part in rest if part), "")
+            return f"it holds objects that are not tensors: {detail[:200]}"
+    if lines and lines[0].startswith("Weights only load failed"):
+        return "it holds objects that are not tensors"
+    return type(error).__name__
 
 
 def _empty(path: Path) -> bool:

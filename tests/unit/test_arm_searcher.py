@@ -117,10 +117,10 @@ def test_a_trial_tune_lost_is_handed_out_again_and_failed_in_optuna(tmp_path: Pa
     before = searcher(tmp_path, plan(ARM, 3))
     handed = {tid: before.suggest(tid) for tid in ("t0", "t1", "t2")}
     before.on_trial_complete("t0", final(-0.05))
-    before.save(str(tmp_path / "searcher.pkl"))
+    before.save(str(tmp_path / "searcher.json"))
 
     after = searcher(tmp_path, plan(ARM, 3))
-    after.restore(str(tmp_path / "searcher.pkl"))
+    after.restore(str(tmp_path / "searcher.json"))
     # Tune's stored list holds t0 (finished) and t1 (running); t2 never reached it
     generator = show_restored(after, [tune_trial("t0", handed["t0"], final(-0.05)), tune_trial("t1", handed["t1"])])
     assert generator.is_finished() is False
@@ -136,11 +136,11 @@ def test_a_trial_tune_lost_is_handed_out_again_and_failed_in_optuna(tmp_path: Pa
 def test_a_trial_the_searcher_never_saved_is_adopted_and_told_to_optuna(tmp_path: Path) -> None:
     before = searcher(tmp_path, plan(ARM, 3, repeats=2))
     first = before.suggest("t0")
-    before.save(str(tmp_path / "searcher.pkl"))  # the searcher's snapshot stops here
+    before.save(str(tmp_path / "searcher.json"))  # the searcher's snapshot stops here
     second = before.suggest("t1")  # ...but Tune's does not: t1 ran and finished
 
     after = searcher(tmp_path, plan(ARM, 3, repeats=2))
-    after.restore(str(tmp_path / "searcher.pkl"))
+    after.restore(str(tmp_path / "searcher.json"))
     show_restored(after, [tune_trial("t0", first, final(-0.09)), tune_trial("t1", second, final(-0.01))])
     third = after.suggest("t2")
     assert third["role"] == "search"
@@ -168,11 +168,11 @@ def test_without_a_restore_the_scheduler_hook_changes_nothing(tmp_path: Path) ->
 def test_a_restored_trial_the_study_never_asked_for_reports_and_completes(tmp_path: Path) -> None:
     before = searcher(tmp_path, plan(ARM, 2))
     first = before.suggest("t0")
-    before.save(str(tmp_path / "searcher.pkl"))  # the searcher's snapshot stops here
+    before.save(str(tmp_path / "searcher.json"))  # the searcher's snapshot stops here
     second = before.suggest("t1")  # ...Tune's holds t1, still running
 
     after = searcher(tmp_path, plan(ARM, 2))
-    after.restore(str(tmp_path / "searcher.pkl"))
+    after.restore(str(tmp_path / "searcher.json"))
     show_restored(after, [tune_trial("t0", first, final(-0.09)), tune_trial("t1", second)])
     after.on_trial_result("t1", {OBJECTIVE: -0.2, STEP: 10})  # its ask was failed in Optuna: nothing to report to
     after.on_trial_complete("t1", final(-0.04))
