@@ -5,7 +5,9 @@ An arm (task, seq_len, model) is searched and early-stopped on its own:
 * `ArmSearcher` holds one Optuna study per arm (`ArmStudy`: TPE, random or grid sampler, seeded,
   stored in an RDB so that a resumed search continues it, driven by Optuna's ask and tell), and
   hands out trials round-robin over the arms so that every arm is busy at once. When an arm's
-  search trials are all done, it hands out the repeats: the best configuration with new seeds.
+  search trials are all done, it hands out the repeats: the best configuration with new seeds, then
+  each of the next `top_k - 1` configurations (`ArmPlan.top`, by objective) with the same seeds, so
+  that the leaderboard picks its winner on fresh seeds, not as the optimistic extreme of a noisy search.
 * `ArmScheduler` holds one `AsyncHyperBandScheduler` (ASHA) per arm and routes each search
   trial's results to its arm's ASHA only, so a trial is only ever compared with trials of its own
   arm. Repeats (the best configuration with other seeds) are replicates and always run to the end.
@@ -139,6 +141,12 @@ class ArmPlan:
     reruns: list[Rerun] = field(default_factory=list)
     reruns_suggested: int = 0
     below: str | None = None
+    top_k: int = 1
+    """configurations re-run with `repeats` seeds: the best, then the next best (`runners_up`)"""
+    top: tuple[tuple[float, dict[str, Any]], ...] = ()
+    """the best completed search configurations (objective, searched values), best first, at most top_k"""
+    runner_up_repeats: int = 0
+    """repeats of the runners-up handed out"""
 
     def trial(self, hparams: dict[str, Any], role: TrialRole, seed: int, retry_of: str | None = None) -> SearchTrial:
         """One trial of this arm: the template with the fixed and the searched values and a seed."""
@@ -151,7 +159,26 @@ class ArmPlan:
     def expected(self) -> int:
         """Trials this run hands out at most: reruns, new search trials and the repeats still missing."""
         recorded = self.prior.best_repeats if self.prior and self.n_search == 0 else 0
-        return len(self.reruns) + self.n_search + max(self.repeats - 1 - recorded, 0)
+        runners_up = 0 if self.prior else (min(self.top_k, self.n_search) - 1) * (self.repeats - 1)
+        return len(self.reruns) + self.n_search + max(self.repeats - 1 - recorded, 0) + max(runners_up, 0)
+
+    def runners_up(self) -> list[dict[str, Any]]:
+        """The configurations re-run after the best: the next `top_k - 1` of `top`. None in a round that
+        extends a recorded search (`prior`): its repeats are counted for the best configuration only."""
+        if self.prior is not None or self.best is None:
+            return []
+        return [hparams for _, hparams in self.top if hparams != self.best[1]][:self.top_k - 1]
+
+    def runner_up_repeat(self) -> tuple[dict[str, Any], int] | None:
+        """The next runner-up repeat to hand out (searched values, seed), None when all are out. Each
+        runner-up gets the seeds the best's repeats got (seed + 1 ...), so the configurations are
+        compared on the same seeds."""
+        per = self.repeats - 1
+        runners = self.runners_up()
+        if per < 1 or self.runner_up_repeats >= len(runners) * per:
+            return None
+        index = self.runner_up_repeats
+        return runners[index // per], self.seed + 1 + index % per
 
     def repeats_done(self) -> int:
         """Repeats of the current best configuration: handed out in this run, plus those recorded before
@@ -270,11 +297,17 @@ class ArmSearcher(Searcher):
             self.trial_arm[trial_id] = (plan.key, "search")
             self.trial_hparams[trial_id] = hparams
             return plan.trial(hparams, "search", plan.seed).to_tune()
-        if plan.completed >= plan.n_search and plan.best and plan.repeats_done() < plan.repeats - 1:
+        if plan.completed < plan.n_search or not plan.best:
+            return None
+        if plan.repeats_done() < plan.repeats - 1:
             seed = plan.seed + plan.repeats_done() + 1
             plan.repeats_suggested += 1
             self.trial_arm[trial_id] = (plan.key, "repeat")
             return plan.trial(plan.best[1], "repeat", seed).to_tune()
+        if (runner_up := plan.runner_up_repeat()) is not None:
+            plan.runner_up_repeats += 1
+            self.trial_arm[trial_id] = (plan.key, "repeat")
+            return plan.trial(runner_up[0], "repeat", runner_up[1]).to_tune()
         return None
 
     def _rerun(self, plan: ArmPlan, trial_id: str) -> dict[str, Any]:
@@ -311,7 +344,9 @@ class ArmSearcher(Searcher):
             return False
         if plan.completed < plan.n_search:
             return False
-        return plan.best is None or plan.repeats_done() >= plan.repeats - 1
+        if plan.best is None:
+            return True
+        return plan.repeats_done() >= plan.repeats - 1 and plan.runner_up_repeat() is None
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._settle()
@@ -351,8 +386,13 @@ class ArmSearcher(Searcher):
     def _consider_best(self, plan: ArmPlan, trial_id: str, result: dict | None) -> None:
         if result and result.get("final") and result.get("status") == "completed":
             objective = float(result[OBJECTIVE])
+            hparams = self.trial_hparams.get(trial_id, {})
             if plan.best is None or objective > plan.best[0]:
-                plan.best = (objective, self.trial_hparams.get(trial_id, {}))
+                plan.best = (objective, hparams)
+            others = [entry for entry in plan.top if entry[1] != hparams]
+            same = [entry[0] for entry in plan.top if entry[1] == hparams]
+            entry = (max([objective, *same]), hparams)
+            plan.top = tuple(sorted([*others, entry], key=lambda item: -item[0])[:plan.top_k])
 
     def _plan_of(self, trial_id: str) -> tuple[ArmPlan | None, str]:
         if trial_id not in self.trial_arm:
@@ -427,9 +467,12 @@ class ArmSearcher(Searcher):
         self.trial_arm, self.trial_hparams, self.live = {}, {}, set()
         for plan in self.plans.values():
             plan.suggested = plan.completed = plan.repeats_suggested = plan.reruns_suggested = 0
+            plan.runner_up_repeats, plan.top = 0, ()
             plan.best = plan.prior.best if plan.prior else None
         for trial_id, trial in restored.items():
             self._adopt(trial_id, trial)
+        for trial in restored.values():
+            self._adopt_repeat(trial)
         for plan in self.plans.values():
             self._settle_study(plan)
         log.info("restored %d trials (%d unknown to the saved searcher, %d it handed out lost): %s",
@@ -443,8 +486,7 @@ class ArmSearcher(Searcher):
         if not trial.finished:
             self.live.add(trial_id)
         if trial.role != "search":
-            plan.repeats_suggested += 1
-            return
+            return  # counted by `_adopt_repeat`, once every search trial has been adopted
         plan.suggested += 1
         self.trial_hparams[trial_id] = trial.hparams
         if trial.finished:
@@ -452,6 +494,17 @@ class ArmSearcher(Searcher):
             if plan.study and trial_id not in plan.study.told:
                 self._tell_optuna(plan, trial_id, trial.result, error=False)
             self._consider_best(plan, trial_id, trial.result)
+
+    def _adopt_repeat(self, trial: RestoredTrial) -> None:
+        """Count a restored repeat: of the best configuration, or of a runner-up (known once the search
+        trials are adopted: the same ones rank the same way)."""
+        if trial.role == "search":
+            return
+        plan = self.plans[trial.arm]
+        if plan.best is not None and trial.role == "repeat" and trial.hparams in plan.runners_up():
+            plan.runner_up_repeats += 1
+        else:
+            plan.repeats_suggested += 1
 
     def _settle_study(self, plan: ArmPlan) -> None:
         """Fail the Optuna trials of this arm that no live Tune trial stands behind."""

@@ -78,7 +78,7 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
         plans.append(ArmPlan(
             key=arm.key, template=template, fixed=fixed_hparams(spec, arm), space=space,
             grid=grid(spec, arm) if spec.search.algorithm == "grid" else {},
-            n_search=spec.trials_per_arm(arm.model) - (spec.repeats - 1), repeats=spec.repeats,
+            n_search=spec.searched_per_arm(arm.model), repeats=spec.repeats, top_k=spec.repeat_top_k,
             seed=spec.search.seed, metric_name=task.metric_name, higher_is_better=task.higher_is_better,
             baseline=task.baseline, resources=trial_resources(spec), below=_below(spec, arm),
         ))

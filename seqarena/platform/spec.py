@@ -6,8 +6,9 @@ A spec names one task, its sequence lengths, the models to compare and the task'
 paper's protocol for the task where the task declares one, else the task's default (a
 reproduction). `task_options` apply over the protocol's values. An *arm* is one
 (task, seq_len, model): each arm is searched and early-stopped on its own, with
-`search.num_samples` trials (a grid search: the grid's size) plus `repeats - 1` re-runs of its best
-configuration with other seeds.
+`search.num_samples` trials (a grid search: the grid's size) plus `repeats - 1` re-runs of each of
+its `repeat_top_k` best configurations with other seeds (the leaderboard's winner is the best of them
+after the re-run, `seqarena.platform.leaderboard`).
 
 This module holds the schema and its loading. What each arm searches (`space`, `fixed`, the
 models' declared domains) is `seqarena.platform.domains`; the hidden sizes of `param_budget` are
@@ -166,6 +167,9 @@ class Spec(_Strict):
         "Adam's two moments)")
     repeats: int = Field(1, ge=1, le=MAX_REPEATS,
                          description="seeds of each arm's best configuration, the search trial included")
+    repeat_top_k: int = Field(3, ge=1, le=MAX_REPEATS,
+                              description="configurations of each arm re-run with `repeats` seeds: the search's "
+                              "best k (by validation), so the winner is chosen on fresh seeds")
     resources: Resources = Field(default_factory=Resources)
 
     #: (model, seq_len) -> hidden size and parameter count, chosen for `param_budget`.
@@ -195,14 +199,18 @@ class Spec(_Strict):
         """The hidden size chosen for `arm` under `param_budget`; None without a budget."""
         return self._budget_sizes.get((arm.model, arm.seq_len))
 
-    def trials_per_arm(self, model: str) -> int:
-        """Search trials of an arm of `model` (grid: the grid size) plus `repeats - 1` re-runs."""
+    def searched_per_arm(self, model: str) -> int:
+        """Search trials of an arm of `model` (grid: the grid size)."""
         arm = Arm(self.task, self.seq_lens[0], model)
         if self.search.algorithm == "grid":
-            searched = math.prod(len(values) for values in grid(self, arm).values())
-        else:
-            searched = self.search.num_samples
-        return searched + self.repeats - 1
+            return math.prod(len(values) for values in grid(self, arm).values())
+        return self.search.num_samples
+
+    def trials_per_arm(self, model: str) -> int:
+        """Search trials of an arm of `model` plus `repeats - 1` re-runs of each of its top
+        `repeat_top_k` configurations (at most as many as it searched)."""
+        searched = self.searched_per_arm(model)
+        return searched + min(self.repeat_top_k, searched) * (self.repeats - 1)
 
     def trial_count(self) -> int:
         """Trials of the whole job."""

@@ -33,6 +33,7 @@ budget: {{max_steps: {steps}, eval_every: 10}}
 search: {{algorithm: tpe, num_samples: {samples}, scheduler: asha, seed: 0}}
 fixed: {{all: {{hidden_size: 8, batch_size: 16}}}}
 repeats: 2
+repeat_top_k: 1
 resources: {{cpus_per_trial: 1}}
 """
 

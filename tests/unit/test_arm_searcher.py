@@ -25,12 +25,12 @@ ARM = "adding/T=50/gru"
 OTHER = "adding/T=50/rnn"
 
 
-def plan(key: str, n_search: int, repeats: int = 1) -> ArmPlan:
+def plan(key: str, n_search: int, repeats: int = 1, top_k: int = 1) -> ArmPlan:
     template = TrialConfig(model=key.split("/")[-1], task="adding", seq_len=50, steps=20, eval_every=10)
     return ArmPlan(key=key, template=template, fixed={"hidden_size": 8},
                    space={"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)},
                    grid={}, n_search=n_search, repeats=repeats, seed=7, metric_name="mse",
-                   higher_is_better=False, baseline=0.167)
+                   higher_is_better=False, baseline=0.167, top_k=top_k)
 
 
 def searcher(tmp_path: Path, *plans: ArmPlan, max_concurrent: int | None = None) -> ArmSearcher:
@@ -111,6 +111,40 @@ def test_repeats_rerun_the_best_search_configuration_with_new_seeds(tmp_path: Pa
     arm_searcher.on_trial_complete("r0", final(-0.03))
     arm_searcher.on_trial_complete("r1", final(-0.03))
     assert arm_searcher.suggest("x") == Searcher.FINISHED
+
+
+def test_the_top_k_configurations_are_rerun_on_the_same_fresh_seeds(tmp_path: Path) -> None:
+    """Four search trials with objectives -0.02, -0.09, -0.01, -0.05 (higher is better): the best is t2,
+    the runner-up t0; with top_k = 2 and repeats = 3 each gets seeds 8 and 9, t1 and t3 none."""
+    arm_searcher = searcher(tmp_path, plan(ARM, 4, repeats=3, top_k=2))
+    searched = [arm_searcher.suggest(f"t{i}") for i in range(4)]
+    for i, objective in enumerate((-0.02, -0.09, -0.01, -0.05)):
+        arm_searcher.on_trial_complete(f"t{i}", final(objective))
+    assert arm_searcher.plans[ARM].expected == 4 + 2 + 2
+    repeats = [arm_searcher.suggest(f"r{i}") for i in range(4)]
+    assert [r["role"] for r in repeats] == ["repeat"] * 4
+    hparams = [r["trial"]["hparams"] for r in repeats]
+    assert hparams == [searched[2]["trial"]["hparams"]] * 2 + [searched[0]["trial"]["hparams"]] * 2
+    assert [r["trial"]["seed"] for r in repeats] == [8, 9, 8, 9]
+    assert arm_searcher.suggest("x") == Searcher.FINISHED  # all handed out
+
+
+def test_a_restored_search_hands_out_the_runner_up_repeats_it_still_owes(tmp_path: Path) -> None:
+    before = searcher(tmp_path, plan(ARM, 2, repeats=2, top_k=2))
+    handed = {tid: before.suggest(tid) for tid in ("t0", "t1")}
+    before.on_trial_complete("t0", final(-0.05))
+    before.on_trial_complete("t1", final(-0.02))
+    handed["r0"] = before.suggest("r0")  # t1's repeat; t0's (the runner-up) is still owed
+    before.save(str(tmp_path / "searcher.pkl"))
+
+    after = searcher(tmp_path, plan(ARM, 2, repeats=2, top_k=2))
+    after.restore(str(tmp_path / "searcher.pkl"))
+    show_restored(after, [tune_trial("t0", handed["t0"], final(-0.05)), tune_trial("t1", handed["t1"], final(-0.02)),
+                          tune_trial("r0", handed["r0"])])
+    owed = after.suggest("r1")
+    assert owed["role"] == "repeat" and owed["trial"]["hparams"] == handed["t0"]["trial"]["hparams"]
+    assert owed["trial"]["seed"] == 8
+    assert after.suggest("r2") == Searcher.FINISHED  # every repeat handed out, none twice
 
 
 def test_a_trial_tune_lost_is_handed_out_again_and_failed_in_optuna(tmp_path: Path) -> None:

@@ -105,8 +105,13 @@ def test_arms_are_length_major_in_listed_order() -> None:
 
 def test_trial_count_of_a_sampled_search() -> None:
     spec = parse_spec(spec_data(search={"num_samples": 4}, repeats=3))
-    assert spec.trials_per_arm("cornn") == 4 + 3 - 1
-    assert spec.trial_count() == 2 * 3 * (4 + 3 - 1)
+    assert spec.repeat_top_k == 3  # the default: the 3 best configurations get 2 more seeds each
+    assert spec.trials_per_arm("cornn") == 4 + 3 * (3 - 1)
+    assert spec.trial_count() == 2 * 3 * (4 + 3 * 2)
+    one = parse_spec(spec_data(search={"num_samples": 4}, repeats=3, repeat_top_k=1))
+    assert one.trials_per_arm("cornn") == 4 + 3 - 1
+    few = parse_spec(spec_data(search={"num_samples": 2}, repeats=3, repeat_top_k=5))
+    assert few.trials_per_arm("cornn") == 2 + 2 * 2  # no more configurations re-run than were searched
 
 
 def test_grid_sizes_values_and_trial_count() -> None:
@@ -124,9 +129,9 @@ def test_grid_sizes_values_and_trial_count() -> None:
     assert tcn["hidden_size"] == [16, 61, 105, 150]  # 16..150 in 4 points, rounded
     assert tcn["lr"] == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])
     assert set(tcn) == {"hidden_size", "kernel_size", "lr"}
-    assert spec.trials_per_arm("lstm") == 3 * 4 + 2 - 1
-    assert spec.trials_per_arm("tcn") == 4 * 2 * 4 + 2 - 1
-    assert spec.trial_count() == 2 * (13 + 33)
+    assert spec.trials_per_arm("lstm") == 3 * 4 + 3 * (2 - 1)  # the 3 best re-run with one more seed
+    assert spec.trials_per_arm("tcn") == 4 * 2 * 4 + 3 * (2 - 1)
+    assert spec.trial_count() == 2 * (15 + 35)
 
 
 # --- search spaces and fixed values ------------------------------------------------------------
