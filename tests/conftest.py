@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,10 @@ MNIST_SUBSET_SHA256 = {
 #: Optional folder holding full datasets (`mnist/` with the four official files), for the tests of
 #: numbers only the full data has; without it those tests are skipped.
 FULL_DATA = os.environ.get("SEQARENA_FULL_DATA")
+#: Task options may name paths only inside $SEQARENA_DATA or $SEQARENA_DATA_ALLOW (issue 18 §5); the
+#: suite's own files (tests/data, the temporary folders of tmp_path) are allowed for every test, in
+#: the environment itself so that Ray workers and subprocesses inherit it.
+os.environ.setdefault("SEQARENA_DATA_ALLOW", os.pathsep.join([str(TEST_DATA), tempfile.gettempdir()]))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -13,14 +13,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
 from seqarena.errors import BadInput
-from seqarena.tasks.data import DataFiles
+from seqarena.tasks.data import DataFiles, confined
+
+#: A path a task option names: absolute, and inside `$SEQARENA_DATA` or `$SEQARENA_DATA_ALLOW` (`data.confined`).
+DataPath = Annotated[Path, AfterValidator(confined)]
 
 Split = Literal["val", "test"]
 Batch = tuple[Tensor, Tensor]
@@ -105,7 +108,8 @@ class DatasetOptions(TaskOptions):
     """Options every task on a downloaded data set accepts: how validation is carved, where files live."""
 
     split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
-    data_dir: Path | None = Field(None, description="data root; default $SEQARENA_DATA")
+    data_dir: DataPath | None = Field(None, description="data root; default $SEQARENA_DATA (inside it or a folder "
+                                      "of $SEQARENA_DATA_ALLOW)")
 
 
 def parse_options(model: type[TaskOptions], options: Mapping[str, Any]) -> TaskOptions:
@@ -115,7 +119,7 @@ def parse_options(model: type[TaskOptions], options: Mapping[str, Any]) -> TaskO
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "options"
-        allowed = first["msg"]
+        allowed = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             shared = [name for name in model.model_fields if name in DatasetOptions.model_fields]
             own = [name for name in model.model_fields if name not in shared]

@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,8 +48,18 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from seqarena.errors import BadInput, DataError
-from seqarena.tasks.base import Batch, BatchStream, GeneratedStream, SolvedWhen, Split, Task, TaskOptions, TaskShape
-from seqarena.tasks.data import DataFiles, DownloadError, RemoteFile, data_root, ensure
+from seqarena.tasks.base import (
+    Batch,
+    BatchStream,
+    DataPath,
+    GeneratedStream,
+    SolvedWhen,
+    Split,
+    Task,
+    TaskOptions,
+    TaskShape,
+)
+from seqarena.tasks.data import DataFiles, DownloadError, RemoteFile, confined, data_root, ensure
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +106,7 @@ class CharOptions(TaskOptions):
     n_test: int = Field(1000, ge=1, le=1_000_000, description="test windows (at most; the split may hold fewer)")
     valid_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="corpus=path: share of the text for validation")
     test_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="corpus=path: share of the text for test (the end)")
-    data_dir: Path | None = Field(None, description="data root for ptb; default $SEQARENA_DATA")
+    data_dir: DataPath | None = Field(None, description="data root for ptb; default $SEQARENA_DATA")
     ptb_sha256: dict[Literal["train", "valid", "test"], str] | None = Field(
         None, description="sha256 of the three PTB char files that you verified yourself, "
                           "{train: hex, valid: hex, test: hex}; used while the built-in ones are unpinned")
@@ -120,8 +129,9 @@ class CharOptions(TaskOptions):
     @field_validator("path")
     @classmethod
     def _absolute(cls, path: str | None) -> str | None:
-        """Record an absolute path, so a worker started elsewhere reads the same file."""
-        return None if path is None else os.path.abspath(os.path.expanduser(path))
+        """Record an absolute path, so a worker started elsewhere reads the same file; it must lie inside
+        `$SEQARENA_DATA` or `$SEQARENA_DATA_ALLOW` (`data.confined`)."""
+        return None if path is None else str(confined(path))
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,39 @@ def data_root() -> Path:
     return Path(os.environ.get("SEQARENA_DATA") or Path.home() / ".cache" / "seqarena" / "data")
 
 
+#: Environment variable: further folders (separated by `os.pathsep`) that task options may name.
+ALLOW_ENV = "SEQARENA_DATA_ALLOW"
+
+
+def allowed_roots() -> tuple[Path, ...]:
+    """The folders a path in a spec or task option may lie in: `data_root()` and `$SEQARENA_DATA_ALLOW`'s."""
+    extra = [part for part in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if part.strip()]
+    return (data_root(), *(Path(part) for part in extra))
+
+
+def confined(path: str | Path) -> Path:
+    """`path` made absolute, when it resolves (symlinks followed) inside one of `allowed_roots()`.
+
+    A spec names files and folders that a worker reads (and downloads into): without this, `task:
+    char` with `path: /etc/passwd` trained on that file (issue 18 §5). Checked when the task's options
+    are parsed: by `validate`/`submit` and again on the worker that prepares the trial.
+
+    Raises:
+        ValueError: the path resolves outside every allowed folder (or cannot be resolved).
+    """
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        resolved = absolute.resolve()
+        roots = [Path(os.path.abspath(root.expanduser())).resolve() for root in allowed_roots()]
+    except (OSError, RuntimeError) as error:  # a symlink loop
+        raise ValueError(f"a path that resolves ({error})") from None
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        where = f"resolves to {resolved}; " if resolved != absolute else ""
+        raise ValueError(f"a path inside $SEQARENA_DATA ({roots[0]}) or a folder listed in ${ALLOW_ENV} "
+                         f"({where}set {ALLOW_ENV} to allow another folder)")
+    return absolute
+
+
 def offline() -> bool:
     """Whether downloads are forbidden (`SEQARENA_OFFLINE=1`)."""
     return os.environ.get("SEQARENA_OFFLINE", "").lower() in ("1", "true", "yes")

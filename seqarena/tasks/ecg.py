@@ -66,7 +66,17 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from seqarena.errors import BadInput, DataError, one_of
-from seqarena.tasks.base import Batch, BatchStream, ShuffledStream, SolvedWhen, Split, Task, TaskOptions, TaskShape
+from seqarena.tasks.base import (
+    Batch,
+    BatchStream,
+    DataPath,
+    ShuffledStream,
+    SolvedWhen,
+    Split,
+    Task,
+    TaskOptions,
+    TaskShape,
+)
 from seqarena.tasks.data import (
     DataFiles,
     DownloadError,
@@ -129,8 +139,8 @@ class ECGOptions(TaskOptions):
     records: Literal["nonpaced", "ds1", "ds2", "all"] | tuple[str, ...] = Field(
         "nonpaced", description="nonpaced (44 records, default), ds1, ds2, all (48), or record names")
     lead: str = Field("MLII", min_length=1, description="signal name of the lead, as in the .hea header")
-    path: Path | None = Field(None, description="folder of WFDB records used as is (no download, no checksums)")
-    data_dir: Path | None = Field(None, description="data root for the PhysioNet files; default $SEQARENA_DATA")
+    path: DataPath | None = Field(None, description="folder of WFDB records used as is (no download, no checksums)")
+    data_dir: DataPath | None = Field(None, description="data root for the PhysioNet files; default $SEQARENA_DATA")
     train_frac: float = Field(0.7, gt=0, lt=1, description="first fraction of each record's duration: train")
     val_frac: float = Field(0.15, gt=0, lt=1, description="next fraction: validation; the rest is test")
     normalize: Literal["window", "record"] = Field(

@@ -134,3 +134,80 @@ def test_limits_within_bounds_still_validate(run_cli, tmp_path: Path) -> None:
     code, out, err = run_cli(["validate", str(spec), "--json"])
     assert code == 0, err
     assert [row["arm"] for row in json.loads(out)["arms"]] == ["adding/T=10/gru", "adding/T=100000/gru"]
+
+
+@pytest.fixture
+def data_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`SEQARENA_DATA` = tmp_path/data holding book.txt, no other folder allowed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "book.txt").write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    monkeypatch.setenv("SEQARENA_DATA", str(data))
+    monkeypatch.delenv("SEQARENA_DATA_ALLOW", raising=False)
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
+    return data
+
+
+def _char_spec(tmp_path: Path, path: Path | str) -> Path:
+    spec = tmp_path / "char.yaml"
+    spec.write_text(f"name: c\ntask: char\ntask_options: {{corpus: path, path: '{path}', n_val: 4, n_test: 4}}\n"
+                    "seq_lens: [20]\nmodels: [gru]\n")
+    return spec
+
+
+def test_a_path_outside_the_data_folder_is_refused(data_only: Path, tmp_path: Path, run_cli) -> None:
+    """`task_options: {corpus: path, path: /etc/passwd}` validated and a job trained on it (issue 18 §5)."""
+    link = data_only / "innocent.txt"
+    link.symlink_to("/etc/passwd")
+    for path, resolves in (("/etc/passwd", ""), (link, "resolves to /etc/passwd"),
+                           (data_only / ".." / "elsewhere.txt", "")):
+        code, out, err = run_cli(["validate", str(_char_spec(tmp_path, path))])
+        line = _one_line(err)
+        assert code == 2 and out == "" and line.startswith("error: task_options.path: got "), line
+        assert f"inside $SEQARENA_DATA ({data_only})" in line and resolves in line
+    code, _, err = run_cli(["validate", str(_char_spec(tmp_path, data_only / "book.txt"))])
+    assert code == 0, err
+
+
+def test_a_data_dir_outside_is_refused_and_validate_makes_no_folder(data_only: Path, tmp_path: Path,
+                                                                    run_cli) -> None:
+    spec = tmp_path / "smnist.yaml"
+    for task, seq_len in (("smnist", 784), ("char", 20), ("ecg", 256), ("imdb", 500)):
+        spec.write_text(f"name: s\ntask: {task}\ntask_options: {{data_dir: {tmp_path / 'made' / 'here'}}}\n"
+                        f"seq_lens: [{seq_len}]\nmodels: [gru]\n")
+        code, _, err = run_cli(["validate", "--check-data", str(spec)])
+        assert code == 2 and _one_line(err).startswith("error: task_options.data_dir: got "), err
+    inside = data_only / "sub" / "deeper"
+    spec.write_text(f"name: s\ntask: smnist\ntask_options: {{data_dir: {inside}}}\nseq_lens: [784]\nmodels: [gru]\n")
+    code, _, err = run_cli(["validate", "--check-data", str(spec)])
+    assert code == 1 and "data missing" in err
+    assert not (tmp_path / "made").exists() and not (data_only / "sub").exists() and not (tmp_path / "home").exists()
+
+
+def test_an_allowed_folder_validates_and_the_worker_checks_again(data_only: Path, tmp_path: Path, run_cli,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allowed at submit, refused where the trial is prepared when the worker does not allow it."""
+    from seqarena import tasks
+    from seqarena.platform.spec import load_spec
+    from seqarena.workers import make_config, prepare
+
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    book = shelf / "book.txt"
+    book.write_text((data_only / "book.txt").read_text())
+    monkeypatch.setenv("SEQARENA_DATA_ALLOW", f"/nonexistent{__import__('os').pathsep}{shelf}")
+    spec = _char_spec(tmp_path, book)
+    assert run_cli(["validate", str(spec)])[0] == 0
+    stored = load_spec(spec).to_yaml()
+
+    monkeypatch.delenv("SEQARENA_DATA_ALLOW")  # the worker's environment allows only its data folder
+    with pytest.raises(BadInput) as refused:
+        load_spec(stored)
+    assert refused.value.field == "task_options.path"
+    with pytest.raises(BadInput) as refused:
+        tasks.build("char", 20, corpus="path", path=str(book), n_val=4, n_test=4)
+    assert refused.value.field == "option.path"
+    with pytest.raises(BadInput) as refused:
+        prepare(make_config(model="gru", task="char", seq_len=20, hparams={"hidden_size": 4},
+                            task_options={"corpus": "path", "path": str(book)}, steps=2, eval_every=1))
+    assert refused.value.field == "option.path"
