@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from seqarena.errors import BadInput
+from seqarena.platform.redaction import redact, redact_logs
 from seqarena.platform.statistics import LEVEL, RESAMPLES
 from seqarena.workers import EvalReport, Observer
 
@@ -39,6 +40,7 @@ def _global(
     _debug["on"] = debug
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=stderr, show_path=False)])
+    redact_logs()
 
 
 def parse_assignments(field: str, items: list[str]) -> dict[str, str]:
@@ -279,7 +281,7 @@ def _print_outcome(outcome: Any, json_output: bool) -> None:
     for key, why in outcome.skipped.items():
         stderr.print(f"skipped {key}: {why}")
     stderr.print(f"search {outcome.search_id}; MLflow parent run {outcome.parent_run_id}; "
-                 f"browse it with: {ui_hint(outcome.tracking_uri)}")
+                 f"browse it with: {redact(ui_hint(outcome.tracking_uri))}")
 
 
 def _print_board(rows: list[Any]) -> None:
@@ -604,7 +606,7 @@ def jobs_command(state: Annotated[str | None, typer.Option(help="only jobs in th
 
     rows = [_job_row(job) for job in jobs.list_jobs(database.get_engine(), state)]
     if json_output:
-        print(json.dumps(rows))
+        print(redact(json.dumps(rows)))
         return
     table = Table(title="jobs")
     for column in ("id", "name", "state", "priority", "attempts", "worker", "submitted_by", "created_at"):
@@ -628,7 +630,7 @@ def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique pre
     skipped = searches.skipped_arms(engine, job.search_id) if job.search_id else {}
     row = {**_job_row(job), "arms": to_json(board), "skipped": skipped}
     if json_output:
-        print(json.dumps(row, default=str))
+        print(redact(json.dumps(row, default=str)))
         return
     stderr.print(f"job {job.id} ({job.name}): {job.state}, attempt {job.attempts}, "
                  f"MLflow parent run {job.mlflow_parent_run_id or '-'}")
@@ -705,7 +707,7 @@ def _is_usage_error(error: BaseException) -> bool:
 def _fail(error: BaseException, code: int) -> None:
     if _debug["on"]:
         stderr.print_exception()
-    print(f"error: {error}", file=sys.stderr)
+    print(f"error: {redact(str(error))}", file=sys.stderr)
     sys.exit(code)
 
 

@@ -1,42 +1,15 @@
-"""What the dashboard must never show (secrets) and what guards its writes (the submit token).
+"""What the dashboard must never show (secrets) and what guards its writes (the token).
 
-Secrets come from the environment (the guide's rule): the database password inside
-`SEQARENA_DB_URL`, `SEQARENA_DASHBOARD_TOKEN`, Ray's and MLflow's tokens and passwords. Every
-message the app shows about a failure passes through `redact`.
+Every message the app shows about a failure passes through `redact` (`seqarena.platform.redaction`,
+the one shared by the CLI and the logs).
 """
 
 from __future__ import annotations
 
 import hmac
 import os
-import re
 
-from sqlalchemy import exc, make_url
-
-TOKEN_ENV = "SEQARENA_DASHBOARD_TOKEN"
-SECRET_ENVS = (TOKEN_ENV, "RAY_AUTH_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-               "PGPASSWORD", "AWS_SECRET_ACCESS_KEY")
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^@/\s]+)@", re.I)
-
-
-def secrets() -> list[str]:
-    """The secret values present in this process's environment (4 characters or longer)."""
-    found = [os.environ.get(name, "") for name in SECRET_ENVS]
-    try:
-        password = make_url(os.environ.get("SEQARENA_DB_URL", "")).password
-    except exc.ArgumentError:
-        password = None
-    if password:
-        found.append(str(password))
-    return [value for value in found if len(value) >= 4]
-
-
-def redact(text: str) -> str:
-    """`text` with every secret value and every password inside a URL replaced by `***`."""
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    for value in sorted(secrets(), key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+from seqarena.platform.redaction import TOKEN_ENV, redact, secrets
 
 
 def token_required() -> bool:
@@ -50,3 +23,6 @@ def token_ok(given: str | None) -> bool:
     if not expected:
         return True
     return hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+__all__ = ["TOKEN_ENV", "redact", "secrets", "token_ok", "token_required"]

@@ -150,8 +150,7 @@ def _run_round(row: Search, spec: Spec, plans: list[ArmPlan], name: str,
         board = leaderboard(database.get_engine(), search_id=row.id)
         return SearchOutcome(row.id, row.mlflow_parent_run_id or "", tracker.uri, board,
                              skipped=searches.skipped_arms(database.get_engine(), row.id))
-    target = RecorderTarget(row.id, database.database_url(), tracker.uri, row.mlflow_experiment_id,
-                            row.mlflow_parent_run_id or "")
+    target = RecorderTarget(row.id, row.mlflow_experiment_id, row.mlflow_parent_run_id or "")
     tracker.reopen(target.parent_run_id)
     searches.set_search_status(database.get_engine(), row.id, "running")
     recorder = SearchRecorder(target, progress_of(spec, plans))

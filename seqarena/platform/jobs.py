@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
 from seqarena.platform.leaderboard import cell, leaderboard
+from seqarena.platform.redaction import redact
 from seqarena.platform.schema import JOB_STATES, Job, Search, utcnow
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def finish(engine: Engine, job_id: str, worker_id: str, state: str, error: str |
             return False
         now = _now(session)
         _end(_change(session, job.id, state, now), now)
-        job.error = error
+        job.error = redact(error) if error else error
         return True
 
 

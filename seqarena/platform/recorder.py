@@ -5,7 +5,9 @@ MLflow runs (a child run per trial under the search's parent run, its curve as s
 its final numbers) and into one database row per finished trial.
 Everything is keyed by Tune's trial id, so a resumed driver neither creates a second MLflow run
 nor writes a second row for a trial it already recorded. The callback is pickled into Tune's
-experiment state; it holds only plain data and opens its clients lazily.
+experiment state (`tuner.pkl`, on storage every node shares); it holds only plain data and no
+secret: the database and MLflow are those of the driver's environment (`SEQARENA_DB_URL`,
+`MLFLOW_TRACKING_URI`), read when the clients are opened lazily in the driver, never stored.
 """
 
 from __future__ import annotations
@@ -35,11 +37,10 @@ FINAL_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "oom": "FAILED", 
 
 @dataclass(frozen=True)
 class RecorderTarget:
-    """Where a search is recorded: its id, the database URL, the MLflow URI and run ids."""
+    """What a search is recorded as: its id, its MLflow experiment and parent run (no URL: those
+    come from the driver's environment, so no password is pickled with the callback)."""
 
     search_id: str
-    db_url: str
-    tracking_uri: str
     experiment_id: str
     parent_run_id: str
 
@@ -60,14 +61,15 @@ class SearchRecorder(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Only the target and the progress travel (in Tune's experiment state); the rest is rebuilt
-        lazily, so a search saved by an older seqarena resumes under a newer one."""
-        self.__init__(state["target"], state["progress"])
+        lazily, so a search saved by an older seqarena (whose target held the URLs) resumes under a newer one."""
+        old = state["target"]
+        self.__init__(RecorderTarget(old.search_id, old.experiment_id, old.parent_run_id), state["progress"])
 
     # lazily opened state -------------------------------------------------------------------
     @property
     def tracker(self) -> Tracker:
         if self._tracker is None:
-            self._tracker = Tracker(self.target.tracking_uri)
+            self._tracker = Tracker()
         return self._tracker
 
     @property
@@ -79,7 +81,7 @@ class SearchRecorder(Callback):
     @property
     def recorded(self) -> set[str]:
         if self._recorded is None:
-            self._recorded = searches.recorded_trial_ids(database.get_engine(self.target.db_url), self.target.search_id)
+            self._recorded = searches.recorded_trial_ids(database.get_engine(), self.target.search_id)
         return self._recorded
 
     # Tune callback hooks -------------------------------------------------------------------
@@ -146,7 +148,7 @@ class SearchRecorder(Callback):
         self.tracker.log_missing_params(run_id, params)
         self.tracker.set_tags(run_id, {**tags, "status": record.status, "node_id": last.get("node_id", "")})
         self.tracker.finish(run_id, FINAL_STATUS[record.status])
-        engine = database.get_engine(self.target.db_url)
+        engine = database.get_engine()
         if planned.retry_of is None:
             searches.record_trial(engine, self.target.search_id, arm, record)
         else:  # a rerun of a failed cell takes that cell's row (`seqarena retry`)

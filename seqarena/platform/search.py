@@ -185,7 +185,7 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
         raise
     searches.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
                                storage_path=str(tune_storage() / search_id))
-    return RecorderTarget(search_id, database.database_url(), tracker.uri, experiment_id, parent)
+    return RecorderTarget(search_id, experiment_id, parent)
 
 
 def arm_rows(plans: list[ArmPlan]) -> list[dict[str, Any]]:
@@ -219,8 +219,7 @@ def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> Sea
     engine = database.get_engine()
     row = searches.find_search(engine, id_or_name)
     tracker = Tracker()
-    target = RecorderTarget(row.id, database.database_url(), tracker.uri, row.mlflow_experiment_id,
-                            row.mlflow_parent_run_id)
+    target = RecorderTarget(row.id, row.mlflow_experiment_id, row.mlflow_parent_run_id)
     tracker.reopen(target.parent_run_id)
     searches.set_search_status(engine, row.id, "running")
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
+from seqarena.platform.redaction import redact
 from seqarena.platform.schema import RETRIED_STATUSES, SEARCH_STATUSES, ArmRow, Search, Trial, utcnow
 from seqarena.workers.results import TrialRecord, finite, plain
 
@@ -106,7 +107,7 @@ def set_search_status(engine: Engine, search_id: str, status: str, *, error: str
         search.status = status
         search.finished_at = None if status == "running" else utcnow()
         if status == "running" or error is not None:
-            search.error = error
+            search.error = redact(error) if error else error
         if mlflow_parent_run_id is not None:
             search.mlflow_parent_run_id = mlflow_parent_run_id
         if storage_path is not None:

@@ -24,7 +24,7 @@ def test_a_child_run_left_without_params_gets_them_when_the_driver_restarts(tmp_
     parent = tracker.start_parent(experiment, "s1", "recorder", "name: recorder\n")
     # what a driver killed between creating the run and logging its params leaves behind
     orphan = tracker.client.create_run(experiment, tags={PARENT_TAG: parent, SEARCH_TAG: "s1", TRIAL_TAG: "t1"})
-    target = RecorderTarget("s1", f"sqlite:///{tmp_path / 'db.sqlite'}", tracker.uri, experiment, parent)
+    target = RecorderTarget("s1", experiment, parent)
     recorder = SearchRecorder(target, SearchProgress({ARM: ArmCounts(total=1, metric_name="mse",
                                                                      higher_is_better=False)}, title="t"))
     planned = SearchTrial(arm=ARM, role="search", metric_name="mse", higher_is_better=False,
@@ -36,3 +36,20 @@ def test_a_child_run_left_without_params_gets_them_when_the_driver_restarts(tmp_
     assert recorder._run_id(trial) == orphan.info.run_id  # asked again: nothing more to do, still one run
     assert list(tracker.child_runs(experiment, parent)) == ["t1"]
     assert tracker.log_missing_params(orphan.info.run_id, {"lr": 0.01, "hidden_size": 8}) == 0
+
+
+def test_the_pickled_callback_holds_no_url_and_reads_the_environment(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The callback travels in Tune's `tuner.pkl`, on storage every node shares: no password in it."""
+    import pickle
+
+    secret = "s3cr3t-pw-in-url"
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    monkeypatch.setenv("SEQARENA_DB_URL", f"postgresql+psycopg://seqarena:{secret}@db.example:5432/seqarena")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"https://user:{secret}@mlflow.example")
+    recorder = SearchRecorder(RecorderTarget("s1", "1", "p1"),
+                              SearchProgress({ARM: ArmCounts(total=1, metric_name="mse", higher_is_better=False)},
+                                             title="t"))
+    saved = pickle.dumps(recorder)
+    assert secret.encode() not in saved and b"db.example" not in saved and b"mlflow.example" not in saved
+    assert pickle.loads(saved).target == RecorderTarget("s1", "1", "p1")
