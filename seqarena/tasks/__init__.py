@@ -6,7 +6,7 @@ A task is its module plus one line in `_TASKS`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from seqarena.tasks.psmnist import PermutedMNIST
 from seqarena.tasks.smnist import SequentialMNIST
 
 __all__ = ["AUTHORS", "DataCheck", "Protocol", "SolvedWhen", "Task", "TaskOptions", "TaskShape", "build", "check_data",
-           "names", "protocol", "protocols", "shape", "task_class"]
+           "check_other_lengths", "names", "protocol", "protocols", "shape", "task_class"]
 
 _TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
     Adding, Copy, SequentialMNIST, PermutedMNIST, CharLM, HeartbeatECG, IMDBSentiment, HAR2, NoisyCIFAR,
@@ -61,6 +61,25 @@ def shape(name: str, seq_len: int, **options: Any) -> TaskShape:
     """
     cls, parsed = _checked(name, seq_len, options)
     return cls.shape_of(seq_len, parsed)
+
+
+def check_other_lengths(name: str, lengths: Sequence[int], field: str = "eval_lengths", **options: Any) -> None:
+    """Refuse testing task `name` at the other lengths `lengths` (length generalisation) unless the task allows
+    it (`Task.other_lengths`) and each length is one the task takes with `options` (no data read).
+
+    Raises:
+        BadInput: naming `field` (a task of fixed length), or `field[i]` (a length the task refuses).
+    """
+    cls = task_class(name)
+    if lengths and not cls.other_lengths:
+        allowing = ", ".join(task for task, each in _TASKS.items() if each.other_lengths)
+        raise BadInput(field, list(lengths), f"none for task {name}: its length is fixed (tasks tested at other "
+                       f"lengths: {allowing})")
+    for i, length in enumerate(lengths):
+        try:
+            shape(name, length, **options)
+        except BadInput as error:
+            raise BadInput(f"{field}[{i}]", length, error.allowed) from None
 
 
 def check_data(name: str, **options: Any) -> DataCheck:

@@ -64,6 +64,7 @@ class Adding(Task):
     name = "adding"
     metric_name = "mse"
     higher_is_better = False
+    other_lengths = True  # generated (adding, copy) or cut (char) at any length
     solved_when = SolvedWhen(
         "fraction_of_baseline", 0.1,
         "MSE under a tenth of the trivial 1/6 (0.0167; the issue's definition): runs that leave the 1/6 "

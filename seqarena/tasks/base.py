@@ -261,6 +261,10 @@ class Task(ABC):
             single protocol declares none of its own: `{"default": {}}`.
         default_protocol: the protocol of a spec that names none; its values are the options' defaults.
         solved_when: what "solved" means for the task (`SolvedWhen`): the one place that says it.
+        other_lengths: whether a model trained at one T may be tested at another T′ (length
+            generalisation, a spec's `length_generalisation`): True where the task is defined at every
+            length (generated sequences, windows cut from a text); False where the length is the data's
+            own (sMNIST's 784 pixels) or the options fix it. The one place that says it.
     Instance attributes: `seq_len`, `length`, `input_size`, `output_size` (those of `shape_of`),
     `baseline` (the headline metric of the trivial predictor, see each task), `options`.
     """
@@ -273,6 +277,7 @@ class Task(ABC):
     protocols: ClassVar[Mapping[str, Mapping[str, Any]]] = {"default": {}}
     default_protocol: ClassVar[str] = "default"
     solved_when: ClassVar[SolvedWhen]
+    other_lengths: ClassVar[bool] = False
 
     seq_len: int
     length: int

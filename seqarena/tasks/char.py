@@ -292,6 +292,7 @@ class CharLM(Task):
     name = "char"
     metric_name = "bpc"
     higher_is_better = False
+    other_lengths = True  # generated (adding, copy) or cut (char) at any length
     solved_when = SolvedWhen(
         "fraction_of_baseline", 0.5,
         "under half the unigram entropy in bits per character [ours]: a model must use the context; on PTB "

@@ -70,6 +70,7 @@ class Copy(Task):
     name = "copy"
     metric_name = "ce"
     higher_is_better = False
+    other_lengths = True  # generated (adding, copy) or cut (char) at any length
     solved_when = SolvedWhen(
         "fraction_of_baseline", 0.1,
         "cross-entropy under a tenth of the memoryless 10 ln 8 / (T + 20) (docs/reference/tasks.md §2): the "

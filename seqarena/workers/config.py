@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,10 +49,14 @@ class TrialConfig(BaseModel):
     seed: int = Field(0, ge=0, description="seed of the initialisation, dropout and training data")
     device: str = Field("cpu", description="cpu, cuda or cuda:N")
     checkpoint_dir: Path | None = Field(None, description="where to checkpoint and resume from")
+    eval_lengths: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        (), description="other lengths T′ at which the trained model (its best weights) is tested at the end "
+        "(length generalisation; tasks whose Task.other_lengths is True)")
 
     def fingerprint(self) -> str:
         """A hash of everything that determines the trial's numbers (not where it checkpoints)."""
         unset = {"protocol"} if self.protocol is None else set()  # as before protocols existed: same checkpoints
+        unset |= set() if self.eval_lengths else {"eval_lengths"}  # as before length generalisation
         data = self.model_dump(mode="json", exclude={"checkpoint_dir", *unset})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -164,5 +168,6 @@ def prepare(config: TrialConfig) -> Setup:
     device = resolve_device(config.device)
     hparams = resolve(cells.space(config.model), config.hparams, task=config.task)
     protocol = tasks.protocol(config.task, config.protocol, config.task_options, model=config.model)
+    tasks.check_other_lengths(config.task, config.eval_lengths, **protocol.options)
     task = tasks.build(config.task, config.seq_len, **protocol.options)
     return Setup(config=config, task=task, hparams=hparams, device=device, protocol=protocol.name)

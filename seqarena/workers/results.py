@@ -36,6 +36,42 @@ class EvalReport:
     best_value: float | None
 
 
+#: How a test at another length T′ ended: its numbers, a non-finite headline metric, out of memory at T′,
+#: or any other error (a model that cannot run at T′).
+LengthStatus = Literal["completed", "diverged", "oom", "failed"]
+
+
+class LengthResult(BaseModel):
+    """The trained model (its best weights) tested at another length T′: the task's test set built at T′ with
+    the trial's task options (the same data seed), every metric of the task (length generalisation).
+
+    `note` says what limits the point: the error of a failed or oom test, or a model that sees less than the
+    input at T′ (a TCN whose receptive field is shorter than the sequence).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq_len: int = Field(gt=0, description="the length T′ tested at")
+    status: LengthStatus = Field(description="how the test at T′ ended")
+    metric: float | None = Field(None, description="the task's headline test metric at T′")
+    test_metrics: dict[str, float | None] = Field(default_factory=dict, description="every test metric at T′")
+    note: str | None = Field(None, description="what limits the point (an error, a receptive field)")
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> float | None:
+        return finite(value)
+
+    @field_validator("test_metrics", mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return plain(value)
+
+    def number_name(self, metric_name: str) -> str:
+        """Its headline metric's name among the trial's numbers (MLflow): `test_<metric>_at_T<T′>`."""
+        return f"test_{metric_name}_at_T{self.seq_len}"
+
+
 class TrialResult(BaseModel):
     """The final numbers of a trial (the JSON object that `seqarena train --json` prints).
 
@@ -73,10 +109,12 @@ class TrialResult(BaseModel):
     curve: list[dict[str, float]]
     protocol: str | None = None
     """the task's data protocol the trial followed (`Setup.protocol`; its values are in `task_options`)"""
+    lengths: list[LengthResult] = Field(default_factory=list)
+    """the trained model tested at the other lengths of `TrialConfig.eval_lengths` (length generalisation)"""
 
     @classmethod
     def build(cls, setup: Setup, state: TrialState, test: dict[str, float], params: int,
-              extra: dict[str, Any]) -> TrialResult:
+              extra: dict[str, Any], lengths: list[LengthResult] | None = None) -> TrialResult:
         """Assemble the result of a finished trial."""
         task = setup.task
         return cls(
@@ -89,7 +127,7 @@ class TrialResult(BaseModel):
             peak_mem_method=state.peak_mem_method, wall_s=state.elapsed_s, steps=state.step,
             status=state.status, seed=setup.config.seed, device=str(setup.device),
             torch_version=torch.__version__, extra={"input_length": task.length, **extra},
-            curve=state.curve, protocol=setup.protocol,
+            curve=state.curve, protocol=setup.protocol, lengths=lengths or [],
         )
 
     def to_json(self) -> str:
@@ -136,6 +174,9 @@ class TrialRecord(BaseModel):
     mlflow_run_id: str | None = Field(None, description="the trial's MLflow run")
     curve: list[dict[str, float | None]] = Field(
         default_factory=list, description="one point per evaluation: step, train_loss and every val_<metric>")
+    metric_name: str | None = Field(None, description="the task's headline metric (names the numbers at T′)")
+    lengths: list[LengthResult] = Field(
+        default_factory=list, description="the trained model tested at other lengths T′ (its own table's rows)")
 
     @field_validator("metric", "best_val_metric", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "wall_s",
                      mode="before")
@@ -168,15 +209,19 @@ class TrialRecord(BaseModel):
         return cls.checked({**numbers, **identity})
 
     def row(self) -> dict[str, Any]:
-        """The trial as a database row (column name -> value)."""
-        return self.model_dump()
+        """The trial as a database row (column name -> value); its tests at other lengths are rows of their own
+        (`seqarena.platform.searches.record_trial`)."""
+        return self.model_dump(exclude={"lengths", "metric_name"})
 
     def numbers(self) -> dict[str, float]:
-        """The trial's final numbers (absent ones left out), test metrics as `test_<name>`."""
+        """The trial's final numbers (absent ones left out), test metrics as `test_<name>`, the headline metric
+        at each other length T′ as `test_<metric>_at_T<T′>`."""
         values = {name: getattr(self, name) for name in self.number_fields()}
         numbers = {name: value for name, value in values.items()
                    if isinstance(value, int | float) and not isinstance(value, bool)}
         numbers.update({f"test_{name}": value for name, value in self.test_metrics.items() if value is not None})
+        numbers.update({point.number_name(self.metric_name): point.metric for point in self.lengths
+                        if point.metric is not None and self.metric_name})
         return numbers
 
 

@@ -26,12 +26,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from seqarena import cells
+from seqarena import cells, tasks
+from seqarena.tasks.base import Batch, Task
 from seqarena.workers import checkpoint as ckpt
 from seqarena.workers.config import Setup, TrialConfig, prepare
 from seqarena.workers.measure import Stopwatch, measure_step_memory
+from seqarena.workers.memory import is_out_of_memory, release_memory
 from seqarena.workers.protocol import LRSchedule, init_readout, make_optimizer, weight_penalty
-from seqarena.workers.results import EvalReport, TrialResult
+from seqarena.workers.results import EvalReport, LengthResult, TrialResult, finite
 
 log = logging.getLogger(__name__)
 
@@ -148,21 +150,26 @@ class Trainer:
             self.observer.on_step(self.state.step, value)
         return value
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean of every per-sample metric over the fixed `split` set (eval mode, timed)."""
-        self.model.eval()
         if split not in self._eval_sets:
             self._eval_sets[split] = self.task.eval_set(split)  # type: ignore[arg-type]
-        inputs, targets = self._eval_sets[split]
+        return self.evaluate_on(self.task, self._eval_sets[split])
+
+    @torch.no_grad()
+    def evaluate_on(self, task: Task, batch: Batch, timed: bool = True) -> dict[str, float]:
+        """Mean of every per-sample metric of `task` over the fixed set `batch` (eval mode)."""
+        self.model.eval()
+        inputs, targets = batch
+        watch = self.state.infer_watch if timed else Stopwatch()
         sums: dict[str, float] = {}
         size = self.config.eval_batch_size
         for start in range(0, len(inputs), size):
             x = inputs[start:start + size].to(self.setup.device)
             y = targets[start:start + size].to(self.setup.device)
-            with self.state.infer_watch.timing(len(x), self.setup.device):
+            with watch.timing(len(x), self.setup.device):
                 output = self.model(x)
-            for name, values in self.task.metrics(output, y).items():
+            for name, values in task.metrics(output, y).items():
                 sums[name] = sums.get(name, 0.0) + float(values.double().sum())
         return {name: total / len(inputs) for name, total in sums.items()}
 
@@ -204,12 +211,39 @@ class Trainer:
 
     def _final_result(self) -> TrialResult:
         test: dict[str, float] = {}
+        lengths: list[LengthResult] = []
         if self.state.best_weights is not None:
             self.model.load_state_dict(self.state.best_weights)
             test = self.evaluate("test")
+            lengths = [self.test_at(length) for length in self.config.eval_lengths]
         params = sum(p.numel() for p in self.model.parameters())
         extra = {**self.model.backbone.extra_info(), **self.schedule.record(self.config.steps)}
-        return TrialResult.build(self.setup, self.state, test, params, extra)
+        return TrialResult.build(self.setup, self.state, test, params, extra, lengths)
+
+    def test_at(self, seq_len: int) -> LengthResult:
+        """The model as it is now tested at another length T′ (length generalisation): the task built at T′ with
+        the trial's options (so its test set comes from the same data seed), every metric. Out of memory at T′
+        is the point's status `oom`, any other error (a model that cannot run at T′) `failed`, never the
+        trial's; the test is not counted in the trial's inference throughput."""
+        try:
+            task = tasks.build(self.config.task, seq_len, **self.task.options.model_dump())
+            test = self.evaluate_on(task, task.eval_set("test"), timed=False)
+        except Exception as error:  # any failure at T′ is that point's result, not the trial's
+            status = "oom" if is_out_of_memory(error) else "failed"
+            note = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"[:300]
+            release_memory()
+            log.warning("test at T'=%d: %s", seq_len, note)
+            return LengthResult(seq_len=seq_len, status=status, note=note)
+        metric = finite(test.get(task.metric_name))
+        return LengthResult(seq_len=seq_len, status="completed" if metric is not None else "diverged",
+                            metric=metric, test_metrics=test, note=self._reach_note(task))
+
+    def _reach_note(self, task: Task) -> str | None:
+        """Why a model sees less than the whole input at T′ (a receptive field shorter than it), else None."""
+        field = self.model.backbone.extra_info().get("receptive_field")
+        if isinstance(field, int) and field < task.length:
+            return f"receptive field {field} < input length {task.length}"
+        return None
 
 
 def run_trial(config: TrialConfig, observer: Observer | None = None) -> TrialResult:
