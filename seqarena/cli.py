@@ -284,7 +284,7 @@ def _print_outcome(outcome: Any, json_output: bool) -> None:
                  f"browse it with: {redact(ui_hint(outcome.tracking_uri))}")
 
 
-def _print_board(rows: list[Any]) -> None:
+def _print_board(rows: list[Any], solved_fraction: float = 0.0) -> None:
     from seqarena.platform.leaderboard import table
 
     frame = table(rows)
@@ -296,7 +296,7 @@ def _print_board(rows: list[Any]) -> None:
         board.add_row(str(model), *(str(v) for v in values))
     Console().print(board)
     _print_arms_best(rows)
-    _print_reach(rows)
+    _print_reach(rows, solved_fraction)
 
 
 def _print_arms_best(rows: list[Any]) -> None:
@@ -318,14 +318,15 @@ def _print_arms_best(rows: list[Any]) -> None:
     Console(width=max(Console().width, 200)).print(best)
 
 
-def _print_reach(rows: list[Any]) -> None:
+def _print_reach(rows: list[Any], solved_fraction: float) -> None:
     from seqarena.platform.solving import reach
 
-    far = Table(title="how far in T (max T solved: longest T with a seed that solved; AUC: area under metric vs "
+    enough = "a seed" if solved_fraction == 0 else f"{solved_fraction:.0%} of its seeds (and one)"
+    far = Table(title=f"how far in T (max T solved: longest T where {enough} solved; AUC: area under metric vs "
                 "log10 T over its span, a failed T at the baseline)")
     for column in ("task", "model", "T", "max T solved", "AUC", "marked"):
         far.add_column(column)
-    for line in reach(rows):
+    for line in reach(rows, solved_fraction):
         far.add_row(line.task, line.model, ", ".join(str(t) for t in line.seq_lens),
                     "-" if line.max_t_solved is None else str(line.max_t_solved), _fmt(line.auc),
                     "; ".join(line.marked) or "-")
@@ -349,19 +350,26 @@ def leaderboard_command(
     task: Annotated[str | None, typer.Option(help="only this task")] = None,
     seq_len: Annotated[int | None, typer.Option(help="only this sequence length")] = None,
     search: Annotated[str | None, typer.Option(help="only this search (id or name)")] = None,
+    solved_fraction: Annotated[float | None, typer.Option(
+        help="share of an arm's seeds that must solve for 'max T solved' (default: the search's spec, else 0: "
+             "one seed)")] = None,
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The best trial per arm, and a models × sequence-lengths table of the metric."""
+    """The best configuration per arm (solved k of n seeds, steps to solve), a models × sequence-lengths
+    table of the metric, and how far in T each model reaches."""
     from seqarena.platform import database, searches
     from seqarena.platform.leaderboard import leaderboard, to_json
+    from seqarena.platform.solving import spec_fraction
 
     engine = database.get_engine()
-    search_id = searches.find_search(engine, search).id if search else None
+    found = searches.find_search(engine, search) if search else None
+    search_id = found.id if found else None
+    fraction = solved_fraction if solved_fraction is not None else spec_fraction(found.spec_yaml if found else None)
     rows = leaderboard(engine, task=task, seq_len=seq_len, search_id=search_id)
     if json_output:
-        print(json.dumps(to_json(rows), default=str))
+        print(json.dumps(to_json(rows, fraction), default=str))
     elif rows:
-        _print_board(rows)
+        _print_board(rows, fraction)
     else:
         stderr.print("no finished trials match")
     for key, why in (searches.skipped_arms(engine, search_id) if search_id and not json_output else {}).items():
@@ -623,19 +631,21 @@ def status(job_id: Annotated[str, typer.Argument(help="a job id (or a unique pre
     """A job's state, its per-arm progress, the best trial so far and its MLflow run."""
     from seqarena.platform import database, jobs, searches
     from seqarena.platform.leaderboard import leaderboard, to_json
+    from seqarena.platform.solving import spec_fraction
 
     engine = database.get_engine()
     job = jobs.get_job(engine, job_id)
     board = leaderboard(engine, search_id=job.search_id) if job.search_id else []
     skipped = searches.skipped_arms(engine, job.search_id) if job.search_id else {}
-    row = {**_job_row(job), "arms": to_json(board), "skipped": skipped}
+    fraction = spec_fraction(job.spec_yaml)
+    row = {**_job_row(job), "arms": to_json(board, fraction), "skipped": skipped}
     if json_output:
         print(redact(json.dumps(row, default=str)))
         return
     stderr.print(f"job {job.id} ({job.name}): {job.state}, attempt {job.attempts}, "
                  f"MLflow parent run {job.mlflow_parent_run_id or '-'}")
     if board:
-        _print_board(board)
+        _print_board(board, fraction)
     for key, why in skipped.items():
         stderr.print(f"skipped {key}: {why}")
 

@@ -59,7 +59,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from seqarena import tasks
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Search, Trial
-from seqarena.platform.solving import SeedRun, SolveStats, solve_stats
+from seqarena.platform.solving import Reach, SeedRun, SolveStats, reach, solve_stats
 from seqarena.platform.statistics import Interval, bootstrap_mean
 
 BEATS_MARGIN = 0.1
@@ -406,9 +406,18 @@ def table(rows: list[ArmBest], text: Callable[[ArmBest], str] = cell) -> pd.Data
     return frame.pivot(index="model", columns=columns, values="cell").fillna("")
 
 
-def to_json(rows: list[ArmBest]) -> list[dict[str, Any]]:
-    """The rows as JSON-ready dicts (field names as in `ArmBest`; `solve` with its median, range and cell)."""
-    return [{**asdict(row), "solve": _solve_json(row.solve)} for row in rows]
+def to_json(rows: list[ArmBest], solved_fraction: float = 0.0) -> list[dict[str, Any]]:
+    """The rows as JSON-ready dicts (field names as in `ArmBest`; `solve` with its median, range and cell),
+    each with `reach`: its model's max T solved (`solved_fraction` of the seeds), AUC and marked arms on
+    its task (`seqarena.platform.solving.reach`)."""
+    lines = {(line.task, line.model): line for line in reach(rows, solved_fraction)}
+    return [{**asdict(row), "solve": _solve_json(row.solve), "reach": _reach_json(lines[row.task, row.model])}
+            for row in rows]
+
+
+def _reach_json(line: Reach) -> dict[str, Any]:
+    return {"max_t_solved": line.max_t_solved, "auc": line.auc, "marked": list(line.marked),
+            "seq_lens": list(line.seq_lens)}
 
 
 def _solve_json(stats: SolveStats | None) -> dict[str, Any] | None:

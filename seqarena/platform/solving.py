@@ -1,7 +1,7 @@
 """How often a model solves a task, how soon, and how far in T it reaches (issue 17 §1 and §3).
 
 What solves a task is said once, by the task (`Task.solved_when`, `seqarena/tasks/base.py`; the choice
-per task and why: docs/reference/tasks.md, "What solved means"). From it, per arm, over the runs of
+per task and why: docs/reference/tasks.md §13). From it, per arm, over the runs of
 the arm's winning configuration (its search trial and its repeats, each another seed; every run counts,
 a diverged or out-of-memory seed as not solved):
 
@@ -28,6 +28,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from seqarena.errors import BadInput
 from seqarena.tasks.base import SolvedWhen
@@ -125,6 +127,13 @@ def enough(stats: SolveStats | None, fraction: float) -> bool:
     if stats is None or stats.solved == 0:
         return False
     return stats.solved >= fraction * stats.seeds
+
+
+def spec_fraction(spec_yaml: str | None) -> float:
+    """The `solved_fraction` a search's stored spec sets (0 for specs that predate it, or none)."""
+    data = yaml.safe_load(spec_yaml) if spec_yaml else None
+    value = data.get("solved_fraction", 0.0) if isinstance(data, dict) else 0.0
+    return float(value or 0.0)
 
 
 def reach(rows: Sequence[ArmBest], fraction: float = 0.0) -> list[Reach]:

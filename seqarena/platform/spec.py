@@ -170,6 +170,9 @@ class Spec(_Strict):
     repeat_top_k: int = Field(3, ge=1, le=MAX_REPEATS,
                               description="configurations of each arm re-run with `repeats` seeds: the search's "
                               "best k (by validation), so the winner is chosen on fresh seeds")
+    solved_fraction: float = Field(0.0, ge=0.0, le=1.0,
+                                   description="share of an arm's seeds that must solve its task for the arm's T "
+                                   "to count toward the model's 'max T solved' (0: one seed is enough)")
     resources: Resources = Field(default_factory=Resources)
 
     #: (model, seq_len) -> hidden size and parameter count, chosen for `param_budget`.

@@ -41,7 +41,7 @@ class SolvedWhen:
       majority-class baseline and a perfect score).
     The metric meets it when strictly below (lower is better) or at least at it (higher is better).
     `source`: why this threshold, with the paper or the reference page it comes from
-    (docs/reference/tasks.md, "What solved means").
+    (docs/reference/tasks.md §13).
     """
 
     rule: SolvedRule

@@ -8,6 +8,7 @@ is worked out by hand in the test.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -18,7 +19,7 @@ from seqarena import tasks
 from seqarena.errors import BadInput
 from seqarena.platform import searches
 from seqarena.platform.leaderboard import ArmBest, board_frame, leaderboard, table, to_json
-from seqarena.platform.solving import SolveStats, reach, steps_to_solve
+from seqarena.platform.solving import SolveStats, reach, spec_fraction, steps_to_solve
 from seqarena.tasks.adding import Adding
 from seqarena.tasks.copy import Copy
 from seqarena.tasks.ecg import HeartbeatECG
@@ -188,3 +189,31 @@ def test_the_metric_vs_t_figure_marks_the_arms_without_a_result() -> None:
     figure = versus_seq_len(every[every["mean"].notna()], "mean", "t", "mse", marked=every[every["failure"].notna()])
     marked = next(trace for trace in figure.data if trace.name == "lstm (no result)")
     assert (list(marked.x), list(marked.y), list(marked.text)) == ([5000], [ADD], ["lstm: oom at T = 5000"])
+
+
+# ---------------------------------------------------------------------------------- the command line
+
+def test_seqarena_leaderboard_prints_k_of_n_and_how_far_in_t(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              run_cli: Any) -> None:
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
+    from seqarena.platform import database
+
+    engine = database.get_engine()
+    search_id = solve_study(engine)
+    code, out, _ = run_cli(["leaderboard", "--task", "adding"])
+    assert code == 0
+    assert "3 / 5 in 1800 (1200–2400) steps" in out and "0 / 3 within 2000 steps" in out
+    assert "#1 of 1" in out  # cornn's winner: the search's best, the one configuration re-run
+    code, out, _ = run_cli(["leaderboard", "--task", "adding", "--search", search_id, "--json"])
+    rows = {row["model"]: row for row in json.loads(out)}
+    assert rows["cornn"]["solve"]["cell"] == "3 / 5 in 1800 (1200–2400) steps"
+    assert rows["cornn"]["reach"]["max_t_solved"] == 100 and rows["rnn"]["reach"]["max_t_solved"] is None
+    # 3 of 5 seeds is under a fraction of 0.7: T = 100 no longer counts for cornn
+    code, out, _ = run_cli(["leaderboard", "--task", "adding", "--json", "--solved-fraction", "0.7"])
+    assert {row["model"]: row["reach"]["max_t_solved"] for row in json.loads(out)} == {"cornn": None, "rnn": None}
+
+
+def test_a_search_s_spec_sets_the_fraction_of_seeds_for_max_t_solved() -> None:
+    assert spec_fraction("name: a\nsolved_fraction: 0.5\n") == 0.5
+    assert spec_fraction("name: a\n") == 0.0 and spec_fraction(None) == 0.0
