@@ -23,7 +23,7 @@ from seqarena import cells
 from seqarena.cells.space import resolve
 from seqarena.platform import database, searches
 from seqarena.platform.progress import SearchProgress
-from seqarena.platform.run_record import finished_record
+from seqarena.platform.run_record import finished_record, recorded_facts
 from seqarena.platform.tracking import RETRY_TAG, SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.config import SearchTrial
 from seqarena.workers.results import TrialRecord
@@ -142,7 +142,8 @@ class SearchRecorder(Callback):
             return
         run_id = self._run_id(trial)
         planned = SearchTrial.from_tune(trial.config)
-        record = trial_record(trial, last, error).model_copy(update={"mlflow_run_id": run_id})
+        record = trial_record(trial, last, error).model_copy(update={"mlflow_run_id": run_id,
+                                                                     "facts": recorded_facts(last)})
         self.tracker.log_metrics(run_id, record.numbers(), step=record.steps)
         params, tags = finished_record(planned.trial, last)
         self.tracker.log_missing_params(run_id, params)

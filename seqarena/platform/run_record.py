@@ -5,7 +5,8 @@ resolved), every task option as `task.<name>` (the task's defaults resolved), an
 `seq_len`, `seed`, `steps`, `eval_every`, `eval_batch_size`, `protocol` (the task's data protocol the
 trial followed, also the tag `PROTOCOL_TAG`). Tags: where and how it ran
 (`seqarena.workers.placement.RunFacts`: device, GPU name, implementation, torch, CUDA, seqarena
-version, git commit), the `TrialConfig` as JSON (`CONFIG_TAG`, read back by `seqarena.load_run`)
+version, git commit; the database keeps them too, with the driver's ray, optuna and mlflow versions:
+`recorded_facts`), the `TrialConfig` as JSON (`CONFIG_TAG`, read back by `seqarena.load_run`)
 and the `seqarena train ...` command that reruns it alone (`COMMAND_TAG`).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
 from seqarena import tasks
@@ -50,6 +52,18 @@ def run_tags(config: TrialConfig, facts: RunFacts) -> dict[str, str]:
 
 #: The key of a trial's final Tune report holding its `RunFacts` as JSON.
 FACTS_KEY = "run_facts"
+
+
+#: The packages of the driver (which searches and records) whose versions each trial's facts name.
+DRIVER_PACKAGES = ("ray", "optuna", "mlflow")
+
+
+def recorded_facts(last: Mapping[str, Any]) -> dict[str, str]:
+    """What the database keeps of where and how a trial ran (`Trial.facts`): its `RunFacts` from its last
+    report (absent when it reported none: failed before training) and `<package>_version` of each of
+    `DRIVER_PACKAGES` in this process, the driver that searched and recorded it."""
+    facts = RunFacts(**json.loads(last[FACTS_KEY])).tags() if last.get(FACTS_KEY) else {}
+    return {**facts, **{f"{name}_version": metadata.version(name) for name in DRIVER_PACKAGES}}
 
 
 def finished_record(trial: TrialConfig, last: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -11,7 +11,9 @@ Tables:
               metric at the best validation step, throughput, memory, MLflow run id, and
               `config_key` (`config_key(hparams)`: equal for runs of one configuration), and the
               learning curve (`curve`: step, train_loss, val_<metric> per evaluation; NULL for trials
-              recorded before it was kept, empty for a trial that ended without a result).
+              recorded before it was kept, empty for a trial that ended without a result), and where and
+              how it ran with the versions that ran and recorded it (`facts`: device, implementation,
+              git commit, torch, seqarena, ray, optuna, mlflow; NULL for trials recorded before it was kept).
     jobs      one per submitted spec in the job queue (`seqarena.platform.jobs`).
     profile_runs  one per `seqarena profile` run (device, torch version, batch size, hidden size, settings);
     profile_rows  one per (model, seq_len) of a profile run: step times, sequences/s, peak memory, status.
@@ -177,6 +179,7 @@ class Trial(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     curve: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    facts: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")

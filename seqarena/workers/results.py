@@ -139,7 +139,7 @@ class TrialResult(BaseModel):
 #: NaN or infinite, out of memory, or failed with an error.
 TrialStatus = Literal["completed", "stopped", "diverged", "oom", "failed"]
 #: The fields of a `TrialRecord` that the platform supplies; every other field is a number of the trial.
-_IDENTITY = ("trial_id", "role", "seed", "hparams", "config_key", "mlflow_run_id")
+_IDENTITY = ("trial_id", "role", "seed", "hparams", "config_key", "mlflow_run_id", "facts")
 
 
 class TrialRecord(BaseModel):
@@ -177,6 +177,9 @@ class TrialRecord(BaseModel):
     metric_name: str | None = Field(None, description="the task's headline metric (names the numbers at T′)")
     lengths: list[LengthResult] = Field(
         default_factory=list, description="the trained model tested at other lengths T′ (its own table's rows)")
+    facts: dict[str, str] | None = Field(
+        None, description="where and how it ran and the versions that ran and recorded it "
+                          "(`seqarena.platform.run_record.recorded_facts`); None: not recorded")
 
     @field_validator("metric", "best_val_metric", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb", "wall_s",
                      mode="before")

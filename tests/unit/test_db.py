@@ -81,8 +81,8 @@ def test_default_engine_creates_the_database_file(tmp_path: Path, monkeypatch: p
 
 
 def test_schema_is_created_by_alembic_and_matches_the_models(engine: Engine) -> None:
-    assert database.head_revision() == "0005"
-    assert database.schema_revision(engine) == "0005"
+    assert database.head_revision() == "0008"
+    assert database.schema_revision(engine) == "0008"
     tables = set(inspect(engine).get_table_names())
     assert tables == {"alembic_version", "searches", "arms", "trials", "jobs", "profile_runs", "profile_rows"}
     with engine.connect() as conn:

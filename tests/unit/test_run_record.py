@@ -95,3 +95,31 @@ def test_facts_name_every_key_even_where_nothing_applies() -> None:
                      seqarena_version="0.1.0", git_commit="")
     assert facts.tags() == {"device": "cpu", "gpu_name": "-", "implementation": "eager", "torch_version": "2",
                             "cuda_version": "-", "seqarena_version": "0.1.0", "git_commit": "-"}
+
+
+def test_the_database_keeps_each_trial_s_facts_with_the_driver_s_versions(engine) -> None:
+    from dataclasses import asdict
+    from importlib import metadata
+
+    from sqlalchemy import select
+
+    from seqarena.platform import searches
+    from seqarena.platform.run_record import FACTS_KEY, recorded_facts
+    from seqarena.platform.schema import Trial
+    from seqarena.workers.results import TrialRecord
+
+    ran = RunFacts(device="cuda", gpu_name="NVIDIA H200", implementation="fused-cuda", torch_version="2.5",
+                   cuda_version="12.4", seqarena_version="0.1.0", git_commit="abc123")
+    facts = recorded_facts({FACTS_KEY: json.dumps(asdict(ran))})
+    assert facts == {**ran.tags(), "ray_version": metadata.version("ray"),
+                     "optuna_version": metadata.version("optuna"), "mlflow_version": metadata.version("mlflow")}
+    assert set(recorded_facts({})) == {"ray_version", "optuna_version", "mlflow_version"}  # failed before training
+    search = searches.create_search(engine, name="f", spec_yaml="name: f\n", spec_hash="h", mlflow_experiment_id="1",
+                                    arms=[{"task": "adding", "seq_len": 20, "model": "gru", "key": "a",
+                                           "metric_name": "mse", "higher_is_better": False, "baseline": 0.167}])
+    record = TrialRecord.checked({"trial_id": "t", "seed": 0, "hparams": {}, "status": "completed", "steps": 1,
+                                  "metric": 0.1, "facts": facts})
+    assert "facts" not in record.numbers()
+    searches.record_trial(engine, search, "a", record)
+    with engine.connect() as conn:
+        assert conn.scalar(select(Trial.facts)) == facts

@@ -39,7 +39,7 @@ def test_a_finished_trial_s_row_and_mlflow_numbers_come_from_its_result() -> Non
     assert row == {**IDENTITY, "status": "completed", "steps": 60, "metric": 0.012, "best_val_metric": 0.011,
                    "test_metrics": {"mse": 0.012}, "params": 1234, "train_seq_per_s": 512.0,
                    "infer_seq_per_s": 4096.0, "peak_mem_mb": None, "wall_s": None, "mlflow_run_id": None,
-                   "curve": [{"step": 20.0, "val_mse": 0.05}]}  # the learning curve, for steps to solve
+                   "curve": [{"step": 20.0, "val_mse": 0.05}], "facts": None}  # the curve: steps to solve
     assert record.numbers() == {"steps": 60, "metric": 0.012, "best_val_metric": 0.011, "params": 1234,
                                 "train_seq_per_s": 512.0, "infer_seq_per_s": 4096.0, "test_mse": 0.012}
 
