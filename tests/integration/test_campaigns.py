@@ -132,7 +132,7 @@ def test_retry_reruns_only_the_failed_cells_and_records_each_once(home: Path, lo
 
 def test_a_ladder_stops_the_model_that_does_not_solve_at_its_first_length(home: Path, local_ray: None,
                                                                          tmp_path: Path) -> None:
-    # GRU with lr 1e-2 leaves the 1/6 baseline at T = 10 within 200 steps; the Elman RNN at lr 1e-6 does not
+    # GRU with lr 1e-2 solves adding at T = 10 (val MSE under 1/60) within 200 steps; the Elman RNN at lr 1e-6 does not
     spec = write_spec(tmp_path, "ladder.yaml", name="ladder", seq_lens="[20, 10]", models="[gru, rnn]", steps=200,
                       every=50, samples=1, ladder=True,
                       fixed="{all: {hidden_size: 32, batch_size: 50, num_layers: 1}, gru: {lr: 0.01}, "
