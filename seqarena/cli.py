@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -228,7 +229,11 @@ def run(
     from seqarena.platform.spec import load_spec
 
     loaded = None if spec is None else load_spec(spec)  # validated before Ray, MLflow or the database
+    from seqarena.platform.capacity import check_placeable, visible_cluster
     from seqarena.platform.search import resume_search, run_search
+
+    if loaded is not None and not resume:  # a trial no node can hold would wait for ever
+        check_placeable(loaded.resources, visible_cluster())
 
     if resume:
         if spec is None and search is None:
@@ -598,10 +603,13 @@ def submit(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
     """Validate a spec and queue it as a job; print the job id (and, on stderr, how many of its trials
     fit at once on the cluster this machine sees)."""
     from seqarena.platform import database, jobs
-    from seqarena.platform.capacity import capacity, visible_cluster
+    from seqarena.platform.capacity import capacity, check_placeable, visible_cluster
     from seqarena.platform.spec import load_spec
 
-    fits = capacity(load_spec(spec), visible_cluster())
+    loaded, cluster = load_spec(spec), visible_cluster()
+    if os.environ.get("RAY_ADDRESS"):  # the cluster the job runs on; without it, the worker's is not known here
+        check_placeable(loaded.resources, cluster)
+    fits = capacity(loaded, cluster)
     print(jobs.submit(database.get_engine(), spec, priority=priority))
     stderr.print(fits.line(), soft_wrap=True)
 

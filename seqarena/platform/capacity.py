@@ -14,16 +14,28 @@ import math
 import os
 from dataclasses import dataclass
 
-from seqarena.platform.spec import Spec
+from seqarena.errors import BadInput, excerpt
+from seqarena.platform import reachable
+from seqarena.platform.spec import Resources, Spec
 
 
 @dataclass(frozen=True)
 class Cluster:
-    """The CPUs and GPUs a search could use, and where that was read."""
+    """The CPUs and GPUs a search could use, and where that was read.
+
+    `nodes` holds each node's (CPUs, GPUs) when they were read (a trial's reservation must fit on one
+    node); `reachable` is False when `RAY_ADDRESS` named a cluster that did not answer.
+    """
 
     cpus: float
     gpus: float
     source: str
+    nodes: tuple[tuple[float, float], ...] = ()
+    reachable: bool = True
+
+    def node_list(self) -> tuple[tuple[float, float], ...]:
+        """Each node's (CPUs, GPUs); the whole cluster as one node when they were not read."""
+        return self.nodes or ((self.cpus, self.gpus),)
 
 
 @dataclass(frozen=True)
@@ -48,18 +60,47 @@ def visible_cluster() -> Cluster:
         import ray
 
         try:
+            reachable.check_ray_address(address)
             started = not ray.is_initialized()
             if started:
                 ray.init(address=address, log_to_driver=False)
-            resources = ray.cluster_resources()
+            cluster = ray_cluster(f"the Ray cluster at {address}")
             if started:
                 ray.shutdown()
-            return Cluster(resources.get("CPU", 0.0), resources.get("GPU", 0.0), f"the Ray cluster at {address}")
-        except (ConnectionError, RuntimeError) as error:
-            return Cluster(0.0, 0.0, f"no Ray cluster at {address} ({str(error).splitlines()[0][:120]})")
+            return cluster
+        except (BadInput, ConnectionError, RuntimeError) as error:
+            return Cluster(0.0, 0.0, f"no Ray cluster at {address} ({excerpt(str(error), 160, quote=False)})",
+                           reachable=False)
     import torch
 
     return Cluster(float(os.cpu_count() or 1), float(torch.cuda.device_count()), "this machine")
+
+
+def ray_cluster(source: str) -> Cluster:
+    """The cluster Ray is connected to (`ray.init` done): its totals and each live node's resources."""
+    import ray
+
+    resources = ray.cluster_resources()
+    nodes = tuple((float(node["Resources"].get("CPU", 0.0)), float(node["Resources"].get("GPU", 0.0)))
+                  for node in ray.nodes() if node.get("Alive"))
+    return Cluster(resources.get("CPU", 0.0), resources.get("GPU", 0.0), source, nodes)
+
+
+def check_placeable(resources: Resources, cluster: Cluster) -> None:
+    """`BadInput` when no node of a reachable `cluster` can hold one trial's reservation: its search
+    would wait for ever (Tune's "no trial is running" every minute) and a job would block its worker."""
+    if not cluster.reachable:
+        return
+    cpt, gpt = resources.cpus_per_trial, resources.gpus_per_trial
+    nodes = cluster.node_list()
+    if any(cpus + 1e-9 >= cpt and gpus + 1e-9 >= gpt for cpus, gpus in nodes):
+        return
+    shown = ", ".join(f"{cpus:g} CPUs {gpus:g} GPUs" for cpus, gpus in nodes[:8]) + (" ..." if len(nodes) > 8 else "")
+    if not any(gpus + 1e-9 >= gpt for _, gpus in nodes):
+        field, value = "resources.gpus_per_trial", gpt
+    else:
+        field, value = "resources.cpus_per_trial", cpt
+    raise BadInput(field, value, f"a reservation one node of {cluster.source} can hold (its nodes: {shown})")
 
 
 def capacity(spec: Spec, cluster: Cluster) -> Capacity:

@@ -22,14 +22,15 @@ import ray
 from ray import tune
 
 from seqarena import tasks
-from seqarena.platform import database, searches, tune_adapter
+from seqarena.platform import database, reachable, searches, tune_adapter
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher, ladder_skips
+from seqarena.platform.capacity import check_placeable, ray_cluster
 from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.home import seqarena_home
 from seqarena.platform.leaderboard import ArmBest, leaderboard
 from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
-from seqarena.platform.spec import Arm, Spec, load_spec
+from seqarena.platform.spec import Arm, Resources, Spec, load_spec
 from seqarena.platform.tracking import Tracker
 from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources
 from seqarena.workers.tune_trainable import run_tune_trial
@@ -117,7 +118,8 @@ def ensure_ray() -> None:
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": tune_adapter.worker_env()}
-    if os.environ.get("RAY_ADDRESS"):
+    if address := os.environ.get("RAY_ADDRESS"):
+        reachable.check_ray_address(address)
         ray.init(log_to_driver=False, runtime_env=runtime_env)
         return
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
@@ -203,6 +205,7 @@ def run_search(spec: Spec, on_registered: OnRegistered | None = None,
     interrupt: the experiment state is saved and `resume_search` continues it).
     """
     quiet_libraries()
+    reachable.check_environment()  # an unreachable Ray or MLflow: one line now, not retries for minutes
     plans = arm_plans(spec)
     tracker = Tracker()
     target = register_search(spec, tracker, plans)
@@ -210,12 +213,13 @@ def run_search(spec: Spec, on_registered: OnRegistered | None = None,
         on_registered(target.search_id, target.parent_run_id)
     recorder = SearchRecorder(target, progress_of(spec, plans))
     return drive(lambda: make_tuner(spec, plans, target.search_id, recorder), target, tracker, plans,
-                 spec.resources.cpus_per_trial, stop_reason)
+                 spec.resources.cpus_per_trial, stop_reason, resources=spec.resources)
 
 
 def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> SearchOutcome:
     """Continue a search whose driver stopped; finished trials are not run again."""
     quiet_libraries()
+    reachable.check_environment()
     engine = database.get_engine()
     row = searches.find_search(engine, id_or_name)
     tracker = Tracker()
@@ -229,7 +233,8 @@ def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> Sea
         return tune.Tuner.restore(str(tune_storage() / row.id), _with_resources(trial_resources(spec)),
                                   resume_unfinished=True, resume_errored=True)
 
-    return drive(restore, target, tracker, arm_plans(spec), spec.resources.cpus_per_trial, stop_reason)
+    return drive(restore, target, tracker, arm_plans(spec), spec.resources.cpus_per_trial, stop_reason,
+                 resources=spec.resources)
 
 
 def allow_concurrent_pending(cpus_per_trial: float) -> None:
@@ -243,12 +248,15 @@ def allow_concurrent_pending(cpus_per_trial: float) -> None:
 
 
 def drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, plans: list[ArmPlan], cpus_per_trial: float,
-          stop_reason: StopReason | None = None) -> SearchOutcome:
+          stop_reason: StopReason | None = None, resources: Resources | None = None) -> SearchOutcome:
     """Run the Tune experiment `make_tuner()` builds, then close the search's records: its status, its
-    MLflow parent run, the arms a T-ladder never reached (`plans`), the best checkpoints."""
+    MLflow parent run, the arms a T-ladder never reached (`plans`), the best checkpoints. With
+    `resources`, a search whose trial no node can hold ends `failed` with the reason before Tune starts."""
     engine = database.get_engine()
     try:
         ensure_ray()
+        if resources is not None:  # no node can hold a trial: fail now, with the reason, instead of waiting
+            check_placeable(resources, ray_cluster("the Ray cluster of this search"))
         allow_concurrent_pending(cpus_per_trial)
         results = make_tuner().fit()
     except BaseException as error:

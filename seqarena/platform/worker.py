@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from seqarena.platform import database, jobs
+from seqarena.platform import database, jobs, reachable
 from seqarena.platform.search import SearchOutcome, ensure_ray, resume_search, run_search
 from seqarena.platform.spec import load_spec
 
@@ -104,6 +104,7 @@ def _search_of(engine: Engine, job: jobs.Job, settings: WorkerSettings, stop: St
 
 def serve(settings: WorkerSettings, engine: Engine | None = None) -> int:
     """Take and run jobs until stopped (SIGTERM), `max_jobs` ran, or with `once` the queue is empty."""
+    reachable.check_environment()  # an unreachable Ray or MLflow: one line at start, exit 2
     engine = engine or database.get_engine()
     stop = StopSignal()
     ensure_ray()  # before our handlers: Ray's core installs its own SIGTERM handler, which aborts

@@ -211,3 +211,65 @@ def test_an_allowed_folder_validates_and_the_worker_checks_again(data_only: Path
         prepare(make_config(model="gru", task="char", seq_len=20, hparams={"hidden_size": 4},
                             task_options={"corpus": "path", "path": str(book)}, steps=2, eval_every=1))
     assert refused.value.field == "option.path"
+
+
+@pytest.mark.parametrize(("command", "env", "start"), [
+    (["run"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: RAY_ADDRESS: got '127.0.0.1:1'"),
+    (["run"], {"RAY_ADDRESS": "ray://127.0.0.1:1"}, "error: RAY_ADDRESS: got 'ray://127.0.0.1:1'"),
+    (["run"], {"MLFLOW_TRACKING_URI": "http://user:hunter2@127.0.0.1:1/mlflow"},
+     "error: MLFLOW_TRACKING_URI: got 'http://127.0.0.1:1/mlflow'"),
+    (["worker", "--once"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: RAY_ADDRESS: got '127.0.0.1:1'"),
+    (["worker", "--once"], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"}, "error: MLFLOW_TRACKING_URI: got "),
+])
+def test_an_unreachable_ray_or_mlflow_fails_within_seconds(command: list[str], env: dict[str, str], start: str,
+                                                           run_cli, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` and `worker` retried an unreachable RAY_ADDRESS for ever, and MLflow for 250 s."""
+    import time
+
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
+    for name in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "SEQARENA_DB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD)
+    started = time.monotonic()
+    code, out, err = run_cli([*command, *([str(spec)] if command == ["run"] else [])])
+    line = _one_line(err)
+    assert code == 2 and line.startswith(start) and "nothing answers at 127.0.0.1:1" in line, line
+    assert time.monotonic() - started < 30 and "hunter2" not in out + err
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(("resources", "start"), [
+    ("{cpus_per_trial: 1000}", "error: resources.cpus_per_trial: got 1000.0; allowed: a reservation one node "
+                               "of this machine can hold"),
+    ("{gpus_per_trial: 64}", "error: resources.gpus_per_trial: got 64.0; allowed: a reservation one node "
+                             "of this machine can hold"),
+])
+def test_run_refuses_a_trial_this_machine_cannot_hold(resources: str, start: str, run_cli, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` waited for ever (Tune's 'no trial is running' every 60 s)."""
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD + f"resources: {resources}\n")
+    code, out, err = run_cli(["run", str(spec)])
+    assert code == 2 and out == "" and _one_line(err).startswith(start)
+    assert not (tmp_path / "home").exists()
+
+
+def test_placement_needs_one_node_that_holds_the_whole_reservation() -> None:
+    from seqarena.platform.capacity import Cluster, check_placeable
+    from seqarena.platform.spec import Resources
+
+    two_nodes = Cluster(16, 1, "c", nodes=((8, 0), (8, 1)))
+    check_placeable(Resources(cpus_per_trial=8, gpus_per_trial=1), two_nodes)
+    with pytest.raises(BadInput) as refused:  # 16 CPUs in all, but no node has 9
+        check_placeable(Resources(cpus_per_trial=9), two_nodes)
+    assert refused.value.field == "resources.cpus_per_trial" and "8 CPUs 0 GPUs, 8 CPUs 1 GPUs" in str(refused.value)
+    with pytest.raises(BadInput) as refused:
+        check_placeable(Resources(cpus_per_trial=1, gpus_per_trial=2), two_nodes)
+    assert refused.value.field == "resources.gpus_per_trial"
+    check_placeable(Resources(cpus_per_trial=1000), Cluster(0, 0, "no Ray cluster at x", reachable=False))
