@@ -60,7 +60,7 @@ from seqarena import tasks
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.schema import RANKED_STATUSES, ArmRow, Search, Trial
 from seqarena.platform.solving import Reach, SeedRun, SolveStats, reach, solve_stats
-from seqarena.platform.statistics import Interval, bootstrap_mean
+from seqarena.platform.statistics import Interval, bootstrap_means
 
 BEATS_MARGIN = 0.1
 """`beats_baseline`: the mean is better than the baseline by more than this fraction of it."""
@@ -157,14 +157,16 @@ def leaderboard(engine: Engine, *, task: str | None = None, seq_len: int | None 
         rows = conn.execute(_board_query(where)).mappings().all()
         seeds = _winner_runs(conn, rows)
         runs = _runs_by_arm(conn.execute(_runs_query(where)).all())
-    board = [_with_runs(_arm_best(row, seeds.get(row["id"], [])), runs.get((row["search_id"], row["key"]), ()))
-             for row in rows]
+    board = _with_runs([_arm_best(row, seeds.get(row["id"], [])) for row in rows], runs)
     return sorted(board, key=rank_key)
 
 
-def _with_runs(row: ArmBest, runs: tuple[Run, ...]) -> ArmBest:
-    interval = bootstrap_mean([run.metric for run in runs]) if runs else None
-    return replace(row, runs=runs, interval=interval)
+def _with_runs(board: list[ArmBest], runs: dict[tuple[str, str], tuple[Run, ...]]) -> list[ArmBest]:
+    """The rows with their runs and, for those that have runs, their bootstrap intervals (computed together)."""
+    own = [runs.get((row.search_id, row.key), ()) for row in board]
+    intervals = iter(bootstrap_means([[run.metric for run in arm] for arm in own if arm]))
+    return [replace(row, runs=arm, interval=next(intervals) if arm else None)
+            for row, arm in zip(board, own, strict=True)]
 
 
 def _runs_by_arm(rows: Sequence[Any]) -> dict[tuple[str, str], tuple[Run, ...]]:

@@ -74,15 +74,35 @@ def check_settings(resamples: int, level: float) -> None:
 def bootstrap_mean(values: Sequence[float], *, resamples: int = RESAMPLES, level: float = LEVEL,
                    seed: int = SEED) -> Interval:
     """The mean of `values` with its percentile bootstrap interval (see the module docstring)."""
+    return bootstrap_means([values], resamples=resamples, level=level, seed=seed)[0]
+
+
+def bootstrap_means(samples: Sequence[Sequence[float]], *, resamples: int = RESAMPLES, level: float = LEVEL,
+                    seed: int = SEED) -> list[Interval]:
+    """`bootstrap_mean` of each sample, computed together: the samples of one size share the resample
+    indices that `default_rng(seed)` draws for that size (as each would draw alone), and their resample
+    means are one matrix product (resamples × n counts of each value) for the whole group."""
     check_settings(resamples, level)
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        raise BadInput("values", list(values), "at least one value")
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(mean=float(data.mean()), low=float(low), high=float(high), n=int(data.size), level=level,
-                    resamples=resamples)
+    data = [np.asarray(values, dtype=float) for values in samples]
+    if any(values.size == 0 for values in data):
+        raise BadInput("values", [list(values) for values in samples], "at least one value in each sample")
+    intervals: list[Interval | None] = [None] * len(data)
+    for n in sorted({values.size for values in data}):
+        members = [i for i, values in enumerate(data) if values.size == n]
+        means = np.stack([data[i] for i in members]) @ _resample_counts(n, resamples, seed).T / n
+        lows, highs = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=1)
+        for i, low, high in zip(members, lows, highs, strict=True):
+            intervals[i] = Interval(mean=float(data[i].mean()), low=float(low), high=float(high), n=n, level=level,
+                                    resamples=resamples)
+    return [interval for interval in intervals if interval is not None]
+
+
+def _resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each of n values occurs in each of `resamples` resamples drawn with `default_rng(seed)`."""
+    picks = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    counts = np.zeros((resamples, n))
+    np.add.at(counts, (np.arange(resamples)[:, None], picks), 1.0)
+    return counts
 
 
 def sign_flip_p(differences: Sequence[float], *, resamples: int = RESAMPLES, seed: int = SEED) -> tuple[float, bool]:

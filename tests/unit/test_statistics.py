@@ -8,6 +8,7 @@ from seqarena.errors import BadInput
 from seqarena.platform.statistics import (
     EXACT_MAX_N,
     bootstrap_mean,
+    bootstrap_means,
     interval_text,
     paired_difference,
     sign_flip_p,
@@ -46,6 +47,17 @@ def test_the_same_seed_gives_the_same_interval_and_another_seed_may_not() -> Non
     values = [0.1, 0.4, 0.35, 0.8, 0.05]
     assert bootstrap_mean(values, seed=3) == bootstrap_mean(values, seed=3)
     assert bootstrap_mean(values, resamples=50, seed=3) != bootstrap_mean(values, resamples=50, seed=4)
+
+
+def test_intervals_computed_together_are_those_computed_alone() -> None:
+    samples = [[0.1, 0.4, 0.35], [10.0, 12.0, 14.0], [0.3], [0.2, 0.9, 0.1, 0.5, 0.45]]
+    together = bootstrap_means(samples, level=0.9)
+    alone = [bootstrap_mean(values, level=0.9) for values in samples]
+    assert [(i.n, i.mean) for i in together] == [(i.n, i.mean) for i in alone]
+    assert [(i.low, i.high) for i in together] == [(pytest.approx(i.low), pytest.approx(i.high)) for i in alone]
+    assert (together[1].low, together[1].high) == (pytest.approx(32 / 3), pytest.approx(40 / 3))
+    with pytest.raises(BadInput, match="values"):
+        bootstrap_means([[1.0], []])
 
 
 @pytest.mark.parametrize(("differences", "p_value"), [
