@@ -420,6 +420,23 @@ def _print_comparison(rows: list[Any], settings: Any) -> None:
     Console(width=max(Console().width, 132)).print(board)
 
 
+@app.command(name="report")
+def report_command(
+    task: Annotated[str, typer.Option(help="the task, e.g. adding")],
+    out: Annotated[Path, typer.Option(help="folder for report.html, report.md and report.json")],
+    search: Annotated[str | None, typer.Option(
+        help="only this search (id or name); default: each arm's latest")] = None,
+) -> None:
+    """A leaderboard you can publish, from the database alone: a self-contained HTML page (plots inline) with its
+    Markdown and JSON twins (leaderboard with intervals and solve statistics, max T solved, cost, data protocol,
+    spec hashes, and the device, git commit and versions of every number)."""
+    from seqarena.platform import database
+    from seqarena.report import write_report
+
+    written = write_report(database.get_engine(), task, search, out)
+    stderr.print(f"wrote {written.html}, {written.markdown} and {written.json} ({written.arms} arms)")
+
+
 @app.command(name="importance")
 def importance_command(
     task: Annotated[str, typer.Option(help="the task, e.g. adding")],

@@ -59,7 +59,7 @@ def allowed_imports() -> dict[str, set[str]]:
 
 def test_every_import_between_layers_is_one_the_map_allows():
     allowed = allowed_imports()
-    assert {"cells", "cells.kernels", "tasks", "workers", "platform", "dashboard", "cli"} <= set(allowed)
+    assert {"cells", "cells.kernels", "tasks", "workers", "platform", "dashboard", "report", "cli"} <= set(allowed)
     wrong = []
     for module, path in package_modules().items():
         layer = layer_of(module)
@@ -81,3 +81,12 @@ def test_the_kernels_import_nothing_else_of_seqarena():
     for module, path in package_modules().items():
         if layer_of(module) == "cells.kernels":
             assert imported_layers(path) <= {"cells.kernels"}, module
+
+
+def test_the_report_imports_no_streamlit():
+    """`seqarena report` writes files from the command line: it uses the dashboard's figures, not its app."""
+    tree = ast.parse((PACKAGE / "report.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] == "streamlit"}
+    assert not imported & {"seqarena.dashboard.app", "seqarena.dashboard.data", "seqarena.dashboard.display"}
