@@ -82,8 +82,8 @@ def _cell_html(row: ArmBest | None, winner: bool, current: Filters) -> str:
     elif row.solve is not None:
         text = f"{text}<br><small>solved {html.escape(row.solve.cell())}</small>"
     rerun = f"; re-run winner: #{row.search_place} of {row.rerun_configs} configurations" if row.rerun_configs else ""
-    title = (f"{row.trials} trials; n = {row.n}; search {row.search_id[:8]}; trial {row.trial_id}; "
-             f"data protocol {row.protocol or 'unrecorded'}{rerun}")
+    title = (f"{row.trials} trials; {level_text(LEVEL)} CI {interval_cell(row)}; search {row.search_id[:8]}; "
+             f"trial {row.trial_id}; data protocol {row.protocol or 'unrecorded'}{rerun}")
     return f'<td title="{html.escape(title)}">{text}</td>'
 
 

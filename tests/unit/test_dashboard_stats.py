@@ -13,7 +13,10 @@ from .test_dashboard import figures, frame_with, open_page, page_text, seeded, s
 
 @pytest.mark.usefixtures("seeded")
 def test_the_leaderboard_page_shows_each_arm_s_interval_and_n() -> None:
-    intervals = frame_with(open_page(), "T = 1000").set_index("model")
+    app = open_page()
+    board = next(m.value for m in app.markdown if "seqarena-board" in m.value)
+    assert 'title="3 trials; 95 % CI 0.003 [0.002, 0.004] n = 2;' in board  # each cell's tooltip
+    intervals = frame_with(app, "T = 1000").set_index("model")
     # resampling {0.002, 0.004}: both 0.002 with probability ¼ > 2.5 %: the 95 % interval is the range
     assert intervals.loc["gru", "T = 100"] == "0.003 [0.002, 0.004] n = 2"
     assert intervals.loc["lstm", "T = 1000"] == "0.03 [0.03, 0.03] n = 1"
