@@ -14,6 +14,9 @@ Tables:
               recorded before it was kept, empty for a trial that ended without a result), and where and
               how it ran with the versions that ran and recorded it (`facts`: device, implementation,
               git commit, torch, seqarena, ray, optuna, mlflow; NULL for trials recorded before it was kept).
+    trial_lengths  one per (trial, other length T′) of a search whose spec names `length_generalisation`: the
+              trained model tested at T′, status (`completed`, `diverged`, `oom`, `failed`), headline and every
+              test metric, and a note (an error, a receptive field shorter than the input); deleted with its trial.
     jobs      one per submitted spec in the job queue (`seqarena.platform.jobs`).
     profile_runs  one per `seqarena profile` run (device, torch version, batch size, hidden size, settings);
     profile_rows  one per (model, seq_len) of a profile run: step times, sequences/s, peak memory, status.
@@ -48,11 +51,12 @@ from sqlalchemy.types import TypeDecorator
 
 from seqarena.workers.config import TrialRole
 from seqarena.workers.profile import PROFILE_STATUSES
-from seqarena.workers.results import TrialStatus
+from seqarena.workers.results import LengthStatus, TrialStatus
 
 SEARCH_STATUSES = ("running", "succeeded", "failed", "interrupted")
 TRIAL_ROLES = get_args(TrialRole)
 TRIAL_STATUSES = get_args(TrialStatus)
+LENGTH_STATUSES = get_args(LengthStatus)
 RANKED_STATUSES = ("completed", "stopped")
 RETRIED_STATUSES = ("failed", "oom")
 """Statuses of the trials `seqarena retry` reruns (a cell that could not run, not a result of its settings)."""
@@ -180,6 +184,24 @@ class Trial(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     curve: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     facts: Mapped[dict[str, str] | None] = mapped_column(JSON)
+
+
+class TrialLength(Base):
+    """A recorded trial's trained model tested at another length T′ (`TrialRecord.lengths`)."""
+
+    __tablename__ = "trial_lengths"
+    __table_args__ = (
+        UniqueConstraint("trial_row_id", "seq_len"),
+        CheckConstraint(_in("status", LENGTH_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_row_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    seq_len: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[float | None] = mapped_column(Float)
+    test_metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")

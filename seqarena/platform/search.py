@@ -74,7 +74,8 @@ def arm_plans(spec: Spec) -> list[ArmPlan]:
         task = built[arm.seq_len, protocol.name]
         template = TrialConfig(model=arm.model, task=arm.task, seq_len=arm.seq_len,
                                task_options=dict(protocol.options), protocol=protocol.name,
-                               steps=spec.budget.max_steps, eval_every=spec.budget.eval_every)
+                               steps=spec.budget.max_steps, eval_every=spec.budget.eval_every,
+                               eval_lengths=spec.other_lengths(arm))
         space = search_space(spec, arm)
         plans.append(ArmPlan(
             key=arm.key, template=template, fixed=fixed_hparams(spec, arm), space=space,

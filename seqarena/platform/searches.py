@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
 from seqarena.platform.redaction import redact
-from seqarena.platform.schema import RETRIED_STATUSES, SEARCH_STATUSES, ArmRow, Search, Trial, utcnow
+from seqarena.platform.schema import RETRIED_STATUSES, SEARCH_STATUSES, ArmRow, Search, Trial, TrialLength, utcnow
 from seqarena.workers.results import TrialRecord, finite, plain
 
 _ARM_FIELDS = ("task", "seq_len", "model", "key", "metric_name", "higher_is_better", "baseline")
@@ -133,13 +133,23 @@ def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str,
     `config_key(hparams)`). NaN and infinite numbers are stored as NULL (a diverged trial has no
     metric). Safe against concurrent writers: the insert skips an existing (search_id, trial_id).
     """
-    values = _trial_values(row)
+    record = row if isinstance(row, TrialRecord) else TrialRecord.checked(row)
+    values = _trial_values(record)
     with session_scope(engine) as session:
         arm_id = session.scalar(select(ArmRow.id).where(ArmRow.search_id == search_id, ArmRow.key == arm_key))
         if arm_id is None:
             raise BadInput("arm", arm_key, f"an arm key of search {search_id}")
         values.update(search_id=search_id, arm_id=arm_id, created_at=utcnow())
-        return _insert_once(session, values)
+        return _insert_once(session, values) and _insert_lengths(session, search_id, record)
+
+
+def _insert_lengths(session: Session, search_id: str, record: TrialRecord) -> bool:
+    """The rows of the trial's tests at other lengths T′ (`TrialRecord.lengths`), after its own row; True."""
+    if record.lengths:
+        row_id = session.scalar(select(Trial.id).where(Trial.search_id == search_id, Trial.trial_id == record.trial_id))
+        session.execute(insert(TrialLength.__table__), [
+            {"trial_row_id": row_id, **point.model_dump(exclude_none=False)} for point in record.lengths])
+    return True
 
 
 def _insert_once(session: Session, values: dict[str, Any]) -> bool:
@@ -260,4 +270,4 @@ def replace_trial(engine: Engine, search_id: str, retried: str, row: TrialRecord
             raise BadInput("retry_of", retried, f"a {' or '.join(RETRIED_STATUSES)} trial of search {search_id}")
         session.execute(delete(Trial).where(Trial.search_id == search_id, Trial.trial_id == retried))
         values.update(search_id=search_id, arm_id=old.arm_id, config_key=old.config_key, created_at=utcnow())
-        return _insert_once(session, values)
+        return _insert_once(session, values) and _insert_lengths(session, search_id, row)

@@ -72,6 +72,8 @@ MAX_TRIALS = 10_000
 MAX_REPEATS = 100
 #: Most sequence lengths, and most models, in one spec.
 MAX_LIST = 64
+#: Most other lengths T′ an arm's trials are tested at (`length_generalisation`).
+MAX_OTHER_LENGTHS = 16
 
 _MAPPING = "a YAML mapping of spec fields (name, task, seq_lens, models, budget, search, ...)"
 
@@ -140,6 +142,23 @@ class Resources(_Strict):
     gpus_per_trial: float = Field(0.0, ge=0, description="GPUs per trial (fractions allowed)")
 
 
+class LengthGrid(_Strict):
+    """`length_generalisation`: the other lengths T′ at which every completed trial's trained model (its best
+    weights) is tested at the end of the trial, on the task's test set built at T′ with the arm's options
+    (the same data seed). For tasks defined at every length (`Task.other_lengths`: adding, copy, char)."""
+
+    factors: list[Annotated[float, Field(gt=0, le=1000)]] = Field(
+        default_factory=list, max_length=MAX_OTHER_LENGTHS,
+        description="multiples of each arm's T (0.5, 2, 4: T′ = round(f·T))")
+    lengths: list[Annotated[int, Field(gt=0, le=MAX_SEQ_LEN)]] = Field(
+        default_factory=list, max_length=MAX_OTHER_LENGTHS, description="absolute lengths T′, the same for every arm")
+
+    def at(self, seq_len: int) -> tuple[int, ...]:
+        """The other lengths of an arm at T = `seq_len`, ascending, each once, T itself left out."""
+        found = {max(1, round(factor * seq_len)) for factor in self.factors} | set(self.lengths)
+        return tuple(sorted(found - {seq_len}))
+
+
 class Spec(_Strict):
     """A search job: the arms (task x seq_lens x models), how each is searched, and the budget."""
 
@@ -174,6 +193,9 @@ class Spec(_Strict):
                                    description="share of an arm's seeds that must solve its task for the arm's T "
                                    "to count toward the model's 'max T solved' (0: one seed is enough)")
     resources: Resources = Field(default_factory=Resources)
+    length_generalisation: LengthGrid | None = Field(
+        None, description="other lengths T′ at which each trained trial is tested (factors of T, absolute "
+        "lengths); tasks of fixed length (sMNIST, ...) refuse it")
 
     #: (model, seq_len) -> hidden size and parameter count, chosen for `param_budget`.
     _budget_sizes: dict[tuple[str, int], BudgetSize] = PrivateAttr(default_factory=dict)
@@ -197,6 +219,10 @@ class Spec(_Strict):
     def task_protocol(self, model: str) -> tasks.Protocol:
         """The data protocol the arms of `model` follow: its name and the task options they get."""
         return tasks.protocol(self.task, self.protocol, self.task_options, model=model)
+
+    def other_lengths(self, arm: Arm) -> tuple[int, ...]:
+        """The lengths T′ at which the trials of `arm` are tested besides its own T (`length_generalisation`)."""
+        return self.length_generalisation.at(arm.seq_len) if self.length_generalisation else ()
 
     def budget_size(self, arm: Arm) -> BudgetSize | None:
         """The hidden size chosen for `arm` under `param_budget`; None without a budget."""
@@ -370,6 +396,7 @@ def _validate(spec: Spec) -> None:
     _check_names(spec)
     spec.protocol = spec.protocol if spec.protocol == tasks.AUTHORS else tasks.protocol_name(spec.task, spec.protocol)
     shapes = _task_shapes(spec)
+    _check_other_lengths(spec)
     spec.search = _with_grace_period(spec.search, spec.budget)
     spec.fixed = {key: _checked_fixed(spec, key, values) for key, values in spec.fixed.items()}
     spec.space = {key: _checked_overrides(spec, key, entries) for key, entries in spec.space.items()}
@@ -422,6 +449,24 @@ def _task_shapes(spec: Spec) -> dict[Arm, TaskShape]:
                 field = "task_options." + field.removeprefix("option.")
             raise BadInput(field, error.value, error.allowed.removeprefix("Input should be ")) from None
     return shapes
+
+
+def _check_other_lengths(spec: Spec) -> None:
+    """`length_generalisation`: a task that allows other lengths, each T′ of each arm one it takes, at most
+    `MAX_OTHER_LENGTHS` per arm (no data read)."""
+    field = "length_generalisation"
+    for arm in spec.arms() if spec.length_generalisation else []:
+        lengths = spec.other_lengths(arm)
+        if len(lengths) > MAX_OTHER_LENGTHS:
+            raise BadInput(field, spec.length_generalisation.model_dump(), f"at most {MAX_OTHER_LENGTHS} lengths T′ "
+                           f"per arm (T = {arm.seq_len} has {len(lengths)})")
+        if any(length > MAX_SEQ_LEN for length in lengths):
+            raise BadInput(field, max(lengths), f"lengths T′ of at most {MAX_SEQ_LEN:,} (arm T = {arm.seq_len})")
+        try:
+            tasks.check_other_lengths(spec.task, lengths, field, **spec.task_protocol(arm.model).options)
+        except BadInput as error:
+            raise BadInput(field, error.value, f"{error.allowed} (arm T = {arm.seq_len})"
+                           if error.field != field else error.allowed) from None
 
 
 def _budget_size(spec: Spec, arm: Arm, shape: TaskShape) -> BudgetSize:

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from sqlalchemy import Engine, select
 
 from seqarena import tasks
 from seqarena.errors import BadInput
+from seqarena.platform import database, searches
+from seqarena.platform.lengths import length_points
+from seqarena.platform.progress import ArmCounts, SearchProgress
+from seqarena.platform.recorder import RecorderTarget, SearchRecorder
+from seqarena.platform.schema import TrialLength
+from seqarena.platform.search import arm_plans
+from seqarena.platform.spec import parse_spec
+from seqarena.platform.tracking import Tracker
 from seqarena.workers import TrialConfig, make_config, run_trial
-from seqarena.workers.config import prepare
+from seqarena.workers.config import SearchTrial, prepare
 from seqarena.workers.results import LengthResult, TrialRecord
 from seqarena.workers.trial import build_model
+from seqarena.workers.tune_trainable import STEP
 
 
 def tiny(**overrides: object) -> TrialConfig:
@@ -89,3 +101,132 @@ def test_no_other_lengths_leaves_the_checkpoint_fingerprint_as_before() -> None:
     data = plain.model_dump(mode="json", exclude={"checkpoint_dir", "protocol", "eval_lengths"})
     assert plain.fingerprint() == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     assert tiny().fingerprint() != plain.fingerprint()
+
+
+# --- spec ------------------------------------------------------------------------------------------
+
+SPEC = {"name": "reach", "task": "adding", "seq_lens": [10, 40], "models": ["gru"]}
+
+
+def test_spec_grid_gives_each_arm_its_other_lengths() -> None:
+    spec = parse_spec({**SPEC, "length_generalisation": {"factors": [0.5, 1, 2, 4], "lengths": [100, 40]}})
+    at = {arm.seq_len: spec.other_lengths(arm) for arm in spec.arms()}
+    assert at == {10: (5, 20, 40, 100), 40: (20, 80, 100, 160)}  # T itself left out, each once, ascending
+    plans = {plan.template.seq_len: plan.template.eval_lengths for plan in arm_plans(spec)}
+    assert plans == at
+    assert parse_spec(SPEC).other_lengths(spec.arms()[0]) == ()
+
+
+def test_spec_of_a_fixed_length_task_refuses_the_grid_in_one_line() -> None:
+    with pytest.raises(BadInput) as caught:
+        parse_spec({"name": "m", "task": "smnist", "seq_lens": [784], "models": ["gru"],
+                    "length_generalisation": {"factors": [2]}})
+    assert str(caught.value) == ("length_generalisation: got [1568]; allowed: none for task smnist: its length is "
+                                 "fixed (tasks tested at other lengths: adding, copy, char)")
+
+
+def test_spec_refuses_a_length_the_task_refuses_naming_the_arm() -> None:
+    with pytest.raises(BadInput, match=r"^length_generalisation: got 1; allowed: at least 2 .*\(arm T = 10\)$"):
+        parse_spec({**SPEC, "length_generalisation": {"factors": [0.1]}})
+    with pytest.raises(BadInput, match=r"^length_generalisation.factors\[0\]: got -2; allowed: greater than 0$"):
+        parse_spec({**SPEC, "length_generalisation": {"factors": [-2]}})
+
+
+# --- database and MLflow ------------------------------------------------------------------------------
+
+ARM = "adding/T=12/gru"
+
+
+def _point(seq_len: int, metric: float | None, status: str = "completed", note: str | None = None) -> dict:
+    return {"seq_len": seq_len, "status": status, "metric": metric, "test_metrics": {"mse": metric}, "note": note}
+
+
+def _row(trial_id: str, seed: int, lr: float, metric: float, lengths: list[dict], role: str = "search",
+         status: str = "completed") -> dict:
+    return {"trial_id": trial_id, "seed": seed, "hparams": {"lr": lr}, "role": role, "status": status,
+            "metric": metric, "steps": 8, "lengths": lengths}
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    engine = database.get_engine()
+    yield engine
+    engine.dispose()
+
+
+def _search(engine: Engine, *keys: str) -> str:
+    arms = [{"task": "adding", "seq_len": int(key.split("/")[1][2:]), "model": key.split("/")[2], "key": key,
+             "metric_name": "mse", "higher_is_better": False, "baseline": 1 / 6} for key in keys]
+    return searches.create_search(engine, name="reach", spec_yaml="name: reach\n", spec_hash="h",
+                                  mlflow_experiment_id="1", arms=arms)
+
+
+def test_points_of_the_best_configuration_over_its_seeds(engine: Engine) -> None:
+    """gru at T = 12: best configuration lr 1 (seeds 0, 1, 2), a worse one (lr 2) not counted. At T′ = 24 the
+    mean of 0.02, 0.04, 0.06 is 0.04 over n = 3; at T′ = 48 seed 2 ran out of memory: mean 0.1 over n = 2, the
+    oom marked; the trained point is the leaderboard's mean (0.01 + 0.02 + 0.03) / 3 = 0.02."""
+    search = _search(engine, ARM)
+    rows = [_row("a", 0, 1, 0.01, [_point(24, 0.02), _point(48, 0.08)]),
+            _row("b", 0, 2, 0.50, [_point(24, 0.9), _point(48, 0.9)]),
+            _row("r1", 1, 1, 0.02, [_point(24, 0.04), _point(48, 0.12)], role="repeat"),
+            _row("r2", 2, 1, 0.03, [_point(24, 0.06), _point(48, None, "oom", "OutOfMemoryError: CUDA out of memory")],
+                 role="repeat")]
+    for row in rows:
+        searches.record_trial(engine, search, ARM, row)
+    trained, at_24, at_48 = length_points(engine, "adding")
+    assert (trained.seq_len, trained.trained, trained.mean, trained.n) == (12, True, pytest.approx(0.02), 3)
+    assert (at_24.seq_len, at_24.trained_seq_len, at_24.n, at_24.runs) == (24, 12, 3, 3)
+    assert at_24.mean == pytest.approx(0.04)
+    assert at_24.mark is None and at_24.failures == ()
+    assert (at_48.mean, at_48.n, at_48.runs, at_48.failures) == (pytest.approx(0.1), 2, 3, (("oom", 1),))
+    assert at_48.mark == "oom at T′ = 48 (OutOfMemoryError: CUDA out of memory), 1 of 3 runs"
+    assert length_points(engine, "copy") == []
+
+
+def test_a_point_without_a_metric_is_marked_not_dropped(engine: Engine) -> None:
+    search = _search(engine, ARM)
+    searches.record_trial(engine, search, ARM, _row("a", 0, 1, 0.01, [_point(5000, None, "oom", "MemoryError: ")]))
+    _, point = length_points(engine, "adding")
+    assert (point.mean, point.n, point.mark) == (None, 0, "oom at T′ = 5000 (MemoryError: )")
+    assert point.to_json()["failures"] == {"oom": 1}
+
+
+def test_a_rerun_replaces_its_cells_points(engine: Engine) -> None:
+    """`seqarena retry`: the failed trial's row goes, and its points with it (foreign key cascade)."""
+    search = _search(engine, ARM)
+    searches.record_trial(engine, search, ARM, _row("x", 0, 1, 0.0, [_point(24, None, "failed", "boom")],
+                                                    status="failed"))
+    assert searches.replace_trial(engine, search, "x", TrialRecord.checked(_row("y", 0, 1, 0.01, [_point(24, 0.3)])))
+    with engine.connect() as conn:
+        assert conn.execute(select(TrialLength.seq_len, TrialLength.status, TrialLength.metric)).all() == [
+            (24, "completed", 0.3)]
+
+
+def test_recorder_writes_a_real_trials_points_to_the_database_and_mlflow(engine: Engine) -> None:
+    """A real trial (gru, adding T = 12, tested at 6 and 30) through the search driver's recorder: one
+    `trial_lengths` row per T′ and the MLflow metrics test_mse_at_T6 / test_mse_at_T30, all equal to the
+    trial's own numbers."""
+    search = _search(engine, ARM)
+    config = tiny()
+    result = run_trial(config)
+    tracker = Tracker()
+    experiment = tracker.experiment_id("seqarena/reach")
+    parent = tracker.start_parent(experiment, search, "reach", "name: reach\n")
+    recorder = SearchRecorder(RecorderTarget(search, experiment, parent), SearchProgress(
+        {ARM: ArmCounts(total=1, metric_name="mse", higher_is_better=False)}, title="t"))
+    planned = SearchTrial(arm=ARM, role="search", metric_name="mse", higher_is_better=False, trial=config)
+    trial = SimpleNamespace(trial_id="t1", config=planned.to_tune(),
+                            last_result={"final": True, STEP: 8, "trial_result": result.to_json()})
+    recorder.on_trial_complete(0, [], trial)
+    expected = {point.seq_len: point.metric for point in result.lengths}
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(TrialLength.seq_len, TrialLength.metric)).all())
+    assert stored == pytest.approx(expected) and set(stored) == {6, 30}
+    run = tracker.client.get_run(tracker.child_runs(experiment, parent)["t1"])
+    assert run.data.metrics["test_mse_at_T6"] == pytest.approx(expected[6])
+    assert run.data.metrics["test_mse_at_T30"] == pytest.approx(expected[30])
+    assert {point.seq_len: point.mean for point in length_points(engine, "adding")} == pytest.approx(
+        {12: result.metric, **expected})
