@@ -112,3 +112,46 @@ def test_the_dashboard_binds_to_loopback_and_serves_its_pages_to_chromium(dashbo
         finally:
             browser.close()
     assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000
+
+
+def test_the_published_report_opens_from_disk_with_its_table_and_plots(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`seqarena report`'s HTML page, opened as a file:// URL in Chromium with the network off: its leaderboard
+    table renders, its Plotly figures hold data (plotly.js is inline), and the console shows no error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from seqarena.platform import database
+    from seqarena.report import write_report
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
+    for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_DASHBOARD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    seed()
+    written = write_report(database.get_engine(), "adding", None, tmp_path / "report")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1100}, offline=True)
+            page = context.new_page()
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(written.html.resolve().as_uri())
+            board = page.locator("table.seqarena-report-leaderboard")
+            expect(board).to_be_visible(timeout=30_000)
+            expect(board).to_contain_text("0.003 [0.002, 0.004] n = 2")  # gru at T = 100, two seeds
+            expect(board.locator("tr", has_text="rnn").first).to_contain_text("0 / 1")
+            chart = page.locator(".js-plotly-plot").first
+            expect(chart).to_be_visible(timeout=30_000)
+            expect(chart).to_contain_text("trivial baseline")
+            traces = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => p.data.length)")
+            assert len(traces) == 3 and min(traces) > 0, traces
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "report.png"))
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
