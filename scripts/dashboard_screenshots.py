@@ -1,9 +1,12 @@
-"""Screenshots of the dashboard for the README: the leaderboard and metric vs T of the current SEQARENA_HOME.
+"""Screenshots for the README: the dashboard's leaderboard and metric vs T, and the published report, of the
+current SEQARENA_HOME.
 
-    SEQARENA_HOME=~/.seqarena .venv/bin/python scripts/dashboard_screenshots.py docs/images
+    SEQARENA_HOME=~/.seqarena .venv/bin/python scripts/dashboard_screenshots.py docs/images [TASK]
 
 Starts `seqarena dashboard` on a free loopback port, opens it in Debian's headless Chromium through
-Playwright, saves `leaderboard.png` and `accuracy_vs_T.png` into the given folder, and stops the server.
+Playwright, saves `leaderboard.png` and `accuracy_vs_T.png` into the given folder, and stops the server;
+then writes `seqarena report --task TASK` (default adding) into a temporary folder, opens its HTML page from
+disk and saves the top of it as `report.png`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -55,7 +59,23 @@ def shoot(url: str, folder: Path) -> None:
         browser.close()
 
 
-def main(folder: Path) -> None:
+def shoot_report(task: str, folder: Path) -> None:
+    """The top of `seqarena report --task TASK`'s HTML page (its leaderboard and first figure), offline."""
+    from seqarena.platform import database
+    from seqarena.report import write_report
+
+    with tempfile.TemporaryDirectory() as out, sync_playwright() as playwright:
+        written = write_report(database.get_engine(), task, None, Path(out))
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1100}, offline=True).new_page()
+        page.goto(written.html.resolve().as_uri())
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(folder / "report.png"))
+        browser.close()
+
+
+def main(folder: Path, task: str = "adding") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "seqarena.cli", "dashboard", "--port", str(port)],
@@ -67,8 +87,9 @@ def main(folder: Path) -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    print(f"wrote {folder / 'leaderboard.png'} and {folder / 'accuracy_vs_T.png'}")
+    shoot_report(task, folder)
+    print(f"wrote {folder / 'leaderboard.png'}, {folder / 'accuracy_vs_T.png'} and {folder / 'report.png'}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images"), *sys.argv[2:3])
