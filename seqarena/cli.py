@@ -420,6 +420,41 @@ def _print_comparison(rows: list[Any], settings: Any) -> None:
     Console(width=max(Console().width, 132)).print(board)
 
 
+@app.command(name="lengths")
+def lengths_command(
+    task: Annotated[str, typer.Option(help="the task, e.g. adding")],
+    search: Annotated[str | None, typer.Option(help="only this search (id or name)")] = None,
+    models: Annotated[str | None, typer.Option(help="only these models, separated by commas")] = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Length generalisation: each model's best configuration, trained at T, tested at the other lengths T′ of
+    its spec's length_generalisation (mean over its seeds with n; * the trained T; oom / failed points marked)."""
+    from seqarena import tasks
+    from seqarena.platform import database, lengths, searches
+
+    tasks.task_class(task)
+    engine = database.get_engine()
+    search_id = searches.find_search(engine, search).id if search else None
+    chosen = [name.strip() for name in models.split(",")] if models else None
+    points = lengths.length_points(engine, task, search_id=search_id, models=chosen)
+    if json_output:
+        print(json.dumps([point.to_json() for point in points]))
+    elif not points:
+        stderr.print(f"no trial of task {task} was tested at other lengths (spec field length_generalisation)")
+    else:
+        _print_frame(lengths.lengths_frame(points), f"{task}: {points[0].metric_name} at other lengths T′ "
+                     "(mean over the seeds of each arm's best configuration; * trained T)")
+
+
+def _print_frame(frame: Any, title: str) -> None:
+    board = Table(title=title)
+    for column in frame.columns:
+        board.add_column(str(column))
+    for values in frame.itertuples(index=False):
+        board.add_row(*(str(value) for value in values))
+    Console(width=max(Console().width, 132)).print(board)
+
+
 @app.command(name="report")
 def report_command(
     task: Annotated[str, typer.Option(help="the task, e.g. adding")],

@@ -16,7 +16,7 @@ import streamlit as st
 from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine
 
-from seqarena.platform import database, jobs, leaderboard, profiles
+from seqarena.platform import database, jobs, leaderboard, lengths, profiles
 from seqarena.platform.importance import ArmImportance, arm_importance
 from seqarena.platform.leaderboard import ArmBest
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG
@@ -49,6 +49,13 @@ def board(url: str, task: str | None, search_ids: tuple[str, ...] | None,
           models: tuple[str, ...] | None) -> list[ArmBest]:
     """The leaderboard rows (one per arm, aggregated in SQL) for the current filters."""
     return leaderboard.leaderboard(engine(url), task=task, search_ids=search_ids, models=models)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def length_points(url: str, task: str, search_ids: tuple[str, ...] | None,
+                  models: tuple[str, ...] | None) -> pd.DataFrame:
+    """Length generalisation points for the current filters (`seqarena.platform.lengths.points_frame`)."""
+    return lengths.points_frame(lengths.length_points(engine(url), task, search_ids=search_ids, models=models))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -72,6 +72,39 @@ def _add_marked(figure: go.Figure, marked: pd.DataFrame, colors: dict[str, str])
                                     textposition="top center", hovertemplate="%{text}<extra></extra>"))
 
 
+def versus_other_lengths(points: pd.DataFrame, title: str, y_title: str, log_y: bool = False) -> go.Figure:
+    """Length generalisation: one line per (model, trained T) of the metric against the length T′ it was
+    tested at (log axis), the trained T a star, points without a metric (oom, failed) ✕ at the top of the
+    plot labelled how they ended. `points`: `seqarena.platform.lengths.points_frame`."""
+    figure = go.Figure()
+    colors = model_colors(sorted(points["model"].unique()))
+    top = points["mean"].max() if points["mean"].notna().any() else 1.0
+    for (model, trained), rows in points.groupby(["model", "trained_seq_len"], sort=True):
+        rows = rows.sort_values("seq_len")
+        style = sorted(points.loc[points["model"] == model, "trained_seq_len"].unique()).index(trained)
+        measured = rows[rows["mean"].notna()]
+        figure.add_trace(go.Scatter(
+            x=measured["seq_len"], y=measured["mean"], mode="lines+markers", name=f"{model} trained at T = {trained}",
+            marker={"symbol": ["star" if t else "circle" for t in measured["trained"]],
+                    "size": [14 if t else 7 for t in measured["trained"]]},
+            line={"color": colors[model], "dash": _LINE_STYLES[style % len(_LINE_STYLES)]},
+            customdata=measured[["n", "mark"]].fillna("").values,
+            hovertemplate="T′ = %{x}: %{y:.4g} (n = %{customdata[0]}) %{customdata[1]}<extra></extra>"))
+        missing = rows[rows["mean"].isna()]
+        if not missing.empty:
+            figure.add_trace(go.Scatter(
+                x=missing["seq_len"], y=[top] * len(missing), mode="markers+text", name=f"{model} (T = {trained}) "
+                "no result", marker={"symbol": "x", "size": 11, "color": colors[model]},
+                text=[f"{model}: {mark}" for mark in missing["mark"]], textposition="top center",
+                hovertemplate="%{text}<extra></extra>"))
+    figure.update_layout(title=title, xaxis_title="length T′ tested at (★ the trained T)", yaxis_title=y_title,
+                         legend_title="model", margin={"t": 60})
+    figure.update_xaxes(type="log")
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
 def pareto(points: pd.DataFrame, front: pd.Series, x: str, x_title: str, metric_title: str, log_x: bool) -> go.Figure:
     """Every trial as a point (colour = model), the Pareto front as a line through its points."""
     figure = go.Figure()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine, select, tuple_
 
 from seqarena.platform.leaderboard import ArmBest, leaderboard
@@ -61,10 +62,11 @@ class LengthPoint:
 
 
 def length_points(engine: Engine, task: str, *, search_id: str | None = None,
-                  models: Sequence[str] | None = None) -> list[LengthPoint]:
-    """Every (model, trained T, T′) point of `task` (leaderboard arms with tests at other lengths), ordered
-    by model, trained T, then T′; the arm's own T is one of its points."""
-    arms = [arm for arm in leaderboard(engine, task=task, search_id=search_id, models=models) if arm.runs]
+                  search_ids: Sequence[str] | None = None, models: Sequence[str] | None = None) -> list[LengthPoint]:
+    """Every (model, trained T, T′) point of `task` (leaderboard arms with tests at other lengths, filtered as
+    `leaderboard` filters), ordered by model, trained T, then T′; the arm's own T is one of its points."""
+    board = leaderboard(engine, task=task, search_id=search_id, search_ids=search_ids, models=models)
+    arms = [arm for arm in board if arm.runs]
     keys = [(arm.search_id, run.trial_id) for arm in arms for run in arm.runs]
     tested = _tests(engine, keys)
     points = []
@@ -108,3 +110,31 @@ def _point(arm: ArmBest, seq_len: int, rows: list[Any]) -> LengthPoint:
                        metric_name=arm.metric_name, mean=statistics.fmean(values) if values else None,
                        n=len(values), runs=len(rows), failures=tuple(sorted(failed.items())),
                        note=notes[0] if notes else None)
+
+
+def cell(point: LengthPoint) -> str:
+    """A point as a table cell: `mean (n)`, `*` at the trained T, the mark of what failed (`oom at T′ = 48`)."""
+    text = "—" if point.mean is None else f"{point.mean:.4g} (n={point.n})"
+    if point.trained:
+        return f"{text} *"
+    if point.mark:
+        return point.mark if point.mean is None else f"{text}; {point.mark}"
+    return text
+
+
+def points_frame(points: Sequence[LengthPoint]) -> pd.DataFrame:
+    """The points as a frame (the columns of `LengthPoint.to_json`; failures as text), for plots and CSV."""
+    columns = ["task", "model", "trained_seq_len", "seq_len", "metric_name", "mean", "n", "runs", "failures",
+               "note", "trained", "mark"]
+    rows = [{**point.to_json(), "failures": ", ".join(f"{k} × {v}" for k, v in point.failures)} for point in points]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def lengths_frame(points: Sequence[LengthPoint]) -> pd.DataFrame:
+    """One row per (model, trained T), one column per T′ tested (ascending), cells of `cell`; empty cells ""."""
+    if not points:
+        return pd.DataFrame()
+    frame = pd.DataFrame([{"model": p.model, "trained T": p.trained_seq_len, "T′": p.seq_len, "cell": cell(p)}
+                          for p in points])
+    table = frame.pivot(index=["model", "trained T"], columns="T′", values="cell").fillna("")
+    return table.reindex(sorted(table.columns), axis=1).reset_index()

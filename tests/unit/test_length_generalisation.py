@@ -28,6 +28,8 @@ from seqarena.workers.results import LengthResult, TrialRecord
 from seqarena.workers.trial import build_model
 from seqarena.workers.tune_trainable import STEP
 
+from .test_dashboard import figures, open_page, traces
+
 
 def tiny(**overrides: object) -> TrialConfig:
     fields = {"model": "gru", "task": "adding", "seq_len": 12, "steps": 8, "eval_every": 4, "seed": 3,
@@ -230,3 +232,36 @@ def test_recorder_writes_a_real_trials_points_to_the_database_and_mlflow(engine:
     assert run.data.metrics["test_mse_at_T30"] == pytest.approx(expected[30])
     assert {point.seq_len: point.mean for point in length_points(engine, "adding")} == pytest.approx(
         {12: result.metric, **expected})
+
+
+def test_cli_lengths_table_and_json(engine: Engine, run_cli) -> None:
+    search = _search(engine, ARM)
+    searches.record_trial(engine, search, ARM, _row("a", 0, 1, 0.01, [_point(24, 0.02), _point(48, None, "oom")]))
+    code, out, _ = run_cli(["lengths", "--task", "adding", "--json"])
+    assert code == 0
+    points = json.loads(out)
+    assert [(p["seq_len"], p["mean"], p["trained"], p["mark"]) for p in points] == [
+        (12, 0.01, True, None), (24, 0.02, False, None), (48, None, False, "oom at T′ = 48")]
+    code, out, _ = run_cli(["lengths", "--task", "adding"])
+    assert code == 0
+    assert "0.01 (n=1) *" in out and "0.02 (n=1)" in out and "oom at T′ = 48" in out
+    code, _, err = run_cli(["lengths", "--task", "copy"])
+    assert code == 0 and "no trial of task copy was tested at other lengths" in err
+    code, _, err = run_cli(["lengths", "--task", "adding", "--search", "nope"])
+    assert code == 2 and "search: got 'nope'" in err
+
+
+def test_dashboard_metric_vs_t_page_plots_the_other_lengths(engine: Engine) -> None:
+    """The metric-vs-T page's second figure: gru trained at T = 12 (★ at 0.01), 0.02 at T′ = 24, and T′ = 48,
+    where it ran out of memory, a ✕ labelled so."""
+    search = _search(engine, ARM)
+    searches.record_trial(engine, search, ARM, _row("a", 0, 1, 0.01, [_point(24, 0.02), _point(48, None, "oom")]))
+    figure = figures(open_page("accuracy.py"))[1]
+    lines = traces(figure)
+    assert lines["gru trained at T = 12"] == ([12, 24], pytest.approx([0.01, 0.02]))
+    assert lines["gru (T = 12) no result"][0] == [48]
+    marked = next(trace for trace in figure["data"] if trace["name"] == "gru (T = 12) no result")
+    assert marked["text"] == ["gru: oom at T′ = 48"]
+    trained = next(trace for trace in figure["data"] if trace["name"] == "gru trained at T = 12")
+    assert trained["marker"]["symbol"] == ["star", "circle"]
+    assert figure["layout"]["xaxis"]["type"] == "log"
