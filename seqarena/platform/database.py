@@ -14,10 +14,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -198,3 +198,46 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+T = TypeVar("T")
+#: Backoff between attempts while the database is unreachable: first and longest wait, in seconds.
+RETRY_FIRST_S, RETRY_MOST_S = 0.5, 5.0
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached now (a connection refused, dropped or reset; an
+    engine that could not be opened), as opposed to a statement the database refused."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    if isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def retry(call: Callable[[], T], what: str, give_up: Callable[[], bool] = lambda: False) -> T:
+    """`call()`, called again with backoff (0.5 s doubling to 5 s) while the database is unreachable; one
+    log line when it becomes unreachable, one when it is back. Raises the error when it is not an
+    outage (`unreachable`), or once `give_up()` says to stop trying."""
+    delay, failing = RETRY_FIRST_S, False
+    while True:
+        try:
+            result = call()
+        except Exception as error:
+            if not unreachable(error) or give_up():
+                raise
+            if not failing:
+                log.warning("%s: the database is unreachable (%s); retrying", what, _first_line(error))
+                failing = True
+            time.sleep(delay)
+            delay = min(2 * delay, RETRY_MOST_S)
+            continue
+        if failing:
+            log.warning("%s: the database is reachable again", what)
+        return result
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0][:200] if lines else ''}"

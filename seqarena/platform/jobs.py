@@ -26,6 +26,7 @@ import getpass
 import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +73,33 @@ class Lease:
 
     held: bool
     cancel_requested: bool
+
+
+@dataclass
+class Fence:
+    """The claim a worker's search writes under (fencing): its trial rows are recorded only while the
+    worker still holds the job with this very claim (`token`: the job's `attempts` when it was claimed)
+    and the lease has not expired (`fence_holds`, checked in the transaction that writes the row).
+    `deadline` (this machine's monotonic clock) is when the worker stops its search and its writes
+    because it could not renew the lease: before the lease can expire and another worker take over."""
+
+    job_id: str
+    worker_id: str
+    token: int
+    deadline: float = math.inf
+
+    def expired(self) -> bool:
+        """Whether the worker is past its deadline (it stops trying to write)."""
+        return time.monotonic() >= self.deadline
+
+
+def fence_holds(session: Session, fence: Fence) -> bool:
+    """Whether `fence`'s claim still holds the job: running, same worker, same claim, lease unexpired. Locks
+    the job's row for the rest of the caller's transaction, so no takeover slips in before its write."""
+    job = session.scalars(select(Job).where(Job.id == fence.job_id).with_for_update()
+                          .execution_options(populate_existing=True)).one_or_none()
+    return (job is not None and _held(job, fence.worker_id) and job.attempts == fence.token
+            and not _expired(job, _now(session)))
 
 
 def check_transition(job_id: str, current: str, new: str) -> None:

@@ -8,6 +8,12 @@ nor writes a second row for a trial it already recorded. The callback is pickled
 experiment state (`tuner.pkl`, on storage every node shares); it holds only plain data and no
 secret: the database and MLflow are those of the driver's environment (`SEQARENA_DB_URL`,
 `MLFLOW_TRACKING_URI`), read when the clients are opened lazily in the driver, never stored.
+
+Through a database outage the row of a finished trial is written again with backoff
+(`database.retry`); under `seqarena worker` every row is written under the worker's fence
+(`jobs.Fence`, checked in the row's transaction), so a worker whose job was taken over records
+nothing. A trial whose row could not be written (the outage outlasted the lease) is recorded by the
+next driver of the search, which records every finished trial Tune restored without a row.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from ray.tune import Callback
 
 from seqarena import cells
 from seqarena.cells.space import resolve
-from seqarena.platform import database, searches
+from seqarena.platform import database, jobs, searches
 from seqarena.platform.progress import SearchProgress
 from seqarena.platform.run_record import finished_record, recorded_facts
 from seqarena.platform.tracking import RETRY_TAG, SEARCH_TAG, TRIAL_TAG, Tracker
@@ -33,6 +39,11 @@ log = logging.getLogger(__name__)
 CURVE_KEYS = ("train_loss",)
 FINAL_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "oom": "FAILED", "stopped": "KILLED",
                 "failed": "FAILED"}
+
+
+#: The fence of each search this process drives for a job (`seqarena worker` sets it; a search run by
+#: hand has none). Looked up by search id: the callback itself is restored from Tune's pickle.
+FENCES: dict[str, jobs.Fence] = {}
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class SearchRecorder(Callback):
         self._recorded: set[str] | None = None
         self._last_step: dict[str, int] = {}
         self._complete: set[str] = set()
+        self._swept = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {"target": self.target, "progress": self.progress}
@@ -138,7 +150,7 @@ class SearchRecorder(Callback):
     def _finish(self, trial: Any, last: dict, error: str | None) -> None:
         arm = SearchTrial.from_tune(trial.config).arm
         self.progress.finished(arm, trial.trial_id)
-        if trial.trial_id in self.recorded:
+        if self._is_recorded(trial.trial_id):
             return
         run_id = self._run_id(trial)
         planned = SearchTrial.from_tune(trial.config)
@@ -149,12 +161,61 @@ class SearchRecorder(Callback):
         self.tracker.log_missing_params(run_id, params)
         self.tracker.set_tags(run_id, {**tags, "status": record.status, "node_id": last.get("node_id", "")})
         self.tracker.finish(run_id, FINAL_STATUS[record.status])
-        engine = database.get_engine()
-        if planned.retry_of is None:
-            searches.record_trial(engine, self.target.search_id, arm, record)
-        else:  # a rerun of a failed cell takes that cell's row (`seqarena retry`)
-            searches.replace_trial(engine, self.target.search_id, planned.retry_of, record)
-        self.recorded.add(trial.trial_id)
+        self._record(arm, planned, record)
+
+    def _is_recorded(self, trial_id: str) -> bool | None:
+        """Whether the trial has its row (read through an outage); None (treated as recorded: nothing is
+        written) when the database stayed unreachable past the worker's lease."""
+        fence = FENCES.get(self.target.search_id)
+        try:
+            return database.retry(lambda: trial_id in self.recorded, f"reading the trials of {self.target.search_id}",
+                                  give_up=fence.expired if fence else _never)
+        except Exception as error:
+            if not database.unreachable(error):
+                raise
+            log.warning("trial %s not recorded now: the database stayed unreachable past this worker's lease "
+                        "(the job's next run records it)", trial_id)
+            return None
+
+    def _record(self, arm: str, planned: SearchTrial, record: TrialRecord) -> None:
+        """Write the trial's row: retried through a database outage, and under the worker's fence (a worker
+        whose job was taken over writes nothing)."""
+        fence = FENCES.get(self.target.search_id)
+        guard = None if fence is None else (lambda session: jobs.fence_holds(session, fence))
+
+        def write() -> bool:
+            engine = database.get_engine()
+            if planned.retry_of is None:
+                return searches.record_trial(engine, self.target.search_id, arm, record, guard=guard)
+            # a rerun of a failed cell takes that cell's row (`seqarena retry`)
+            return searches.replace_trial(engine, self.target.search_id, planned.retry_of, record, guard=guard)
+
+        try:
+            database.retry(write, f"recording trial {record.trial_id}", give_up=fence.expired if fence else _never)
+        except searches.Fenced as fenced:
+            log.warning("%s", fenced)
+            return
+        except Exception as error:
+            if not database.unreachable(error):
+                raise
+            log.warning("trial %s not recorded now: the database stayed unreachable past this worker's lease "
+                        "(the job's next run records it)", record.trial_id)
+            return
+        self.recorded.add(record.trial_id)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """Once per driver: record the trials Tune restored as finished that have no row yet (a driver that
+        stopped, or lost its lease, between a trial's end and its row)."""
+        if self._swept:
+            return
+        self._swept = True
+        for trial in trials:
+            if trial.status == "TERMINATED" and self._is_recorded(trial.trial_id) is False:
+                self._finish(trial, trial.last_result or {}, error=None)
+
+
+def _never() -> bool:
+    return False
 
 
 def run_tags(search_id: str, trial_id: str, planned: SearchTrial) -> dict[str, Any]:

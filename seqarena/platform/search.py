@@ -56,6 +56,8 @@ class SearchOutcome:
     """arms a T-ladder never reached: key -> why"""
 
 
+#: The stop reason of a search whose worker lost its job (taken over, or its lease not renewed in time).
+LOST = "lost"
 #: Called with (search id, MLflow parent run id) once a new search is recorded.
 OnRegistered = Callable[[str, str], None]
 #: Returns why the search was asked to stop early (cancelled, interrupted), or None.
@@ -252,8 +254,17 @@ def drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, plans: list
           stop_reason: StopReason | None = None, resources: Resources | None = None) -> SearchOutcome:
     """Run the Tune experiment `make_tuner()` builds, then close the search's records: its status, its
     MLflow parent run, the arms a T-ladder never reached (`plans`), the best checkpoints. With
-    `resources`, a search whose trial no node can hold ends `failed` with the reason before Tune starts."""
+    `resources`, a search whose trial no node can hold ends `failed` with the reason before Tune starts.
+
+    The database writes are retried through an outage (`database.retry`). A search stopped because its
+    worker lost the job (`LOST`: taken over, or its lease could not be renewed) touches no record: the
+    job's next holder owns them."""
     engine = database.get_engine()
+    reason = stop_reason or (lambda: None)
+
+    def lost() -> bool:
+        return reason() == LOST
+
     try:
         ensure_ray()
         if resources is not None:  # no node can hold a trial: fail now, with the reason, instead of waiting
@@ -261,19 +272,24 @@ def drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, plans: list
         allow_concurrent_pending(cpus_per_trial)
         results = make_tuner().fit()
     except BaseException as error:
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        _end_records(target, tracker, status, f"{type(error).__name__}: {error}"[:2000])
+        if not lost():
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            _end_records(target, tracker, status, f"{type(error).__name__}: {error}"[:2000], lost)
         raise
-    board = leaderboard(engine, search_id=target.search_id)
-    reason = stop_reason() if stop_reason else None
-    if reason is not None:
-        _end_records(target, tracker, "interrupted", f"stopped early: {reason}")
-        return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board, stopped=reason)
-    skipped = record_ladder_skips(target.search_id, plans)
+    if lost():
+        return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, [], stopped=LOST)
+    board = database.retry(lambda: leaderboard(engine, search_id=target.search_id), "reading the leaderboard",
+                           give_up=lost)
+    if (stopped := reason()) is not None:
+        _end_records(target, tracker, "interrupted", f"stopped early: {stopped}", lost)
+        return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board, stopped=stopped)
+    skipped = database.retry(lambda: record_ladder_skips(target.search_id, plans), "recording skipped arms",
+                             give_up=lost)
     _log_best_checkpoints(results, board, tracker)
     tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
     tracker.finish(target.parent_run_id, "FINISHED")
-    searches.set_search_status(engine, target.search_id, "succeeded")
+    database.retry(lambda: searches.set_search_status(engine, target.search_id, "succeeded"),
+                   "recording the search's end", give_up=lost)
     return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, board, skipped=skipped)
 
 
@@ -300,11 +316,13 @@ def best_val(plan: ArmPlan, trials: list[searches.RecordedTrial]) -> float | Non
     return max(values) if plan.higher_is_better else min(values)
 
 
-def _end_records(target: RecorderTarget, tracker: Tracker, status: str, message: str) -> None:
+def _end_records(target: RecorderTarget, tracker: Tracker, status: str, message: str,
+                 give_up: Callable[[], bool] = lambda: False) -> None:
     """Close the MLflow runs and the search row of a search that did not run to its end."""
     tracker.close_running(target.experiment_id, target.parent_run_id, "KILLED")
     tracker.finish(target.parent_run_id, "KILLED" if status == "interrupted" else "FAILED")
-    searches.set_search_status(database.get_engine(), target.search_id, status, error=message)
+    database.retry(lambda: searches.set_search_status(database.get_engine(), target.search_id, status, error=message),
+                   "recording the search's end", give_up=give_up)
 
 
 def _log_best_checkpoints(results: tune.ResultGrid, board: list[ArmBest], tracker: Tracker) -> None:

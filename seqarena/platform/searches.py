@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,16 +126,33 @@ def config_key(hparams: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str, Any] | TrialRecord) -> bool:
+#: Checked in the transaction that writes a trial row, before the write (`jobs.fence_holds` of the claim
+#: the writing worker holds); false: the row is not written (`Fenced`).
+Guard = Callable[[Session], bool]
+
+
+class Fenced(Exception):
+    """A trial row was not written: the writer no longer holds the job its search runs for (taken over)."""
+
+
+def _guarded(session: Session, guard: Guard | None, trial_id: str) -> None:
+    if guard is not None and not guard(session):
+        raise Fenced(f"trial {trial_id} not recorded: this worker no longer holds the search's job")
+
+
+def record_trial(engine: Engine, search_id: str, arm_key: str, row: Mapping[str, Any] | TrialRecord,
+                 guard: Guard | None = None) -> bool:
     """Record a finished trial of arm `arm_key`; False (and nothing changed) if it is already recorded.
 
     `row` is a `TrialRecord` or its fields (validated as one; `config_key` defaults to
     `config_key(hparams)`). NaN and infinite numbers are stored as NULL (a diverged trial has no
     metric). Safe against concurrent writers: the insert skips an existing (search_id, trial_id).
+    With `guard` (a worker's fence), the row is written only if the guard holds (else `Fenced`).
     """
     record = row if isinstance(row, TrialRecord) else TrialRecord.checked(row)
     values = _trial_values(record)
     with session_scope(engine) as session:
+        _guarded(session, guard, values["trial_id"])
         arm_id = session.scalar(select(ArmRow.id).where(ArmRow.search_id == search_id, ArmRow.key == arm_key))
         if arm_id is None:
             raise BadInput("arm", arm_key, f"an arm key of search {search_id}")
@@ -254,13 +271,14 @@ def recorded_trials(engine: Engine, search_id: str) -> list[RecordedTrial]:
         return [RecordedTrial(*row) for row in conn.execute(query)]
 
 
-def replace_trial(engine: Engine, search_id: str, retried: str, row: TrialRecord) -> bool:
+def replace_trial(engine: Engine, search_id: str, retried: str, row: TrialRecord, guard: Guard | None = None) -> bool:
     """Record `row`, the rerun of trial `retried` (failed or oom), in its place: one transaction deletes the
     old row and inserts the new one with the old one's `config_key` (the same cell), so the cell is
     recorded once. False (nothing changed) when `row` is
     recorded already; `BadInput` when `retried` is not a failed or oom trial of the search."""
     values = _trial_values(row)
     with session_scope(engine) as session:
+        _guarded(session, guard, values["trial_id"])
         old = session.execute(select(Trial.arm_id, Trial.status, Trial.config_key).where(
             Trial.search_id == search_id, Trial.trial_id == retried)).first()
         if old is None or old.status not in RETRIED_STATUSES:
