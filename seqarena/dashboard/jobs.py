@@ -7,7 +7,9 @@ nothing. When `SEQARENA_DASHBOARD_TOKEN` is set, submitting and cancelling ask f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -16,7 +18,7 @@ from seqarena.dashboard import data, filters
 from seqarena.dashboard.safety import redact, token_ok, token_required
 from seqarena.errors import BadInput
 from seqarena.platform import jobs
-from seqarena.platform.spec import describe, load_spec
+from seqarena.platform.spec import Spec, describe, load_spec
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "platform" / "demo.yaml"
 ACTIVE = ("queued", "running")
@@ -76,17 +78,38 @@ def _submit_form(engine: object) -> None:
         st.error("token: the dashboard token is wrong; nothing was queued")
         return
     try:
-        spec = load_spec(as_text(text))
-        if validate_only:
-            arms = describe(spec)
-            st.success(f"valid: {len(arms)} arms, {sum(arm['trials'] for arm in arms)} trials")
-            st.dataframe(pd.DataFrame(arms), hide_index=True, key="submit_arms")
-            return
-        job_id = jobs.submit(engine, as_text(text), priority=int(priority), submitted_by=SUBMITTER)
+        sent_spec = submit_text(engine, text, int(priority), validate_only)
     except BadInput as error:
         st.error(redact(str(error)))
         return
-    _done(f"queued job {job_id} ({spec.name})")
+    if sent_spec.arms is not None:
+        arms = sent_spec.arms
+        st.success(f"valid: {len(arms)} arms, {sum(arm['trials'] for arm in arms)} trials")
+        st.dataframe(pd.DataFrame(arms), hide_index=True, key="submit_arms")
+        return
+    _done(f"queued job {sent_spec.job_id} ({sent_spec.spec.name})")
+
+
+@dataclass(frozen=True)
+class SentSpec:
+    """What the submit form did: the spec, and its arms (validate only) or the queued job's id."""
+
+    spec: Spec
+    arms: list[dict[str, Any]] | None = None
+    job_id: str | None = None
+
+
+def submit_text(engine: Any, text: str, priority: int, validate_only: bool) -> SentSpec:
+    """The submit form's action without the page: validate the form's `text` (YAML text, never a file
+    name on the server) and, unless `validate_only`, queue it as a job of `SUBMITTER`.
+
+    Raises:
+        BadInput: the spec or the priority, in one line; nothing is queued.
+    """
+    spec = load_spec(as_text(text))
+    if validate_only:
+        return SentSpec(spec, arms=describe(spec))
+    return SentSpec(spec, job_id=jobs.submit(engine, as_text(text), priority=priority, submitted_by=SUBMITTER))
 
 
 def _cancel_form(engine: object, frame: pd.DataFrame) -> None:

@@ -60,9 +60,8 @@ from seqarena.tasks.base import TaskShape
 
 #: Longest job name (MLflow refuses run names over 500 characters; the name also names folders).
 MAX_NAME = 100
-#: Largest sequence length: one batch of 32 sequences of 100,000 steps through a 256-wide layer keeps
-#: 3.3 GB of activations for backpropagation; the longest benchmark in examples/ is 5,000.
-MAX_SEQ_LEN = 100_000
+#: Largest sequence length (the tasks' own bound, `seqarena.tasks.MAX_SEQ_LEN`).
+MAX_SEQ_LEN = tasks.MAX_SEQ_LEN
 #: Largest `param_budget`: 20 M parameters take 320 MB in training (weights, gradients, Adam's two
 #: moments at 4 bytes each); finding the hidden size builds models of about that size.
 MAX_PARAM_BUDGET = 20_000_000
