@@ -3,6 +3,8 @@
 The diagnostics of `seqarena trace` (see `seqarena.workers.trace`): how far back the gradient of
 the loss reaches (‖∂L/∂s_t‖ against t, log axis), the state norms, the gates, and a few units of
 the features, for the best trial of an arm (its checkpoint is kept in MLflow) or any run id.
+With a dashboard token set, tracing asks for it (it loads a checkpoint and runs the model); "Trace at
+T" goes up to `MAX_TRACE_FACTOR` times the length the run trained at.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import pandas as pd
 import streamlit as st
 
 from seqarena.dashboard import data, display, figures, filters
+from seqarena.dashboard.safety import token_ok, token_required
 from seqarena.dashboard.trials import arm_choice
 from seqarena.platform.trained import trace_run
 from seqarena.workers.trace import Trace
+
+#: "Trace at T" goes up to this many times the sequence length the run trained at.
+MAX_TRACE_FACTOR = 4
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
@@ -42,8 +48,16 @@ def render() -> None:
     left, middle, right = st.columns(3)
     run_id = left.text_input("MLflow run id (default: the arm's best trial)", value=arm.mlflow_run_id,
                              key="inside_run")
-    seq_len = middle.number_input("Trace at T", min_value=1, value=arm.seq_len, step=1, key="inside_seq_len")
+    seq_len = middle.number_input("Trace at T", min_value=1, max_value=MAX_TRACE_FACTOR * arm.seq_len,
+                                  value=arm.seq_len, step=1, key="inside_seq_len")
     batch_size = right.number_input("Sequences", min_value=1, max_value=256, value=16, key="inside_batch")
+    if token_required():
+        token = st.text_input("Dashboard token (tracing loads a checkpoint and runs the model)", type="password",
+                              key="inside_token")
+        if not token_ok(token):
+            st.info("token: enter the dashboard token to trace" if not token else
+                    "token: the dashboard token is wrong; nothing was traced")
+            return
     with st.spinner("tracing…"):
         trace = cached_trace(current.url, run_id.strip(), int(seq_len), int(batch_size))
     reach = trace.reach()

@@ -258,7 +258,8 @@ def test_compose_published_ports_are_the_dashboard_and_mlflow_on_localhost_only(
 
 def test_compose_secrets_come_only_from_the_env_file() -> None:
     example = secrets_example()
-    assert set(example) == {"POSTGRES_PASSWORD", "SEQARENA_DB_URL", "MLFLOW_BACKEND_STORE_URI", "RAY_AUTH_TOKEN"}
+    assert set(example) == {"POSTGRES_PASSWORD", "SEQARENA_DB_URL", "MLFLOW_BACKEND_STORE_URI", "RAY_AUTH_TOKEN",
+                            "SEQARENA_DASHBOARD_TOKEN"}
     assert all("change-me" in value for value in example.values()), "secrets.env.example holds placeholders only"
     assert "secrets.env" in (COMPOSE_DIR / ".gitignore").read_text().split()
     for name, service in services().items():
@@ -599,3 +600,17 @@ def test_deploy_doc_names_only_files_that_exist_and_says_what_was_not_run() -> N
     for needed in ("docker build -f infra/docker/Dockerfile.cpu", "docker compose -f infra/compose/compose.yaml up",
                    "kubectl apply -k infra/k8s", "helm install", "port-forward", "not run"):
         assert needed in text, f"DEPLOY.md does not say `{needed}`"
+
+
+def test_the_shipped_dashboards_require_a_token() -> None:
+    """Both listen on 0.0.0.0 (`seqarena dashboard` then refuses to start without a token) and get one."""
+    from seqarena.dashboard.serve import LOOPBACK
+
+    compose = services()["dashboard"]
+    host = compose["command"][compose["command"].index("--host") + 1]
+    assert host not in LOOPBACK and "secrets.env" in env_files(compose)
+    assert "SEQARENA_DASHBOARD_TOKEN" in secrets_example()
+    (dashboard,) = [c for owner, c in k8s_containers() if owner.startswith("dashboard/")]
+    assert dashboard["args"][dashboard["args"].index("--host") + 1] not in LOOPBACK
+    (token,) = [entry for entry in dashboard["env"] if entry["name"] == "SEQARENA_DASHBOARD_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "seqarena-secrets", "key": "dashboard-token"}
