@@ -28,6 +28,7 @@ from seqarena.platform.capacity import check_placeable, ray_cluster
 from seqarena.platform.domains import fixed_hparams, grid, search_space
 from seqarena.platform.home import seqarena_home
 from seqarena.platform.leaderboard import ArmBest, leaderboard
+from seqarena.platform.placement_watch import PlacementWatch
 from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
 from seqarena.platform.spec import Arm, Resources, Spec, load_spec
@@ -143,7 +144,8 @@ def make_tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: Searc
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(tune_storage()), callbacks=[recorder], verbose=0,
+            name=name, storage_path=str(tune_storage()), verbose=0,
+            callbacks=[recorder, PlacementWatch(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)],
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),

@@ -48,3 +48,33 @@ def test_a_job_no_node_can_hold_fails_with_the_reason(home: Path, local_ray: Non
     search = searches.find_search(engine, job.search_id)
     assert search.status == "failed" and "a reservation one node of" in (search.error or "")
     assert searches.recorded_trials(engine, search.id) == []
+
+
+@ray.remote(num_cpus=1)
+class _Holder:
+    """Holds one CPU of the local Ray for as long as it lives."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_a_search_that_cannot_place_a_trial_for_the_timeout_ends_failed(home: Path, local_ray: None,
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two CPUs per trial fit the node, but another holder keeps one of its two: Tune waited for ever."""
+    from seqarena.platform.search import run_search
+    from seqarena.platform.spec import load_spec
+
+    monkeypatch.setenv("SEQARENA_PLACEMENT_TIMEOUT_S", "4")
+    holder = _Holder.remote()
+    assert ray.get(holder.ready.remote())
+    spec = load_spec(_spec(tmp_path, "held", "{cpus_per_trial: 2}"))
+    started = time.monotonic()
+    with pytest.raises(Exception, match="no trial could be placed for 4 s"):
+        run_search(spec)
+    assert time.monotonic() - started < 90
+    engine = database.get_engine()
+    search = searches.find_search(engine, "held")
+    assert search.status == "failed" and "2 CPUs and 0 GPUs per trial" in (search.error or "")
+    assert "free now: 1 CPUs" in (search.error or "")
+    ray.kill(holder)
