@@ -83,6 +83,28 @@ def test_a_search_records_every_trial_in_mlflow_and_the_database(home: Path, loc
     assert [r.key for r in leaderboard(database.get_engine(), task="adding", seq_len=20)] == list(board)
     best_run = MlflowClient(tracking_uri()).list_artifacts(board["adding/T=20/gru"].mlflow_run_id, "checkpoint")
     assert [item.path for item in best_run] == ["checkpoint/checkpoint.pt"]
+    completed = set(frame.loc[frame["status"] == "completed", "trial_id"])
+    assert completed  # the repeats at least ran to their budget
+    check_facts(outcome.search_id, completed)
+
+
+def check_facts(search_id: str, trained: set[str]) -> None:
+    """Every trial's row holds the driver's versions, and each trial in `trained` where and how it ran
+    (`trials.facts`: what `seqarena report` names beside each number)."""
+    from importlib import metadata
+
+    from sqlalchemy import select
+
+    import seqarena
+    from seqarena.platform.schema import Trial
+
+    with database.get_engine().connect() as conn:
+        facts = dict(conn.execute(select(Trial.trial_id, Trial.facts).where(Trial.search_id == search_id)).all())
+    assert all(item["ray_version"] == metadata.version("ray") and item["mlflow_version"] == metadata.version("mlflow")
+               for item in facts.values())
+    for trial_id in trained:
+        assert facts[trial_id]["device"] == "cpu" and facts[trial_id]["implementation"] == "torch-cpu"
+        assert facts[trial_id]["seqarena_version"] == seqarena.__version__
 
 
 @pytest.mark.parametrize(
