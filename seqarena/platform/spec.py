@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
+import torch
 import yaml
 from pydantic import (
     BaseModel,
@@ -44,7 +45,7 @@ from seqarena import cells, tasks
 from seqarena.cells.space import HParam, Value, by_name, resolve
 from seqarena.errors import BadInput, one_of
 from seqarena.platform import spec_yaml
-from seqarena.platform.budget import BudgetSize, size_for_budget
+from seqarena.platform.budget import BudgetSize, param_count, size_for_budget
 from seqarena.platform.domains import (
     ALL,
     Override,
@@ -406,6 +407,8 @@ def _validate(spec: Spec) -> None:
     if spec.param_budget is not None:
         spec._budget_sizes = {(arm.model, arm.seq_len): _budget_size(spec, arm, shapes[arm])
                               for arm in spec.arms()}
+    for arm in spec.arms():
+        _check_model_size(spec, arm, shapes[arm])
 
 
 def _check_names(spec: Spec) -> None:
@@ -473,6 +476,31 @@ def _budget_size(spec: Spec, arm: Arm, shape: TaskShape) -> BudgetSize:
     values = resolve(cells.space(arm.model), fixed_entries(spec, arm.model), task=arm.task)
     return size_for_budget(int(spec.param_budget or 0), arm.model, shape, values, choice_changes(spec, arm.model),
                            arm.key)
+
+
+def _check_model_size(spec: Spec, arm: Arm, shape: TaskShape) -> None:
+    """`BadInput` when the largest model `arm` can build (its largest hidden_size and num_layers, fixed,
+    searched or by `param_budget`) has over `MAX_PARAM_BUDGET` parameters: 16 bytes each in training.
+
+    Counted on torch's meta device: shapes only, no memory, no time (a 10^11-parameter model included).
+    A model that does not build there is left to the trial.
+    """
+    values = dict(resolve(cells.space(arm.model), fixed_entries(spec, arm.model), task=arm.task))
+    if (size := spec.budget_size(arm)) is not None:
+        values["hidden_size"] = size.hidden_size
+    for name, (_, domain) in arm_domains(spec, arm).items():
+        if name in ("hidden_size", "num_layers"):
+            values[name] = max(domain.choices) if domain.choices is not None else domain.high
+    try:
+        with torch.device("meta"):
+            count = param_count(arm.model, shape, values, int(values["hidden_size"]))
+    except Exception:  # a model that builds only on a real device: the trial tells
+        return
+    if count > MAX_PARAM_BUDGET:
+        raise BadInput(f"models[{spec.models.index(arm.model)}]", arm.model,
+                       f"a model of at most {MAX_PARAM_BUDGET:,} parameters on {arm.key}: its largest configuration "
+                       f"(hidden_size={values['hidden_size']}, num_layers={values['num_layers']}) has {count:,}; "
+                       "lower them in fixed or space")
 
 
 def _with_grace_period(search: SearchSettings, budget: Budget) -> SearchSettings:

@@ -98,6 +98,10 @@ BOMB = ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
     (GOOD + "search: {num_samples: 100000}\n", "search.num_samples: got 100000", "less than or equal to 10000"),
     (GOOD + "seq_lens_note: '" + "x" * 70_000 + "'\n", "spec: got '70,", "at most 65,536 bytes"),
     (GOOD + "seq: " + "9" * 5000 + "\n", "spec: got 'a value YAML cannot read", "YAML mapping"),
+    (GOOD + "fixed: {all: {hidden_size: 16384, num_layers: 64}}\n", "models[0]: got 'gru'",
+     "(hidden_size=16384, num_layers=64) has 102,280,314,881"),
+    (GOOD + "space: {gru: {hidden_size: {choices: [64, 8192]}}}\n", "models[0]: got 'gru'",
+     "at most 20,000,000 parameters on adding/T=10/gru"),
 ])
 def test_spec_limits_are_refused_quickly_in_one_line(text: str, start: str, says: str, run_cli, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
