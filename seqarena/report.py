@@ -84,10 +84,15 @@ def report_figures(pub: Publication) -> list[go.Figure]:
     return shown
 
 
+def _text(text: str) -> str:
+    """Text of the report as HTML: secrets redacted first (`redact`), then escaped."""
+    return html.escape(redact(text))
+
+
 def html_table(section: Section) -> str:
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in section.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in section.rows)
-    return (f'<table class="seqarena-report-{section.key}"><caption>{html.escape(section.caption)}</caption>'
+    head = "".join(f"<th>{_text(name)}</th>" for name in section.header)
+    body = "".join("<tr>" + "".join(f"<td>{_text(cell)}</td>" for cell in row) + "</tr>" for row in section.rows)
+    return (f'<table class="seqarena-report-{section.key}"><caption>{_text(section.caption)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
@@ -97,19 +102,14 @@ def page(pub: Publication) -> str:
     as Plotly writes them."""
     plots = [figure.to_html(full_html=False, include_plotlyjs=index == 0, config={"displaylogo": False})
              for index, figure in enumerate(report_figures(pub))]
-    parts = [_text(f"<h1>seqarena report: {html.escape(pub.task)}</h1>"),
-             _text("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in headline(pub)) + "</ul>")]
+    parts = [f"<h1>seqarena report: {_text(pub.task)}</h1>",
+             "<ul>" + "".join(f"<li>{_text(line)}</li>" for line in headline(pub)) + "</ul>"]
     for index, section in enumerate(sections(pub)):
-        parts += [_text(f"<h2>{html.escape(section.title)}</h2>" + html_table(section))]
+        parts += [f"<h2>{_text(section.title)}</h2>", html_table(section)]
         if index == 0:
             parts += [f'<div class="seqarena-report-plot">{plot}</div>' for plot in plots]
     for s in pub.searches:
-        parts += [_text(f"<h3>Spec of search {html.escape(s.name)} ({s.id}, hash {html.escape(s.spec_hash)})</h3>"
-                        f"<pre>{html.escape(s.spec_yaml)}</pre>")]
+        parts += [f"<h3>{_text(f'Spec of search {s.name} ({s.id}, hash {s.spec_hash})')}</h3>",
+                  f"<pre>{_text(s.spec_yaml)}</pre>"]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>seqarena report: '
-            f"{html.escape(pub.task)}</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
-
-
-def _text(markup: str) -> str:
-    """Markup of the report's own text, secrets redacted (HTML escaping leaves them as they were)."""
-    return redact(markup)
+            f"{_text(pub.task)}</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
