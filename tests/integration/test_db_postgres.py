@@ -212,3 +212,15 @@ def test_an_arm_s_data_protocol_reaches_the_leaderboard(engine: Engine) -> None:
     board = {row.key: row.protocol for row in leaderboard(engine, search_id=search_id)}
     assert board == {LSTM: "tcn", COPY: None}
     assert set(trials_frame(engine, search_id)["protocol"]) == {"tcn"}
+
+
+def test_solved_k_of_n_steps_to_solve_and_the_rerun_winner_on_postgresql(engine: Engine) -> None:
+    """The solve statistics and the re-run winner of tests/unit/test_solving.py, on PostgreSQL (JSON curves,
+    row-value IN, window functions)."""
+    from tests.unit.test_solving import SOLVED, UNSOLVED, solve_study
+
+    board = {row.key: row for row in leaderboard(engine, search_id=solve_study(engine))}
+    solved = board[SOLVED].solve
+    assert solved is not None and solved.cell() == "3 / 5 in 1800 (1200–2400) steps"
+    assert board[UNSOLVED].solve is not None and board[UNSOLVED].solve.cell() == "0 / 3 within 2000 steps"
+    assert (board[SOLVED].search_place, board[SOLVED].rerun_configs) == (1, 1)
