@@ -126,6 +126,14 @@ def test_the_leaderboard_shows_each_T_s_winner_with_its_numbers_baseline_and_run
     assert dict(zip(winners["T"], winners["best model"], strict=True)) == {100: "gru", 1000: "lstm"}
 
 
+def test_the_leaderboard_page_shows_how_far_in_t_each_model_solves(seeded: Seeded) -> None:
+    reach = frame_with(open_page(), "max T solved").set_index("model")
+    # gru solved at T = 100 (0.002 and 0.004 under 1/60), not at 1000 (0.09); lstm and rnn at neither
+    assert reach.loc["gru", "max T solved"] == 100 and reach.loc[["lstm", "rnn"], "max T solved"].isna().all()
+    # gru's area over log10 T = 2..3: (0.003 + 0.09) / 2
+    assert reach.loc["gru", "AUC (metric vs log10 T)"] == pytest.approx(0.0465)
+
+
 def test_the_mlflow_ui_address_is_configurable(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQARENA_MLFLOW_UI", "https://mlflow.example.org/")
     table = next(m.value for m in open_page().markdown if "seqarena-board" in m.value)
