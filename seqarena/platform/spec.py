@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
-import torch
 import yaml
 from pydantic import (
     BaseModel,
@@ -45,7 +44,7 @@ from seqarena import cells, tasks
 from seqarena.cells.space import HParam, Value, by_name, resolve
 from seqarena.errors import BadInput, one_of
 from seqarena.platform import spec_yaml
-from seqarena.platform.budget import BudgetSize, param_count, size_for_budget
+from seqarena.platform.budget import BudgetSize, size_for_budget
 from seqarena.platform.domains import (
     ALL,
     Override,
@@ -58,6 +57,7 @@ from seqarena.platform.domains import (
     grid,
 )
 from seqarena.tasks.base import TaskShape
+from seqarena.workers.config import MAX_MODEL_PARAMS, check_model_size
 
 #: Longest job name (MLflow refuses run names over 500 characters; the name also names folders).
 MAX_NAME = 100
@@ -65,7 +65,7 @@ MAX_NAME = 100
 MAX_SEQ_LEN = tasks.MAX_SEQ_LEN
 #: Largest `param_budget`: 20 M parameters take 320 MB in training (weights, gradients, Adam's two
 #: moments at 4 bytes each); finding the hidden size builds models of about that size.
-MAX_PARAM_BUDGET = 20_000_000
+MAX_PARAM_BUDGET = MAX_MODEL_PARAMS
 #: Most search trials per arm, and most trials of a whole spec (`Spec.trial_count`).
 MAX_TRIALS = 10_000
 #: Most seeds of an arm's best configuration.
@@ -479,12 +479,9 @@ def _budget_size(spec: Spec, arm: Arm, shape: TaskShape) -> BudgetSize:
 
 
 def _check_model_size(spec: Spec, arm: Arm, shape: TaskShape) -> None:
-    """`BadInput` when the largest model `arm` can build (its largest hidden_size and num_layers, fixed,
-    searched or by `param_budget`) has over `MAX_PARAM_BUDGET` parameters: 16 bytes each in training.
-
-    Counted on torch's meta device: shapes only, no memory, no time (a 10^11-parameter model included).
-    A model that does not build there is left to the trial.
-    """
+    """`BadInput` naming the model when the largest model `arm` can build (its largest hidden_size and
+    num_layers, fixed, searched or by `param_budget`) has over `MAX_PARAM_BUDGET` parameters
+    (`seqarena.workers.config.check_model_size`: counted on torch's meta device, in milliseconds)."""
     values = dict(resolve(cells.space(arm.model), fixed_entries(spec, arm.model), task=arm.task))
     if (size := spec.budget_size(arm)) is not None:
         values["hidden_size"] = size.hidden_size
@@ -492,15 +489,11 @@ def _check_model_size(spec: Spec, arm: Arm, shape: TaskShape) -> None:
         if name in ("hidden_size", "num_layers"):
             values[name] = max(domain.choices) if domain.choices is not None else domain.high
     try:
-        with torch.device("meta"):
-            count = param_count(arm.model, shape, values, int(values["hidden_size"]))
-    except Exception:  # a model that builds only on a real device: the trial tells
-        return
-    if count > MAX_PARAM_BUDGET:
+        check_model_size(arm.model, values, shape)
+    except BadInput as error:
         raise BadInput(f"models[{spec.models.index(arm.model)}]", arm.model,
-                       f"a model of at most {MAX_PARAM_BUDGET:,} parameters on {arm.key}: its largest configuration "
-                       f"(hidden_size={values['hidden_size']}, num_layers={values['num_layers']}) has {count:,}; "
-                       "lower them in fixed or space")
+                       f"{error.allowed} on {arm.key}, its largest configuration; lower hidden_size or "
+                       "num_layers in fixed or space") from None
 
 
 def _with_grace_period(search: SearchSettings, budget: Budget) -> SearchSettings:

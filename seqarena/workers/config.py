@@ -157,6 +157,28 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+#: Most parameters of a trial's model: 20 M take 320 MB in training (weights, gradients, Adam's two
+#: moments, 4 bytes each). `param_budget` and a spec's largest configurations are bounded by it too.
+MAX_MODEL_PARAMS = 20_000_000
+
+
+def check_model_size(model: str, hparams: dict[str, Value], shape: tasks.TaskShape) -> None:
+    """`BadInput` when `model` with `hparams` has over `MAX_MODEL_PARAMS` parameters, counted on torch's
+    meta device (shapes only: no memory, no time). A model that builds only on a real device is left
+    to build there."""
+    hidden, layers = int(hparams["hidden_size"]), int(hparams["num_layers"])
+    kwargs = {name: hparams[name] for name in cells.model_hparams(model) if name in hparams}
+    try:
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            backbone = cells.build(model, shape.input_size, hidden, layers, seq_len=shape.length, **kwargs)
+    except Exception:
+        return
+    count = sum(p.numel() for p in backbone.parameters())
+    if count > MAX_MODEL_PARAMS:
+        raise BadInput("hidden_size", hidden, f"a model of at most {MAX_MODEL_PARAMS:,} parameters ({model} with "
+                       f"hidden_size={hidden}, num_layers={layers} has {count:,}: 16 bytes each in training)")
+
+
 def prepare(config: TrialConfig) -> Setup:
     """Validate every part of `config`; load (and if needed download) the task's data.
 
@@ -169,5 +191,6 @@ def prepare(config: TrialConfig) -> Setup:
     hparams = resolve(cells.space(config.model), config.hparams, task=config.task)
     protocol = tasks.protocol(config.task, config.protocol, config.task_options, model=config.model)
     tasks.check_other_lengths(config.task, config.eval_lengths, **protocol.options)
+    check_model_size(config.model, hparams, tasks.shape(config.task, config.seq_len, **protocol.options))
     task = tasks.build(config.task, config.seq_len, **protocol.options)
     return Setup(config=config, task=task, hparams=hparams, device=device, protocol=protocol.name)

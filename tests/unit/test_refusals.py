@@ -99,9 +99,9 @@ BOMB = ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
     (GOOD + "seq_lens_note: '" + "x" * 70_000 + "'\n", "spec: got '70,", "at most 65,536 bytes"),
     (GOOD + "seq: " + "9" * 5000 + "\n", "spec: got 'a value YAML cannot read", "YAML mapping"),
     (GOOD + "fixed: {all: {hidden_size: 16384, num_layers: 64}}\n", "models[0]: got 'gru'",
-     "(hidden_size=16384, num_layers=64) has 102,280,314,881"),
+     "(gru with hidden_size=16384, num_layers=64 has 102,280,298,496"),
     (GOOD + "space: {gru: {hidden_size: {choices: [64, 8192]}}}\n", "models[0]: got 'gru'",
-     "at most 20,000,000 parameters on adding/T=10/gru"),
+     "(gru with hidden_size=8192, num_layers=1 has 201,424,896: 16 bytes each in training) on adding/T=10/gru"),
 ])
 def test_spec_limits_are_refused_quickly_in_one_line(text: str, start: str, says: str, run_cli, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,3 +277,16 @@ def test_placement_needs_one_node_that_holds_the_whole_reservation() -> None:
         check_placeable(Resources(cpus_per_trial=1, gpus_per_trial=2), two_nodes)
     assert refused.value.field == "resources.gpus_per_trial"
     check_placeable(Resources(cpus_per_trial=1000), Cluster(0, 0, "no Ray cluster at x", reachable=False))
+
+
+def test_train_refuses_a_model_over_the_parameter_limit(run_cli, tmp_path: Path) -> None:
+    """`--hidden 16384 --layers 64` built a 10^11-parameter GRU (hours, then out of memory)."""
+    import time
+
+    started = time.monotonic()
+    code, out, err = run_cli(["train", "--model", "gru", *TINY[:4], "--hidden", "16384", "--layers", "64",
+                              "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert code == 2 and out == "" and time.monotonic() - started < 10
+    assert _one_line(err).startswith("error: hidden_size: got 16384; allowed: a model of at most 20,000,000 "
+                                     "parameters (gru with hidden_size=16384, num_layers=64 has 102,280,298,496")
+    assert not (tmp_path / "ckpt").exists()
