@@ -57,6 +57,9 @@ class Tracker:
     """Writes searches and trials to MLflow through its client."""
 
     def __init__(self, uri: str | None = None) -> None:
+        # MLflow writes "View run ... at: <tracking URI>" on stdout for every run it ends: the URI's
+        # credentials included, and in the middle of the CLI's own output (issue 18 §3)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri or tracking_uri()
         self.client = self._open_local_store() if self.uri.startswith("sqlite:") else MlflowClient(self.uri)
 
