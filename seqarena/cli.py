@@ -85,6 +85,8 @@ def train(
         help="the task's data protocol (a paper's: see docs/reference/protocols.md), or 'authors' for the "
              "model's own; --option values apply over it (default: the task's default protocol)")] = None,
     checkpoint_dir: Annotated[Path | None, typer.Option(help="checkpoint here; resume if present")] = None,
+    eval_length: Annotated[list[int] | None, typer.Option(
+        help="another length T′ to test the trained model at (repeatable; adding, copy, char)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="last stdout line: the result as JSON")] = False,
 ) -> None:
     """Train one trial in this process (no Ray) and print its final metrics."""
@@ -96,7 +98,7 @@ def train(
     config = make_config(model=model, task=task, seq_len=seq_len, hparams=hparams,
                          task_options=parse_assignments("option", option or []), protocol=protocol, steps=steps,
                          eval_every=eval_every, eval_batch_size=eval_batch_size, seed=seed, device=device,
-                         checkpoint_dir=checkpoint_dir)
+                         checkpoint_dir=checkpoint_dir, eval_lengths=tuple(eval_length or ()))
     setup = prepare(config)
     with trial_progress(config.steps) as observer:
         result = Trainer(setup, observer).run()
@@ -133,6 +135,8 @@ def _print_result(result: Any) -> None:
         (f"test {result.metric_name} ({direction} is better)", _fmt(result.metric)),
         ("baseline", _fmt(result.baseline)),
         *((f"test {k}", _fmt(v)) for k, v in result.test_metrics.items() if k != result.metric_name),
+        *((f"test {result.metric_name} at T′ = {p.seq_len}", _fmt(p.metric) if p.status == "completed"
+           else f"{p.status}{f' ({p.note})' if p.note else ''}") for p in result.lengths),
         ("best validation step", str(result.best_step)),
         ("parameters", f"{result.params:,}"),
         ("train sequences/s", f"{result.train_seq_per_s:,.1f}"),

@@ -3,7 +3,8 @@
 Every field of a `TrialConfig` that determines its numbers becomes a flag: the model, task and T,
 each hyperparameter (`--hp NAME=VALUE`, the resolved defaults included), each task option
 (`--option NAME=VALUE`), the task's data protocol (`--protocol`, when named), the budget
-(`--steps`, `--eval-every`, `--eval-batch-size`), the seed and the device. Floats are written with
+(`--steps`, `--eval-every`, `--eval-batch-size`), the seed, the device and the other lengths the trained
+model is tested at (`--eval-length`, one per T′). Floats are written with
 `repr`, which reads back to the same float, so the rerun trains exactly the recorded configuration:
 same seed, same steps, same numbers on the same device.
 """
@@ -38,7 +39,8 @@ def train_argv(config: TrialConfig, hparams: Mapping[str, Any] | None = None) ->
             *(["--protocol", config.protocol] if config.protocol else []),
             "--steps", str(config.steps), "--eval-every", str(config.eval_every),
             "--eval-batch-size", str(config.eval_batch_size), "--seed", str(config.seed),
-            "--device", config.device, "--json"]
+            "--device", config.device,
+            *[part for length in config.eval_lengths for part in ("--eval-length", str(length))], "--json"]
 
 
 def train_command(config: TrialConfig, hparams: Mapping[str, Any] | None = None) -> str:

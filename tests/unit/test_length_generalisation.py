@@ -24,6 +24,7 @@ from seqarena.platform.spec import parse_spec
 from seqarena.platform.tracking import Tracker
 from seqarena.workers import TrialConfig, make_config, run_trial
 from seqarena.workers.config import SearchTrial, prepare
+from seqarena.workers.rerun import train_argv
 from seqarena.workers.results import LengthResult, TrialRecord
 from seqarena.workers.trial import build_model
 from seqarena.workers.tune_trainable import STEP
@@ -265,3 +266,17 @@ def test_dashboard_metric_vs_t_page_plots_the_other_lengths(engine: Engine) -> N
     trained = next(trace for trace in figure["data"] if trace["name"] == "gru trained at T = 12")
     assert trained["marker"]["symbol"] == ["star", "circle"]
     assert figure["layout"]["xaxis"]["type"] == "log"
+
+
+def test_train_cli_tests_at_other_lengths_and_its_rerun_command_says_so(run_cli) -> None:
+    args = ["train", "--model", "gru", "--task", "adding", "--seq-len", "12", "--steps", "4", "--eval-every", "2",
+            "--hidden", "4", "--option", "n_val=8", "--option", "n_test=8", "--eval-length", "24"]
+    code, out, _ = run_cli([*args, "--json"])
+    assert code == 0
+    (point,) = json.loads(out.strip().splitlines()[-1])["lengths"]
+    assert point["seq_len"] == 24 and point["status"] == "completed" and point["metric"] > 0
+    code, out, _ = run_cli(args)
+    assert code == 0 and "test mse at T′ = 24" in out
+    assert train_argv(tiny())[-5:] == ["--eval-length", "6", "--eval-length", "30", "--json"]
+    code, _, err = run_cli(["train", "--model", "gru", "--task", "smnist", "--seq-len", "784", "--eval-length", "100"])
+    assert code == 2 and "eval_lengths: got [100]; allowed: none for task smnist" in err
