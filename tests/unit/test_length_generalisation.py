@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -280,3 +281,29 @@ def test_train_cli_tests_at_other_lengths_and_its_rerun_command_says_so(run_cli)
     assert train_argv(tiny())[-5:] == ["--eval-length", "6", "--eval-length", "30", "--json"]
     code, _, err = run_cli(["train", "--model", "gru", "--task", "smnist", "--seq-len", "784", "--eval-length", "100"])
     assert code == 2 and "eval_lengths: got [100]; allowed: none for task smnist" in err
+
+
+def _refuses_40_gb() -> bool:
+    """Whether this machine's allocator refuses 40 GB at once: less memory than that, and Linux's overcommit
+    not set to grant anything (mode 1)."""
+    try:
+        mode = Path("/proc/sys/vm/overcommit_memory").read_text().strip()
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return False
+    return mode in ("0", "2") and memory < 32e9
+
+
+@pytest.mark.skipif(not _refuses_40_gb(), reason="needs a machine whose allocator refuses 40 GB (under 32 GB RAM)")
+def test_out_of_memory_at_one_length_is_that_point_s_status_and_the_trial_goes_on() -> None:
+    """A real allocator failure: the Transformer's causal mask at T′ = 100 000 is 10¹⁰ floats (40 GB), which
+    the CPU allocator refuses at once here. That point is `oom` with the allocator's line; the next T′ is
+    measured and the trial itself completes."""
+    result = run_trial(tiny(model="transformer", eval_lengths=(100_000, 24),
+                            hparams={"hidden_size": 8, "batch_size": 8, "num_layers": 1, "nhead": 2},
+                            task_options={"n_val": 8, "n_test": 1}))
+    huge, small = result.lengths
+    assert result.status == "completed" and result.metric is not None
+    assert (huge.seq_len, huge.status, huge.metric) == (100_000, "oom", None)
+    assert "can't allocate memory" in huge.note or "out of memory" in huge.note.lower()
+    assert (small.seq_len, small.status) == (24, "completed") and small.metric is not None
