@@ -594,7 +594,8 @@ def _check_conflicts(spec: Spec) -> None:
 def describe(spec: Spec) -> list[dict[str, Any]]:
     """One row per arm for `seqarena validate`: `arm` (its key), `protocol` (the task's data protocol it
     follows), `searched` (name -> domain), `fixed` (name -> value), `trials` (on a T-ladder: at most);
-    under `param_budget` also `params` (model + head); on a T-ladder `after` (the arm that must solve first)."""
+    under `param_budget` also `params` (model + head); on a T-ladder `after` (the arm that must solve first); with
+    `length_generalisation` `other_lengths` (the T′ its trained trials are tested at)."""
     rows = []
     for arm in spec.arms():
         row = {
@@ -609,5 +610,7 @@ def describe(spec: Spec) -> list[dict[str, Any]]:
             row["after"] = f"{below.key} solved" if below else "-"
         if (size := spec.budget_size(arm)) is not None:
             row["params"] = size.params
+        if spec.length_generalisation is not None:
+            row["other_lengths"] = list(spec.other_lengths(arm))
         rows.append(row)
     return rows

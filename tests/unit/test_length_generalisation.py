@@ -21,7 +21,7 @@ from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
 from seqarena.platform.schema import TrialLength
 from seqarena.platform.search import arm_plans
-from seqarena.platform.spec import parse_spec
+from seqarena.platform.spec import describe, parse_spec
 from seqarena.platform.tracking import Tracker
 from seqarena.workers import TrialConfig, make_config, run_trial
 from seqarena.workers.config import SearchTrial, prepare
@@ -119,6 +119,8 @@ def test_spec_grid_gives_each_arm_its_other_lengths() -> None:
     plans = {plan.template.seq_len: plan.template.eval_lengths for plan in arm_plans(spec)}
     assert plans == at
     assert parse_spec(SPEC).other_lengths(spec.arms()[0]) == ()
+    assert [row["other_lengths"] for row in describe(spec)] == [[5, 20, 40, 100], [20, 80, 100, 160]]
+    assert "other_lengths" not in describe(parse_spec(SPEC))[0]
 
 
 def test_spec_of_a_fixed_length_task_refuses_the_grid_in_one_line() -> None:
