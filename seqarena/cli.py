@@ -415,13 +415,7 @@ def _print_comparison(rows: list[Any], settings: Any) -> None:
     if not rows:
         stderr.print("no arm of these models at this task")
         return
-    frame = summary_frame(rows)
-    board = Table(title=title(rows, settings))
-    for column in frame.columns:
-        board.add_column(str(column))
-    for values in frame.itertuples(index=False):
-        board.add_row(*(str(value) for value in values))
-    Console(width=max(Console().width, 132)).print(board)
+    _print_frame(summary_frame(rows), title(rows, settings))
 
 
 @app.command(name="lengths")

@@ -174,40 +174,43 @@ def _probed_unroll(cell: RecurrentCell, projected: Tensor, state: State, probe: 
     return torch.stack(outputs, dim=1), state
 
 
-class VariationalDropout(nn.Module):
-    """Dropout with one Bernoulli mask per (sequence, unit), shared over all time steps.
-
-    As in UnICORNN's deep stacking (Rusch & Mishra 2021, `tk-rusch/unicornn`, dropout
-    "over time"); identity in eval mode or with p = 0.
-    """
+class _MaskDropout(nn.Module):
+    """Dropout with a Bernoulli mask of the shape `mask_shape` gives, scaled by 1 / (1 − p); identity in
+    eval mode or with p = 0. The mask is drawn in the logical order of its shape whatever the input's
+    memory layout, so the kernels' time-major outputs and the eager unroll's see the same mask."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
+    def mask_shape(self, x: Tensor) -> tuple[int, ...]:
+        raise NotImplementedError
+
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(keep) / keep
+        mask = x.new_empty(self.mask_shape(x)).bernoulli_(keep) / keep
         return x * mask
 
 
-class StepDropout(nn.Module):
+class VariationalDropout(_MaskDropout):
+    """Dropout with one Bernoulli mask per (sequence, unit), shared over all time steps.
+
+    As in UnICORNN's deep stacking (Rusch & Mishra 2021, `tk-rusch/unicornn`, dropout
+    "over time").
+    """
+
+    def mask_shape(self, x: Tensor) -> tuple[int, ...]:
+        return (x.shape[0], 1, x.shape[2])
+
+
+class StepDropout(_MaskDropout):
     """Dropout with a fresh Bernoulli mask at every (sequence, step, unit), as TensorFlow's
-    `DropoutWrapper(output_keep_prob)` draws it each step (JANET). The mask is drawn in the logical
-    `[B, T, H]` order whatever the input's memory layout, so the kernels' time-major outputs and the
-    eager unroll's see the same mask; identity in eval mode or with p = 0."""
+    `DropoutWrapper(output_keep_prob)` draws it each step (JANET)."""
 
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        return x * (x.new_empty(x.shape).bernoulli_(keep) / keep)
+    def mask_shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(x.shape)
 
 
 #: Where a stack drops units out (p = `dropout`): `variational`, one mask per sequence after every
