@@ -4,7 +4,8 @@ The diagnostics of `seqarena trace` (see `seqarena.workers.trace`): how far back
 the loss reaches (‖∂L/∂s_t‖ against t, log axis), the state norms, the gates, and a few units of
 the features, for the best trial of an arm (its checkpoint is kept in MLflow) or any run id.
 With a dashboard token set, tracing asks for it (it loads a checkpoint and runs the model); "Trace at
-T" goes up to `MAX_TRACE_FACTOR` times the length the run trained at.
+T" goes up to `max_trace_len` of the length the run trained at (`MAX_TRACE_FACTOR` times it, the bound
+`seqarena trace --seq-len` has too).
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ import streamlit as st
 from seqarena.dashboard import data, display, figures, filters
 from seqarena.dashboard.safety import token_ok, token_required
 from seqarena.dashboard.trials import arm_choice
-from seqarena.platform.trained import trace_run
+from seqarena.platform.trained import max_trace_len, trace_run
 from seqarena.workers.trace import Trace
-
-#: "Trace at T" goes up to this many times the sequence length the run trained at.
-MAX_TRACE_FACTOR = 4
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
@@ -48,7 +46,7 @@ def render() -> None:
     left, middle, right = st.columns(3)
     run_id = left.text_input("MLflow run id (default: the arm's best trial)", value=arm.mlflow_run_id,
                              key="inside_run")
-    seq_len = middle.number_input("Trace at T", min_value=1, max_value=MAX_TRACE_FACTOR * arm.seq_len,
+    seq_len = middle.number_input("Trace at T", min_value=1, max_value=max_trace_len(arm.seq_len),
                                   value=arm.seq_len, step=1, key="inside_seq_len")
     batch_size = right.number_input("Sequences", min_value=1, max_value=256, value=16, key="inside_batch")
     if token_required():

@@ -139,12 +139,28 @@ def _checkpoint_file(run_id: str, recorded: RecordedTrial, uri: str, scratch: Pa
                                   "others only while the search's Tune storage holds it)")
 
 
+#: A trace runs at most this many times the sequence length the run trained at (`seqarena trace
+#: --seq-len` and the dashboard's "Trace at T" alike): a trace keeps every step's state and its
+#: gradient, so an unbounded T is an unbounded memory and time (issue 18 §4).
+MAX_TRACE_FACTOR = 4
+
+
+def max_trace_len(trained_len: int) -> int:
+    """The longest T a run trained at `trained_len` may be traced at."""
+    return min(MAX_TRACE_FACTOR * trained_len, tasks.MAX_SEQ_LEN)
+
+
 def trace_run(run_id: str, *, task: str | None = None, seq_len: int | None = None, batch_size: int = 32) -> Trace:
     """`seqarena trace`: the per-step diagnostics of a recorded trial's trained model on a validation
-    batch of its task (or of `task` / `seq_len`, when their input and output sizes match)."""
+    batch of its task (or of `task` / `seq_len`, when their input and output sizes match; `seq_len`
+    at most `max_trace_len` of the run's)."""
     if batch_size < 1:
         raise BadInput("batch_size", batch_size, "a positive integer")
     trained = load_run(run_id)
+    longest = max_trace_len(trained.config.seq_len)
+    if seq_len is not None and not 0 < seq_len <= longest:
+        raise BadInput("seq_len", seq_len, f"an integer from 1 to {longest:,} (at most {MAX_TRACE_FACTOR} "
+                                           f"times the run's T = {trained.config.seq_len})")
     own = trained.setup.task
     name = task or own.name
     options = trained.config.task_options if name == own.name else {}

@@ -90,6 +90,12 @@ def test_trace_command_on_a_recorded_run(tmp_path: Path, monkeypatch: pytest.Mon
     assert code == 2 and "run" in err
     code, _, err = run_cli(["trace", "--run", run_id, "--task", "copy"])
     assert code == 2 and "task" in err
+    # the dashboard's bound on "Trace at T": 4 x the run's T = 20 is 80 (issue 18 §4)
+    code, _, err = run_cli(["trace", "--run", run_id, "--seq-len", "81", "--out", str(tmp_path / "long")])
+    errors = [line for line in err.splitlines() if line.startswith("error")]  # beside MLflow's download bar
+    assert code == 2 and len(errors) == 1, err
+    assert "seq_len" in errors[0] and "81" in errors[0] and "80" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "long").exists()
 
 
 def test_the_inside_page_traces_the_arm_s_best_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
