@@ -66,19 +66,39 @@ def get_engine(url: str | None = None) -> Engine:
     """The engine for `url` (default `database_url()`), its schema upgraded to the newest revision.
 
     Cached per URL, so callers may ask for it per use. SQLite connections run in WAL mode with a
-    30 s busy timeout and enforce foreign keys.
+    30 s busy timeout and enforce foreign keys; a SQLite file is checked for damage once, when its
+    engine is made (`check_intact`).
     """
     raw = url or database_url()
     with _engines_lock:
         if raw not in _engines:
             engine = _create_engine(raw)
             try:
+                check_intact(engine)
                 _upgrade(engine)
             except exc.DBAPIError as error:
                 engine.dispose()
                 raise DatabaseUnavailable(safe_url(engine.url), _unavailable(engine.url, error)) from None
             _engines[raw] = engine
         return _engines[raw]
+
+
+def check_intact(engine: Engine) -> None:
+    """Refuse a damaged SQLite file (`DatabaseUnavailable`) before anything reads or writes it.
+
+    SQLite reads only the pages a statement touches, so a file with a bad page in a table the
+    statement never reads took a write and said nothing (`submit` exited 0 into it; issue 18 §7),
+    and one in the table it wrote raised a DatabaseError with the whole statement. `PRAGMA
+    quick_check` reads every page once (linear in the file's size; a PostgreSQL server checks its
+    own pages, so nothing is done there).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        problems = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise DatabaseUnavailable(safe_url(engine.url), f"the SQLite file is damaged (quick_check: {problems[0]}; "
+                                                        f"{len(problems)} problem(s)); restore it from a backup")
 
 
 def _unavailable(url: URL, error: exc.DBAPIError) -> str:

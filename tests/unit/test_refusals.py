@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,38 @@ def test_train_refuses_a_model_over_the_parameter_limit(run_cli, tmp_path: Path)
     assert _one_line(err).startswith("error: hidden_size: got 16384; allowed: a model of at most 20,000,000 "
                                      "parameters (gru with hidden_size=16384, num_layers=64 has 102,280,298,496")
     assert not (tmp_path / "ckpt").exists()
+
+
+def _damaged_copy(source: Path, target: Path, table: str) -> bytes:
+    """A consistent copy of the SQLite file `source` at `target` with the root page of `table` overwritten
+    (as a bad disk sector or a torn write leaves it); returns the damaged file's bytes."""
+    target.parent.mkdir(parents=True)
+    with sqlite3.connect(source) as original, sqlite3.connect(target) as copy:
+        original.backup(copy)
+        page_size = copy.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = copy.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    copy.close()
+    with target.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xde\xad\xbe\xef" * 64)
+    return target.read_bytes()
+
+
+@pytest.mark.parametrize("table", ["searches", "jobs"])
+def test_submit_into_a_damaged_sqlite_file_is_refused(table: str, run_cli, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # searches: a table submit never reads, so the write went through and submit exited 0 (issue 18 §7);
+    # jobs: the table it writes, which raised a DatabaseError quoting the whole statement, exit 1
+    monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\ntask: adding\nseq_lens: [10]\nmodels: [gru]\n")
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "good"))
+    assert run_cli(["submit", str(spec)])[0] == 0
+    damaged = _damaged_copy(tmp_path / "good" / "seqarena.db", tmp_path / "bad" / "seqarena.db", table)
+    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path / "bad"))
+    code, out, err = run_cli(["submit", str(spec)])
+    line = _one_line(err)
+    assert code == 2 and out == "" and line.startswith("error: SEQARENA_DB_URL: got ")
+    assert "malformed" in line or "damaged" in line
+    assert (tmp_path / "bad" / "seqarena.db").read_bytes() == damaged
