@@ -26,6 +26,7 @@ from seqarena.dashboard import figures
 from seqarena.dashboard.safety import redact
 from seqarena.errors import BadInput
 from seqarena.platform.leaderboard import board_frame
+from seqarena.platform.lengths import points_frame
 from seqarena.platform.publication import Publication, Section, headline, publication, sections, to_json, to_markdown
 
 NAMES = ("report.html", "report.md", "report.json")
@@ -81,6 +82,9 @@ def report_figures(pub: Publication) -> list[go.Figure]:
     if not speed.empty:
         shown.append(figures.versus_seq_len(speed, "seq_per_s", f"{pub.task}: throughput (solid: training, dashed: "
                                             "inference)", "sequences / s", log_y=True, dash_by="phase"))
+    if pub.lengths:
+        shown.append(figures.versus_other_lengths(points_frame(pub.lengths), f"{pub.task}: test {metric} at the "
+                                                  "length T′ tested at", f"test {metric}"))
     return shown
 
 

@@ -34,6 +34,7 @@ from seqarena.errors import BadInput, one_of
 from seqarena.platform import searches
 from seqarena.platform.leaderboard import ArmBest, check_task_models, leaderboard, places
 from seqarena.platform.leaderboard import to_json as board_json
+from seqarena.platform.lengths import LengthPoint, length_points, lengths_frame
 from seqarena.platform.schema import Trial
 from seqarena.platform.solving import Reach, reach
 from seqarena.platform.statistics import LEVEL, RESAMPLES, SEED, interval_text, level_text
@@ -128,6 +129,9 @@ class Publication:
     solved_rule: str
     solved_source: str
     environment: Environment
+    lengths: tuple[LengthPoint, ...] = ()
+    """each arm's best configuration tested at other lengths T′ (`seqarena.platform.lengths`), when its spec
+    named `length_generalisation`"""
 
 
 def environment() -> Environment:
@@ -169,7 +173,8 @@ def publication(engine: Engine, task: str, search: str | None = None) -> Publica
     return Publication(task=task, search_id=search_id, arms=arms, reach=tuple(reach(rows)),
                        searches=_searches(engine, [row.search_id for row in rows]),
                        protocols=_protocols(task, rows), solved_rule=f"{metric} {criterion.describe(baseline, higher)}",
-                       solved_source=criterion.source, environment=environment())
+                       solved_source=criterion.source, environment=environment(),
+                       lengths=tuple(length_points(engine, task, search_id=search_id)))
 
 
 def _facts(engine: Engine, rows: Sequence[ArmBest]) -> dict[tuple[str, str], dict[str, str] | None]:
@@ -218,8 +223,10 @@ def _number(value: float | int | None) -> str:
 
 
 def sections(pub: Publication) -> list[Section]:
-    """The report's tables: leaderboard, how far in T, cost, provenance, data protocols, searches."""
-    return [_board_section(pub), _reach_section(pub), _cost_section(pub), _provenance_section(pub),
+    """The report's tables: leaderboard, how far in T, at other lengths T′ (only where some arm was tested
+    there), cost, provenance, data protocols, searches."""
+    other_lengths = [_lengths_section(pub)] if pub.lengths else []
+    return [_board_section(pub), _reach_section(pub), *other_lengths, _cost_section(pub), _provenance_section(pub),
             _protocol_section(pub), _search_section(pub)]
 
 
@@ -255,6 +262,17 @@ def _reach_section(pub: Publication) -> Section:
     return Section("reach", "How far in T", "max T solved: the longest T at which at least one seed solved the task; "
                    "AUC: area under the mean metric against log10 T over its span (a failed T at the trivial baseline)",
                    ("model", "T", "max T solved", "AUC (metric vs log10 T)", "marked"), rows)
+
+
+def _lengths_section(pub: Publication) -> Section:
+    table = lengths_frame(pub.lengths)
+    metric = pub.lengths[0].metric_name
+    header = tuple(str(name) if name in ("model", "trained T") else f"T′ = {name}" for name in table.columns)
+    rows = tuple(tuple(str(value) for value in row) for row in table.itertuples(index=False))
+    return Section("lengths", "At other lengths T′ (length generalisation)",
+                   f"test {metric} of each arm's best configuration, trained at T and tested at T′ with the weights "
+                   "it ended with: mean (n seeds); * the trained T (the leaderboard's mean); a point that could not "
+                   "be measured says how it ended (oom at T′ = …)", header, rows)
 
 
 def _cost_row(arm: PublishedArm) -> tuple[str, ...]:
@@ -349,6 +367,7 @@ def to_json(pub: Publication) -> dict[str, Any]:
                            "seed": SEED},
             "solved_when": {"rule": pub.solved_rule, "source": pub.solved_source},
             "leaderboard": arms, "reach": [asdict(line) for line in pub.reach],
+            "lengths": [point.to_json() for point in pub.lengths],
             "protocols": [{"name": name, "options": options} for name, options in pub.protocols],
             "searches": [{**asdict(s), "created_at": s.created_at.isoformat(),
                           "finished_at": None if s.finished_at is None else s.finished_at.isoformat()}

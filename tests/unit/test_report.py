@@ -35,25 +35,34 @@ def _arm(t: int, model: str) -> dict[str, Any]:
 
 def _run(trial_id: str, metric: float | None, *, seed: int, role: str = "search", lr: float = 0.01,
          status: str = "completed", solved_at: int | None = None,
-         facts: dict[str, str] | None = FACTS) -> dict[str, Any]:
+         facts: dict[str, str] | None = FACTS, lengths: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     curve = [{"step": 100.0, "train_loss": 0.17, "val_mse": 0.17}]
     if solved_at is not None:
         curve.append({"step": float(solved_at), "train_loss": 0.01, "val_mse": 0.01})
     return {"trial_id": trial_id, "seed": seed, "role": role, "hparams": {"lr": lr}, "status": status,
             "metric": metric, "best_val_metric": metric, "steps": 3000, "curve": curve, "params": 12_345,
-            "train_seq_per_s": 800.0, "infer_seq_per_s": 2400.0, "peak_mem_mb": 42.0, "facts": facts}
+            "train_seq_per_s": 800.0, "infer_seq_per_s": 2400.0, "peak_mem_mb": 42.0, "facts": facts,
+            "lengths": list(lengths)}
+
+
+def _at(seq_len: int, metric: float | None) -> dict[str, Any]:
+    """A test at another length T′: completed with `metric`, or out of memory without one."""
+    if metric is None:
+        return {"seq_len": seq_len, "status": "oom", "metric": None, "note": "CUDA out of memory"}
+    return {"seq_len": seq_len, "status": "completed", "metric": metric, "note": None}
 
 
 def recorded(engine: Engine) -> str:
     """gru T=100: one configuration on seeds 1, 2, 3 (0.010 solved at step 200, 0.012 solved at 300, 0.2 not
     solved; the last recorded before facts were kept) and a worse one; lstm T=100: 0.05 on one seed; gru
-    T=1000: out of memory; lstm T=1000: 0.1."""
+    T=1000: out of memory; lstm T=1000: 0.1. gru T=100's seeds tested at T′ = 200: 0.02, 0.04, out of memory."""
     search_id = searches.create_search(engine, name="published", spec_yaml=SPEC, spec_hash="9f86d081884c7d65",
                                        mlflow_experiment_id="1",
                                        arms=[_arm(t, model) for t in (100, 1000) for model in ("gru", "lstm")])
-    trials = {"adding/T=100/gru": [_run("g1", 0.010, seed=1, solved_at=200), _run("g0", 0.3, seed=9, lr=0.1),
-                                   _run("g2", 0.012, seed=2, role="repeat", solved_at=300),
-                                   _run("g3", 0.2, seed=3, role="repeat", facts=None)],
+    trials = {"adding/T=100/gru": [_run("g1", 0.010, seed=1, solved_at=200, lengths=(_at(200, 0.02),)),
+                                   _run("g0", 0.3, seed=9, lr=0.1),
+                                   _run("g2", 0.012, seed=2, role="repeat", solved_at=300, lengths=(_at(200, 0.04),)),
+                                   _run("g3", 0.2, seed=3, role="repeat", facts=None, lengths=(_at(200, None),))],
               "adding/T=100/lstm": [_run("l1", 0.05, seed=1)],
               "adding/T=1000/gru": [_run("o1", None, seed=1, status="oom")],
               "adding/T=1000/lstm": [_run("l2", 0.1, seed=1)]}
@@ -100,10 +109,26 @@ def test_the_report_holds_the_hand_computed_numbers_in_markdown_and_json(engine:
     assert f"mlflow {metadata.version('mlflow')}" in text
 
 
+def test_the_report_holds_the_other_lengths_each_arm_was_tested_at(engine: Engine, tmp_path: Path) -> None:
+    """gru trained at T = 100, tested at T′ = 200 on its three seeds: mean (0.02 + 0.04) / 2 = 0.03 over n = 2,
+    the third seed's out-of-memory marked, the trained T the leaderboard's mean; in Markdown, JSON and HTML."""
+    write_report(engine, "adding", recorded(engine), tmp_path)
+    points = {(p["model"], p["seq_len"]): p for p in json.loads((tmp_path / "report.json").read_text())["lengths"]}
+    assert set(points) == {("gru", 100), ("gru", 200)}  # lstm was never tested at another length
+    assert points["gru", 200]["mean"] == pytest.approx(0.03) and points["gru", 200]["n"] == 2
+    assert points["gru", 200]["runs"] == 3 and points["gru", 200]["failures"] == {"oom": 1}
+    assert points["gru", 100]["trained"] and points["gru", 100]["mean"] == pytest.approx((0.010 + 0.012 + 0.2) / 3)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## At other lengths T′ (length generalisation)" in markdown
+    assert "| gru | 100 | 0.074 (n=3) * | 0.03 (n=2); oom at T′ = 200 (CUDA out of memory), 1 of 3 runs |" in markdown
+    html_page = (tmp_path / "report.html").read_text()
+    assert 'class="seqarena-report-lengths"' in html_page and "0.03 (n=2); oom at T′ = 200" in html_page
+
+
 def test_the_html_page_embeds_plotly_and_the_tables_offline(engine: Engine, tmp_path: Path) -> None:
     write_report(engine, "adding", recorded(engine), tmp_path)
     page = (tmp_path / "report.html").read_text()
-    assert page.count('class="plotly-graph-div"') == 3  # metric, memory, throughput against T
+    assert page.count('class="plotly-graph-div"') == 4  # metric, memory, throughput against T; at other T′
     assert not re.search(r"<script[^>]*\ssrc=", page) and len(page) > 1_000_000  # plotly.js inline, no CDN
     assert '<table class="seqarena-report-leaderboard">' in page and "250 (200–300)" in page
 
