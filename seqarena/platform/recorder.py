@@ -30,15 +30,13 @@ from seqarena.cells.space import resolve
 from seqarena.platform import database, jobs, searches
 from seqarena.platform.progress import SearchProgress
 from seqarena.platform.run_record import finished_record, recorded_facts
-from seqarena.platform.tracking import RETRY_TAG, SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.platform.tracking import FINAL_STATUS, RETRY_TAG, SEARCH_TAG, TRIAL_TAG, Tracker
 from seqarena.workers.config import SearchTrial
 from seqarena.workers.results import TrialRecord
 from seqarena.workers.tune_trainable import OBJECTIVE, STEP
 
 log = logging.getLogger(__name__)
 CURVE_KEYS = ("train_loss",)
-FINAL_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "oom": "FAILED", "stopped": "KILLED",
-                "failed": "FAILED"}
 
 
 #: The fence of each search this process drives for a job (`seqarena worker` sets it; a search run by

@@ -28,6 +28,9 @@ from seqarena.platform.home import seqarena_home
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
+FINAL_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "oom": "FAILED", "stopped": "KILLED",
+                "failed": "FAILED"}
+"""The MLflow status of a trial's child run for each status of its record (`TrialRecord.status`)."""
 SEARCH_TAG = "seqarena.search_id"
 TRIAL_TAG = "seqarena.trial_id"
 #: On the run of a rerun failed cell (`seqarena retry`): the trial id of the attempt it replaces.

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,9 +17,17 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from seqarena.platform import database
+from tests.services import (
+    answers,
+    free_port,
+    mlflow_server_command,
+    mlflow_server_env,
+    ray_active_nodes,
+    ray_head_command,
+    ray_worker_node_command,
+)
 
 ADMIN_URL = os.environ.get("SEQARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-BIN = Path(sys.executable).parent
 
 TINY_SPEC = """
 name: {name}
@@ -75,12 +81,6 @@ def local_ray(ray_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
              runtime_env={"env_vars": tune_adapter.worker_env()})
     yield
     ray.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seqarena_cli(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -151,14 +151,6 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def mlflow_server_factory(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Start `mlflow server` on 127.0.0.1 with a given backend store and proxied artifacts; returns its URL."""
@@ -167,14 +159,12 @@ def mlflow_server_factory(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     def start(backend_uri: str) -> str:
         port = free_port()
         artifacts = tmp_path / f"mlflow-artifacts-{port}"
-        command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                   "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
-                   "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"]
-        server = subprocess.Popen(command, env=child_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(mlflow_server_command(port, backend_uri, artifacts),
+                                  env=mlflow_server_env(child_env()), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
         servers.append(server)
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(f"{url}/health") or server.poll() is not None, 120, "the MLflow server")
+        wait_for(lambda: answers(f"{url}/health") or server.poll() is not None, 120, "the MLflow server")
         assert server.poll() is None, "mlflow server exited"
         return url
 
@@ -189,21 +179,12 @@ def ray_cluster(ray_tmp: Path) -> Iterator[dict[str, str]]:
     port = free_port()
     env = child_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     env.pop("RAY_ADDRESS", None)
-    common = ["--num-cpus", "1", "--object-store-memory", str(100 * 1024 * 1024), "--block"]
     quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
-    nodes = [subprocess.Popen([str(BIN / "ray"), "start", "--head", "--port", str(port), "--include-dashboard",
-                               "false", "--temp-dir", str(ray_tmp), *common], **quiet)]
+    nodes = [subprocess.Popen(ray_head_command(port, ray_tmp), **quiet)]
     try:
-        status = [str(BIN / "ray"), "status", "--address", f"127.0.0.1:{port}"]
-
-        def active_nodes() -> int:
-            done = subprocess.run(status, env=env, capture_output=True, text=True, timeout=30, check=False)
-            return done.stdout.count(" node_")
-
-        wait_for(lambda: active_nodes() >= 1, 90, "the Ray head", interval=1.0)
-        nodes.append(subprocess.Popen([str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}", *common],
-                                      **quiet))
-        wait_for(lambda: active_nodes() >= 2, 90, "the second Ray node", interval=1.0)
+        wait_for(lambda: ray_active_nodes(port, env) >= 1, 90, "the Ray head", interval=1.0)
+        nodes.append(subprocess.Popen(ray_worker_node_command(port), **quiet))
+        wait_for(lambda: ray_active_nodes(port, env) >= 2, 90, "the second Ray node", interval=1.0)
         yield {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
     finally:
         for node in reversed(nodes):

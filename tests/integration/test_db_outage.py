@@ -11,13 +11,11 @@ four completed Optuna trials, and both workers are still alive.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -28,8 +26,9 @@ from sqlalchemy import create_engine, text
 from seqarena.platform import database, jobs
 from seqarena.platform.leaderboard import trials_frame
 from seqarena.platform.tracking import TRIAL_TAG
+from tests.services import PrivatePostgres
 
-from .conftest import free_port, wait_for
+from .conftest import wait_for
 from .test_search import child_runs
 from .test_workers import JOB_SPEC, submit
 
@@ -37,50 +36,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SAMPLES = 4
 
 
-def _as_postgres(*args: str) -> list[str]:
-    """Run a PostgreSQL binary as the `postgres` user when we are root (initdb refuses root)."""
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
-
-
-@dataclass
-class Cluster:
-    """A private PostgreSQL cluster on its own port and socket folder."""
-
-    bin: Path
-    data: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        subprocess.run(_as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l",
-                                    str(self.data / "server.log"), "-o",
-                                    f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start"),
-                       check=True, capture_output=True, timeout=60)
-
-    def stop(self) -> None:
-        subprocess.run(_as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop"),
-                       check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found:
-        pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (initdb, pg_ctl)")
-    data = Path(tempfile.mkdtemp(prefix="sa-pg-", dir="/tmp"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    subprocess.run(_as_postgres(str(found[-1]), "-D", str(data), "-A", "trust", "-U", "postgres"), check=True,
-                   capture_output=True, timeout=120)
-    own = Cluster(found[-1].parent, data, free_port())
-    own.start()
+def cluster() -> Iterator[PrivatePostgres]:
+    own = PrivatePostgres.create(Path(tempfile.mkdtemp(prefix="sa-pg-", dir="/tmp")))
     yield own
-    subprocess.run(_as_postgres(str(own.bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
-                   capture_output=True, timeout=60, check=False)
-    shutil.rmtree(data, ignore_errors=True)
+    own.destroy()
 
 
 @pytest.fixture
@@ -115,7 +75,7 @@ def _recorded(url: str, job_id: str) -> int:
 
 
 @pytest.mark.parametrize(("outage_s", "lease_s"), [(5, 30), (40, 12)])
-def test_a_job_runs_exactly_once_through_a_database_outage(outage_s: int, lease_s: int, cluster: Cluster,
+def test_a_job_runs_exactly_once_through_a_database_outage(outage_s: int, lease_s: int, cluster: PrivatePostgres,
                                                            tmp_path: Path, workers: list[subprocess.Popen],
                                                            ray_tmp: Path) -> None:
     home = tmp_path / "home"
