@@ -6,7 +6,7 @@ after the first load (queries aggregate in SQL and are cached; no page loads eve
 What this script does, in one process:
 
 1. Seeds a fresh platform database: 4 searches (one still `running`) over 200 arms of the adding
-   problem (MSE, lower is better) and sMNIST (accuracy, higher is better) x the 9 models of the zoo,
+   problem (MSE, lower is better) and sMNIST (accuracy, higher is better) x 9 models of the zoo (`ALL`),
    100 trials per arm (95 `search` trials with statuses completed/stopped/diverged/oom/failed, then
    5 `repeat` runs of the best configuration), written with SQLAlchemy Core bulk inserts. Searches,
    arms and jobs go through the platform API (`searches.create_search`, `jobs.submit/claim/...`); MLflow
@@ -81,7 +81,8 @@ class TaskInfo:
 
 TASKS = {"adding": TaskInfo("mse", False, 0.167), "smnist": TaskInfo("accuracy", True, 0.1)}
 ALL = ("rnn", "lstm", "gru", "janet", "cornn", "unicornn", "lem", "tcn", "transformer")
-"""The zoo's models (`seqarena.cells.names()`; `benchmark` checks they still match)."""
+"""The models seeded: nine of the zoo's (`seqarena.cells.names()`; `benchmark` checks each is still in it). The
+state-space models added later are not seeded, so the plan stays 200 arms and runs stay comparable."""
 SKILL = {"rnn": 0.35, "lstm": 0.7, "gru": 0.75, "janet": 0.7, "cornn": 0.85, "unicornn": 0.85, "lem": 0.9,
          "tcn": 0.6, "transformer": 0.55}
 
@@ -789,8 +790,8 @@ def benchmark(args: argparse.Namespace, backend: str, url: str) -> Run:
     from seqarena.dashboard.data import TTL_S
     from seqarena.dashboard.serve import APP
 
-    if set(ALL) != set(cells.names()):
-        raise SystemExit(f"the zoo's models changed: {cells.names()}; update ALL and SKILL")
+    if not set(ALL) <= set(cells.names()):
+        raise SystemExit(f"a seeded model left the zoo: {sorted(set(ALL) - set(cells.names()))}; update ALL and SKILL")
     args.ttl_s = TTL_S
     engine, tracker, seeded = database.get_engine(url), Tracker(), Seeded()
     plans = plan_searches(args.arms)

@@ -239,12 +239,14 @@ def _wait_nodes(address: str, count: int, env: dict[str, str], nodes: list[subpr
 
 
 @contextmanager
-def ray_cluster(count: int, args: argparse.Namespace, logs: Path) -> Iterator[tuple[dict[str, str], float]]:
-    """`count` Ray nodes of 1 CPU on this machine, token auth on; yields the driver's env and the start-up s."""
+def ray_cluster(count: int, args: argparse.Namespace, logs: Path,
+                cpus: int = 1) -> Iterator[tuple[dict[str, str], float]]:
+    """`count` Ray nodes of `cpus` CPUs each on this machine, token auth on; yields the driver's env and the
+    start-up s. `args`: `object_store_mb` and `node_timeout` (also used by `benchmarks/load_jobs.py`)."""
     temp = Path(tempfile.mkdtemp(prefix="sa-bt-", dir="/tmp"))  # socket paths must stay short
     env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     address = f"127.0.0.1:{free_port()}"
-    common = ["--num-cpus", "1", "--object-store-memory", str(args.object_store_mb * 1024 * 1024),
+    common = ["--num-cpus", str(cpus), "--object-store-memory", str(args.object_store_mb * 1024 * 1024),
               "--disable-usage-stats", "--block"]
     head = ["--head", "--port", address.split(":")[1], "--include-dashboard", "false", "--temp-dir", str(temp)]
     nodes: list[subprocess.Popen] = []

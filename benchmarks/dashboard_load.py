@@ -1,0 +1,348 @@
+"""Concurrent dashboard sessions in a real browser while a search writes into the same database (issue 18,
+"Load": 20 dashboard sessions reading while a search writes, pages under 2 s).
+
+What this script does:
+
+1. Creates a fresh PostgreSQL database on `--admin-url`'s server (dropped at the end) and seeds it the way
+   `benchmarks/dashboard_pages.py` does (its `plan_searches`, `seed_searches`, `seed_jobs`: `--trials`
+   trials over `--arms` arms, real MLflow parent runs in an embedded SQLite store under a temporary
+   `SEQARENA_HOME`).
+2. Serves it with `seqarena dashboard --port P` on 127.0.0.1 (a real Streamlit server, pages over its
+   websocket) and starts a writer: `seqarena run` of a small adding search (`--writer-trials` trials of
+   `--writer-steps` steps, its own local Ray) whose driver records every finished trial into the same
+   database; the sessions start once it has recorded its first trial, after a warm-up (one session
+   through every page once, not counted: the server's first imports, as `dashboard_pages.py` counts
+   renders after the first load).
+3. Opens `--sessions` browser contexts in one headless Chromium (`/usr/bin/chromium`, Playwright's async
+   API; each context is its own Streamlit session) at once. Each loads the dashboard (the Leaderboard,
+   the default page), then for `--rounds` rounds clicks through Metric vs T, Jobs, Models and back to
+   the Leaderboard in the sidebar. A page's time is from the navigation (the `goto`, or the click on its
+   sidebar link) until its title and its main element are visible: the leaderboard's table
+   (`table.seqarena-board`), a Plotly chart, the jobs table (`stDataFrame`), the models' equations
+   (KaTeX). Consecutive pages have main elements of different kinds, so an element left from the page
+   before never counts.
+4. Reports median, p95 and max per page and over all, the share under `--budget` s (2 s), the trials the
+   writer recorded while the sessions read, and writes the section "## Dashboard under load: concurrent
+   browser sessions while a search writes (issue 18)" of `benchmarks/RESULTS.md` and
+   `benchmarks/results/dashboard_load.json`.
+
+    .venv/bin/python benchmarks/dashboard_load.py [--sessions 20] [--rounds 3] [--trials 20000]
+        [--arms 200] [--admin-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+A check that everything works: `--sessions 2 --rounds 1 --trials 400 --arms 20` (about 2 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dashboard_pages import Seeded, fresh_database, machine, plan_searches, quiet, seed_jobs, seed_searches
+from load_jobs import spread, write_section
+from search_throughput import BIN, ROOT, clean_env, free_port, stop_tree
+
+HEADING = "## Dashboard under load: concurrent browser sessions while a search writes (issue 18)"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage"]
+WRITER_SPEC = """\
+name: dashboard-load-writer
+task: adding
+task_options: {{n_val: 16, n_test: 16}}
+seq_lens: [10]
+models: [rnn]
+budget: {{max_steps: {steps}, eval_every: {steps}}}
+search: {{algorithm: random, num_samples: {trials}, scheduler: none, seed: 0}}
+fixed: {{all: {{hidden_size: 4, batch_size: 8}}}}
+resources: {{cpus_per_trial: 1, gpus_per_trial: 0}}
+"""
+
+
+@dataclass(frozen=True)
+class Page:
+    """A dashboard page: its sidebar link, its title and the selector of its main element."""
+
+    link: str
+    title: str
+    main: str
+
+
+LEADERBOARD = Page("Leaderboard", "Leaderboard", "table.seqarena-board")
+ROUND = (Page("Metric vs T", "Metric vs sequence length", ".js-plotly-plot"),
+         Page("Jobs", "Jobs", "[data-testid='stDataFrame']"),
+         Page("Models", "Models", ".katex"),
+         LEADERBOARD)
+
+
+@dataclass
+class Timing:
+    session: int
+    round: int
+    page: str
+    seconds: float
+    ok: bool
+    error: str = ""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=20, help="concurrent browser sessions (default 20)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds through the pages per session (default 3)")
+    parser.add_argument("--trials", type=int, default=20_000, help="trials seeded before (default 20000)")
+    parser.add_argument("--arms", type=int, default=200, help="arms seeded (default 200)")
+    parser.add_argument("--writer-trials", type=int, default=400, help="trials of the writing search")
+    parser.add_argument("--writer-steps", type=int, default=20, help="steps of each of its trials")
+    parser.add_argument("--budget", type=float, default=2.0, help="the target page time in seconds (default 2)")
+    parser.add_argument("--page-timeout", type=float, default=120, help="seconds before a page counts as failed")
+    parser.add_argument("--admin-url", default=os.environ.get("SEQARENA_TEST_PG_URL",
+                                                              "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+                        help="a PostgreSQL server to create the fresh database on")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "dashboard_load.json")
+    args = parser.parse_args(argv)
+    if min(args.sessions, args.rounds, args.arms, args.writer_trials, args.writer_steps) < 1 or args.trials < args.arms:
+        parser.error("--sessions, --rounds, --arms, --writer-* take positive numbers and --trials >= --arms")
+    return args
+
+
+# --- the browser sessions ----------------------------------------------------------------------------
+
+
+async def show(page: Any, target: Page, timeout_ms: float) -> None:
+    """Wait until `target`'s title and main element are visible."""
+    from playwright.async_api import expect
+
+    await expect(page.get_by_role("heading", name=target.title, exact=True)).to_be_visible(timeout=timeout_ms)
+    await expect(page.locator(target.main).first).to_be_visible(timeout=timeout_ms)
+
+
+async def timed(session: int, number: int, target: Page, action: Any, page: Any, timeout_ms: float) -> Timing:
+    started = time.perf_counter()
+    try:
+        await action()
+        await show(page, target, timeout_ms)
+    except Exception as error:  # a page that never rendered counts, with its reason
+        return Timing(session, number, target.link, time.perf_counter() - started, False,
+                      f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+    return Timing(session, number, target.link, time.perf_counter() - started, True)
+
+
+async def one_session(browser: Any, url: str, session: int, args: argparse.Namespace) -> list[Timing]:
+    """One user: load the dashboard, then click through the pages `rounds` times."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    timeout_ms = args.page_timeout * 1000
+    try:
+        found = [await timed(session, 0, LEADERBOARD, lambda: page.goto(url), page, timeout_ms)]
+        for number in range(1, args.rounds + 1):
+            for target in ROUND:
+                link = page.get_by_role("link", name=target.link, exact=True)
+                found.append(await timed(session, number, target, link.click, page, timeout_ms))
+        return found
+    finally:
+        await context.close()
+
+
+async def sessions(url: str, args: argparse.Namespace) -> tuple[list[Timing], list[Timing], float]:
+    """The warm-up (one session through every page once, not counted: the server's first imports) and then
+    the timings of `args.sessions` sessions at once, with their wall clock."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            warm = await one_session(browser, url, -1, SimpleNamespace(rounds=1, page_timeout=args.page_timeout))
+            started = time.perf_counter()
+            done = await asyncio.gather(*(one_session(browser, url, n, args) for n in range(args.sessions)))
+        finally:
+            await browser.close()
+    return warm, [timing for one in done for timing in one], time.perf_counter() - started
+
+
+# --- the server and the writer ---------------------------------------------------------------------
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_until(check: Any, timeout: float, what: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {process.returncode}; its log ends:\n"
+                               + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(1)
+
+
+def trials_of(url: str, name: str) -> int:
+    """Trials the search `name` recorded so far."""
+    from sqlalchemy import func, select
+
+    from seqarena.platform import database
+    from seqarena.platform.schema import Search, Trial
+
+    with database.get_engine(url).connect() as conn:
+        return conn.execute(select(func.count()).select_from(Trial).join(Search, Trial.search_id == Search.id)
+                            .where(Search.name == name)).scalar_one()
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+# --- the report -----------------------------------------------------------------------------------------
+
+
+def summary(timings: list[Timing], budget: float) -> dict[str, Any]:
+    pages = sorted({t.page for t in timings}, key=lambda name: [p.link for p in (LEADERBOARD, *ROUND)].index(name))
+    first = [t.seconds for t in timings if t.round == 0 and t.ok]
+    per_page = {"first load (Leaderboard)": spread(first)}
+    for name in pages:
+        per_page[name] = spread([t.seconds for t in timings if t.round > 0 and t.page == name and t.ok])
+    ok = [t.seconds for t in timings if t.ok]
+    return {"per_page": per_page, "clicks": spread([t.seconds for t in timings if t.round > 0 and t.ok]),
+            "all": spread(ok), "failed": sum(not t.ok for t in timings), "renders": len(timings),
+            "under_budget": sum(t.ok and t.seconds < budget for t in timings),
+            "errors": sorted({t.error for t in timings if not t.ok})[:5]}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    args, s = result["args"], result["summary"]
+
+    def row(name: str, values: dict[str, float]) -> str:
+        if not values.get("n"):
+            return f"| {name} | 0 | — | — | — | — |"
+        mark = "pass" if values["max"] < args["budget"] else ("median only" if values["median"] < args["budget"]
+                                                               else "FAIL")
+        return (f"| {name} | {values['n']} | {values['median']:.2f} | {values['p95']:.2f} | {values['max']:.2f} | "
+                f"{mark} |")
+
+    warm_up = ", ".join(f"{w['page']} {w['seconds']:.1f} s" for w in result["warm_up"])
+    lines = [
+        HEADING, "", f"Measured {result['when']} with", "", f"    {result['command']}", "",
+        f"- Machine: {result['machine']}; load average {', '.join(f'{v:.1f}' for v in result['load_before'])} "
+        "at the start.",
+        f"- Database: a fresh PostgreSQL database seeded like `dashboard_pages.py`: {result['seeded_trials']:,} "
+        f"trials over {result['seeded_arms']} arms (seeding {result['seed_s']:.0f} s). The dashboard: "
+        f"`seqarena dashboard` on 127.0.0.1 (one Streamlit server; its data cache TTL shared by all sessions).",
+        f"- Writer: `seqarena run` of an adding search (rnn, T = 10, {args['writer_steps']} steps per trial, "
+        f"its own local Ray) recording into the same database: {result['writer_trials_during']} trials recorded "
+        f"while the sessions read ({result['writer_trials_total']} in all).",
+        f"- Warm-up, not counted: one session through every page once after the server started (its first "
+        f"imports): {warm_up}.",
+        f"- Readers: {args['sessions']} browser contexts (one Streamlit session each) in one headless Chromium, "
+        f"all at once; each loads the Leaderboard, then {args['rounds']} round(s) of clicks: Metric vs T, Jobs, "
+        f"Models, Leaderboard. {s['renders']} page renders in {result['sessions_s']:.0f} s; {s['failed']} "
+        f"did not render within {args['page_timeout']:.0f} s.", "",
+        f"Time until the page's title and main element are visible, in seconds (target < {args['budget']:g} s):", "",
+        "| page | n | median | p95 | max | < target |", "|---|---:|---:|---:|---:|:---:|",
+        *(row(name, values) for name, values in s["per_page"].items()),
+        row("every click (all pages after the first load)", s["clicks"]),
+        row("every render", s["all"]), "",
+        f"{s['under_budget']} of {s['renders']} renders ({100 * s['under_budget'] / max(s['renders'], 1):.0f} %) "
+        f"were under {args['budget']:g} s.",
+        *([f"Errors: {'; '.join(s['errors'])}"] if s["errors"] else []), "",
+    ]
+    return "\n".join(lines)
+
+
+# --- driver ------------------------------------------------------------------------------------------
+
+
+def seed(url: str, args: argparse.Namespace) -> tuple[Seeded, float]:
+    from seqarena.platform import database
+    from seqarena.platform.tracking import Tracker
+
+    engine, seeded, started = database.get_engine(url), Seeded(), time.perf_counter()
+    plans = plan_searches(args.arms)
+    seed_searches(engine, Tracker(), plans, args.trials, seeded)
+    seed_jobs(engine, plans, seeded)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return seeded, time.perf_counter() - started
+
+
+def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="sa-dash-load-", dir="/tmp"))
+    home = work / "home"
+    home.mkdir()
+    os.environ["SEQARENA_HOME"] = str(home)
+    quiet()
+    with fresh_database(SimpleNamespace(db_url=args.admin_url), home) as (_, url):
+        seeded, seed_s = seed(url, args)
+        print(f"seeded {seeded.trials} trials in {seed_s:.0f} s; starting the dashboard and the writer ...",
+              flush=True)
+        env = {**clean_env(), "SEQARENA_HOME": str(home), "SEQARENA_DB_URL": url, "RAY_TMPDIR": str(work)}
+        env.pop("SEQARENA_DASHBOARD_TOKEN", None)
+        spec = work / "writer.yaml"
+        spec.write_text(WRITER_SPEC.format(steps=args.writer_steps, trials=args.writer_trials))
+        port = free_port()
+        dashboard_url = f"http://127.0.0.1:{port}"
+        server = start([str(BIN / "seqarena"), "dashboard", "--port", str(port)], env, work / "dashboard.log")
+        writer = start([str(BIN / "seqarena"), "run", str(spec)], env, work / "writer.log")
+        try:
+            wait_until(lambda: healthy(dashboard_url), 180, "the dashboard", server, work / "dashboard.log")
+            wait_until(lambda: trials_of(url, "dashboard-load-writer") > 0, 900, "the writer's first trial", writer,
+                       work / "writer.log")
+            before = trials_of(url, "dashboard-load-writer")
+            print(f"writer recording ({before} trials); {args.sessions} sessions reading ...", flush=True)
+            warm, timings, sessions_s = asyncio.run(sessions(dashboard_url, args))
+            during = trials_of(url, "dashboard-load-writer") - before
+        finally:
+            stop_tree(writer)
+            stop_tree(server)
+        total = trials_of(url, "dashboard-load-writer")
+    return {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "argv": argv,
+        "command": ".venv/bin/python benchmarks/dashboard_load.py " + shlex.join(argv),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(), "load_before": list(load_before), "load_after": list(os.getloadavg()),
+        "seeded_trials": seeded.trials, "seeded_arms": seeded.arms, "seed_s": seed_s,
+        "writer_trials_during": during, "writer_trials_total": total, "sessions_s": sessions_s,
+        "summary": summary(timings, args.budget), "timings": [asdict(t) for t in timings], "work": str(work),
+        "warm_up": [asdict(t) for t in warm],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` blocks: stop what we started
+    result = measure(args, argv)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    text = markdown(result)
+    write_section(args.out, HEADING, text)
+    print(text)
+    s = result["summary"]
+    return 0 if s["failed"] == 0 and s["all"].get("max", 1e9) < args.budget else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
