@@ -2,8 +2,11 @@
 
 Gu & Dao (2023), "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", arXiv:2312.00752;
 official code `state-spaces/mamba` (`mamba_simple.py` `Mamba`, `selective_scan_interface.py`
-`selective_scan_ref`, `mixer_seq_simple.py` `Block` / `MixerModel`). A small faithful version in plain
-torch on the diagonal scan `seqarena.cells.kernels.scan`, not the CUDA package.
+`selective_scan_ref`, `mixer_seq_simple.py` `Block` / `MixerModel`). A small faithful version, not the CUDA package:
+plain torch around the selective scan of `seqarena.cells.kernels.scan` (`selective_scan`), which on the
+CPU is a fused C++ kernel in the manner of the official `selective_scan` CUDA kernel (the states `h` stay
+in a row-local buffer, the backward recomputes them from checkpoints every 64 steps; `implementation`
+"selective-scan-cpp") and elsewhere materialises `h` on the diagonal scan.
 
 Mixer on `u [B, T, H]`, inner width E = `expand`·H, N = `state_size` states per inner channel,
 R = ⌈H/16⌉ (Algorithm 2 and the code):
@@ -18,7 +21,8 @@ Model (`MixerModel`): encoder Linear(d, H), then `num_layers` pre-norm residual 
 u ← u + Mixer(RMSNorm(u)), then a final RMSNorm. Initialisation (code): A_log = log(1..N) per channel
 (S4D-Real), D = 1, `dt_proj.weight` ~ U(±R^{-1/2}), `dt_proj.bias` = softplus⁻¹(Δ₀) with
 Δ₀ ~ logU[dt_min, dt_max] floored at 1e-4; other layers torch's defaults. Defaults N = 16, k = 4,
-E = 2H, Δ ∈ [0.001, 0.1] (the code's). The state `h` is `[B, T, E·N]`: memory grows with E·N.
+E = 2H, Δ ∈ [0.001, 0.1] (the code's). The state `h` is `[B, T, E·N]`; only the materialised path
+(GPU, trace page) holds it, and its memory grows with E·N.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.kernels.scan import scan
+from seqarena.cells.base import active_probe
+from seqarena.cells.kernels import scan as scan_kernel
+from seqarena.cells.kernels.scan import selective_scan, selective_states
 from seqarena.cells.ssm import ScanModel, report_states
 
 EQUATIONS: tuple[str, ...] = (
@@ -70,11 +76,12 @@ class MambaMixer(nn.Module):
         delta, B, C = self.x_proj(x).split((self.rank, self.state_size, self.state_size), dim=-1)
         delta = nn.functional.softplus(self.dt_proj(delta))  # [B, T, E]
         A = -torch.exp(self.A_log)  # [E, N]
-        a = torch.exp(delta[..., None] * A).reshape(batch, steps, -1)  # [B, T, E·N]
-        b = (delta[..., None] * B[:, :, None, :] * x[..., None]).reshape(batch, steps, -1)
-        h = report_states(scan(a, b)).reshape(batch, steps, self.inner, self.state_size)
-        y = (h * C[:, :, None, :]).sum(-1) + self.D * x
-        return self.out_proj(y * nn.functional.silu(z))
+        if active_probe() is None:
+            y = selective_scan(x, delta, A, B, C)  # fused on the CPU: no [B, T, E, N] tensor
+        else:  # the trace page: the states, materialised, reported per step
+            h = report_states(selective_states(x, delta, A, B, C).flatten(2))
+            y = (h.reshape(batch, steps, self.inner, self.state_size) * C[:, :, None, :]).sum(-1)
+        return self.out_proj((y + self.D * x) * nn.functional.silu(z))
 
 
 class Mamba(ScanModel):
@@ -105,6 +112,12 @@ class Mamba(ScanModel):
             MambaMixer(hidden_size, state_size, conv_kernel, expand, dt_min, dt_max) for _ in range(num_layers))
         self.norm_f = nn.RMSNorm(hidden_size, eps=1e-5)
         self.drop = nn.Dropout(dropout)
+
+    def note_backend(self, x: Tensor) -> None:
+        """"selective-scan-cpp" where the fused C++ selective scan serves `x` (the CPU default), else the
+        materialised states' scan source ("scan-triton", "scan-parallel")."""
+        source = scan_kernel.backend_for(x)
+        self.implementation = "selective-scan-cpp" if source == "cpp" else "scan-" + source
 
     def forward(self, x: Tensor) -> Tensor:
         self.note_backend(x)

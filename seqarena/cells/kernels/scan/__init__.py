@@ -24,6 +24,12 @@ tensors, in which the gradient of `y = a x` with respect to `x` is `conj(a) ∂L
 
 so the backward is one reversed scan plus one product: no per-step graph, memory O(B·T·N).
 
+Mamba's selective scan (`selective_scan`) is the same recurrence with `a = exp(Δ_t A)` and `b = Δ_t B_t x_t`
+over `[B, T, E, N]` states, read out as `y_t = Σ_n C_t[n] h_t[·, n]`. Materialised, it holds several
+`[B, T, E·N]` tensors; `cpu.cpp`'s fused form (the CPU default, `backend_for`) keeps each row's `h [N]` in
+a local buffer, stores `h` only every `SELECTIVE_CHUNK` steps, and its backward recomputes each chunk's
+states from those checkpoints: memory O(B·T·(E + N) + B·E·N·T/SELECTIVE_CHUNK).
+
 Shapes: `a [B, T, N]` or `[N]` (anything that broadcasts to `b`), `b [B, T, N]`; float32, float64,
 complex64 or complex128. This package imports nothing else of seqarena but the kernel build and backend
 helpers.
@@ -43,6 +49,9 @@ from seqarena.cells.kernels import cpp_build
 
 #: Steps per chunk of `scan_parallel` (the Hillis–Steele part runs log2(CHUNK) levels per chunk).
 CHUNK = 64
+#: Steps between the checkpoints of `cpu.cpp`'s fused selective scan (its backward recomputes the states
+#: of one chunk at a time into a [SELECTIVE_CHUNK + 1, N] buffer).
+SELECTIVE_CHUNK = 64
 #: The names of the ways `scan` can compute the recurrence (`method=`).
 Method = Literal["auto", "reference", "parallel", "cpp", "triton"]
 
@@ -195,3 +204,52 @@ def scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: Method = "auto"
         b = torch.cat((first, b[:, 1:]), dim=1)
     a = a.to(b.dtype) if a.is_complex() != b.is_complex() else a
     return LinearScan.apply(a, b, backend_for(b, method))
+
+
+def selective_states(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                     method: Method = "auto") -> Tensor:
+    """The states `h [B, T, E, N]` of Mamba's selective scan, materialised (`scan` over `[B, T, E·N]`):
+
+        h_t[e, n] = exp(Δ_t[e] A[e, n]) h_{t−1}[e, n] + Δ_t[e] B_t[n] x_t[e]        (h_0 = 0)
+
+    with `x`, `delta` `[B, T, E]`, `A [E, N]`, `B`, `C` `[B, T, N]` (`C` is unused here: the signature is
+    `selective_scan`'s)."""
+    batch, steps, inner = x.shape
+    a = torch.exp(delta[..., None] * A).reshape(batch, steps, -1)
+    b = (delta[..., None] * B[:, :, None, :] * x[..., None]).reshape(batch, steps, -1)
+    return scan(a, b, method=method).reshape(batch, steps, inner, A.shape[-1])
+
+
+class SelectiveScan(torch.autograd.Function):
+    """`(x, Δ, A, B, C) -> y [B, T, E]` by `cpu.cpp`'s fused selective scan and its recomputing backward."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
+        ops = cpp_build.require("scan")
+        inputs = (x.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A.contiguous(),
+                  B.contiguous(), C.contiguous())
+        y, kept = ops.selective_scan(*inputs, SELECTIVE_CHUNK)
+        ctx.save_for_backward(*inputs, kept)
+        return y.transpose(1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor, ...]:
+        *inputs, kept = ctx.saved_tensors
+        grad = grad_y.transpose(1, 2).to(inputs[0].dtype).contiguous()
+        dx, ddelta, dA, dB, dC = cpp_build.require("scan").selective_scan_backward(*inputs, grad, kept,
+                                                                                   SELECTIVE_CHUNK)
+        return dx.transpose(1, 2), ddelta.transpose(1, 2), dA.sum(0), dB, dC
+
+
+def selective_scan(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, method: Method = "auto") -> Tensor:
+    """`y_t[e] = Σ_n C_t[n] h_t[e, n]` (`[B, T, E]`) of the selective scan (`selective_states`), differentiable
+    in every input. On the CPU with the C++ source ("cpp", `backend_for`) the fused kernel never forms `h`;
+    any other `method` materialises `h` and runs it on `scan`. All inputs of one real dtype."""
+    if x.dim() != 3 or delta.shape != x.shape or B.shape != C.shape or B.shape[:2] != x.shape[:2] \
+            or A.shape != (x.shape[2], B.shape[2]):
+        raise ValueError(f"selective_scan: x, delta [B, T, E], A [E, N], B, C [B, T, N]; got x {list(x.shape)}, "
+                         f"delta {list(delta.shape)}, A {list(A.shape)}, B {list(B.shape)}, C {list(C.shape)}")
+    if backend_for(x, method) == "cpp":
+        return SelectiveScan.apply(x, delta, A, B, C)
+    return (selective_states(x, delta, A, B, C, method) * C[:, :, None, :]).sum(-1)

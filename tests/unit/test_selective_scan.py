@@ -1,0 +1,127 @@
+"""Mamba's selective scan (`scan.selective_scan`) against its definition, a sequential loop in plain torch.
+
+    h_t[e, n] = exp(Δ_t[e] A[e, n]) h_{t−1}[e, n] + Δ_t[e] B_t[n] x_t[e],    y_t[e] = Σ_n C_t[n] h_t[e, n]
+
+In float64: the values and the gradients of x, Δ, A, B and C of the fused C++ kernel ("cpp": checkpoints
+every SELECTIVE_CHUNK steps, the backward recomputing each chunk) and of the materialised path on the
+torch scan ("parallel") equal the loop's (autograd through the loop) at T from 1 to 3000, across chunk
+boundaries; `gradcheck` checks the fused backward against finite differences.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import Tensor
+
+from seqarena.cells.kernels import scan as S
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TOL = {"rtol": 1e-9, "atol": 1e-11}
+NAMES = ("y", "grad x", "grad delta", "grad A", "grad B", "grad C")
+
+
+def inputs(steps: int, batch: int = 2, inner: int = 3, width: int = 5, seed: int = 0) -> tuple[Tensor, ...]:
+    """`(x, Δ, A, B, C)` as Mamba makes them: Δ > 0 (softplus), A < 0 (−exp(A_log)), so |exp(Δ A)| < 1."""
+    gen = torch.Generator().manual_seed(seed)
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+    delta = torch.nn.functional.softplus(randn(batch, steps, inner) - 2.0)
+    A = -torch.exp(randn(inner, width) * 0.5)
+    return randn(batch, steps, inner), delta, A, randn(batch, steps, width), randn(batch, steps, width)
+
+
+def loop(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
+    """The definition, one step per time step."""
+    h = x.new_zeros(x.shape[0], x.shape[2], A.shape[1])
+    out = []
+    for t in range(x.shape[1]):
+        h = torch.exp(delta[:, t, :, None] * A) * h + (delta[:, t] * x[:, t])[..., None] * B[:, t, None, :]
+        out.append((h * C[:, t, None, :]).sum(-1))
+    return torch.stack(out, dim=1)
+
+
+def values_and_grads(method: str, args: tuple[Tensor, ...]) -> list[Tensor]:
+    leaves = [t.detach().clone().requires_grad_(True) for t in args]
+    y = loop(*leaves) if method == "loop" else S.selective_scan(*leaves, method=method)  # type: ignore[arg-type]
+    weights = torch.linspace(-1, 1, y.shape[1], dtype=torch.float64)[:, None]
+    (y**2 * weights).sum().backward()
+    return [y.detach(), *(leaf.grad for leaf in leaves)]  # type: ignore[misc]
+
+
+def assert_same(got: list[Tensor], want: list[Tensor]) -> None:
+    for name, x, y in zip(NAMES, got, want, strict=True):
+        assert x.shape == y.shape, f"{name}: shape {list(x.shape)}, want {list(y.shape)}"
+        assert torch.allclose(x, y, **TOL), f"{name}: max diff {(x - y).abs().max().item():.3g}"
+
+
+@functools.cache
+def loop_of(steps: int) -> list[Tensor]:
+    """The loop's values and gradients on `inputs(steps)` (computed once per length for both methods)."""
+    return values_and_grads("loop", inputs(steps, batch=2 if steps < 1000 else 1))
+
+
+@pytest.mark.parametrize("method", ["cpp", "parallel"])
+@pytest.mark.parametrize("steps", [1, 2, 63, 64, 65, 1000, 3000])
+def test_selective_scan_matches_the_loop(method: str, steps: int) -> None:
+    assert_same(values_and_grads(method, inputs(steps, batch=2 if steps < 1000 else 1)), loop_of(steps))
+
+
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_fused_backward_across_many_chunk_boundaries(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Checkpoints every step, or every 7 steps of 30 (a short last chunk): still the loop's gradients."""
+    monkeypatch.setattr(S, "SELECTIVE_CHUNK", chunk)
+    args = inputs(30, width=16)
+    assert_same(values_and_grads("cpp", args), values_and_grads("loop", args))
+
+
+def test_gradcheck_of_the_fused_kernel() -> None:
+    args = tuple(t.requires_grad_(True) for t in inputs(70, batch=2, inner=2, width=3, seed=3))  # two chunks
+    assert torch.autograd.gradcheck(lambda *a: S.selective_scan(*a, method="cpp"), args)
+
+
+def test_hand_computed_two_steps() -> None:
+    """E = N = 1, A = −1, Δ = 1, x = B = (1, 2), C = (1, 1): h = 1, e^{−1} + 4; y = h."""
+    x = torch.tensor([[[1.0], [2.0]]], dtype=torch.float64)
+    ones = torch.ones(1, 2, 1, dtype=torch.float64)
+    y = S.selective_scan(x, ones, -torch.ones(1, 1, dtype=torch.float64), x.clone(), ones, method="cpp")
+    assert torch.allclose(y.flatten(), torch.tensor([1.0, torch.e**-1 + 4.0], dtype=torch.float64))
+
+
+def test_float32_stays_close_over_three_thousand_steps() -> None:
+    args = inputs(3000, batch=1, width=16)
+    want = loop(*args)
+    got = S.selective_scan(*(t.float() for t in args), method="cpp").double()
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_the_cpu_default_is_the_fused_kernel() -> None:
+    """`backend_for` picks "cpp" for CPU tensors here (the extension builds), and the fused Function runs."""
+    x, delta, A, B, C = (t.requires_grad_(True) for t in inputs(5))
+    assert S.backend_for(x) == "cpp"
+    assert S.selective_scan(x, delta, A, B, C).grad_fn.name() == "SelectiveScanBackward"
+
+
+def test_bad_shapes_are_rejected() -> None:
+    x, delta, A, B, C = inputs(4)
+    with pytest.raises(ValueError, match=r"A \[E, N\]"):
+        S.selective_scan(x, delta, A.t(), B, C)
+
+
+def test_mamba_traced_states_give_the_fused_output() -> None:
+    """Under `probing()` (the trace page) Mamba materialises and reports its states `[B, E·N]` per step; its
+    output equals the fused kernel's."""
+    from seqarena.cells.base import probing
+    from seqarena.cells.mamba import MambaMixer
+
+    torch.manual_seed(0)
+    mixer = MambaMixer(4, 3, 2, 2, 0.001, 0.1).double()
+    u = torch.randn(2, 9, 4, dtype=torch.float64)
+    fused = mixer(u)
+    with probing() as probe:
+        traced = mixer(u)
+    assert len(probe.states) == 1 and len(probe.states[0]) == 9 and probe.states[0][0][0].shape == (2, 8 * 3)
+    assert torch.allclose(fused, traced, **TOL)
