@@ -652,13 +652,15 @@ def submit(spec: Annotated[str, typer.Argument(help="a spec YAML file")],
            priority: Annotated[int, typer.Option(help="higher runs first")] = 0) -> None:
     """Validate a spec and queue it as a job; print the job id (and, on stderr, how many of its trials
     fit at once on the cluster this machine sees)."""
-    from seqarena.platform import database, jobs
+    from seqarena.platform import database, jobs, storage
     from seqarena.platform.capacity import capacity, check_placeable, visible_cluster
     from seqarena.platform.spec import load_spec
 
     loaded, cluster = load_spec(spec), visible_cluster()
     if os.environ.get("RAY_ADDRESS"):  # the cluster the job runs on; without it, the worker's is not known here
         check_placeable(loaded.resources, cluster)
+    if os.environ.get(storage.FIELD):  # the storage the job's search writes to; unset: the worker's own folder
+        storage.storage().check()
     fits = capacity(loaded, cluster)
     print(jobs.submit(database.get_engine(), spec, priority=priority))
     stderr.print(fits.line(), soft_wrap=True)

@@ -1,7 +1,9 @@
 """One arm's Optuna study, driven through Optuna's ask-and-tell interface.
 
-The study lives in an RDB storage (SQLite under the search's Tune folder) so that a resumed search
-continues it. Each Tune trial of the arm is one Optuna trial: `ask` samples every searched value
+The study lives in Optuna's RDB storage inside the platform database (`study_storage`: PostgreSQL in
+a deployment, where every driver and dashboard reaches it; SQLite on one machine), so that a resumed
+search continues it and nothing of it sits in a node's folder. Its name is unique in that database
+(`<search id or round>/<arm key>`). Each Tune trial of the arm is one Optuna trial: `ask` samples every searched value
 at once (`Study.ask(fixed_distributions=...)`), `report` records the objective at a step, and
 `tell` finishes it; `warm` adds the trials a search recorded before (`Study.add_trials`, for a
 search that grows). Optuna's trial numbers, not its `Trial` objects, are what this class keeps
@@ -13,17 +15,70 @@ that higher is better).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy import exc, make_url, text
+
+from seqarena.errors import BadInput
+from seqarena.platform import database
+
+#: The schema of a PostgreSQL platform database that holds Optuna's tables (Optuna's own `trials` and
+#: `alembic_version` tables would clash with the platform's in its default schema).
+OPTUNA_SCHEMA = "optuna"
+_storages: dict[str, optuna.storages.RDBStorage] = {}
+_storages_lock = threading.Lock()
+T = TypeVar("T")
+
+
+def study_storage(url: str | None = None) -> optuna.storages.BaseStorage | str:
+    """Where the studies live: `url` when given (an Optuna storage URL), else the platform database
+    (`SEQARENA_DB_URL`, read now and never kept in a pickled object): on PostgreSQL its schema
+    `optuna`, on SQLite the file beside it named `<stem>-optuna.db` (one SQLite file cannot hold both
+    sets of tables). One storage per database for this process."""
+    return url if url is not None else platform_storage(database.database_url())
+
+
+def platform_storage(raw: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage inside the platform database at SQLAlchemy URL `raw` (see `study_storage`)."""
+    with _storages_lock:
+        if raw not in _storages:
+            _storages[raw] = _open_platform_storage(raw)
+        return _storages[raw]
+
+
+def _open_platform_storage(raw: str) -> optuna.storages.RDBStorage:
+    parsed = make_url(raw)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        _create_schema(raw)
+        return optuna.storages.RDBStorage(raw, engine_kwargs={
+            "pool_pre_ping": True, "connect_args": {"options": f"-csearch_path={OPTUNA_SCHEMA}"}})
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database).expanduser()
+        sibling = path.with_name(f"{path.stem}-optuna.db")
+        return optuna.storages.RDBStorage(f"sqlite:///{sibling}", engine_kwargs={"connect_args": {"timeout": 30}})
+    raise BadInput("SEQARENA_DB_URL", database.safe_url(raw),
+                   "a PostgreSQL URL or a SQLite file (the searches' Optuna studies are kept beside the platform's)")
+
+
+def _create_schema(raw: str) -> None:
+    engine = database.get_engine(raw)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{OPTUNA_SCHEMA}"'))
+    except exc.IntegrityError:  # another driver created it at the same moment
+        pass
 
 
 class ArmStudy:
-    """The Optuna study of one arm, keyed by Tune's trial ids."""
+    """The Optuna study of one arm, keyed by Tune's trial ids; `storage_url` None: the platform database."""
 
-    def __init__(self, storage_url: str, study_name: str, sampler: optuna.samplers.BaseSampler,
+    def __init__(self, storage_url: str | None, study_name: str, sampler: optuna.samplers.BaseSampler,
                  space: dict[str, optuna.distributions.BaseDistribution]) -> None:
         self.storage_url, self.study_name, self.sampler, self.space = storage_url, study_name, sampler, space
         self.numbers: dict[str, int] = {}
@@ -36,10 +91,14 @@ class ArmStudy:
     def study(self) -> optuna.Study:
         """The study, created in its storage on first use (loaded if it exists)."""
         if self._study is None:
-            self._study = optuna.create_study(storage=self.storage_url, study_name=self.study_name,
-                                              sampler=self.sampler, pruner=optuna.pruners.NopPruner(),
-                                              direction="maximize", load_if_exists=True)
+            self._study = self._outlast(lambda: optuna.create_study(
+                storage=study_storage(self.storage_url), study_name=self.study_name, sampler=self.sampler,
+                pruner=optuna.pruners.NopPruner(), direction="maximize", load_if_exists=True), "opening")
         return self._study
+
+    def _outlast(self, call: Callable[[], T], what: str) -> T:
+        """`call()`, retried through an outage of the database that holds the study (`database.retry`)."""
+        return database.retry(call, f"{what} the Optuna study {self.study_name}")
 
     def __getstate__(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if key not in ("_study", "_asked")}
@@ -57,7 +116,7 @@ class ArmStudy:
 
     def ask(self, trial_id: str) -> dict[str, Any]:
         """Sample the searched values of a new trial."""
-        trial = self.study.ask(fixed_distributions=self.space)
+        trial = self._outlast(lambda: self.study.ask(fixed_distributions=self.space), "asking")
         self.numbers[trial_id] = trial.number
         self._asked[trial_id] = trial
         return dict(trial.params)
@@ -65,22 +124,23 @@ class ArmStudy:
     def report(self, trial_id: str, objective: float, step: int) -> None:
         """Record an intermediate objective (for trials asked by this process and not yet told)."""
         if trial_id in self._asked and trial_id not in self.told:
-            self._asked[trial_id].report(objective, step)
+            self._outlast(lambda: self._asked[trial_id].report(objective, step), "reporting to")
 
     def tell(self, trial_id: str, objective: float | None, error: bool) -> None:
         """Finish an asked trial: complete with its objective; without one, failed (`error`) or pruned."""
         if trial_id in self.told:
             return
         state = TrialState.COMPLETE if objective is not None else TrialState.FAIL if error else TrialState.PRUNED
-        self.study.tell(self.numbers[trial_id], objective, state=state, skip_if_finished=True)
+        self._outlast(lambda: self.study.tell(self.numbers[trial_id], objective, state=state, skip_if_finished=True),
+                      "telling")
         self.told.add(trial_id)
         self._asked.pop(trial_id, None)
 
     def add(self, params: dict[str, Any], objective: float | None) -> None:
         """Add a trial this study never asked for (complete with `objective`, or failed without one)."""
         state = TrialState.COMPLETE if objective is not None else TrialState.FAIL
-        self.study.add_trial(optuna.trial.create_trial(state=state, value=objective, params=params,
-                                                       distributions=self.space))
+        trial = optuna.trial.create_trial(state=state, value=objective, params=params, distributions=self.space)
+        self._outlast(lambda: self.study.add_trial(trial), "adding to")
 
     def warm(self, trials: list[tuple[dict[str, Any], float | None]], queued: Sequence[dict[str, Any]] = ()) -> int:
         """Warm-start a new study with trials recorded before (searched values, objective or None: failed),
@@ -88,7 +148,7 @@ class ArmStudy:
         not run yet, asked before anything is sampled); return how many trials it took. Nothing is added
         to a study that has trials already (it was warmed before), nor a trial outside this study's space
         (`create_trial` refuses it: the space changed since)."""
-        if self.study.get_trials(deepcopy=False):
+        if self._outlast(lambda: self.study.get_trials(deepcopy=False), "reading"):
             return 0
         frozen = []
         for params, objective in trials:

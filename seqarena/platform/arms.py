@@ -246,7 +246,7 @@ class ArmSearcher(Searcher):
     `max_concurrent` (None: no limit) caps the trials handed out and not yet complete.
     """
 
-    def __init__(self, plans: list[ArmPlan], algorithm: str, storage_url: str, study_prefix: str,
+    def __init__(self, plans: list[ArmPlan], algorithm: str, storage_url: str | None, study_prefix: str,
                  max_concurrent: int | None = None) -> None:
         super().__init__(metric=OBJECTIVE, mode=MODE)
         self.plans = {plan.key: plan for plan in plans}

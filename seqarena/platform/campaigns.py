@@ -29,7 +29,7 @@ import itertools
 from typing import Any
 
 from seqarena.errors import BadInput
-from seqarena.platform import database, searches
+from seqarena.platform import database, searches, storage
 from seqarena.platform.arms import ArmPlan, ArmPrior, Rerun
 from seqarena.platform.leaderboard import leaderboard
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
@@ -43,7 +43,6 @@ from seqarena.platform.search import (
     make_tuner,
     progress_of,
     quiet_libraries,
-    tune_storage,
 )
 from seqarena.platform.spec import Spec, check_extends, load_spec, parse_spec
 from seqarena.platform.tracking import Tracker
@@ -53,6 +52,7 @@ from seqarena.workers.tune_trainable import signed
 def extend_search(id_or_name: str, spec: Spec, stop_reason: StopReason | None = None) -> SearchOutcome:
     """Run the trials `spec` adds to a finished search (see the module docstring)."""
     quiet_libraries()
+    storage.storage().check()
     engine = database.get_engine()
     row = _finished(searches.find_search(engine, id_or_name))
     old = load_spec(row.spec_yaml)
@@ -73,6 +73,7 @@ def extend_search(id_or_name: str, spec: Spec, stop_reason: StopReason | None = 
 def retry_search(id_or_name: str, stop_reason: StopReason | None = None) -> SearchOutcome:
     """Rerun the failed and out-of-memory trials of a finished search (see the module docstring)."""
     quiet_libraries()
+    storage.storage().check()
     engine = database.get_engine()
     row = _finished(searches.find_search(engine, id_or_name))
     spec = load_spec(row.spec_yaml)
@@ -130,7 +131,7 @@ def merged(old: Spec, new: Spec) -> Spec:
 
 def round_name(search_id: str, kind: str) -> str:
     """`<search id>-<kind><n>`: the Tune experiment of the search's next round of this kind."""
-    done = len(list(tune_storage().glob(f"{search_id}-{kind}*")))
+    done = len(storage.storage().names(f"{search_id}-{kind}"))
     return f"{search_id}-{kind}{done + 1}"
 
 

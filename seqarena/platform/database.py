@@ -232,7 +232,10 @@ def unreachable(error: BaseException) -> bool:
         return True
     if isinstance(error, exc.OperationalError | exc.InterfaceError):
         return True
-    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+    if isinstance(error, exc.DBAPIError):
+        return bool(error.connection_invalidated)
+    # a library's own error around the driver's (Optuna's StorageInternalError raised from it)
+    return error.__cause__ is not None and unreachable(error.__cause__)
 
 
 def retry(call: Callable[[], T], what: str, give_up: Callable[[], bool] = lambda: False) -> T:

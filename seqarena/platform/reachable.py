@@ -36,7 +36,7 @@ def check_ray_address(address: str) -> None:
         return
     client = address.startswith("ray://")
     host, port = _host_port(address.removeprefix("ray://"), RAY_CLIENT_PORT if client else RAY_GCS_PORT)
-    _connect("RAY_ADDRESS", address, host, port, "the address of a running Ray cluster (host:port or ray://host:port)")
+    connect("RAY_ADDRESS", address, host, port, "the address of a running Ray cluster (host:port or ray://host:port)")
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -51,7 +51,7 @@ def check_tracking_uri(uri: str) -> None:
         raise BadInput("MLFLOW_TRACKING_URI", f"{parts.scheme}://{parts.hostname}", "an http(s) URL with a valid "
                        "port") from None
     shown = f"{parts.scheme}://{parts.hostname}:{port}{parts.path}"  # no user or password
-    _connect("MLFLOW_TRACKING_URI", shown, parts.hostname or "", port, "the URL of a running MLflow server")
+    connect("MLFLOW_TRACKING_URI", shown, parts.hostname or "", port, "the URL of a running MLflow server")
 
 
 def _host_port(text: str, default_port: int) -> tuple[str, int]:
@@ -64,7 +64,7 @@ def _host_port(text: str, default_port: int) -> tuple[str, int]:
         return host.strip("[]"), -1
 
 
-def _connect(field: str, shown: str, host: str, port: int, allowed: str) -> None:
+def connect(field: str, shown: str, host: str, port: int, allowed: str) -> None:
     """Open and close one TCP connection to (host, port), or raise the one-line `BadInput`."""
     if not host or not 0 < port < 65536:
         raise BadInput(field, shown, allowed)

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 TOKEN_ENV = "SEQARENA_DASHBOARD_TOKEN"
 #: Environment variables whose whole value is a secret.
 SECRET_ENVS = (TOKEN_ENV, "RAY_AUTH_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-               "PGPASSWORD", "AWS_SECRET_ACCESS_KEY")
+               "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 #: Environment variables holding a URL whose password (`scheme://user:password@host`) is a secret.
 URL_ENVS = ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI")
 #: Shorter values are not masked (they would mask ordinary words).

@@ -4,8 +4,12 @@
 spec), then runs one Tune experiment over every arm: `ArmSearcher` (Optuna per arm), `ArmScheduler`
 (ASHA per arm), the trainable `run_tune_trial`, `SearchRecorder` writing MLflow and the database,
 failures retried by `FailureConfig`. Ray is the cluster at `RAY_ADDRESS`, or a local Ray with this
-machine's resources. `resume_search(id or name)` restores the Tune experiment of a search whose
-driver died: finished trials are kept, running ones continue from their last checkpoint.
+machine's resources. The experiment and its checkpoints go to the storage of `SEQARENA_STORAGE`
+(`seqarena.platform.storage`: a folder, or an S3-compatible bucket through Tune's storage
+filesystem), checked writable before anything starts; the arms' Optuna studies go to the platform
+database (`arm_study.study_storage`). `resume_search(id or name)` restores the Tune experiment of a
+search whose driver died, from the storage it recorded: finished trials are kept, running ones
+continue from their last checkpoint.
 """
 
 from __future__ import annotations
@@ -22,15 +26,15 @@ import ray
 from ray import tune
 
 from seqarena import tasks
-from seqarena.platform import database, reachable, searches, tune_adapter
+from seqarena.platform import database, reachable, searches, storage, tune_adapter
 from seqarena.platform.arms import ArmPlan, ArmScheduler, ArmSearcher, ladder_skips
 from seqarena.platform.capacity import check_placeable, ray_cluster
 from seqarena.platform.domains import fixed_hparams, grid, search_space
-from seqarena.platform.home import seqarena_home
 from seqarena.platform.leaderboard import ArmBest, leaderboard
 from seqarena.platform.placement_watch import PlacementWatch
 from seqarena.platform.progress import ArmCounts, SearchProgress
 from seqarena.platform.recorder import RecorderTarget, SearchRecorder
+from seqarena.platform.schema import Search
 from seqarena.platform.spec import Arm, Resources, Spec, load_spec
 from seqarena.platform.tracking import Tracker
 from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources
@@ -135,8 +139,9 @@ def make_tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: Searc
     """The Tune experiment of a search (`name`: of one later round of it, `seqarena.platform.campaigns`;
     its Tune folder and its arms' Optuna studies are named after it)."""
     name = name or search_id
-    searcher = ArmSearcher(plans, spec.search.algorithm, optuna_storage(search_id), study_prefix=name,
+    searcher = ArmSearcher(plans, spec.search.algorithm, None, study_prefix=name,  # studies: the platform database
                            max_concurrent=spec.search.max_concurrent_trials)
+    store = storage.storage()
     scheduler = ArmScheduler([plan.key for plan in plans], spec.budget.max_steps, spec.search.grace_period,
                              spec.search.reduction_factor, asha=spec.search.scheduler == "asha")
     return tune.Tuner(
@@ -144,7 +149,7 @@ def make_tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: Searc
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(tune_storage()), verbose=0,
+            name=name, storage_path=store.root, storage_filesystem=store.filesystem(), verbose=0,
             callbacks=[recorder, PlacementWatch(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)],
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -154,18 +159,6 @@ def make_tuner(spec: Spec, plans: list[ArmPlan], search_id: str, recorder: Searc
 
 def _trial_name(trial: Any) -> str:
     return f"{SearchTrial.from_tune(trial.config).arm.replace('/', '_')}_{trial.trial_id}"
-
-
-def tune_storage() -> Path:
-    """Where Tune keeps experiment state and trial checkpoints (shared by all nodes)."""
-    return seqarena_home() / "ray_results"
-
-
-def optuna_storage(search_id: str) -> str:
-    """The SQLite file that keeps a search's Optuna studies (written by the driver only)."""
-    folder = tune_storage() / search_id
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'optuna.db'}"
 
 
 def progress_of(spec: Spec, plans: list[ArmPlan]) -> SearchProgress:
@@ -191,7 +184,7 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
         searches.set_search_status(engine, search_id, "failed", error=f"MLflow: {type(error).__name__}: {error}"[:2000])
         raise
     searches.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
-                               storage_path=str(tune_storage() / search_id))
+                               storage_path=storage.storage().location(search_id))
     return RecorderTarget(search_id, experiment_id, parent)
 
 
@@ -211,6 +204,7 @@ def run_search(spec: Spec, on_registered: OnRegistered | None = None,
     """
     quiet_libraries()
     reachable.check_environment()  # an unreachable Ray or MLflow: one line now, not retries for minutes
+    check_storage()
     plans = arm_plans(spec)
     tracker = Tracker()
     target = register_search(spec, tracker, plans)
@@ -227,6 +221,8 @@ def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> Sea
     reachable.check_environment()
     engine = database.get_engine()
     row = searches.find_search(engine, id_or_name)
+    store, _ = recorded_storage(row)
+    store.check()
     tracker = Tracker()
     target = RecorderTarget(row.id, row.mlflow_experiment_id, row.mlflow_parent_run_id)
     tracker.reopen(target.parent_run_id)
@@ -235,11 +231,26 @@ def resume_search(id_or_name: str, stop_reason: StopReason | None = None) -> Sea
     spec = load_spec(row.spec_yaml)
 
     def restore() -> tune.Tuner:
-        return tune.Tuner.restore(str(tune_storage() / row.id), _with_resources(trial_resources(spec)),
-                                  resume_unfinished=True, resume_errored=True)
+        store, name = recorded_storage(row)
+        return tune.Tuner.restore(store.experiment(name), _with_resources(trial_resources(spec)),
+                                  resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=store.filesystem())
 
     return drive(restore, target, tracker, arm_plans(spec), spec.resources.cpus_per_trial, stop_reason,
                  resources=spec.resources)
+
+
+def recorded_storage(row: Search) -> tuple[storage.Storage, str]:
+    """The storage and the Tune experiment name of a search, from where it recorded them (the
+    storage of now for a search that recorded none)."""
+    if row.storage_path:
+        return storage.at(row.storage_path)
+    return storage.storage(), row.id
+
+
+def check_storage() -> None:
+    """Refuse, in one line, a storage (`SEQARENA_STORAGE`) that cannot be reached or written."""
+    storage.storage().check()
 
 
 def allow_concurrent_pending(cpus_per_trial: float) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from seqarena import tasks
 from seqarena.errors import BadInput
-from seqarena.platform import database
+from seqarena.platform import database, storage
 from seqarena.platform.schema import ArmRow, Search, Trial
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import CONFIG_TAG, TRIAL_TAG
@@ -130,13 +130,44 @@ def _checkpoint_file(run_id: str, recorded: RecordedTrial, uri: str, scratch: Pa
             return found, f"MLflow run {run_id}, artifact checkpoint/{FILE_NAME}"
     except (MlflowException, OSError):
         pass
-    if recorded.storage_path:
-        trial_dir = Path(recorded.storage_path) / f"{recorded.arm_key.replace('/', '_')}_{recorded.trial_id}"
-        candidates = sorted(trial_dir.glob(f"checkpoint_*/{FILE_NAME}"))
-        if candidates:
-            return candidates[-1], str(candidates[-1])
+    location = recorded.storage_path or _recorded_storage(recorded.trial_id)
+    if location and (found := _tune_checkpoint(location, recorded, scratch)) is not None:
+        return found
     raise BadInput("run", run_id, "a trial whose checkpoint is kept (each arm's best trial has one in MLflow; "
                                   "others only while the search's Tune storage holds it)")
+
+
+def _recorded_storage(trial_id: str) -> str | None:
+    """Where the search of a recorded trial keeps its Tune experiment (its database row), or None."""
+    stmt = select(Search.storage_path).join(Trial, Trial.search_id == Search.id).where(Trial.trial_id == trial_id)
+    with database.get_engine().connect() as conn:
+        return conn.execute(stmt).scalar()
+
+
+def _tune_checkpoint(location: str, recorded: RecordedTrial, scratch: Path) -> tuple[Path, str] | None:
+    """The trial's newest Tune checkpoint file in its search's storage at `location` (a folder, or S3:
+    copied into `scratch` first), and where it came from; None when the storage holds none."""
+    store, name = storage.at(location)
+    trial_dir = f"{store.experiment(name)}/{recorded.arm_key.replace('/', '_')}_{recorded.trial_id}"
+    candidates = sorted(folder for folder in _entries(store, trial_dir) if folder.rsplit("/", 1)[-1]
+                        .startswith("checkpoint_"))
+    for folder in reversed(candidates):
+        source = f"{folder}/{FILE_NAME}"
+        try:
+            path = store.download(source, scratch / FILE_NAME) if store.is_s3 else Path(source)
+        except OSError:
+            continue
+        if path.exists():
+            return path, f"s3://{source}" if store.is_s3 else source
+    return None
+
+
+def _entries(store: storage.Storage, folder: str) -> list[str]:
+    """The paths of the entries of `folder` in `store` (none when it is not there)."""
+    try:
+        return store.entries(folder)
+    except OSError:
+        return []
 
 
 #: A trace runs at most this many times the sequence length the run trained at (`seqarena trace

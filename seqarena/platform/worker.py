@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from seqarena.platform import database, jobs, reachable
+from seqarena.platform import database, jobs, reachable, storage
 from seqarena.platform.recorder import FENCES
 from seqarena.platform.redaction import redact
 from seqarena.platform.search import LOST, SearchOutcome, ensure_ray, resume_search, run_search
@@ -169,6 +169,7 @@ def _search_of(engine: Engine, job: jobs.Job, settings: WorkerSettings, stop: St
 def serve(settings: WorkerSettings, engine: Engine | None = None) -> int:
     """Take and run jobs until stopped (SIGTERM), `max_jobs` ran, or with `once` the queue is empty."""
     reachable.check_environment()  # an unreachable Ray or MLflow: one line at start, exit 2
+    storage.storage().check()  # and a storage it cannot write to (SEQARENA_STORAGE)
     engine = engine or database.get_engine()
     stop = StopSignal()
     ensure_ray()  # before our handlers: Ray's core installs its own SIGTERM handler, which aborts

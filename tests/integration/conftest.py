@@ -189,3 +189,37 @@ def ray_cluster(ray_tmp: Path) -> Iterator[dict[str, str]]:
     finally:
         for node in reversed(nodes):
             stop_process(node)
+
+
+@pytest.fixture
+def s3_server() -> Iterator[dict[str, str]]:
+    """An S3-compatible server on 127.0.0.1 (moto's server mode) with one empty bucket `seqarena`; yields
+    the client environment: its endpoint, a region, and credentials made for the test."""
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": f"AKIA{secrets.token_hex(8).upper()}",
+           "AWS_SECRET_ACCESS_KEY": f"s3secret-{secrets.token_hex(12)}"}
+    try:
+        wait_for(lambda: _answers(f"{env['AWS_ENDPOINT_URL']}/moto-api/") or server.poll() is not None, 60,
+                 "the S3 server")
+        assert server.poll() is None, "moto_server exited"
+        s3_client(env).create_bucket(Bucket="seqarena")
+        yield env
+    finally:
+        stop_process(server)
+
+
+def s3_client(env: dict[str, str]):
+    """A boto3 S3 client of the server in `env` (the `s3_server` fixture's)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def s3_keys(env: dict[str, str], prefix: str = "") -> list[str]:
+    """Every object key in the bucket `seqarena` under `prefix`."""
+    pages = s3_client(env).get_paginator("list_objects_v2").paginate(Bucket="seqarena", Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]

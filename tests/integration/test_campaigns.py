@@ -12,9 +12,10 @@ from mlflow.tracking import MlflowClient
 
 from seqarena.errors import BadInput
 from seqarena.platform import database, searches
+from seqarena.platform.arm_study import study_storage
 from seqarena.platform.campaigns import extend_search, retry_search
 from seqarena.platform.leaderboard import trials_frame
-from seqarena.platform.search import optuna_storage, run_search
+from seqarena.platform.search import run_search
 from seqarena.platform.spec import load_spec
 from seqarena.platform.tracking import RETRY_TAG, TRIAL_TAG, tracking_uri
 
@@ -45,9 +46,9 @@ def write_spec(tmp: Path, file: str, *, name: str = "grow", seq_lens: str = "[10
 
 
 def study_sizes(search_id: str) -> dict[str, int]:
-    """Optuna study name -> its number of trials, in the search's Optuna storage."""
-    storage = optuna_storage(search_id)
-    return {summary.study_name: summary.n_trials for summary in optuna.get_all_study_summaries(storage)}
+    """Optuna study name -> its number of trials, for the search's studies in the platform database."""
+    return {summary.study_name: summary.n_trials for summary in optuna.get_all_study_summaries(study_storage())
+            if summary.study_name.startswith(search_id)}
 
 
 def test_an_extended_search_runs_only_the_new_trials_warm_started(home: Path, local_ray: None,
@@ -84,7 +85,7 @@ def test_an_extended_search_runs_only_the_new_trials_warm_started(home: Path, lo
         f"{round_one}/adding/T=10/gru": 2 + 1,    # warm-started with the 2 recorded, then 1 asked
         f"{round_one}/adding/T=10/lstm": 3,
     }
-    warm = optuna.load_study(study_name=f"{round_one}/adding/T=10/gru", storage=optuna_storage(first.search_id))
+    warm = optuna.load_study(study_name=f"{round_one}/adding/T=10/gru", storage=study_storage())
     recorded_lrs = sorted(before["hparams"].map(lambda h: h["lr"]))
     assert sorted(t.params["lr"] for t in warm.trials[:2]) == pytest.approx(recorded_lrs)
     assert [t.state for t in warm.trials] == [optuna.trial.TrialState.COMPLETE] * 3

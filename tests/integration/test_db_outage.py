@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from sqlalchemy import create_engine, text
 
 from seqarena.platform import database, jobs
+from seqarena.platform.arm_study import platform_storage
 from seqarena.platform.leaderboard import trials_frame
 from seqarena.platform.tracking import TRIAL_TAG
 from tests.services import PrivatePostgres
@@ -103,8 +104,8 @@ def test_a_job_runs_exactly_once_through_a_database_outage(outage_s: int, lease_
     runs = child_runs(f"sqlite:///{home / 'mlflow.db'}", finished.mlflow_parent_run_id)
     assert sorted(run.data.tags[TRIAL_TAG] for run in runs) == sorted(frame["trial_id"])
     assert {run.info.status for run in runs} == {"FINISHED"}
-    storage = f"sqlite:///{home / 'ray_results' / finished.search_id / 'optuna.db'}"
-    studies = optuna.get_all_study_names(storage)
+    storage = platform_storage(cluster.url)  # the studies live in the platform database (PostgreSQL: its schema optuna)
+    studies = [name for name in optuna.get_all_study_names(storage) if name.startswith(finished.search_id)]
     complete = [t for name in studies for t in optuna.load_study(study_name=name, storage=storage).get_trials(
         deepcopy=False, states=(TrialState.COMPLETE,))]
     assert len(complete) == SAMPLES

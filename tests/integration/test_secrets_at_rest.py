@@ -1,10 +1,11 @@
 """Secrets never at rest or in output (issue 18 §3): a search (`seqarena run`) and a job (`submit`, a
 `worker`) run with every secret set — the platform database's password inside `SEQARENA_DB_URL` (the
 local PostgreSQL, trust authentication: any password is accepted), a token inside
-`MLFLOW_TRACKING_URI` (an MLflow server), the dashboard token — and none of them is found in any file
-under `SEQARENA_HOME` (Tune's `tuner.pkl`, experiment state, checkpoints, Optuna's studies), in Ray's
-session folder, in the MLflow server's store and artifacts, in any database row, or in the output of
-the CLI commands that ran.
+`MLFLOW_TRACKING_URI` (an MLflow server), the dashboard token, the S3 store's secret key (the
+experiments go to `SEQARENA_STORAGE=s3://...`, moto's server) — and none of them is found in any
+file under `SEQARENA_HOME`, in any object of the bucket (Tune's `tuner.pkl`, experiment state,
+checkpoints), in Ray's session folder, in the MLflow server's store and artifacts, in any database
+row (Optuna's studies among them), or in the output of the CLI commands that ran.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, make_url, select, table, text
 
-from .conftest import child_env, seqarena_cli
+from .conftest import child_env, s3_client, s3_keys, seqarena_cli
 from .test_workers import job_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -52,8 +53,18 @@ def leaks_in_rows(url: str, needles: list[str]) -> list[str]:
     return found
 
 
+def leaks_in_bucket(env: dict[str, str], needles: list[bytes]) -> list[str]:
+    client = s3_client(env)
+    found = []
+    for key in s3_keys(env):
+        content = client.get_object(Bucket="seqarena", Key=key)["Body"].read()
+        found += [f"s3://seqarena/{key}: {needle.decode()}" for needle in needles if needle in content]
+    return found
+
+
 def test_no_secret_at_rest_or_in_output(tmp_path: Path, pg_database: Callable[[], str],
-                                       mlflow_server_factory: Callable[[str], str]) -> None:
+                                       mlflow_server_factory: Callable[[str], str],
+                                       s3_server: dict[str, str]) -> None:
     password, token, dashboard = (f"{kind}-{secrets.token_hex(8)}" for kind in ("pw", "tk", "dash"))
     db_url = make_url(pg_database()).set(password=password).render_as_string(hide_password=False)
     server_store = tmp_path / "mlflow-server.db"
@@ -61,7 +72,7 @@ def test_no_secret_at_rest_or_in_output(tmp_path: Path, pg_database: Callable[[]
     home, ray_tmp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="sa-sec-", dir="/tmp"))
     env = child_env(SEQARENA_HOME=str(home), SEQARENA_DB_URL=db_url, RAY_TMPDIR=str(ray_tmp),
                     MLFLOW_TRACKING_URI=server.replace("http://", f"http://seqarena:{token}@"),
-                    SEQARENA_DASHBOARD_TOKEN=dashboard)
+                    SEQARENA_DASHBOARD_TOKEN=dashboard, SEQARENA_STORAGE="s3://seqarena/runs", **s3_server)
     env.pop("RAY_ADDRESS", None)
     outputs = []
 
@@ -78,10 +89,11 @@ def test_no_secret_at_rest_or_in_output(tmp_path: Path, pg_database: Callable[[]
         assert '"state": "succeeded"' in cli("status", job_id, "--json")
         cli("jobs", "--json")
         cli("leaderboard")
-        needles = [password, token, dashboard]
-        assert (home / "ray_results").is_dir() and any((home / "ray_results").rglob("tuner.pkl"))
+        needles = [password, token, dashboard, s3_server["AWS_SECRET_ACCESS_KEY"]]
+        assert any(key.endswith("/tuner.pkl") for key in s3_keys(s3_server, "runs/"))
         assert any(ray_tmp.rglob("session_*")), "no Ray session folder to look into"
         leaks = leaks_in_files([home, ray_tmp, tmp_path], [n.encode() for n in needles])
+        leaks += leaks_in_bucket(s3_server, [n.encode() for n in needles])
         leaks += leaks_in_rows(make_url(db_url).set(password=None).render_as_string(hide_password=False), needles)
         leaks += [f"CLI output: ...{output[max(output.index(n) - 300, 0):output.index(n) + 50]}"
                   for n in needles for output in outputs if n in output]
