@@ -34,10 +34,14 @@ INFRA = REPO / "infra"
 DOCKER = INFRA / "docker"
 COMPOSE_DIR = INFRA / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
+HOSTNET_FILE = COMPOSE_DIR / "compose.hostnet.yaml"
 K8S = INFRA / "k8s"
 RAYCLUSTER_SCHEMA = K8S / "schemas" / "raycluster-ray.io-v1.json"
 DEPLOY_DOC = REPO / "docs" / "DEPLOY.md"
-DOCKERFILES = sorted(p for p in DOCKER.glob("Dockerfile.*") if p.suffix != ".dockerignore")  # .cpu, .cuda
+DOCKERFILES = [DOCKER / "Dockerfile.cpu", DOCKER / "Dockerfile.cuda"]  # the seqarena images
+POSTGRES_DOCKERFILE = DOCKER / "Dockerfile.postgres"  # for machines that cannot pull the official image
+DEPLOY_SCRIPTS = [REPO / "scripts" / name for name in ("deploy_base.sh", "deploy_images.sh", "deploy_docker_cli.sh",
+                                                        "deploy_check.sh")]
 
 # Commands that compose, k8s and DEPLOY.md may use before they exist in seqarena.cli (none at present).
 # A planned command that is already in the CLI raises a warning naming it.
@@ -79,6 +83,19 @@ def services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
 
 
+@cache
+def hostnet() -> dict[str, dict[str, Any]]:
+    """compose.hostnet.yaml's services, `${VAR:-default}` replaced by its default (as Compose does when
+    VAR is unset)."""
+    data = yaml.safe_load(interpolate(HOSTNET_FILE.read_text()))
+    return data["services"]
+
+
+def interpolate(text: str) -> str:
+    """Compose's `${VAR:-default}` as its default."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
+
+
 def environment(service: dict[str, Any]) -> dict[str, str]:
     """A service's `environment`, mapping or list form, as a dict."""
     env = service.get("environment") or {}
@@ -90,7 +107,7 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 def env_files(service: dict[str, Any]) -> list[str]:
     found = service.get("env_file") or []
     found = [found] if isinstance(found, str) else found
-    return [item["path"] if isinstance(item, dict) else item for item in found]
+    return [interpolate(item["path"] if isinstance(item, dict) else item) for item in found]
 
 
 def kustomization() -> dict[str, Any]:
@@ -143,6 +160,14 @@ def dockerfile(path: Path) -> list[tuple[str, str]]:
     return parsed
 
 
+def base_image(path: Path) -> str:
+    """The image a Dockerfile starts from by default: its FROM, an `${ARG}` resolved to the ARG's default."""
+    steps = dockerfile(path)
+    image = next(rest for ins, rest in steps if ins == "FROM").split()[0]
+    match = re.fullmatch(r"\$\{?(\w+)\}?", image)
+    return dockerfile_arg(path, match.group(1)) if match else image
+
+
 def dockerfile_arg(path: Path, name: str) -> str:
     values = [rest.split("=", 1)[1] for ins, rest in dockerfile(path) if ins == "ARG" and rest.startswith(f"{name}=")]
     assert len(values) == 1, f"{path.name}: ARG {name}=... once"
@@ -160,12 +185,7 @@ def secrets_example() -> dict[str, str]:
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_is_pinned_installs_torch_first_and_runs_seqarena_unprivileged(path: Path) -> None:
     steps = dockerfile(path)
-    for instruction, rest in steps:
-        if instruction == "FROM":
-            image = rest.split()[0]
-            tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
-            assert "@sha256:" in image or re.search(r"\d", tag), f"{path.name}: FROM {image} is not pinned"
-            assert "latest" not in tag, f"{path.name}: FROM {image}"
+    check_pinned_base(path)
     runs = [rest for instruction, rest in steps if instruction == "RUN"]
     torch_step = next(i for i, run in enumerate(runs) if re.search(r"pip install .*\"?torch==", run))
     package_step = next(i for i, run in enumerate(runs) if "pip install --no-cache-dir /tmp/src" in run)
@@ -176,14 +196,65 @@ def test_dockerfile_is_pinned_installs_torch_first_and_runs_seqarena_unprivilege
     assert ("ENTRYPOINT", '["seqarena"]') in steps
 
 
+def check_pinned_base(path: Path) -> None:
+    image = base_image(path)
+    tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
+    assert "@sha256:" in image or re.search(r"\d", tag), f"{path.name}: FROM {image} is not pinned"
+    assert "latest" not in tag, f"{path.name}: FROM {image}"
+
+
 def test_the_cpu_image_takes_torch_from_the_cpu_index() -> None:
-    runs = " ".join(rest for instruction, rest in dockerfile(DOCKER / "Dockerfile.cpu") if instruction == "RUN")
-    assert "--index-url https://download.pytorch.org/whl/cpu" in runs and '"torch==${TORCH_VERSION}+cpu"' in runs
+    path = DOCKER / "Dockerfile.cpu"
+    runs = " ".join(rest for instruction, rest in dockerfile(path) if instruction == "RUN")
+    assert dockerfile_arg(path, "TORCH_INDEX_URL") == "https://download.pytorch.org/whl/cpu"
+    assert '--index-url "${TORCH_INDEX_URL}"' in runs and '"torch==${TORCH_VERSION}+cpu"' in runs
+
+
+@pytest.mark.parametrize("path", [*DOCKERFILES, POSTGRES_DOCKERFILE], ids=lambda p: p.name)
+def test_the_base_image_and_pip_settings_are_build_arguments_defaulting_to_public_ones(path: Path) -> None:
+    """One set of Dockerfiles for users (the public python image, PyPI) and for machines behind a mirror or
+    a TLS-inspecting proxy (scripts/deploy_images.sh passes the local base, index and CA bundle)."""
+    steps = dockerfile(path)
+    assert steps[0] == ("ARG", f"BASE_IMAGE={base_image(path)}") and steps[1] == ("FROM", "${BASE_IMAGE}")
+    check_pinned_base(path)
+    if path in DOCKERFILES:
+        assert base_image(path).startswith("python:3.11")
+        assert dockerfile_arg(path, "PIP_INDEX_URL") == "https://pypi.org/simple"
+        assert dockerfile_arg(path, "PIP_CERT") == "/etc/ssl/certs/ca-certificates.crt"
+        assert not any(ins == "ENV" and "PIP_CERT" in rest for ins, rest in steps), "the bundle path stays a build arg"
+
+
+def test_no_path_of_the_build_machine_is_written_in_the_deployment_files() -> None:
+    """The mirror, the CA bundle and the torch wheel are found at run time by the deploy scripts."""
+    machine = re.compile(r"/opt/wheels|/opt/pypi|file:///|snapshot\.debian\.org|/root/|/work/")
+    for path in [*DOCKER.glob("*"), *COMPOSE_DIR.glob("*.yaml"), *DEPLOY_SCRIPTS]:
+        if path.is_file():
+            assert not machine.search(path.read_text()), f"{path.name} names a path of one machine"
+
+
+@pytest.mark.parametrize("path", [*DEPLOY_SCRIPTS, DOCKER / "postgres-entrypoint.sh"], ids=lambda p: p.name)
+def test_the_deploy_scripts_are_valid_shell(path: Path) -> None:
+    shell = shutil.which("bash" if path.suffix == ".sh" and path.parent.name == "scripts" else "sh")
+    if shell:
+        done = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_postgres_image_keeps_the_official_images_contract() -> None:
+    """compose files use POSTGRES_USER/PASSWORD/DB, /docker-entrypoint-initdb.d and PGDATA as the official
+    image reads them; Dockerfile.postgres's entrypoint honours each."""
+    script = (DOCKER / "postgres-entrypoint.sh").read_text()
+    for needed in ("POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB", "/docker-entrypoint-initdb.d/*.sql",
+                   '"$PGDATA/PG_VERSION"', 'exec postgres -D "$PGDATA"', '"$@"'):
+        assert needed in script, needed
+    steps = dockerfile(POSTGRES_DOCKERFILE)
+    assert ("ENTRYPOINT", '["postgres-entrypoint"]') in steps and ("USER", "postgres") in steps
+    assert "/var/lib/postgresql/data" in POSTGRES_DOCKERFILE.read_text()
 
 
 def test_every_image_has_the_same_python_and_ray_as_the_cluster() -> None:
     """Ray refuses a node or driver whose Ray or Python (down to the patch) differs from the cluster's."""
-    bases = {next(rest for ins, rest in dockerfile(path) if ins == "FROM") for path in DOCKERFILES}
+    bases = {base_image(path) for path in DOCKERFILES}
     assert len(bases) == 1, f"the images start from different Pythons: {bases}"
     ray_versions = {dockerfile_arg(path, "RAY_VERSION") for path in DOCKERFILES}
     assert ray_versions == {raycluster()["spec"]["rayVersion"]}
@@ -351,6 +422,69 @@ def check_mlflow_args(args: list[str]) -> None:
     assert flags["--artifacts-destination"].startswith("/var/lib/")
     assert "localhost:5000" in flags["--allowed-hosts"].split(",")
     assert "--backend-store-uri" not in flags, "the backend store URI comes from the secret (MLFLOW_BACKEND_STORE_URI)"
+
+
+# ------------------------------------------------------------------------- compose on host networking
+
+def flags(args: list[str]) -> dict[str, str]:
+    """`--name=value` and `--name value` options of a command line, by name."""
+    found = {}
+    for i, word in enumerate(args):
+        if word.startswith("--"):
+            name, eq, value = word.partition("=")
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            found[name] = value if eq else ("" if nxt.startswith("--") else nxt)
+    return found
+
+
+def test_hostnet_runs_the_services_of_compose_on_loopback_without_published_ports() -> None:
+    """scripts/deploy_check.sh tests compose.hostnet.yaml: it must be compose.yaml's cluster, on 127.0.0.1."""
+    net = hostnet()
+    cpu_services = {name for name, s in services().items() if not s.get("profiles")}
+    assert set(net) == cpu_services | {"ray-worker-2"}
+    for name, service in net.items():
+        assert service["network_mode"] == "host" and "ports" not in service, name
+        assert set(service) <= COMPOSE_SERVICE_KEYS | {"network_mode"}, name
+        assert env_files(service) == ["secrets.env"], name
+        if name != "postgres":
+            assert service["image"] == services()[name.removesuffix("-2")]["image"], name
+    assert net["postgres"]["image"] == services()["postgres"]["image"]  # POSTGRES_IMAGE unset: the official one
+    assert "listen_addresses=127.0.0.1" in net["postgres"]["command"]
+    assert flags(net["mlflow"]["command"])["--host"] == "127.0.0.1"
+    assert flags(net["dashboard"]["command"])["--host"] == "127.0.0.1"
+    assert flags(net["ray-head"]["command"])["--dashboard-host"] == "127.0.0.1"
+    agent_ports = []
+    for name in ("ray-head", "ray-worker", "ray-worker-2"):
+        assert flags(net[name]["command"])["--node-ip-address"] == "127.0.0.1", name
+        agent_ports.append(flags(net[name]["command"])["--dashboard-agent-listen-port"])
+    join = environment(net["seqarena-worker"])["RAY_JOIN_ARGS"]
+    agent_ports.append(flags(join.split())["--dashboard-agent-listen-port"])
+    assert "--node-ip-address=127.0.0.1" in join.split() and len(set(agent_ports)) == 4
+
+
+def test_hostnet_commands_are_those_of_compose_but_for_addresses() -> None:
+    """The same entrypoints, subcommands and options; only hosts, ports and host-networking options differ."""
+    net = hostnet()
+    address_flags = {"--host", "--port", "--allowed-hosts", "--mlflow-ui", "--address", "--node-ip-address",
+                     "--dashboard-host", "--dashboard-port", "--ray-client-server-port",
+                     "--dashboard-agent-listen-port", "--num-cpus"}
+    for name, service in net.items():
+        if name == "postgres":
+            continue
+        original = services()[name.removesuffix("-2")]
+        assert service.get("entrypoint") == original.get("entrypoint"), name
+        ours, theirs = flags(service["command"]), flags(original["command"])
+        assert [w for w in service["command"] if not w.startswith("-")][:1] == \
+            [w for w in original["command"] if not w.startswith("-")][:1], name
+        same = {k: v for k, v in theirs.items() if k not in address_flags}
+        assert {k: ours.get(k) for k in same} == same, name
+        assert set(ours) - set(theirs) <= address_flags, name
+        env = environment(service)
+        for key, value in environment(original).items():
+            if key not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+                assert env.get(key) == value, f"{name}: {key}"
+    assert flags(net["ray-head"]["command"])["--num-cpus"] == "0"
+    assert environment(net["seqarena-worker"])["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:25000"
 
 
 # ------------------------------------------------------------------------------------ seqarena commands
