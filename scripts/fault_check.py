@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqarena.platform import database, jobs
-from seqarena.platform.fault_audit import Check, audit_job
+from seqarena.platform.fault_audit import Check, audit_job, check_ended
 from seqarena.platform.leaderboard import trials_frame
 from seqarena.workers.checkpoint import FILE_NAME
 from tests.services import (
@@ -90,6 +90,13 @@ def _proc_table() -> dict[int, tuple[int, str, str]]:
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         table[int(entry.name)] = (int(ppid), state, cmdline)
     return table
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
 
 
 def descendants(pid: int, table: dict[int, tuple[int, str, str]] | None = None) -> set[int]:
@@ -163,13 +170,16 @@ class Stack:
         return pids
 
     def orphans(self) -> list[str]:
-        """Processes of this stack (their command line names its folder) that no live service holds."""
+        """Processes of this stack that no live service holds: those whose command line or environment names
+        the stack's folder (Ray's workers rename their command line to `ray::...`; they inherit the
+        environment of the node that started them)."""
         table = _proc_table()
-        held: set[int] = set()
+        held: set[int] = {os.getpid()}
         for pid in self.managed():
             held |= descendants(pid, table)
+        mark = str(self.root).encode()
         return [f"{pid} {cmd[:80]}" for pid, (_, state, cmd) in table.items()
-                if str(self.root) in cmd and state != "Z" and pid not in held and pid != os.getpid()]
+                if state != "Z" and pid not in held and (mark in cmd.encode() or mark in _environ(pid))]
 
     def _spawn(self, command: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
         logs = self.root / "logs"
@@ -390,7 +400,7 @@ def run_scenario(stack: Stack, name: str, samples: int, steps: int) -> Row:
         job = wait_end(stack, job_id)
     except TimeoutError as error:
         return Row(name, "timed out", "-", [Check("ended", False, str(error))], time.monotonic() - started)
-    outcome = job.state
+    outcome, first_end = job.state, check_ended(job.state, job.error)
     if job.state != "succeeded" and "queued" in jobs.TRANSITIONS[job.state]:
         log(f"job {job.state}: {job.error}; resuming it")
         subprocess.run([sys.executable, "-m", "seqarena.cli", "resume", job_id], env=stack.env, check=True,
@@ -401,7 +411,9 @@ def run_scenario(stack: Stack, name: str, samples: int, steps: int) -> Row:
         injected.repair()
     outcome += f" ({job.attempts} claim{'s' if job.attempts != 1 else ''})"
     audit = audit_job(engine(stack), stack.env["MLFLOW_TRACKING_URI"], job_id)
-    checks = [*audit.checks, _no_orphans(stack), _workers_alive(alive_before, injected)]
+    checks = [first_end if not first_end.ok else check for check in audit.checks if check.name == "ended"]
+    checks += [check for check in audit.checks if check.name != "ended"]
+    checks += [_no_orphans(stack), _workers_alive(alive_before, injected)]
     trials = f"{audit.db_trials}/{audit.mlflow_trials} of {audit.expected_trials}"
     return Row(name, outcome, trials, checks, time.monotonic() - started)
 
@@ -434,7 +446,7 @@ def print_table(rows: list[Row], wall_s: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="run only this scenario (repeatable)")
-    parser.add_argument("--samples", type=int, default=3, help="trials per job")
+    parser.add_argument("--samples", type=int, default=4, help="trials per job")
     parser.add_argument("--steps", type=int, default=300, help="training steps per trial")
     parser.add_argument("--home-mb", type=int, default=256, help="size of the tmpfs SEQARENA_HOME")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs) afterwards")

@@ -40,6 +40,21 @@ class BadInput(ValueError):
         super().__init__(f"{excerpt(field, FIELD_CHARS, quote=False)}: got {excerpt(value)}; "
                          f"allowed: {excerpt(allowed, ALLOWED_CHARS, quote=False)}")
 
+    def __reduce__(self) -> tuple:
+        """Copied and pickled as it is, not rebuilt through `__init__` from its message (the default, which
+        fails for every signature but one message): Ray copies a trial's error and carries it between
+        processes, and a refusal raised in a trial (a corrupt checkpoint) became
+        `TypeError: __init__() missing 2 required positional arguments`."""
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[BadInput], args: tuple, state: dict) -> BadInput:
+    """A `BadInput` (or subclass) with the given message arguments and attributes, without `__init__`."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 def excerpt(value: object, limit: int = EXCERPT_CHARS, quote: bool = True) -> str:
     """`repr(value)` (or `str` without `quote`) on one line, cut to `limit` characters plus the full length."""

@@ -38,7 +38,7 @@ from seqarena.platform.schema import Search
 from seqarena.platform.spec import Arm, Resources, Spec, load_spec
 from seqarena.platform.tracking import Tracker
 from seqarena.workers.config import SearchTrial, TrialConfig, TrialResources
-from seqarena.workers.tune_trainable import run_tune_trial
+from seqarena.workers.tune_trainable import one_line, run_tune_trial
 
 log = logging.getLogger(__name__)
 #: The spec `seqarena demo` runs.
@@ -181,7 +181,8 @@ def register_search(spec: Spec, tracker: Tracker, plans: list[ArmPlan]) -> Recor
     try:
         parent = tracker.start_parent(experiment_id, search_id, spec.name, spec.to_yaml())
     except Exception as error:
-        searches.set_search_status(engine, search_id, "failed", error=f"MLflow: {type(error).__name__}: {error}"[:2000])
+        searches.set_search_status(engine, search_id, "failed",
+                                   error=f"MLflow: {type(error).__name__}: {one_line(error)}")
         raise
     searches.set_search_status(engine, search_id, "running", mlflow_parent_run_id=parent,
                                storage_path=storage.storage().location(search_id))
@@ -287,7 +288,7 @@ def drive(make_tuner: Any, target: RecorderTarget, tracker: Tracker, plans: list
     except BaseException as error:
         if not lost():
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            _end_records(target, tracker, status, f"{type(error).__name__}: {error}"[:2000], lost)
+            _end_records(target, tracker, status, f"{type(error).__name__}: {one_line(error)}", lost)
         raise
     if lost():
         return SearchOutcome(target.search_id, target.parent_run_id, tracker.uri, [], stopped=LOST)

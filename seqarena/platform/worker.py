@@ -38,6 +38,7 @@ from seqarena.platform.recorder import FENCES
 from seqarena.platform.redaction import redact
 from seqarena.platform.search import LOST, SearchOutcome, ensure_ray, resume_search, run_search
 from seqarena.platform.spec import load_spec
+from seqarena.workers.tune_trainable import one_line
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def run_job(engine: Engine, job: jobs.Job, settings: WorkerSettings, stop: StopS
             log.warning("job %s: stopped, its lease lost (%s)", job.id, redact(f"{type(error).__name__}: {error}"))
             return LOST
         log.exception("job %s failed", job.id)
-        _finish(engine, job.id, settings.worker_id, "failed", fence, error=f"{type(error).__name__}: {error}"[:2000])
+        _finish(engine, job.id, settings.worker_id, "failed", fence, error=f"{type(error).__name__}: {one_line(error)}")
         return "failed"
     finally:
         done.set()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -99,10 +100,16 @@ def placed(planned: SearchTrial, gpu_ids: list[object]) -> SearchTrial:
     return planned.model_copy(update={"trial": planned.trial.model_copy(update={"device": trial_device(gpu_ids)})})
 
 
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:? ?.*")
+
+
 def one_line(error: BaseException) -> str:
-    """An error as one line of at most 500 characters."""
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:500]
+    """An error as one line of at most 500 characters: its message's first line, or, when the message is a
+    whole traceback (Tune's `TuneError` carries one), the line of the exception raised last in it."""
+    lines = str(error).strip().splitlines()
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        lines = [line for line in lines if _RAISED.match(line)][-1:] or lines[-1:]
+    return (lines[0] if lines else type(error).__name__)[:500]
 
 
 def run_tune_trial(config: dict[str, Any]) -> None:

@@ -5,12 +5,23 @@ orphaned KILLED run, a job left running or failed with a traceback) fails the ch
 
 from __future__ import annotations
 
+import copy
+import pickle
+import sqlite3
+import traceback
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine
 
-from seqarena.platform import jobs, searches
+from seqarena.errors import BadInput
+from seqarena.platform import jobs, searches, worker
 from seqarena.platform.fault_audit import JobAudit, audit_job
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
+from seqarena.platform.worker import WorkerSettings
+from seqarena.workers import checkpoint
+from seqarena.workers.checkpoint import CheckpointRefused
+from seqarena.workers.tune_trainable import one_line
 
 SPEC = """
 name: audited
@@ -121,3 +132,48 @@ def test_a_failed_job_passes_with_one_line_and_fails_with_a_traceback(engine: En
     traceback, _, _ = run_job(engine, tracker, ["t1"], state="failed",
                               error="Traceback (most recent call last):\n  File ...\nOSError: boom")
     assert failed(audit_job(engine, tracker.uri, traceback)) == {"ended": "failed without a one-line error"}
+
+
+def tune_error_of_a_full_disk() -> BaseException:
+    """What Tune raises when the searcher's storage fails: a `TuneError` whose message is the whole traceback."""
+    from ray.tune import TuneError
+
+    try:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as cause:
+            raise RuntimeError("the study could not commit") from cause
+    except RuntimeError:
+        return TuneError(traceback.format_exc())
+
+
+def test_a_job_failed_by_a_traceback_records_its_cause_in_one_line(engine: Engine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fault script's `home full` found a job `failed` with Tune's whole traceback as its error."""
+    error = tune_error_of_a_full_disk()
+    assert one_line(error) == "RuntimeError: the study could not commit"
+    settings = WorkerSettings(lease_seconds=60, worker_id="w1")
+    job_id = jobs.submit(engine, SPEC)
+    job = jobs.claim(engine, settings.worker_id, settings.lease_seconds)
+
+    def search_fails(*_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(worker, "_search_of", search_fails)
+    assert worker.run_job(engine, job, settings, worker.StopSignal()) == "failed"
+    assert jobs.get_job(engine, job_id).error == "TuneError: RuntimeError: the study could not commit"
+
+
+def test_a_refusal_raised_in_a_trial_survives_copy_and_pickle(tmp_path: Path) -> None:
+    """The fault script's `checkpoint corrupt` found a trial restored from a corrupt checkpoint failing with
+    `TypeError: CheckpointRefused.__init__() missing 2 required positional arguments`: Ray copies the error."""
+    corrupt = tmp_path / "checkpoint.pt"
+    corrupt.write_bytes(b"not a checkpoint " * 16)
+    with pytest.raises(CheckpointRefused) as refused:
+        checkpoint.read(corrupt)
+    for error in (refused.value, BadInput("seq_len", 0, "a positive integer")):
+        for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+            assert type(again) is type(error)
+            assert (str(again), again.field, again.value, again.allowed) == (str(error), error.field, error.value,
+                                                                             error.allowed)
+    assert str(corrupt) in str(refused.value)
