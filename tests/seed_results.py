@@ -16,6 +16,7 @@ One adding trial (gru T=100) is still running in MLflow, with a curve of its own
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seqarena.platform import database, searches
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
@@ -104,3 +105,19 @@ def _child(tracker: Tracker, experiment: str, parent: str, search_id: str, key: 
     tags = {SEARCH_TAG: search_id, TRIAL_TAG: trial_id, "task": task, "seq_len": seq_len.removeprefix("T="),
             "model": model, "arm": key, "role": role, "seed": 1}
     return tracker.start_child(experiment, parent, f"{key} {trial_id}", tags, {"learning_rate": 0.01})
+
+
+#: Two small adding trials trained for real (`tests.helpers.recorded_run`), with their checkpoints, for the
+#: Inside the model page: they add the arms T=20/gru and T=30/rnn (no gates, as coRNN; torch's fused RNN needs no
+#: kernel build) to the adding board.
+TRACEABLE = {"gru": {"model": "gru", "task": "adding", "seq_len": 20, "task_options": {"n_val": 16, "n_test": 16},
+                     "hparams": {"hidden_size": 8, "batch_size": 16}, "steps": 20, "eval_every": 10},
+             "rnn": {"model": "rnn", "task": "adding", "seq_len": 30, "task_options": {"n_val": 16, "n_test": 16},
+                     "hparams": {"hidden_size": 8, "batch_size": 16}, "steps": 20, "eval_every": 10}}
+
+
+def seed_traceable(home: Path) -> dict[str, str]:
+    """Train and record the `TRACEABLE` trials under `home`; their MLflow run ids by model."""
+    from .helpers import recorded_run
+
+    return {model: recorded_run(home / model, trial) for model, trial in TRACEABLE.items()}

@@ -131,7 +131,8 @@ def trace_figure(trace: Trace) -> go.Figure:
     steps = list(range(1, trace.seq_len + 1))
     figure = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=(
         "gradient of the loss: ‖∂L/∂s_t‖ per recurrent layer, ‖∂L/∂u_t‖ of the input",
-        "state norm ‖h_t‖ per layer", "gates (mean over batch and units), last layer",
+        "state norm ‖h_t‖ per layer", "gates (mean over batch and units), last layer" if trace.gates else
+        f"gates: none, {trace.model} has no gates (its state norms and features are above and below)",
         "features h_t of the last layer, first units, first sequence"))
     for layer, curve in enumerate(trace.grad_state):
         figure.add_trace(go.Scatter(x=steps, y=curve, name=f"‖∂L/∂s_t‖ layer {layer + 1}"), row=1, col=1)

@@ -16,7 +16,9 @@ import streamlit as st
 from seqarena.dashboard import data, display, figures, filters
 from seqarena.dashboard.safety import token_ok, token_required
 from seqarena.dashboard.trials import arm_choice
+from seqarena.platform.leaderboard import ArmBest
 from seqarena.platform.trained import max_trace_len, trace_run
+from seqarena.tasks import MAX_SEQ_LEN
 from seqarena.workers.trace import Trace
 
 
@@ -35,6 +37,15 @@ def per_step(trace: Trace) -> pd.DataFrame:
     return pd.DataFrame({"t": range(1, trace.seq_len + 1), **columns})
 
 
+def trace_length(arm: ArmBest, run_id: str) -> tuple[str, int | None, int]:
+    """Label, default and bound of "Trace at T": the arm's T for the arm's own run (at most
+    `max_trace_len` of it); for a pasted run id, empty (the T it trained at; `trace_run` checks the bound).
+    The widget is keyed by the run id, so it follows the arm and the pasted run."""
+    if run_id == arm.mlflow_run_id:
+        return "Trace at T", arm.seq_len, max_trace_len(arm.seq_len)
+    return "Trace at T (empty: the T the run trained at)", None, MAX_SEQ_LEN
+
+
 def render() -> None:
     st.title("Inside the model")
     current = filters.current()
@@ -45,9 +56,10 @@ def render() -> None:
     arm = arm_choice(rows, current)
     left, middle, right = st.columns(3)
     run_id = left.text_input("MLflow run id (default: the arm's best trial)", value=arm.mlflow_run_id,
-                             key="inside_run")
-    seq_len = middle.number_input("Trace at T", min_value=1, max_value=max_trace_len(arm.seq_len),
-                                  value=arm.seq_len, step=1, key="inside_seq_len")
+                             key=f"inside_run:{arm.search_id}:{arm.key}").strip()
+    label, default, longest = trace_length(arm, run_id)
+    seq_len = middle.number_input(label, min_value=1, max_value=longest, value=default, step=1,
+                                  key=f"inside_seq_len:{run_id}")
     batch_size = right.number_input("Sequences", min_value=1, max_value=256, value=16, key="inside_batch")
     if token_required():
         token = st.text_input("Dashboard token (tracing loads a checkpoint and runs the model)", type="password",
@@ -57,13 +69,14 @@ def render() -> None:
                     "token: the dashboard token is wrong; nothing was traced")
             return
     with st.spinner("tracing…"):
-        trace = cached_trace(current.url, run_id.strip(), int(seq_len), int(batch_size))
+        trace = cached_trace(current.url, run_id, None if seq_len is None else int(seq_len), int(batch_size))
     reach = trace.reach()
     if reach is not None:
         st.caption(f"‖∂L/∂s_1‖ / ‖∂L/∂s_T‖ = {reach:.3g} (layer 1): the share of the last step's gradient that "
                    "reaches the first step")
+    st.subheader(f"{trace.model} on {trace.task} at T = {trace.seq_len}")
     display.show(figures.trace_figure(trace), per_step(trace), f"trace {trace.model} T={trace.seq_len}")
-    link = data.run_link(current.experiment_of(arm.search_id), run_id.strip())
+    link = data.run_link(current.experiment_of(arm.search_id), run_id)
     if link:
         st.link_button("Open the run in MLflow", link)
 

@@ -38,10 +38,36 @@ def render() -> None:
     url = filters.current().url
     engine = data.engine(url)
     frame = data.jobs_frame(url)
+    _workers(jobs.workers_seen(engine))
     _queue(frame)
     _progress(engine, frame)
     _submit_form(engine)
     _cancel_form(engine, frame)
+
+
+START_WORKER = "seqarena worker"
+"""The command that starts a worker (same SEQARENA_HOME or SEQARENA_DB_URL; RAY_ADDRESS for a cluster)."""
+IDLE_GRACE_S = 10.0
+"""A queued job older than this with no worker alive: no worker runs (an idle one polls every 2 s)."""
+
+
+def workers_line(seen: jobs.WorkersSeen) -> tuple[str, str]:
+    """("success" | "warning" | "info", the sentence) on whether a worker is alive and how to start one."""
+    how = (f"start one with `{START_WORKER}` on a machine that sees this database (the same SEQARENA_HOME or "
+           "SEQARENA_DB_URL; RAY_ADDRESS to run on a Ray cluster)")
+    if seen.alive:
+        return "success", (f"Workers alive: {len(seen.alive)} ({', '.join(seen.alive)}), each renewing its lease "
+                           "on a running job.")
+    if seen.queued and (seen.oldest_wait_s or 0.0) > IDLE_GRACE_S:
+        return "warning", (f"No worker is alive: {seen.queued} job(s) wait, the oldest for "
+                           f"{seen.oldest_wait_s:,.0f} s, and no worker holds a job; {how}.")
+    return "info", ("No worker holds a job (an idle worker is seen only once it takes one); to run jobs, "
+                    f"{how}.")
+
+
+def _workers(seen: jobs.WorkersSeen) -> None:
+    kind, line = workers_line(seen)
+    getattr(st, kind)(line)
 
 
 def _queue(frame: pd.DataFrame) -> None:
@@ -50,8 +76,19 @@ def _queue(frame: pd.DataFrame) -> None:
         return
     counts = frame["state"].value_counts().to_dict()
     st.caption(" · ".join(f"{state}: {counts[state]}" for state in jobs.STATES if state in counts))
+    if line := queue_line(frame):
+        st.markdown(line)
     shown = frame.assign(error=frame["error"].map(lambda text: redact(text) if isinstance(text, str) else text))
     st.dataframe(shown, hide_index=True, key="jobs_table")
+
+
+def queue_line(frame: pd.DataFrame) -> str | None:
+    """The queued jobs in the order workers take them ("Next: 1. name (id) · 2. ..."), None if none is queued."""
+    queued = frame[frame["queue_position"].notna()].sort_values("queue_position")
+    if queued.empty:
+        return None
+    return "Next in the queue: " + " · ".join(f"{int(job.queue_position)}. {job.name} ({job.id[:8]})"
+                                              for job in queued.itertuples())
 
 
 def _progress(engine: object, frame: pd.DataFrame) -> None:

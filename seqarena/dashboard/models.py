@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from seqarena import cells
-from seqarena.dashboard import filters
+from seqarena.dashboard import data, filters
 from seqarena.platform.leaderboard import model_ranks
 
 
@@ -37,6 +37,9 @@ def render() -> None:
         st.markdown(f"**Rank {place} of {len(ranks)}** on {current.task}: {int(row['wins'].iloc[0])} of "
                     f"{int(row['arms'].iloc[0])} arms won, {int(row['solved'].iloc[0])} solved, "
                     f"mean rank {float(row['mean_rank'].iloc[0]):.2f}.")
+    elif current.models and name in data.options(current.url).models.get(current.task, ()):
+        st.markdown(f"{name} is filtered out (the sidebar's Models shows only {', '.join(current.models)}): "
+                    f"remove the filter to see its rank on {current.task}.")
     elif current.task:
         st.markdown(f"No results of {name} on {current.task} yet.")
 

@@ -97,10 +97,28 @@ def render() -> None:
     live = search.status == "running"
     st.fragment(run_every=REFRESH_S if live else None)(_curves)(trials, running, arm)
     _importance(current.url, arm)
+    _parallel(trials, arm)
+
+
+def parallel_missing(trials: pd.DataFrame, columns: list[str]) -> str | None:
+    """Why the arm has no parallel-coordinates plot (None: it has one): it needs two trials with a test
+    metric and a hyperparameter whose value differs between trials."""
+    ranked = int(trials["metric"].notna().sum()) if not trials.empty else 0
+    if ranked < 2:
+        return (f"Parallel coordinates: none for this arm, it needs two or more trials with a test metric "
+                f"(it has {ranked}).")
+    if not columns:
+        return "Parallel coordinates: none for this arm, every trial ran the same hyperparameters."
+    return None
+
+
+def _parallel(trials: pd.DataFrame, arm: ArmBest) -> None:
     columns = varied(trials)
-    if columns and trials["metric"].notna().sum() >= 2:
-        figure = parallel_coordinates(trials, columns, arm.metric_name, arm.higher_is_better)
-        display.show(figure, trials[["trial_id", *columns, "metric"]], f"{arm.key} hyperparameters")
+    if why := parallel_missing(trials, columns):
+        st.caption(why)
+        return
+    figure = parallel_coordinates(trials, columns, arm.metric_name, arm.higher_is_better)
+    display.show(figure, trials[["trial_id", *columns, "metric"]], f"{arm.key} hyperparameters")
 
 
 def importance_figure(found: ArmImportance) -> go.Figure:
@@ -157,7 +175,7 @@ def _curves(trials: pd.DataFrame, running: pd.DataFrame, arm: ArmBest) -> None:
     if not choices:
         return
     chosen = st.multiselect("Learning curves of", list(choices), default=list(choices)[:DEFAULT_CURVES],
-                            key="trials_curves")
+                            key=f"trials_curves:{arm.search_id}:{arm.key}")  # per arm: its best trials first
     run_ids = tuple(choices[label] for label in chosen)
     if not run_ids:
         return

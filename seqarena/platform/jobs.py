@@ -200,7 +200,7 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
         now = _now(session)
         _cancel_abandoned(session, now)
         candidate = session.scalars(
-            select(Job.id).where(_claimable(now)).order_by(Job.priority.desc(), Job.created_at, Job.id)
+            select(Job.id).where(_claimable(now)).order_by(*_queue_order())
             .limit(1).with_for_update(skip_locked=True)).first()
         if candidate is None:
             return None
@@ -307,6 +307,11 @@ def _find(session: Session, job_id: str, *, lock: bool = False) -> Job:
     return found[0]
 
 
+def _queue_order() -> tuple[ColumnElement, ...]:
+    """The order jobs are taken in: highest priority, then oldest (then id, so ties are stable)."""
+    return Job.priority.desc(), Job.created_at, Job.id
+
+
 def _claimable(now: datetime) -> ColumnElement[bool]:
     expired = and_(Job.state == "running", Job.lease_expires_at < now)
     return and_(Job.cancel_requested.is_(False), or_(Job.state == "queued", expired))
@@ -363,13 +368,43 @@ JOB_COLUMNS = ("id", "name", "state", "priority", "submitted_by", "created_at", 
 
 
 def jobs_frame(engine: Engine, limit: int = 500) -> pd.DataFrame:
-    """The newest `limit` jobs, newest first (queued and running ones are always among them)."""
+    """The newest `limit` jobs, newest first (queued and running ones are always among them), with
+    `queue_position`: a queued job's place in the order workers take jobs (1: taken next), else empty."""
     active = Job.state.in_(("queued", "running"))
     stmt = (select(*(getattr(Job, name) for name in JOB_COLUMNS))
             .order_by(active.desc(), Job.created_at.desc(), Job.id.desc()).limit(limit))
     with engine.connect() as conn:
         result = conn.execute(stmt)
-        return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+        frame = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+        queued = conn.scalars(select(Job.id).where(Job.state == "queued").order_by(*_queue_order())).all()
+    positions = {job_id: place for place, job_id in enumerate(queued, start=1)}
+    frame.insert(3, "queue_position", frame["id"].map(positions).astype("Int64"))
+    return frame
+
+
+@dataclass(frozen=True)
+class WorkersSeen:
+    """What the job store tells of the workers: those whose lease on a running job is unexpired (alive:
+    they renew it every third of its length), and how long the oldest queued job has waited. An idle
+    worker writes nothing, so it is seen only once it takes a job; but it takes a queued job within its
+    poll interval (`seqarena worker --poll`, 2 s), so a job queued for longer with no worker alive means
+    no worker runs."""
+
+    alive: tuple[str, ...]
+    queued: int
+    oldest_wait_s: float | None
+
+
+def workers_seen(engine: Engine) -> WorkersSeen:
+    """The workers holding a live lease, and the queue's length and oldest wait (database clock on PostgreSQL)."""
+    with session_scope(engine) as session:
+        now = _now(session)
+        alive = session.scalars(select(Job.worker_id).where(Job.state == "running", Job.lease_expires_at >= now)
+                                .distinct().order_by(Job.worker_id)).all()
+        queued, oldest = session.execute(select(func.count(), func.min(Job.created_at))
+                                         .where(Job.state == "queued")).one()
+    wait = (now - oldest).total_seconds() if oldest is not None else None
+    return WorkersSeen(tuple(worker for worker in alive if worker), int(queued), wait)
 
 
 @dataclass(frozen=True)
@@ -403,6 +438,7 @@ __all__ = [
     "ArmProgress",
     "Job",
     "Lease",
+    "WorkersSeen",
     "arm_progress",
     "attach_search",
     "cancel",
@@ -415,4 +451,5 @@ __all__ = [
     "list_jobs",
     "resume",
     "submit",
+    "workers_seen",
 ]

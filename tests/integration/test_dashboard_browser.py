@@ -8,17 +8,21 @@ own browser download, which this machine cannot fetch. Screenshots land in `test
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ..seed_results import seed
+from ..seed_results import Seeded, seed, seed_traceable
 from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,104 +58,184 @@ def healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
-    """A seeded SEQARENA_HOME served by `seqarena dashboard` on a free port; (url, server pid)."""
+@dataclass(frozen=True)
+class Served:
+    """The dashboard under test: its address, its server's pid and what was seeded into its home."""
+
+    url: str
+    pid: int
+    seeded: Seeded
+    traceable: dict[str, str]
+    """MLflow run ids (with checkpoints) by model: `seed_results.TRACEABLE`"""
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A seeded SEQARENA_HOME served by `seqarena dashboard` on a free port, one for the module's tests."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
-    for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_DASHBOARD_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    seed()
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "seqarena.cli", "dashboard", "--port", str(port)],
-                              env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: healthy(url) or server.poll() is not None, 90, "the dashboard to answer")
-        assert server.poll() is None, (tmp_path / "dashboard.log").read_text()[-3000:]
-        yield url, server.pid
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+    home = tmp_path_factory.mktemp("dashboard_browser")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("SEQARENA_HOME", str(home))
+        for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_DASHBOARD_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        seeded, traceable = seed(), seed_traceable(home)
+        port = free_port()
+        log = (home / "dashboard.log").open("w")
+        server = subprocess.Popen([sys.executable, "-m", "seqarena.cli", "dashboard", "--port", str(port)],
+                                  env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+            wait_for(lambda: healthy(url) or server.poll() is not None, 90, "the dashboard to answer")
+            assert server.poll() is None, (home / "dashboard.log").read_text()[-3000:]
+            yield Served(url, server.pid, seeded, traceable)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+            log.close()
 
 
-def test_the_dashboard_binds_to_loopback_and_serves_its_pages_to_chromium(dashboard: tuple[str, int]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def browser(dashboard: Served) -> Iterator[Any]:
+    """Headless Chromium, one for the module's tests (a fresh page each)."""
+    from playwright.sync_api import sync_playwright
 
-    url, _ = dashboard
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    opened = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def choose(page: Any, label: str, option: str, where: Any = None) -> None:
+    """Pick `option` in the Streamlit select box or multiselect labelled `label`."""
+    box = (where or page).get_by_test_id(re.compile("stSelectbox|stMultiSelect")).filter(has_text=label)
+    box.locator("input").click()
+    page.get_by_role("option").filter(has_text=option).click()
+
+
+def test_the_dashboard_binds_to_loopback_and_serves_its_pages_to_chromium(dashboard: Served, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    url = dashboard.url
     assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}  # 127.0.0.1 only, no IPv6 / any
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            board = page.locator("table.seqarena-board")
-            expect(board).to_be_visible(timeout=60_000)
-            expect(board).to_contain_text("★ 0.003 ± 0.0014")
-            expect(board.locator("tr", has_text="rnn")).to_contain_text("not solved")
-            link = board.locator("a", has_text="0.003 ± 0.0014")
-            assert link.get_attribute("href").startswith("http://127.0.0.1:5000/#/experiments/")
-            page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
+    page.goto(url)
+    board = page.locator("table.seqarena-board")
+    expect(board).to_be_visible(timeout=60_000)
+    expect(page).to_have_url(f"{url}/leaderboard")  # the root moves on to the leaderboard's own address
+    expect(board).to_contain_text("★ 0.003 ± 0.0014")
+    expect(board.locator("tr", has=page.locator("th", has_text=re.compile("^rnn$")))).to_contain_text("not solved")
+    link = board.locator("a", has_text="0.003 ± 0.0014")
+    assert link.get_attribute("href").startswith("http://127.0.0.1:5000/#/experiments/")
+    page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
 
-            page.get_by_role("link", name="Metric vs T").click()
-            expect(page.get_by_role("heading", name="Metric vs sequence length")).to_be_visible(timeout=60_000)
-            chart = page.locator(".js-plotly-plot").first
-            expect(chart).to_be_visible(timeout=60_000)
-            expect(chart).to_contain_text("trivial baseline")
-            page.screenshot(path=str(ARTIFACTS / "accuracy_vs_T.png"), full_page=True)
-        finally:
-            browser.close()
+    page.get_by_role("link", name="Metric vs T").click()
+    expect(page.get_by_role("heading", name="Metric vs sequence length")).to_be_visible(timeout=60_000)
+    expect(page).to_have_url(f"{url}/accuracy")
+    chart = page.locator(".js-plotly-plot").first
+    expect(chart).to_be_visible(timeout=60_000)
+    expect(chart).to_contain_text("trivial baseline")
+    page.screenshot(path=str(ARTIFACTS / "accuracy_vs_T.png"), full_page=True)
     assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000
 
 
-def test_the_published_report_opens_from_disk_with_its_table_and_plots(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """`seqarena report`'s HTML page, opened as a file:// URL in Chromium with the network off: its leaderboard
-    table renders, its Plotly figures hold data (plotly.js is inline), and the console shows no error."""
-    from playwright.sync_api import expect, sync_playwright
+def test_a_page_s_own_address_opens_that_page(dashboard: Served, page: Any) -> None:
+    """`/leaderboard` (was "Page not found") and `/trials` are the pages themselves, not the root's."""
+    from playwright.sync_api import expect
 
-    from seqarena.platform import database
-    from seqarena.report import write_report
+    page.goto(f"{dashboard.url}/leaderboard")
+    expect(page.locator("table.seqarena-board")).to_contain_text("★ 0.003 ± 0.0014", timeout=60_000)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    page.goto(f"{dashboard.url}/trials")
+    expect(page.get_by_role("heading", name="Trials of an arm")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
-    for name in ("SEQARENA_DB_URL", "MLFLOW_TRACKING_URI", "SEQARENA_DASHBOARD_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    seed()
-    written = write_report(database.get_engine(), "adding", None, tmp_path / "report")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1100}, offline=True)
-            page = context.new_page()
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(written.html.resolve().as_uri())
-            board = page.locator("table.seqarena-report-leaderboard")
-            expect(board).to_be_visible(timeout=30_000)
-            expect(board).to_contain_text("0.003 [0.002, 0.004] n = 2")  # gru at T = 100, two seeds
-            expect(board.locator("tr", has_text="rnn").first).to_contain_text("0 / 1")
-            chart = page.locator(".js-plotly-plot").first
-            expect(chart).to_be_visible(timeout=30_000)
-            expect(chart).to_contain_text("trivial baseline")
-            traces = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => p.data.length)")
-            assert len(traces) == 3 and min(traces) > 0, traces
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "report.png"))
-        finally:
-            browser.close()
-    assert not errors, errors
-    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+def test_inside_the_model_follows_the_arm_and_the_pasted_run(dashboard: Served, page: Any) -> None:
+    """It opens on the first arm's best trial (gru, T = 20), traced; choosing T=30/rnn traces rnn at T = 30
+    (it kept tracing gru at T = 20) and says rnn has no gates (as coRNN, it has none); a pasted run id is traced
+    at its own T."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{dashboard.url}/inside")
+    heading = page.get_by_role("heading", name=re.compile(" on adding at T = "))
+    expect(heading).to_have_text("gru on adding at T = 20", timeout=90_000)
+    expect(page.get_by_label("Trace at T")).to_have_value("20")
+    choose(page, "Arm", re.compile("^adding/T=30/rnn"))
+    expect(heading).to_have_text("rnn on adding at T = 30", timeout=90_000)
+    expect(page.get_by_label("Trace at T")).to_have_count(1, timeout=30_000)  # the first arm's goes at the end
+    expect(page.get_by_label("Trace at T")).to_have_value("30")
+    expect(page.locator(".js-plotly-plot")).to_contain_text("rnn has no gates", timeout=60_000)
+    run_box = page.get_by_label("MLflow run id (default: the arm's best trial)")
+    run_box.fill(dashboard.traceable["gru"])
+    run_box.press("Enter")
+    expect(heading).to_have_text("gru on adding at T = 20", timeout=90_000)
+
+
+def test_the_trials_page_keeps_curves_and_says_why_a_plot_is_missing(dashboard: Served, page: Any) -> None:
+    """Switching the arm draws the new arm's best trials' curves (the choice emptied), and the missing parallel
+    coordinates of an arm with one ranked trial are explained."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{dashboard.url}/trials")
+    choose(page, "Arm", re.compile("^adding/T=1000/rnn"))
+    curves = page.get_by_test_id("stMultiSelect").filter(has_text="Learning curves of")
+    expect(curves.filter(has_text="rnn1000_b (stopped)")).to_be_visible(timeout=60_000)
+    expect(curves).to_have_count(1, timeout=30_000)  # the first arm's choice is gone once the run ends
+    expect(page.locator(".js-plotly-plot", has_text="adding/T=1000/rnn: validation mse")).to_be_visible()
+    expect(page.get_by_text("it needs two or more trials with a test metric (it has 1)")).to_be_visible()
+
+
+def test_the_models_page_says_a_model_is_filtered_out(dashboard: Served, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{dashboard.url}/models")
+    expect(page.get_by_role("heading", name="Models")).to_be_visible(timeout=60_000)
+    choose(page, "Models", "gru", where=page.get_by_test_id("stSidebar"))
+    page.keyboard.press("Escape")
+    choose(page, "Model", re.compile("^lstm$"), where=page.get_by_test_id("stMain"))
+    expect(page.get_by_text("lstm is filtered out")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("No results of lstm")).to_have_count(0)
+
+
+def test_the_jobs_page_says_whether_a_worker_is_alive_and_where_each_job_queues(dashboard: Served,
+                                                                                page: Any) -> None:
+    """Two jobs queued a minute ago and no worker: it says none is alive, how to start one, and the order (the
+    urgent job, submitted last, first); once a worker holds that one, the worker is alive and the other is next."""
+    from playwright.sync_api import expect
+
+    from seqarena.platform import database, jobs
+    from seqarena.platform.schema import Job
+
+    engine = database.get_engine()  # the server's database (the module fixture set SEQARENA_HOME)
+    spec = "name: {}\ntask: adding\nseq_lens: [20]\nmodels: [gru]\n"
+    older = jobs.submit(engine, spec.format("older-job"))
+    urgent = jobs.submit(engine, spec.format("urgent-job"), priority=1)
+    with database.session_scope(engine) as session:
+        for job in session.query(Job).filter(Job.id.in_((older, urgent))):
+            job.created_at -= timedelta(minutes=1)
+    page.goto(f"{dashboard.url}/jobs")
+    expect(page.get_by_text("No worker is alive")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("seqarena worker", exact=True)).to_be_visible()
+    expect(page.get_by_text(f"1. urgent-job ({urgent[:8]}) · 2. older-job ({older[:8]})")).to_be_visible()
+    assert jobs.claim(engine, "browser-worker", 600).id == urgent
+    page.reload()
+    expect(page.get_by_text("Workers alive: 1 (browser-worker)")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"Next in the queue: 1. older-job ({older[:8]})")).to_be_visible()

@@ -213,7 +213,7 @@ def test_the_trials_page_shows_statuses_curves_and_hyperparameters(seeded: Seede
     table = frame_with(app, "trial_id")
     assert set(table["trial_id"]) == {"gru100_a", "gru100_b", "gru100_r"}
     assert table.set_index("trial_id").loc["gru100_b", "hp.hidden_size"] == 128
-    chosen = app.multiselect(key="trials_curves").value
+    chosen = app.multiselect(key=f"trials_curves:{seeded.searches['adding-study']}:adding/T=100/gru").value
     assert chosen[0] == f"{seeded.running_trial} (running)" and "gru100_a (completed)" in chosen
     charts = figures(app)
     validation = traces(charts[0])
@@ -231,6 +231,8 @@ def test_the_trials_page_counts_diverged_and_early_stopped_trials(seeded: Seeded
     app.selectbox(key="trials_arm").select(arm).run()
     counts = {metric.label: int(metric.value) for metric in app.metric}
     assert (counts["diverged"], counts["stopped"], counts["completed"]) == (1, 1, 0)
+    assert app.multiselect[0].value == ["rnn1000_b (stopped)", "rnn1000_a (diverged)"]  # the arm's own, best first
+    assert any("it needs two or more trials with a test metric (it has 1)" in c.value for c in app.caption)
 
 
 # --------------------------------------------------------------------------------------------- jobs
@@ -317,7 +319,7 @@ def test_showing_and_validating_a_job_on_a_real_dataset_reads_no_data(empty_home
         assert texts == ["smnist/T=784/lstm: 0/4 trials · best —", "smnist/T=784/cornn: 0/4 trials · best —"]
         app.checkbox(key="submit_validate_only").check()
         app = submit(app, MNIST_SPEC)
-        assert not app.error and app.success[0].value == "valid: 2 arms, 8 trials"
+        assert not app.error and app.success[-1].value == "valid: 2 arms, 8 trials"
         assert list(folder.iterdir()) == []
     finally:
         jobs.cancel(engine, job_id)
