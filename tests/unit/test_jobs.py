@@ -401,3 +401,25 @@ def test_a_cancel_is_signalled_again_at_every_heartbeat_until_the_job_ends(engin
         beat.join()
         signal.signal(signal.SIGUSR1, previous)
     assert stop.reason == "cancelled" and len(received) >= 3
+
+
+# ------------------------------------------------------------------------------ the dashboard's view
+
+def test_queue_positions_follow_the_claim_order_and_workers_seen_are_the_live_leases(engine: Engine) -> None:
+    """Three jobs: b (priority 2), then a and c (priority 0, a older): positions b 1, a 2, c 3, as claim takes
+    them. No lease: nobody alive; b claimed: its worker alive; its lease expired: nobody again."""
+    a = jobs.submit(engine, SPEC)
+    b = jobs.submit(engine, SPEC, priority=2)
+    c = jobs.submit(engine, SPEC)
+    set_row(engine, a, created_at=schema.utcnow() - timedelta(minutes=5))
+    frame = jobs.jobs_frame(engine).set_index("id")
+    assert frame["queue_position"].to_dict() == {b: 1, a: 2, c: 3}
+    seen = jobs.workers_seen(engine)
+    assert seen.alive == () and seen.queued == 3 and seen.oldest_wait_s >= 300
+    assert jobs.claim(engine, "w1", 600).id == b
+    positions = jobs.jobs_frame(engine).set_index("id")["queue_position"]
+    assert positions.isna()[b] and positions[[a, c]].tolist() == [1, 2]
+    assert jobs.workers_seen(engine).alive == ("w1",)
+    set_row(engine, b, lease_expires_at=schema.utcnow() - timedelta(seconds=1))
+    seen = jobs.workers_seen(engine)
+    assert (seen.alive, seen.queued) == ((), 2)
