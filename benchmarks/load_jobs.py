@@ -172,7 +172,7 @@ def records(url: str, home: Path, ids: list[str]) -> list[dict[str, Any]]:
     from sqlalchemy import func, select
 
     from seqarena.platform import database, jobs
-    from seqarena.platform.schema import Trial
+    from seqarena.platform.schema import Search, Trial
     from seqarena.platform.tracking import PARENT_TAG
 
     engine = database.get_engine(url)
@@ -180,6 +180,9 @@ def records(url: str, home: Path, ids: list[str]) -> list[dict[str, Any]]:
         rows = dict(conn.execute(select(Trial.search_id, func.count()).group_by(Trial.search_id)).all())
         unique = dict(conn.execute(select(Trial.search_id, func.count(func.distinct(Trial.trial_id)))
                                    .group_by(Trial.search_id)).all())
+        registered = dict(conn.execute(select(Search.id, Search.created_at)).all())
+        recorded = {sid: (last, wall) for sid, last, wall in conn.execute(
+            select(Trial.search_id, func.max(Trial.created_at), func.sum(Trial.wall_s)).group_by(Trial.search_id))}
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiments, max_results=50_000)
@@ -194,7 +197,9 @@ def records(url: str, home: Path, ids: list[str]) -> list[dict[str, Any]]:
                       "rows": rows.get(sid, 0), "unique_rows": unique.get(sid, 0),
                       "parent_runs": parents.get(job.mlflow_parent_run_id, 0),
                       "child_runs": children.get(job.mlflow_parent_run_id, 0),
-                      "optuna_complete": optuna_complete(home, sid) if sid else 0, "error": job.error})
+                      "optuna_complete": optuna_complete(home, sid) if sid else 0, "error": job.error,
+                      "search_at": registered.get(sid), "last_trial_at": recorded.get(sid, (None, None))[0],
+                      "trials_wall_s": recorded.get(sid, (None, None))[1]})
     return found
 
 
@@ -256,6 +261,19 @@ def handoffs(found: list[dict[str, Any]], taken: dict[str, list[str]]) -> list[f
     return gaps
 
 
+def phases(done: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Where a job's time goes, from the database's timestamps: claim -> its search registered (spec, MLflow
+    parent run, arms), -> its last trial recorded (Tune experiment, trial actor, training, recording), of
+    which the trials' own training (`trials.wall_s`), and -> the job's end (Tune's teardown, `finish`)."""
+    def seconds(later: str, earlier: str) -> list[float]:
+        return [(job[later] - job[earlier]).total_seconds() for job in done]
+
+    return {"claimed -> search registered": spread(seconds("search_at", "started_at")),
+            "search registered -> last trial recorded": spread(seconds("last_trial_at", "search_at")),
+            "of which the trials' own training (trials.wall_s)": spread([job["trials_wall_s"] or 0.0 for job in done]),
+            "last trial recorded -> job finished": spread(seconds("finished_at", "last_trial_at"))}
+
+
 def figures(found: list[dict[str, Any]], taken: dict[str, list[str]]) -> dict[str, Any]:
     done = [job for job in found if job["finished_at"] and job["started_at"]]
     claimed = [job for job in found if job["started_at"]]
@@ -274,6 +292,7 @@ def figures(found: list[dict[str, Any]], taken: dict[str, list[str]]) -> dict[st
         "claim_latency_s": spread([(job["started_at"] - job["created_at"]).total_seconds() for job in claimed]),
         "job_run_s": spread([(job["finished_at"] - job["started_at"]).total_seconds() for job in done]),
         "handoff_s": spread(handoffs(found, taken)),
+        "phases_s": phases([job for job in done if job["search_at"] and job["last_trial_at"]]),
         "jobs_per_worker": sorted((len(order) for order in taken.values()), reverse=True),
     }
 
@@ -322,6 +341,9 @@ def markdown(result: dict[str, Any]) -> str:
              fig["claim_latency_s"]),
         _row("a job: claimed -> finished (Tune experiment, trial actor, MLflow, records)", fig["job_run_s"]),
         _row("hand-off: a worker's job finished -> the same worker's next claim", fig["handoff_s"]), "",
+        "Where a job's time goes (claimed -> finished, in seconds):", "",
+        "| phase | n | median | p95 | max |", "|---|---:|---:|---:|---:|",
+        *(_row(name, values) for name, values in fig["phases_s"].items()), "",
     ]
     return "\n".join(lines)
 
