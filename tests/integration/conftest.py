@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from seqarena.platform import database
 from tests.services import (
+    BIN,
     answers,
     free_port,
     mlflow_server_command,
@@ -202,7 +203,7 @@ def s3_server() -> Iterator[dict[str, str]]:
            "AWS_ACCESS_KEY_ID": f"AKIA{secrets.token_hex(8).upper()}",
            "AWS_SECRET_ACCESS_KEY": f"s3secret-{secrets.token_hex(12)}"}
     try:
-        wait_for(lambda: _answers(f"{env['AWS_ENDPOINT_URL']}/moto-api/") or server.poll() is not None, 60,
+        wait_for(lambda: answers(f"{env['AWS_ENDPOINT_URL']}/moto-api/") or server.poll() is not None, 60,
                  "the S3 server")
         assert server.poll() is None, "moto_server exited"
         s3_client(env).create_bucket(Bucket="seqarena")

@@ -43,11 +43,14 @@ def leaks_in_rows(url: str, needles: list[str]) -> list[str]:
     found = []
     try:
         with engine.connect() as conn:
-            for name in inspect(conn).get_table_names():
-                columns = [column["name"] for column in inspect(conn).get_columns(name)]
-                rows = conn.execute(select(*(text(f'"{c}"') for c in columns)).select_from(table(name))).all()
-                dumped = repr(rows)
-                found += [f"table {name}: {needle}" for needle in needles if needle in dumped]
+            schemas = [None, *(["optuna"] if "optuna" in inspect(conn).get_schema_names() else [])]  # Optuna's studies
+            for schema in schemas:
+                for name in inspect(conn).get_table_names(schema=schema):
+                    columns = [column["name"] for column in inspect(conn).get_columns(name, schema=schema)]
+                    source = table(name, schema=schema)
+                    rows = conn.execute(select(*(text(f'"{c}"') for c in columns)).select_from(source)).all()
+                    dumped = repr(rows)
+                    found += [f"table {schema or 'public'}.{name}: {needle}" for needle in needles if needle in dumped]
     finally:
         engine.dispose()
     return found
