@@ -59,6 +59,7 @@ from sqlalchemy import Engine, create_engine, event, insert, make_url, select, t
 
 from seqarena.platform import database, jobs, schema, searches
 from seqarena.platform.leaderboard import ArmBest, leaderboard, trials_frame
+from seqarena.platform.spec import MAX_TRIALS
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG, Tracker
 
 BUDGET_S = 2.0
@@ -104,9 +105,12 @@ class SearchPlan:
                 for t in self.seq_lens for m in self.models]
 
     def spec_yaml(self) -> str:
+        """The search's spec: 95 search trials per arm, fewer where a spec of that size would pass the limit of
+        `spec.MAX_TRIALS` trials (`repeats: 6` adds 5 seeds of each arm's 3 best: 15 trials per arm)."""
+        samples = min(95, MAX_TRIALS // len(self.arms()) - 15)
         return (f"name: {self.name}\ntask: {self.task}\nseq_lens: [{', '.join(map(str, self.seq_lens))}]\n"
                 f"models: [{', '.join(self.models)}]\nbudget: {{max_steps: 2000, eval_every: 100}}\n"
-                "search: {algorithm: tpe, num_samples: 95, scheduler: asha, seed: 0}\nrepeats: 6\n")
+                f"search: {{algorithm: tpe, num_samples: {samples}, scheduler: asha, seed: 0}}\nrepeats: 6\n")
 
 
 # 108 + 9 + 63 + 20 = 200 arms; the running re-run is the newest search, so its 20 arm keys show it.
