@@ -117,3 +117,20 @@ def test_the_inside_page_traces_the_arm_s_best_trial(tmp_path: Path, monkeypatch
     names = {trace["name"] for trace in figure["data"]}
     assert {"‖∂L/∂s_t‖ layer 1", "‖∂L/∂u_t‖", "gate reset", "gate update"} <= names
     assert any("reaches the first step" in caption.value for caption in app.caption)
+
+
+def test_the_trace_figure_says_when_a_model_has_no_gates() -> None:
+    """coRNN has no gates: the Inside the model page's gates panel says so instead of staying an empty box."""
+    from seqarena.dashboard.figures import trace_figure
+
+    setup = setup_of("cornn", 10)
+    torch.manual_seed(0)
+    inputs, targets = setup.task.eval_set("val")
+    titles = [note.text for note in trace_figure(trace(build_model(setup), setup.task, (inputs[:4], targets[:4]),
+                                                       model="cornn")).layout.annotations]
+    assert "gates: none, cornn has no gates (its state norms and features are above and below)" in titles
+    gru = setup_of("gru", 10)
+    inputs, targets = gru.task.eval_set("val")
+    titles = [note.text for note in trace_figure(trace(build_model(gru), gru.task, (inputs[:4], targets[:4]),
+                                                       model="gru")).layout.annotations]
+    assert "gates (mean over batch and units), last layer" in titles
