@@ -105,10 +105,12 @@ _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:? ?.*"
 
 def one_line(error: BaseException) -> str:
     """An error as one line of at most 500 characters: its message's first line, or, when the message is a
-    whole traceback (Tune's `TuneError` carries one), the line of the exception raised last in it."""
+    whole traceback (Tune's `TuneError` carries one), the line of the exception raised last in it and, when
+    it had a cause, the line of the first ("... (caused by sqlite3.OperationalError: database or disk is full)")."""
     lines = str(error).strip().splitlines()
     if lines and lines[0].startswith("Traceback (most recent call last)"):
-        lines = [line for line in lines if _RAISED.match(line)][-1:] or lines[-1:]
+        raised = [line for line in lines if _RAISED.match(line)] or lines[-1:]
+        lines = [raised[-1] if raised[0] == raised[-1] else f"{raised[-1]} (caused by {raised[0]})"]
     return (lines[0] if lines else type(error).__name__)[:500]
 
 

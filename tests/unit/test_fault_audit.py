@@ -151,7 +151,8 @@ def test_a_job_failed_by_a_traceback_records_its_cause_in_one_line(engine: Engin
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The fault script's `home full` found a job `failed` with Tune's whole traceback as its error."""
     error = tune_error_of_a_full_disk()
-    assert one_line(error) == "RuntimeError: the study could not commit"
+    cause = "RuntimeError: the study could not commit (caused by sqlite3.OperationalError: database or disk is full)"
+    assert one_line(error) == cause
     settings = WorkerSettings(lease_seconds=60, worker_id="w1")
     job_id = jobs.submit(engine, SPEC)
     job = jobs.claim(engine, settings.worker_id, settings.lease_seconds)
@@ -161,7 +162,7 @@ def test_a_job_failed_by_a_traceback_records_its_cause_in_one_line(engine: Engin
 
     monkeypatch.setattr(worker, "_search_of", search_fails)
     assert worker.run_job(engine, job, settings, worker.StopSignal()) == "failed"
-    assert jobs.get_job(engine, job_id).error == "TuneError: RuntimeError: the study could not commit"
+    assert jobs.get_job(engine, job_id).error == f"TuneError: {cause}"
 
 
 def test_a_refusal_raised_in_a_trial_survives_copy_and_pickle(tmp_path: Path) -> None:
