@@ -62,6 +62,8 @@ class Provenance:
     ray_version: tuple[str, ...] = ()
     optuna_version: tuple[str, ...] = ()
     mlflow_version: tuple[str, ...] = ()
+    timing: tuple[str, ...] = ()
+    """how the throughput was timed (`seqarena.workers.measure.STEADY`); none: it may include the warm-up"""
 
     def text(self, name: str) -> str:
         """The values of fact `name`, e.g. "cuda", "cpu, cuda", or "not recorded"."""
@@ -160,7 +162,7 @@ def publication(engine: Engine, task: str, search: str | None = None) -> Publica
             raise BadInput("task", task, f"a task of search {found.id}: {one_of(known)}")
         search_id = found.id
     rows = leaderboard(engine, task=task, search_id=search_id)
-    facts = _facts(engine, rows)
+    facts = trial_facts(engine, rows)
     placed = {(row.search_id, row.key): place for place, row in places(rows)}
     arms = tuple(PublishedArm(board=row, place=placed.get((row.search_id, row.key)),
                               runs=provenance([facts.get((row.search_id, run.trial_id)) for run in row.runs]),
@@ -177,7 +179,7 @@ def publication(engine: Engine, task: str, search: str | None = None) -> Publica
                        lengths=tuple(length_points(engine, task, search_id=search_id)))
 
 
-def _facts(engine: Engine, rows: Sequence[ArmBest]) -> dict[tuple[str, str], dict[str, str] | None]:
+def trial_facts(engine: Engine, rows: Sequence[ArmBest]) -> dict[tuple[str, str], dict[str, str] | None]:
     """(search id, trial id) -> the recorded facts of every run and best trial of `rows`."""
     keys = sorted({(row.search_id, run.trial_id) for row in rows for run in row.runs}
                   | {(row.search_id, row.trial_id) for row in rows if row.trial_id})

@@ -75,12 +75,30 @@ def measure_step_memory(model: nn.Module, optimizer: torch.optim.Optimizer,
     return result, (counter.total_bytes + state_bytes) / MB, CPU_METHOD
 
 
+WARMUP_STEPS = 2
+"""Training steps a trial leaves out of its throughput and memory: the first steps build and load the
+kernels (C++ through `cpp_extension`, Triton's compile and autotune), fill torch's caches and allocate the
+optimiser's state, once per process; a first trial that built a kernel measured 670 sequences/s where the
+same model runs 22 000 (issue 19). The step after them is the one whose peak memory is measured (hooks on
+the CPU, synchronisations on CUDA), so it is left out of the timing too."""
+STEADY = f"steady state: {WARMUP_STEPS} warm-up steps and the memory step left out, first evaluation batch left out"
+"""How a trial's throughput was timed (`RunFacts.timing`); records without it may include the warm-up."""
+
+
 @dataclass
 class Stopwatch:
-    """Accumulated seconds and items (sequences) over several timed sections."""
+    """Accumulated seconds and items (sequences) over several timed sections.
+
+    The first `skip` sections are warm-up: timed into `warm_seconds` and `warm_items`, not into the rate,
+    unless nothing else was timed (a trial shorter than its warm-up reports what it has).
+    """
 
     seconds: float = 0.0
     items: int = 0
+    skip: int = 0
+    """sections still to leave out of the rate"""
+    warm_seconds: float = 0.0
+    warm_items: int = 0
 
     @contextmanager
     def timing(self, items: int, device: torch.device) -> Iterator[None]:
@@ -91,9 +109,18 @@ class Stopwatch:
         yield
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        self.seconds += time.perf_counter() - start
-        self.items += items
+        elapsed = time.perf_counter() - start
+        if self.skip > 0:
+            self.skip -= 1
+            self.warm_seconds += elapsed
+            self.warm_items += items
+        else:
+            self.seconds += elapsed
+            self.items += items
 
     def rate(self) -> float:
-        """Items per second, 0 when nothing was timed."""
-        return self.items / self.seconds if self.seconds > 0 else 0.0
+        """Items per second over the steady sections (the warm-up ones when there are none), 0 when nothing
+        was timed."""
+        if self.seconds > 0:
+            return self.items / self.seconds
+        return self.warm_items / self.warm_seconds if self.warm_seconds > 0 else 0.0

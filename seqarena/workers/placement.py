@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import seqarena
+from seqarena.workers.measure import STEADY
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -47,6 +48,8 @@ class RunFacts:
     cuda_version: str
     seqarena_version: str
     git_commit: str
+    timing: str = ""
+    """how its throughput was timed (`seqarena.workers.measure.STEADY`); empty in reports that predate it"""
 
     def tags(self) -> dict[str, str]:
         """The facts as MLflow tags (every key present; `-` for what does not apply)."""
@@ -58,7 +61,7 @@ def run_facts(device: torch.device, implementation: str) -> RunFacts:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
     return RunFacts(device=device.type, gpu_name=gpu, implementation=implementation,
                     torch_version=torch.__version__, cuda_version=torch.version.cuda or "",
-                    seqarena_version=seqarena.__version__, git_commit=git_commit())
+                    seqarena_version=seqarena.__version__, git_commit=git_commit(), timing=STEADY)
 
 
 def implementation_of(extra: dict[str, object], device: torch.device) -> str:

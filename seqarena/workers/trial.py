@@ -30,7 +30,7 @@ from seqarena import cells, tasks
 from seqarena.tasks.base import Batch, Task
 from seqarena.workers import checkpoint as ckpt
 from seqarena.workers.config import Setup, TrialConfig, prepare
-from seqarena.workers.measure import Stopwatch, measure_step_memory
+from seqarena.workers.measure import WARMUP_STEPS, Stopwatch, measure_step_memory
 from seqarena.workers.memory import is_out_of_memory, release_memory
 from seqarena.workers.protocol import LRSchedule, init_readout, make_optimizer, weight_penalty
 from seqarena.workers.results import EvalReport, LengthResult, TrialResult, finite
@@ -58,8 +58,10 @@ class TrialState:
     best_value: float | None = None
     best_step: int = 0
     best_weights: dict[str, Tensor] | None = None
-    train_watch: Stopwatch = field(default_factory=Stopwatch)
-    infer_watch: Stopwatch = field(default_factory=Stopwatch)
+    train_watch: Stopwatch = field(default_factory=lambda: Stopwatch(skip=WARMUP_STEPS + 1))
+    """training steps: the warm-up and the memory step left out (`seqarena.workers.measure.WARMUP_STEPS`)"""
+    infer_watch: Stopwatch = field(default_factory=lambda: Stopwatch(skip=1))
+    """evaluation batches: the first (it builds the inference path's kernels) left out"""
     peak_mem_mb: float | None = None
     peak_mem_method: str = ""
     elapsed_s: float = 0.0
@@ -139,7 +141,7 @@ class Trainer:
             return loss
 
         with self.state.train_watch.timing(len(inputs), self.setup.device):
-            if self.state.peak_mem_mb is None:
+            if self._memory_step():
                 loss, self.state.peak_mem_mb, self.state.peak_mem_method = measure_step_memory(
                     self.model, self.optimizer, step, self.setup.device)
             else:
@@ -149,6 +151,13 @@ class Trainer:
         if self.observer.on_step:
             self.observer.on_step(self.state.step, value)
         return value
+
+    def _memory_step(self) -> bool:
+        """Whether this step's peak memory is measured: the first after the warm-up (steady state), or the
+        last step of a trial shorter than that."""
+        if self.state.peak_mem_mb is not None:
+            return False
+        return self.state.step >= WARMUP_STEPS or self.state.step + 1 >= self.config.steps
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean of every per-sample metric over the fixed `split` set (eval mode, timed)."""

@@ -94,7 +94,8 @@ def test_facts_name_every_key_even_where_nothing_applies() -> None:
     facts = RunFacts(device="cpu", gpu_name="", implementation="eager", torch_version="2", cuda_version="",
                      seqarena_version="0.1.0", git_commit="")
     assert facts.tags() == {"device": "cpu", "gpu_name": "-", "implementation": "eager", "torch_version": "2",
-                            "cuda_version": "-", "seqarena_version": "0.1.0", "git_commit": "-"}
+                            "cuda_version": "-", "seqarena_version": "0.1.0", "git_commit": "-",
+                            "timing": "-"}
 
 
 def test_the_database_keeps_each_trial_s_facts_with_the_driver_s_versions(engine) -> None:

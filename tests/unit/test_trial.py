@@ -164,3 +164,37 @@ def test_a_trial_whose_data_is_missing_on_its_node_fails_with_one_line(tmp_path:
                           trial=make_config(**fields))
     trial = SimpleNamespace(trial_id="t1", config=planned.to_tune())
     assert trial_record(trial, last, error=None).status == "failed"
+
+
+def test_throughput_and_memory_come_from_steady_steps_not_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: the first steps (kernel builds, caches, the optimiser's state) and the memory step are left out
+    of the training throughput, the first evaluation batch out of the inference throughput, and peak memory is
+    measured on the first step after the warm-up. 7 steps of 8 sequences: 2 warm-up steps and the memory step
+    (24 sequences) left out, 4 steps (32) timed. Evaluations in batches of 16: validation (32) at steps 4 and 7,
+    then test (48): 7 batches, 112 sequences, the first batch (16) left out, 96 timed."""
+    from seqarena.workers import trial as trial_module
+    from seqarena.workers.measure import STEADY, WARMUP_STEPS
+    from seqarena.workers.placement import run_facts
+
+    trainer = trial_module.Trainer(trial_module.prepare(tiny(steps=7, eval_every=4, eval_batch_size=16)))
+    measured_at: list[int] = []
+    real = trial_module.measure_step_memory
+
+    def spy(*args: object) -> object:
+        measured_at.append(trainer.state.step)
+        return real(*args)
+
+    monkeypatch.setattr(trial_module, "measure_step_memory", spy)
+    result = trainer.run()
+    train, infer = trainer.state.train_watch, trainer.state.infer_watch
+    assert WARMUP_STEPS == 2 and measured_at == [2]
+    assert (train.warm_items, train.items) == (24, 32)
+    assert (infer.warm_items, infer.items) == (16, 96)
+    assert result.train_seq_per_s == pytest.approx(32 / train.seconds)
+    assert result.infer_seq_per_s == pytest.approx(96 / infer.seconds)
+    assert run_facts(torch.device("cpu"), "eager").timing == STEADY
+
+
+def test_a_trial_shorter_than_its_warm_up_still_reports_memory_and_throughput() -> None:
+    result = run_trial(tiny(steps=1, eval_every=1))
+    assert result.peak_mem_mb > 0 and result.train_seq_per_s > 0 and result.infer_seq_per_s > 0
