@@ -81,7 +81,7 @@ def report_figures(pub: Publication) -> list[go.Figure]:
     speed = speed[speed["seq_per_s"].notna()]
     if not speed.empty:
         shown.append(figures.versus_seq_len(speed, "seq_per_s", f"{pub.task}: throughput (solid: training, dashed: "
-                                            "inference)", "sequences / s", log_y=True, dash_by="phase"))
+                                            "inference)", "throughput (sequences/s)", log_y=True, dash_by="phase"))
     if pub.lengths:
         shown.append(figures.versus_other_lengths(points_frame(pub.lengths), f"{pub.task}: test {metric} at the "
                                                   "length T′ tested at", f"test {metric}"))

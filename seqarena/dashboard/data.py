@@ -16,7 +16,7 @@ import streamlit as st
 from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine
 
-from seqarena.platform import database, jobs, leaderboard, lengths, profiles
+from seqarena.platform import comparison_table, database, jobs, leaderboard, lengths, profiles
 from seqarena.platform.importance import ArmImportance, arm_importance
 from seqarena.platform.leaderboard import ArmBest
 from seqarena.platform.tracking import SEARCH_TAG, TRIAL_TAG
@@ -49,6 +49,13 @@ def board(url: str, task: str | None, search_ids: tuple[str, ...] | None,
           models: tuple[str, ...] | None) -> list[ArmBest]:
     """The leaderboard rows (one per arm, aggregated in SQL) for the current filters."""
     return leaderboard.leaderboard(engine(url), task=task, search_ids=search_ids, models=models)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def comparison(url: str, task: str | None, search_ids: tuple[str, ...] | None,
+               models: tuple[str, ...] | None) -> pd.DataFrame:
+    """The comparison table (`seqarena.platform.comparison_table`) of the leaderboard under the current filters."""
+    return comparison_table.comparison_table(engine(url), board(url, task, search_ids, models))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -6,7 +6,9 @@ image engine needed); the CSV is the figure's data behind a download button.
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,3 +25,21 @@ def show(figure: go.Figure, frame: pd.DataFrame, name: str) -> None:
     st.plotly_chart(figure, config=config, key=f"chart_{slug(name)}")
     st.download_button(f"Download {name} data (CSV)", frame.to_csv(index=False).encode(), file_name=f"{slug(name)}.csv",
                        mime="text/csv", key=f"csv_{slug(name)}")
+
+
+SIGNIFICANT = 4
+"""Significant digits of every number the dashboard shows (tables and hover labels: Plotly's `.4g`)."""
+
+
+def significant(value: Any, digits: int = SIGNIFICANT) -> Any:
+    """`value` rounded to `digits` significant digits (0.0014142 -> 0.001414, 22013.7 -> 22010); anything that
+    is not a finite float is returned as it is."""
+    if isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def rounded(frame: pd.DataFrame, digits: int = SIGNIFICANT) -> pd.DataFrame:
+    """`frame` with every float column rounded to `digits` significant digits (for display, not for CSV)."""
+    floats = [name for name in frame.columns if pd.api.types.is_float_dtype(frame[name])]
+    return frame.assign(**{name: frame[name].map(lambda v: significant(v, digits)) for name in floats})

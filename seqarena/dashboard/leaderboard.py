@@ -8,6 +8,10 @@ steps to solve; an arm no seed solved is greyed and marked "not solved: 0 / n wi
 without a result says how its trials ended ("oom"). Every number links to the MLflow run of
 its best trial. The task's data protocol (`seqarena.tasks.protocols`) is stated once in the caption
 when every arm shares it (a comparison), else beside each model (a reproduction: each paper's own).
+
+Below it, the comparison table (`seqarena.platform.comparison_table`): one row per (model, T) with the metric,
+solved k / n, steps to solve, parameters, peak memory, training and inference throughput and where they were
+measured; sortable by any column, each row one click from its MLflow run, downloadable as CSV.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from seqarena.dashboard import data, filters
+from seqarena.dashboard import data, display, filters
 from seqarena.dashboard.filters import Filters
 from seqarena.platform.leaderboard import ArmBest, best_at, board_frame, cell, table
 from seqarena.platform.solving import reach
@@ -104,6 +108,7 @@ def render() -> None:
     st.caption(f"task **{current.task}** · {len(rows)} arms · "
                f"{'all searches (each arm from its latest)' if current.search_ids is None else 'chosen searches'}")
     st.markdown(board_html(rows, current), unsafe_allow_html=True)
+    comparison_section(rows, current)
     frame = board_frame(rows)
     won = winners(rows)
     summary = pd.DataFrame([{"T": seq_len, "best model": model} for seq_len, model in sorted(won.items())])
@@ -113,6 +118,54 @@ def render() -> None:
     st.download_button("Download leaderboard (CSV)", frame.to_csv(index=False).encode(),
                        file_name=f"leaderboard_{current.task}.csv", mime="text/csv", key="csv_leaderboard")
     intervals_section(rows)
+
+
+RUN_COLUMN = "MLflow run"
+_NUMBER_COLUMNS = ("params", "peak memory (MB)", "training seq/s", "inference seq/s", "steps to solve")
+
+
+def comparison_frame(rows: Sequence[ArmBest], current: Filters) -> pd.DataFrame:
+    """The comparison table under the current filters, each row with its MLflow run's address."""
+    frame = data.comparison(current.url, current.task, current.search_ids, current.models)
+    links = [data.run_link(current.experiment_of(search), run) if isinstance(run, str) else None
+             for search, run in zip(frame["search_id"], frame["mlflow_run_id"], strict=True)]
+    return frame.assign(**{RUN_COLUMN: links})
+
+
+def comparison_caption(rows: Sequence[ArmBest], frame: pd.DataFrame) -> str:
+    rule = next((row.solve.rule for row in rows if row.solve is not None), None)
+    direction = "higher is better" if rows[0].higher_is_better else "lower is better"
+    solved = (f"solved: seeds whose test metric meets the task's rule ({rule}); steps to solve: median over them of "
+              "the first evaluation that met it" if rule else "solved: the task declares no rule")
+    stopped = int(frame["stopped by ASHA"].sum())
+    return (f"One row per (model, T); test {rows[0].metric_name} ({direction}): mean and std over the n seeds of the "
+            f"arm's best configuration; {solved}. Cost of the best trial: peak memory of a training step, sequences/s "
+            "in training and in inference, timed in steady state (warm-up and kernel builds left out) while the "
+            "search's other trials shared the machine (the profile runs on Memory & throughput run alone). "
+            f"{stopped} trial(s) stopped early by ASHA are counted in 'trials' and ranked at the step they stopped. "
+            "Click a header to sort; 'open' opens the row's MLflow run.")
+
+
+def comparison_section(rows: Sequence[ArmBest], current: Filters) -> None:
+    """The comparison table: sortable, every row linked to its MLflow run, downloadable as CSV."""
+    frame = comparison_frame(rows, current)
+    if frame.empty:
+        return
+    st.subheader("Comparison table")
+    st.caption(comparison_caption(rows, frame))
+    measured = frame[frame["trial_id"].notna()]
+    where = sorted({f"{device} / {impl}" for device, impl in zip(measured["device"], measured["implementation"],
+                                                                   strict=True)})
+    if len(where) > 1:
+        st.warning("Cost measured on different devices or implementations (" + "; ".join(where) + "): compare "
+                   "memory and throughput only between rows measured alike.")
+    config = {RUN_COLUMN: st.column_config.LinkColumn(RUN_COLUMN, display_text="open"),
+              **{name: st.column_config.NumberColumn(name, format="plain") for name in frame.columns
+                 if name in _NUMBER_COLUMNS or name.startswith("test ")}}
+    shown = display.rounded(frame.drop(columns=["search_id", "mlflow_run_id"]))
+    st.dataframe(shown, hide_index=True, column_config=config, key="comparison")
+    st.download_button("Download comparison table (CSV)", frame.to_csv(index=False).encode(),
+                       file_name=f"comparison_{current.task}.csv", mime="text/csv", key="csv_comparison")
 
 
 def interval_cell(row: ArmBest) -> str:

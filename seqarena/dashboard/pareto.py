@@ -3,7 +3,12 @@
 Cost is training throughput (higher is better), inference throughput, or parameter count (lower
 is better). The front (trials no other trial beats in both metric and cost) is highlighted: the
 models worth their price. Points are the ranked search trials of the arms on the leaderboard
-(the chosen searches, or each arm's latest search).
+(the chosen searches, or each arm's latest search), each in its model's colour.
+
+Only trials that solve the task (`Task.solved_when`, the rule the leaderboard counts seeds by:
+`seqarena.platform.solving.solves`) can be on the front; the others are greyed, and an arm nobody solved has
+no point on it, said under the plot. Trials ASHA stopped early are ranked with the metric of the step they
+stopped at: drawn as open circles and counted under the plot.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from seqarena.dashboard import data, display, figures, filters
+from seqarena.platform.solving import solves
 
 COSTS = {  # label -> (column, higher is better, log axis)
     "training throughput (sequences/s)": ("train_seq_per_s", True, True),
@@ -58,13 +64,33 @@ def render() -> None:
         st.info(f"No ranked trial at T = {seq_len} records its {cost}.")
         return
     higher = bool(points["higher_is_better"].iloc[0])
-    front = pareto_front(points, higher, column, cost_higher)
+    solving = pd.Series(solves(str(current.task), points["metric"].tolist(), float(points["baseline"].iloc[0]),
+                               higher), index=points.index)
+    front = pd.Series(False, index=points.index)
+    if solving.any():
+        front.loc[solving] = pareto_front(points[solving], higher, column, cost_higher)
     metric = rows[0].metric_name
-    figure = figures.pareto(points, front, column, cost, f"test {metric}", log_x)
-    table = points.assign(on_front=front)[["model", "trial_id", "metric", column, "on_front", "mlflow_run_id"]]
+    figure = figures.pareto(points, front, column, cost, f"test {metric}", log_x, solves=solving)
+    table = points.assign(solves=solving, on_front=front)[
+        ["model", "trial_id", "status", "metric", column, "solves", "on_front", "mlflow_run_id"]]
     display.show(figure, table, f"{current.task} T={seq_len} {metric} vs {column}")
-    st.caption(f"{len(points)} trials; {int(front.sum())} on the front: "
-               + ", ".join(sorted(set(points.loc[front, 'model']))))
+    st.caption(front_caption(points, solving, front, rows))
+
+
+def front_caption(points: pd.DataFrame, solving: pd.Series, front: pd.Series, rows: list[Any]) -> str:
+    """What the plot holds: trials, those on the front, those greyed (do not solve), ASHA-stopped ones."""
+    rule = next((row.solve.rule for row in rows if row.solve is not None), None)
+    unsolved = sorted(set(points["model"]) - set(points.loc[solving, "model"]))
+    stopped = int(points["status"].eq("stopped").sum())
+    parts = [f"{len(points)} trials; {int(front.sum())} on the front: "
+             + (", ".join(sorted(set(points.loc[front, "model"]))) or "none")]
+    if rule is not None:
+        parts.append(f"only trials that solve the task ({rule}) can be on the front; {int((~solving).sum())} "
+                     "that do not are greyed")
+    if unsolved:
+        parts.append("no trial solved it for " + ", ".join(unsolved) + ": not on the front")
+    parts.append(f"{stopped} stopped early by ASHA (open circles, at the metric of the step they stopped at)")
+    return "; ".join(parts) + "."
 
 
 if __name__ == "__main__":

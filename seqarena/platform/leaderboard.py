@@ -121,6 +121,8 @@ class ArmBest:
     """without a ranked trial: how most of the arm's trials ended (FAILURES); None otherwise"""
     config_key: str | None = None
     """the winner's configuration (`searches.config_key`)"""
+    stopped: int = 0
+    """of `trials`, those the scheduler (ASHA) stopped early: ranked, with the metric of the step they stopped at"""
 
 
 def beats_baseline(mean: float | None, baseline: float, higher_is_better: bool) -> bool:
@@ -344,7 +346,7 @@ def _arm_best(row: Any, runs: list[SeedRun]) -> ArmBest:
         infer_seq_per_s=row["infer_seq_per_s"], peak_mem_mb=row["peak_mem_mb"], trials=int(row["trials"]),
         beats_baseline=beats_baseline(mean, row["baseline"], higher), protocol=row["protocol"],
         solve=_solve(row, runs), search_place=row["search_place"], rerun_configs=int(row["rerun_configs"] or 0),
-        failure=_failure(row), config_key=row["config_key"])
+        failure=_failure(row), config_key=row["config_key"], stopped=int(row["n_stopped"] or 0))
 
 
 def rank_key(row: ArmBest) -> tuple[Any, ...]:
@@ -554,8 +556,10 @@ def arm_trials(engine: Engine, search_id: str, arm_key: str) -> pd.DataFrame:
 
 def ranked_trials(engine: Engine, task: str, seq_len: int, search_ids: Sequence[str],
                   models: Sequence[str] | None = None) -> pd.DataFrame:
-    """The ranked search trials of one (task, seq_len) in the given searches: the Pareto view's points."""
-    stmt = (select(ArmRow.model, ArmRow.search_id, ArmRow.higher_is_better, Trial.trial_id, Trial.metric, Trial.params,
+    """The ranked search trials of one (task, seq_len) in the given searches: the Pareto view's points (`status`
+    `stopped`: ASHA stopped the trial early; its metric is that of the step it stopped at)."""
+    stmt = (select(ArmRow.model, ArmRow.search_id, ArmRow.higher_is_better, ArmRow.baseline, Trial.trial_id,
+                   Trial.status, Trial.metric, Trial.params,
                    Trial.train_seq_per_s, Trial.infer_seq_per_s, Trial.peak_mem_mb, Trial.mlflow_run_id)
             .join(ArmRow, ArmRow.id == Trial.arm_id)
             .where(ArmRow.task == task, ArmRow.seq_len == seq_len, ArmRow.search_id.in_(tuple(search_ids)),

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from seqarena import tasks
 from seqarena.errors import BadInput
 from seqarena.tasks.base import SolvedWhen
 
@@ -81,6 +82,15 @@ class SolveStats:
         low, high = self.steps_range or (0, 0)
         spread = "" if low == high else f" ({low}–{high})"
         return f"{head} in {self.steps_median:g}{spread} steps"
+
+
+def solves(task: str, metrics: Sequence[float | None], baseline: float, higher_is_better: bool) -> list[bool]:
+    """Whether each test metric solves `task` (its `solved_when`; every one True for a task that is not registered
+    and so declares no rule): the rule `solve_stats` counts seeds by, applied to single trials (the Pareto page)."""
+    if task not in tasks.names():
+        return [True] * len(metrics)
+    criterion = tasks.task_class(task).solved_when
+    return [criterion.met(metric, baseline, higher_is_better) for metric in metrics]
 
 
 def steps_to_solve(curve: Sequence[Mapping[str, Any]] | None, metric_name: str, criterion: SolvedWhen,

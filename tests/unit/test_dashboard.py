@@ -19,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seqarena import cells
+from seqarena.dashboard.figures import model_colors
 from seqarena.dashboard.filters import Filters
 from seqarena.dashboard.leaderboard import board_html
 from seqarena.dashboard.pareto import pareto_front
@@ -112,9 +113,10 @@ def test_the_leaderboard_shows_each_T_s_winner_with_its_numbers_baseline_and_run
     app = open_page()
     cells_ = board_cells(app)
     assert cells_["model"] == ["T = 100", "T = 1000"]
-    # solved: MSE under 1/60 (the adding problem's `solved_when`); the seeded trials ran 40 steps, no curves
+    # solved: MSE under 1/60 (the adding problem's `solved_when`); the seeded trials ran 40 steps; gru's two seeds
+    # at T = 100 first met it at steps 20 and 30 of their curves
     unsolved = "(not solved: 0 / 1 within 40 steps)"
-    assert cells_["gru"] == ["★ 0.003 ± 0.0014solved 2 / 2", f"0.09 {unsolved}"]
+    assert cells_["gru"] == ["★ 0.003 ± 0.0014solved 2 / 2 in 25 (20–30) steps", f"0.09 {unsolved}"]
     assert cells_["lstm"] == [f"0.05 {unsolved}", f"★ 0.03 {unsolved}"]
     assert cells_["rnn"] == [f"0.16 {unsolved}", f"0.166 {unsolved}"]
     assert cells_["trivial baseline"] == ["0.167", "0.167"]
@@ -178,23 +180,33 @@ def test_memory_and_throughput_vs_T_come_from_each_arm_s_best_trial(seeded: Seed
     memory, speed = figures(open_page("cost.py"))
     assert traces(memory)["gru"][1] == pytest.approx([4.0, 40.0])
     assert traces(memory)["lstm"][1] == pytest.approx([6.0, 60.0])
-    lines = traces(speed)
-    assert lines["gru (training)"][1] == pytest.approx([200.0, 20.0])
-    assert lines["gru (inference)"][1] == pytest.approx([600.0, 60.0])
+    lines = {(trace["name"], trace["line"]["dash"]): values(trace["y"]) for trace in speed["data"]}
+    assert lines["gru", "solid"] == pytest.approx([200.0, 20.0])  # training
+    assert lines["gru", "dash"] == pytest.approx([600.0, 60.0])  # inference
+    assert [trace["name"] for trace in speed["data"] if trace["showlegend"]].count("gru") == 1  # one legend entry
     assert memory["layout"]["xaxis"]["type"] == "log" and speed["layout"]["yaxis"]["type"] == "log"
+    assert speed["layout"]["yaxis"]["tickformat"] == "~g"  # 0.002 reads 0.002 on a log axis, never "2"
+    gru = next(trace for trace in speed["data"] if trace["name"] == "gru")
+    assert "cpu / torch-cpu; timing: steady state" in gru["customdata"]  # where gru's best trial was measured
 
 
 def test_the_pareto_front_is_the_trials_nothing_beats_in_metric_and_throughput(seeded: Seeded) -> None:
     app = open_page("pareto.py")
     app.selectbox(key="pareto_seq_len").select(100).run()
-    front = traces(figures(app)[0])["Pareto front"]
-    assert sorted(zip(front[0], front[1], strict=True)) == [(200.0, pytest.approx(0.002)),
-                                                            (400.0, pytest.approx(0.16))]
+    figure = figures(app)[0]
+    front = traces(figure)["Pareto front"]
+    # only trials that solve (mse < 0.0167) can be on it: gru100_a (200/s, 0.002) beats gru100_b (150/s, 0.010);
+    # rnn (400/s, 0.16) is faster but solves nothing: greyed, off the front
+    assert sorted(zip(front[0], front[1], strict=True)) == [(200.0, pytest.approx(0.002))]
+    colors = model_colors([])
+    assert next(t for t in figure["data"] if t["name"] == "Pareto front")["marker"]["color"] == [colors["gru"]]
+    rnn = next(t for t in figure["data"] if t["name"] == "rnn")
+    assert rnn["marker"]["color"] == "#bbbbbb"
+    assert "no trial solved it for lstm, rnn: not on the front" in page_text(app)
     app.radio(key="pareto_cost").set_value("parameter count").run()
     front = traces(figures(app)[0])["Pareto front"]
-    # fewest parameters: rnn (4,000); then gru100_a (10,000) with the best MSE
-    assert sorted(zip(front[0], front[1], strict=True)) == [(4000.0, pytest.approx(0.16)),
-                                                            (10000.0, pytest.approx(0.002))]
+    # fewest parameters among the solving trials: gru100_a (10,000) with the best MSE
+    assert sorted(zip(front[0], front[1], strict=True)) == [(10000.0, pytest.approx(0.002))]
 
 
 def test_pareto_front_by_hand() -> None:
@@ -217,7 +229,7 @@ def test_the_trials_page_shows_statuses_curves_and_hyperparameters(seeded: Seede
     assert chosen[0] == f"{seeded.running_trial} (running)" and "gru100_a (completed)" in chosen
     charts = figures(app)
     validation = traces(charts[0])
-    assert validation["gru100_a (completed)"] == ([10, 20, 30], pytest.approx([0.167, 0.1, 0.002]))
+    assert validation["gru100_a (completed)"] == ([10, 20, 30], pytest.approx([0.167, 0.012, 0.002]))
     assert validation[f"{seeded.running_trial} (running)"] == ([10], pytest.approx([0.15]))
     parallel = charts[-1]["data"][0]
     assert parallel["type"] == "parcoords"

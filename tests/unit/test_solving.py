@@ -187,8 +187,9 @@ def test_the_metric_vs_t_figure_marks_the_arms_without_a_result() -> None:
     rows = [arm_best(100, 0.01), arm_best(5000, None, failure="oom")]
     every = board_frame(rows)
     figure = versus_seq_len(every[every["mean"].notna()], "mean", "t", "mse", marked=every[every["failure"].notna()])
-    marked = next(trace for trace in figure.data if trace.name == "lstm (no result)")
+    marked = next(trace for trace in figure.data if trace.name == "lstm" and trace.mode == "markers+text")
     assert (list(marked.x), list(marked.y), list(marked.text)) == ([5000], [ADD], ["lstm: oom at T = 5000"])
+    assert [trace.name for trace in figure.data if trace.showlegend is not False] == ["lstm"]  # one legend entry
 
 
 # ---------------------------------------------------------------------------------- the command line
