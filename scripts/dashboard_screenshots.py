@@ -1,12 +1,12 @@
-"""Screenshots for the README: the dashboard's leaderboard and metric vs T, and the published report, of the
-current SEQARENA_HOME.
+"""Screenshots for the README: every page of the dashboard, and the published report, of the current
+SEQARENA_HOME (after `seqarena demo`).
 
     SEQARENA_HOME=~/.seqarena .venv/bin/python scripts/dashboard_screenshots.py docs/images [TASK]
 
 Starts `seqarena dashboard` on a free loopback port, opens it in Debian's headless Chromium through
-Playwright, saves `leaderboard.png` and `accuracy_vs_T.png` into the given folder, and stops the server;
-then writes `seqarena report --task TASK` (default adding) into a temporary folder, opens its HTML page from
-disk and saves the top of it as `report.png`.
+Playwright, saves one full-page PNG per page (`PAGES`: `leaderboard.png`, `accuracy_vs_T.png`, ...) into the
+given folder, and stops the server; then writes `seqarena report --task TASK` (default adding) into a temporary
+folder, opens its HTML page from disk and saves the top of it as `report.png`.
 """
 
 from __future__ import annotations
@@ -44,19 +44,37 @@ def wait_healthy(url: str, timeout_s: float = 90.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
-def shoot(url: str, folder: Path) -> None:
+PAGES = (  # (the sidebar link, the file name)
+    ("Compare", "compare.png"),
+    ("Metric vs T", "accuracy_vs_T.png"),
+    ("Memory & throughput", "memory_throughput.png"),
+    ("Pareto", "pareto.png"),
+    ("Trials", "trials.png"),
+    ("Inside the model", "inside.png"),
+    ("Jobs", "jobs.png"),
+    ("Models", "models.png"),
+)
+
+
+def shoot(url: str, folder: Path) -> list[Path]:
+    """The leaderboard (the first page), then each of `PAGES` reached through the sidebar."""
+    written = [folder / "leaderboard.png"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(url)
         expect(page.locator("table.seqarena-board")).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(folder / "leaderboard.png"), full_page=True)
-        page.get_by_role("link", name="Metric vs T").click()
-        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(folder / "accuracy_vs_T.png"), full_page=True)
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(written[0]), full_page=True)
+        for link, name in PAGES:
+            page.get_by_role("link", name=link, exact=True).click()
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(6000)  # the page's figures and tables settle
+            expect(page.locator("[data-testid='stException']")).to_have_count(0)
+            page.screenshot(path=str(folder / name), full_page=True)
+            written.append(folder / name)
         browser.close()
+    return written
 
 
 def shoot_report(task: str, folder: Path) -> None:
@@ -83,12 +101,12 @@ def main(folder: Path, task: str = "adding") -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
-        shoot(url, folder)
+        written = shoot(url, folder)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     shoot_report(task, folder)
-    print(f"wrote {folder / 'leaderboard.png'}, {folder / 'accuracy_vs_T.png'} and {folder / 'report.png'}")
+    print("wrote " + ", ".join(str(path) for path in [*written, folder / "report.png"]))
 
 
 if __name__ == "__main__":

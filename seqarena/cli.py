@@ -344,11 +344,18 @@ def _print_reach(rows: list[Any], solved_fraction: float) -> None:
 
 @app.command()
 def demo(json_output: Annotated[bool, typer.Option("--json", help="print the leaderboard as JSON")] = False) -> None:
-    """Run the demo search (adding problem, two lengths, six models) on the embedded defaults."""
+    """Run the demo search (adding problem, two lengths, six models) on the embedded defaults, then record a
+    small profile of its models (steady-state memory and throughput at several T, a few seconds each)."""
+    from seqarena.platform import database, profiles
     from seqarena.platform.search import DEMO_SPEC, run_search
     from seqarena.platform.spec import load_spec
 
-    outcome = run_search(load_spec(DEMO_SPEC))
+    spec = load_spec(DEMO_SPEC)
+    outcome = run_search(spec)
+    sizes = profiles.DemoProfile()
+    with profile_progress(len(spec.models) * len(sizes.seq_lens)) as on_case:
+        run_id = profiles.profile_demo(database.get_engine(), spec.models, sizes, on_case)
+    stderr.print(f"recorded the demo's profile run {run_id} (the dashboard's Memory & throughput page)")
     _print_outcome(outcome, json_output)
     if not json_output:
         stderr.print("see the leaderboard again with: seqarena leaderboard --search demo")

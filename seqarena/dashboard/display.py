@@ -29,6 +29,9 @@ def show(figure: go.Figure, frame: pd.DataFrame, name: str) -> None:
 
 SIGNIFICANT = 4
 """Significant digits of every number the dashboard shows (tables and hover labels: Plotly's `.4g`)."""
+NUMBER_FORMAT = "%g"
+"""How a table shows a float column already rounded by `rounded`: as it is (0.001414, 22010). Streamlit's default
+cuts to 4 decimals (0.0014) and its "plain" prints 4000 as 3999.9999999999995."""
 
 
 def significant(value: Any, digits: int = SIGNIFICANT) -> Any:

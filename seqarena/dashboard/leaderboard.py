@@ -121,7 +121,6 @@ def render() -> None:
 
 
 RUN_COLUMN = "MLflow run"
-_NUMBER_COLUMNS = ("params", "peak memory (MB)", "training seq/s", "inference seq/s", "steps to solve")
 
 
 def comparison_frame(rows: Sequence[ArmBest], current: Filters) -> pd.DataFrame:
@@ -159,10 +158,10 @@ def comparison_section(rows: Sequence[ArmBest], current: Filters) -> None:
     if len(where) > 1:
         st.warning("Cost measured on different devices or implementations (" + "; ".join(where) + "): compare "
                    "memory and throughput only between rows measured alike.")
-    config = {RUN_COLUMN: st.column_config.LinkColumn(RUN_COLUMN, display_text="open"),
-              **{name: st.column_config.NumberColumn(name, format="plain") for name in frame.columns
-                 if name in _NUMBER_COLUMNS or name.startswith("test ")}}
     shown = display.rounded(frame.drop(columns=["search_id", "mlflow_run_id"]))
+    config = {RUN_COLUMN: st.column_config.LinkColumn(RUN_COLUMN, display_text="open"),
+              **{name: st.column_config.NumberColumn(name, format=display.NUMBER_FORMAT) for name in shown.columns
+                 if pd.api.types.is_float_dtype(shown[name])}}
     st.dataframe(shown, hide_index=True, column_config=config, key="comparison")
     st.download_button("Download comparison table (CSV)", frame.to_csv(index=False).encode(),
                        file_name=f"comparison_{current.task}.csv", mime="text/csv", key="csv_comparison")

@@ -1,20 +1,25 @@
 """Stored `seqarena profile` runs: one run with its settings, one row per (model, seq_len).
 
 The CLI records a profile that `seqarena.workers.profile` measured; the dashboard's profile page
-reads it back.
+reads it back. `seqarena demo` records a small one of its models after its search (`profile_demo`), so the
+Memory & throughput page shows steady-state figures at several T from the start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import torch
 from sqlalchemy import Engine, select
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
 from seqarena.platform.schema import PROFILE_STATUSES, ProfileResult, ProfileRun, utcnow
+from seqarena.workers import profile as profiling
 from seqarena.workers.results import finite, plain
 
 _PROFILE_NUMBERS = ("train_step_s", "infer_step_s", "train_seq_per_s", "infer_seq_per_s", "peak_mem_mb")
@@ -73,3 +78,39 @@ def profile_rows_frame(engine: Engine, run_id: str) -> pd.DataFrame:
     with engine.connect() as conn:
         result = conn.execute(stmt)
         return pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """The sizes of the profile `seqarena demo` records: a few seconds per model on 2 CPU cores, at the demo's
+    batch and hidden size, one thread (as each of the search's trials had: `cpus_per_trial: 1`)."""
+
+    seq_lens: tuple[int, ...] = (25, 50, 100, 200, 400)
+    batch_size: int = 50
+    hidden: int = 32
+    repeats: int = 3
+    warmup: int = 2
+    threads: int = 1
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to `count` for the block (on a shared machine more threads than cores
+    make every step wait on the others: 1.1 s per step instead of 16 ms)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def profile_demo(engine: Engine, models: Sequence[str], sizes: DemoProfile = DemoProfile(),
+                 on_case: Callable[[str, int, Any], None] | None = None) -> str:
+    """Profile `models` at `sizes` on the CPU and record the run as "demo profile"; return its id."""
+    plan = profiling.plan_profile(list(models), list(sizes.seq_lens), batch_size=sizes.batch_size,
+                                  hidden=sizes.hidden, device="cpu", repeats=sizes.repeats, warmup=sizes.warmup)
+    with torch_threads(sizes.threads):
+        rows = profiling.run_plan(plan, on_case)
+    settings = {**profiling.environment(plan), "threads": sizes.threads}
+    return record_profile(engine, "demo profile", settings, [row.to_json() for row in rows])

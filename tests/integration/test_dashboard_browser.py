@@ -20,7 +20,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+
+from seqarena.dashboard.figures import NOT_SOLVED_COLOR, model_colors
 
 from ..seed_results import Seeded, seed, seed_traceable
 from .conftest import wait_for
@@ -239,3 +242,96 @@ def test_the_jobs_page_says_whether_a_worker_is_alive_and_where_each_job_queues(
     page.reload()
     expect(page.get_by_text("Workers alive: 1 (browser-worker)")).to_be_visible(timeout=60_000)
     expect(page.get_by_text(f"Next in the queue: 1. older-job ({older[:8]})")).to_be_visible()
+
+
+CHARTS = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+
+
+def comparison_table_in_the_browser(page: Any) -> None:
+    """Issue 19: the Leaderboard page's comparison table, downloaded as its CSV: one row per (model, T) with the
+    hand-computed numbers of the seed, solved k / n, steps to solve, cost, where it was measured, the run link."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="Comparison table")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("stopped early by ASHA")).to_be_visible()
+    expect(page.get_by_text("Cost measured on different devices or implementations")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download comparison table (CSV)").click()
+    table = pd.read_csv(download.value.path())
+    gru = table[(table["model"] == "gru") & (table["T"] == 100)].iloc[0]
+    assert gru["test mse mean"] == pytest.approx(0.003) and gru["test mse std"] == pytest.approx(0.0014142, rel=1e-4)
+    assert (gru["solved"], gru["steps to solve"], gru["params"], gru["peak memory (MB)"]) == ("2 / 2", 25, 10_000, 4)
+    assert (gru["training seq/s"], gru["inference seq/s"], gru["device"], gru["timing"]) == \
+        (200, 600, "cpu", "steady state")
+    assert gru["MLflow run"].startswith("http://127.0.0.1:5000/#/experiments/")
+    assert table[(table["model"] == "rnn") & (table["T"] == 1000)]["stopped by ASHA"].tolist() == [1]
+    page.screenshot(path=str(ARTIFACTS / "leaderboard_comparison.png"), full_page=True)
+
+
+def charts_read_plainly(page: Any) -> None:
+    """Every chart on the page: a title with a unit on each axis, whole-number ticks on log axes (0.002, never
+    "2"), hover labels to 4 significant digits, at most one legend entry per model."""
+    page.wait_for_function(f"{CHARTS}.every(p => p._fullLayout)", timeout=60_000)
+    layouts = page.evaluate(f"""{CHARTS}.map(p => ({{
+        x: p._fullLayout.xaxis.title.text, xtype: p._fullLayout.xaxis.type, xticks: p._fullLayout.xaxis.tickformat,
+        y: p._fullLayout.yaxis.title.text, ytype: p._fullLayout.yaxis.type, yticks: p._fullLayout.yaxis.tickformat,
+        legend: p._fullData.filter(t => t.showlegend).map(t => t.name),
+        hover: p._fullData.map(t => t.hovertemplate || "")}}))""")
+    assert layouts
+    for layout in layouts:
+        assert "(" in layout["x"] and layout["y"], layout  # "sequence length T (time steps)"
+        for axis in ("x", "y"):
+            if layout[f"{axis}type"] == "log":
+                assert layout[f"{axis}ticks"] == "~g", layout
+        assert len(layout["legend"]) == len(set(layout["legend"])), layout["legend"]
+        assert all(".4g" in text for text in layout["hover"] if "%{y" in text), layout["hover"]
+
+
+def cost_page_says_where_figures_were_measured(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Memory & throughput").click()
+    expect(page.get_by_role("heading", name="Each arm's best trial, measured during its search")).to_be_visible(
+        timeout=60_000)
+    expect(page.get_by_text("Measured on different devices or implementations")).to_be_visible()
+    expect(page.get_by_text("lstm T=100 (may include warm-up)", exact=False)).to_be_visible()
+    charts_read_plainly(page)
+    legends = page.evaluate(f"{CHARTS}.map(p => p._fullData.filter(t => t.showlegend).map(t => t.name))")
+    assert legends[-1].count("gru") == 1  # throughput: training and inference are line styles of one entry
+    page.screenshot(path=str(ARTIFACTS / "memory_throughput.png"), full_page=True)
+
+
+def pareto_front_holds_only_solving_trials(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Pareto").click()
+    expect(page.get_by_role("heading", name="Pareto: metric against cost")).to_be_visible(timeout=60_000)
+    choose(page, "Sequence length T", re.compile("^100$"))
+    expect(page.get_by_text("no trial solved it for lstm, rnn: not on the front")).to_be_visible(timeout=60_000)
+    page.wait_for_function(f"{CHARTS}.length && {CHARTS}[0]._fullData", timeout=60_000)
+    traces = page.evaluate(f"""{CHARTS}[0]._fullData.map(t => ({{name: t.name, color: t.marker.color,
+        x: Array.from(t.x)}}))""")
+    front = next(t for t in traces if t["name"] == "Pareto front")
+    assert front["x"] == [200] and front["color"] == [model_colors([])["gru"]]  # keeps gru's colour
+    assert next(t for t in traces if t["name"] == "rnn")["color"] == NOT_SOLVED_COLOR
+    charts_read_plainly(page)
+    page.screenshot(path=str(ARTIFACTS / "pareto.png"), full_page=True)
+
+
+def test_the_comparison_table_answers_on_one_screen(dashboard: Served, page: Any) -> None:
+    page.goto(f"{dashboard.url}/leaderboard")
+    comparison_table_in_the_browser(page)
+
+
+def test_charts_have_units_plain_log_ticks_and_one_legend_entry_per_model(dashboard: Served, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{dashboard.url}/accuracy")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    charts_read_plainly(page)
+    cost_page_says_where_figures_were_measured(page)
+
+
+def test_the_pareto_front_holds_only_trials_that_solve(dashboard: Served, page: Any) -> None:
+    page.goto(f"{dashboard.url}/leaderboard")
+    pareto_front_holds_only_solving_trials(page)

@@ -30,7 +30,7 @@ from seqarena.workers.results import LengthResult, TrialRecord
 from seqarena.workers.trial import build_model
 from seqarena.workers.tune_trainable import STEP
 
-from .test_dashboard import figures, open_page, traces
+from .test_dashboard import figures, open_page, values
 
 
 def tiny(**overrides: object) -> TrialConfig:
@@ -261,12 +261,11 @@ def test_dashboard_metric_vs_t_page_plots_the_other_lengths(engine: Engine) -> N
     search = _search(engine, ARM)
     searches.record_trial(engine, search, ARM, _row("a", 0, 1, 0.01, [_point(24, 0.02), _point(48, None, "oom")]))
     figure = figures(open_page("accuracy.py"))[1]
-    lines = traces(figure)
-    assert lines["gru trained at T = 12"] == ([12, 24], pytest.approx([0.01, 0.02]))
-    assert lines["gru (T = 12) no result"][0] == [48]
-    marked = next(trace for trace in figure["data"] if trace["name"] == "gru (T = 12) no result")
-    assert marked["text"] == ["gru: oom at T′ = 48"]
-    trained = next(trace for trace in figure["data"] if trace["name"] == "gru trained at T = 12")
+    trained, marked = figure["data"]  # one legend entry, gru (the ✕ in its group)
+    assert trained["name"] == marked["name"] == "gru" and marked["showlegend"] is False
+    assert "gru trained at T = 12" in trained["hovertemplate"]
+    assert (values(trained["x"]), values(trained["y"])) == ([12, 24], pytest.approx([0.01, 0.02]))
+    assert values(marked["x"]) == [48] and marked["text"] == ["gru: oom at T′ = 48"]
     assert trained["marker"]["symbol"] == ["star", "circle"]
     assert figure["layout"]["xaxis"]["type"] == "log"
 

@@ -246,14 +246,19 @@ def test_profile_migration_downgrades_to_0002_and_upgrades_again(engine: Engine,
 # ------------------------------------------------------------------------------------------ dashboard
 
 def chart_traces(app: AppTest) -> list[dict[str, list[float]]]:
-    """Per Plotly chart: trace name -> y values (Plotly 6+ sends arrays as base64 typed arrays)."""
+    """Per Plotly chart: trace name -> y values (Plotly 6+ sends arrays as base64 typed arrays); a dashed line
+    (inference, where training is solid: one legend entry per model) as "name (dash)"."""
     def values(array: Any) -> list[float]:
         if isinstance(array, dict) and "bdata" in array:
             return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
         return list(array)
 
     specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    return [{trace["name"]: values(trace["y"]) for trace in spec["data"]} for spec in specs]
+    def key(trace: dict) -> str:
+        dash = trace.get("line", {}).get("dash", "solid")
+        return trace["name"] if dash == "solid" else f"{trace['name']} ({dash})"
+
+    return [{key(trace): values(trace["y"]) for trace in spec["data"]} for spec in specs]
 
 
 def test_the_cost_page_shows_a_chosen_profile_run_s_numbers(home: Path, every_model_rows: list[ProfileRow]) -> None:
@@ -272,8 +277,28 @@ def test_the_cost_page_shows_a_chosen_profile_run_s_numbers(home: Path, every_mo
     by_case = {(row.model, row.seq_len): row for row in every_model_rows}
     for model in MODELS:
         assert memory[model] == pytest.approx([by_case[model, t].peak_mem_mb for t in LENGTHS])
-        assert speed[f"{model} (training)"] == pytest.approx([by_case[model, t].train_seq_per_s for t in LENGTHS])
-        assert speed[f"{model} (inference)"] == pytest.approx([by_case[model, t].infer_seq_per_s for t in LENGTHS])
+        assert speed[model] == pytest.approx([by_case[model, t].train_seq_per_s for t in LENGTHS])
+        assert speed[f"{model} (dash)"] == pytest.approx([by_case[model, t].infer_seq_per_s for t in LENGTHS])
     box.select(next(option for option in box.options if older[:8] in option)).run()
     memory, _ = chart_traces(app)
     assert set(memory) == {"rnn"}
+
+
+def test_the_demo_records_a_profile_of_its_models_at_several_T_on_one_thread(engine: Engine) -> None:
+    """Issue 19: `seqarena demo` records a profile run so that Memory & throughput shows steady-state figures
+    at several T; it runs on one thread (as the search's trials did) and gives torch its threads back."""
+    torch.set_num_threads(2)
+    sizes = profiles.DemoProfile(seq_lens=(8, 16), batch_size=4, hidden=8, repeats=1, warmup=1)
+    seen: list[tuple[str, int, bool]] = []
+    run_id = profiles.profile_demo(engine, ["rnn", "lstm"], sizes,
+                                   lambda model, seq_len, row: seen.append((model, seq_len, row is None)))
+    assert torch.get_num_threads() == 2
+    runs = profiles.profile_runs_frame(engine)
+    assert list(runs["name"]) == ["demo profile"] and runs["id"].iloc[0] == run_id
+    assert (int(runs["batch_size"].iloc[0]), int(runs["hidden"].iloc[0])) == (4, 8)
+    rows = profiles.profile_rows_frame(engine, run_id)
+    assert list(zip(rows["model"], rows["seq_len"], rows["status"], strict=True)) == [
+        ("lstm", 8, "ok"), ("lstm", 16, "ok"), ("rnn", 8, "ok"), ("rnn", 16, "ok")]
+    assert (rows["train_seq_per_s"] > 0).all() and (rows["peak_mem_mb"] > 0).all()
+    assert [(model, t) for model, t, started in seen if not started] == [("rnn", 8), ("rnn", 16), ("lstm", 8),
+                                                                         ("lstm", 16)]
