@@ -45,10 +45,10 @@ def render() -> None:
     _cancel_form(engine, frame)
 
 
+#: The command that starts a worker (same SEQARENA_HOME or SEQARENA_DB_URL; RAY_ADDRESS for a cluster).
 START_WORKER = "seqarena worker"
-"""The command that starts a worker (same SEQARENA_HOME or SEQARENA_DB_URL; RAY_ADDRESS for a cluster)."""
+#: A queued job older than this with no worker alive: no worker runs (an idle one polls every 2 s).
 IDLE_GRACE_S = 10.0
-"""A queued job older than this with no worker alive: no worker runs (an idle one polls every 2 s)."""
 
 
 def workers_line(seen: jobs.WorkersSeen) -> tuple[str, str]:

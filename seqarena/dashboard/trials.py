@@ -27,8 +27,9 @@ from seqarena.platform.schema import TRIAL_STATUSES
 from seqarena.platform.tracking import tracking_uri
 
 REFRESH_S = 5
+#: A trial still running (MLflow), then the statuses of recorded trials. (Comments, not strings, at a page's top
+#: level: Streamlit draws a page script's bare strings.)
 STATUS_ORDER = ("running", *TRIAL_STATUSES)
-"""A trial still running (MLflow), then the statuses of recorded trials."""
 DEFAULT_CURVES = 5
 
 

@@ -202,7 +202,8 @@ def test_the_trials_page_keeps_curves_and_says_why_a_plot_is_missing(dashboard: 
     curves = page.get_by_test_id("stMultiSelect").filter(has_text="Learning curves of")
     expect(curves.filter(has_text="rnn1000_b (stopped)")).to_be_visible(timeout=60_000)
     expect(curves).to_have_count(1, timeout=30_000)  # the first arm's choice is gone once the run ends
-    expect(page.locator(".js-plotly-plot", has_text="adding/T=1000/rnn: validation mse")).to_be_visible()
+    expect(page.locator(".js-plotly-plot", has_text="adding/T=1000/rnn: validation mse")).to_be_visible(
+        timeout=30_000)
     expect(page.get_by_text("it needs two or more trials with a test metric (it has 1)")).to_be_visible()
 
 

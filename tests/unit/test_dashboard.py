@@ -434,3 +434,16 @@ def test_the_leaderboard_page_states_the_data_protocol(url: str) -> None:
     assert "data protocol" not in own.split("</caption>")[0]
     for model, protocol in (("cornn", "cornn"), ("lem", "lem"), ("gru", "unrecorded")):
         assert f"<th>{model} <small>(protocol {protocol})</small></th>" in own
+
+
+def test_no_page_draws_a_stray_string() -> None:
+    """Streamlit draws a page script's bare top-level strings ("magic"): a docstring under a constant showed as a
+    paragraph at the top of the Trials page. Each page has only its module docstring."""
+    import ast
+
+    pages = [path for path in APP.parent.glob("*.py") if "\ndef render(" in path.read_text()] + [APP]
+    assert len(pages) >= 10
+    for page in pages:
+        body = ast.parse(page.read_text()).body[1:]
+        stray = [node.lineno for node in body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)]
+        assert not stray, f"{page.name}: a bare string at line(s) {stray}"
