@@ -14,13 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu_all.sh OUT_DIR}
 mkdir -p "$out"
-site=/tmp/seqarena-site
-if [ -f .gpusite/site.tar.xz ] && [ ! -d "$site" ]; then
-  mkdir -p "$site" && tar -xJf .gpusite/site.tar.xz -C "$site"
-fi
-python=$(mktemp)
-printf '#!/bin/sh\nPYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}%s" exec python3 "$@"\n' "$site" > "$python"
-chmod +x "$python"
+. scripts/gpu_env.sh  # sets $python: python3 with the unpacked .gpusite on its path
 "$python" -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, torch.cuda.get_device_name())"
 status=0
 run_part() {  # run_part NAME SECONDS COMMAND...: one part, its output in OUT_DIR/NAME/log
