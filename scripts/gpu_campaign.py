@@ -77,6 +77,11 @@ REPEATS = 3
 #: The published budgets the chosen ones compare with (docs/reference/results.md, protocols.md).
 PAPER_STEPS = {"adding": 30_000, "smnist": 53_400, "psmnist": 53_400, "copy": 15_650}
 PROFILE_LENGTHS = (1000, 2000, 5000)
+#: The wall-time box of one command: a device command may run 10 minutes; the box leaves 90 s for the wrapper's
+#: start (unpacking .gpusite, importing torch), a part's 15 s to stop, the leaderboard and the tarball.
+BOX_S = 510.0
+#: The dry run's box: the same parts on a shared 2-core CPU (about 9 minutes at a load of 30).
+DRY_BOX_S = 1200.0
 #: Seconds kept back from the parts for the leaderboard and the tarball.
 RESERVE_S = 25.0
 ADDING_MODELS = ("lstm", "gru", "janet", "cornn", "unicornn", "lem", "tcn")
@@ -281,6 +286,23 @@ def validate(campaign: Campaign, plan_s: float) -> int:
     return status
 
 
+def resumable(name: str) -> bool:
+    """Whether a killed part can be continued: the database holds its search and Tune saved the search's
+    experiment (a part cut while Ray was starting registered its search but has no experiment: it runs afresh,
+    as a new search of the same name, which the leaderboard and the import read as the part's latest)."""
+    from ray import tune
+
+    from seqarena.errors import BadInput
+    from seqarena.platform import database, searches
+    from seqarena.platform.search import tune_storage
+
+    try:
+        found = searches.find_search(database.get_engine(), name)
+    except BadInput:
+        return False
+    return tune.Tuner.can_restore(str(tune_storage() / found.id))
+
+
 def run_part(campaign: Campaign, part: Part, env: dict[str, str], deadline: float) -> None:
     """Run (or continue) one part within what is left of the box; record how it ended."""
     done = campaign.state["parts"].get(part.name, {})
@@ -294,7 +316,7 @@ def run_part(campaign: Campaign, part: Part, env: dict[str, str], deadline: floa
         return
     spec = write_spec(campaign.out / "specs" / f"{part.name}.yaml", part,
                       f"# {part.name}: written by scripts/gpu_campaign.py (issue 22)\n")
-    resume = bool(done)  # started before and not finished: continue its search
+    resume = bool(done) and resumable(part.name)  # started before and not finished: continue its search
     command = seqarena("run", str(spec), "--json", *(("--resume",) if resume else ()))
     print(f"{part.name}: {'resume' if resume else 'run'} {part.steps} steps x {len(part.models)} models x "
           f"{len(part.seq_lens)} T x {part.repeats} seeds (estimate {part.estimate_s:.0f} s, limit {left:.0f} s)",
@@ -371,7 +393,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("out", type=Path, help="OUT_DIR: everything the campaign writes")
     parser.add_argument("--dry-run", action="store_true", help="the same path on the CPU, tiny budgets")
     parser.add_argument("--resume", action="store_true", help="continue the campaign in OUT_DIR")
-    parser.add_argument("--box-s", type=float, default=540.0, help="wall-time box of the whole command (s)")
+    parser.add_argument("--box-s", type=float, default=None,
+                        help=f"wall-time box of the whole command (s); default {BOX_S:.0f}, "
+                        f"{DRY_BOX_S:.0f} with --dry-run")
     parser.add_argument("--plan-s", type=float, default=None,
                         help="device seconds the step budgets are sized for (default --box-s); larger: a campaign "
                         "spread over several commands, each continuing the last with --resume")
@@ -396,6 +420,7 @@ def data_folder(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    args.box_s = args.box_s or (DRY_BOX_S if args.dry_run else BOX_S)
     if args.plan:
         print_plan(dry_plan() if args.dry_run else gpu_plan(args.plan_s or args.box_s))
         return 0

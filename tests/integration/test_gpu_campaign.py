@@ -45,7 +45,7 @@ def arm_metrics(db: Path, search: str) -> dict[tuple[int, str], list[float]]:
 @pytest.mark.skipif(FULL_DATA is None, reason="needs the full MNIST (SEQARENA_FULL_DATA holding mnist/)")
 def test_dry_run_and_import(tmp_path: Path) -> None:
     out = tmp_path / "campaign"
-    done = campaign(str(out), "--dry-run", "--data", str(FULL_DATA), "--box-s", "1100")
+    done = campaign(str(out), "--dry-run", "--data", str(FULL_DATA), "--box-s", "1150")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     state = json.loads((out / "campaign.json").read_text())
     assert {name: part["status"] for name, part in state["parts"].items()} == dict.fromkeys(
