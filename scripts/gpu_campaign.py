@@ -345,7 +345,7 @@ def profile(campaign: Campaign, env: dict[str, str], deadline: float) -> None:
                "--max-mem-gb", "2" if dry else "40", "--results-dir", str(out), "--out", str(out / "section.md"),
                *(("--batch-size", "4", "--hidden", "8") if dry else ()),
                "--note", "issue 22 campaign (scripts/gpu_campaign.py)"]
-    limit = min(FIXED_S["profile"] * 2, deadline - time.monotonic() - RESERVE_S)
+    limit = min(FIXED_S["profile"] * 3, deadline - time.monotonic() - RESERVE_S)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     rc = timed(command, env, limit, campaign.out / "logs" / "profile.log")
@@ -364,18 +364,23 @@ def finish(campaign: Campaign, env: dict[str, str]) -> None:
     print(f"leaderboard: exit {rc}; wrote {campaign.out / 'campaign.tar.gz'}", flush=True)
 
 
-#: What the tarball holds, relative to OUT_DIR (Ray's own folders under home are left out: logs of processes).
+#: What the tarball holds, relative to OUT_DIR.
 PACKED = ("campaign.json", "leaderboard.json", "home", "profile", "specs", "logs")
+#: Left out of the tarball: Tune's folders (experiment state, trial checkpoints, Optuna's studies), the best
+#: trials' weights (about 1-2 MB each, 40 arms: a file back from the device machine may hold 16 MiB) and
+#: SQLite's side files (the databases are closed when the tarball is made).
+UNPACKED = ("/ray_results", ".pt", "-journal", "-wal", "-shm", ".lock")
 
 
 def pack(out: Path) -> Path:
+    """OUT_DIR/campaign.tar.gz: the databases, MLflow's small artifacts, specs, logs and profile."""
     target = out / "campaign.tar.gz"
     partial = target.with_suffix(".tmp")
     with tarfile.open(partial, "w:gz") as tar:
         for name in PACKED:
             if (out / name).exists():
-                tar.add(out / name, arcname=name, filter=lambda info: None if "/ray_results" in info.name
-                        or info.name.endswith(("-journal", "-wal", "-shm")) else info)
+                tar.add(out / name, arcname=name,
+                        filter=lambda info: None if any(part in info.name for part in UNPACKED) else info)
     partial.replace(target)
     return target
 

@@ -8,8 +8,10 @@
 #                                              # /work/shared/data, checked against the pinned sha256);
 #                                              # .gpusite/site.tar.xz: Ray, MLflow, ... (scripts/gpu_bundle.sh)
 #   bash scripts/gpu_campaign.sh /tmp/dry --dry-run   # the same path on the CPU, tiny budgets (minutes)
-# Then on the GPU machine (device tool: carry [".gpusite", ".gpudata"]; the command writes under $OUT):
-#   bash scripts/gpu_campaign.sh $OUT/campaign [--resume]
+# Then on the GPU machine (device tool: carry [".gpusite", ".gpudata"], timeout_s 600): the campaign in the
+# ignored .gpurun/ of the repository's copy there (kept between calls while the machine stays warm, so a second
+# call can add --resume), the tarball and the JSON files copied into $OUT (EXPORT), which comes back:
+#   EXPORT=$OUT bash scripts/gpu_campaign.sh .gpurun/campaign
 # Back here: .venv/bin/python scripts/import_campaign.py OUT/campaign/campaign.tar.gz
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +36,10 @@ SECONDS=0
 "$python" scripts/gpu_campaign.py "$out" "$@"
 status=$?
 echo "campaign: exit $status after ${SECONDS} s"
+if [ -n "${EXPORT:-}" ]; then  # the few files the device tool brings back (8 files, 16 MiB each, at most)
+  mkdir -p "$EXPORT"
+  for f in campaign.tar.gz campaign.json leaderboard.json; do [ -f "$out/$f" ] && cp "$out/$f" "$EXPORT/"; done
+  [ -f "$out/profile/section.md" ] && cp "$out/profile/section.md" "$EXPORT/profile_section.md"
+  ls -la "$EXPORT"
+fi
 exit $status

@@ -1,13 +1,15 @@
-# Sourced by the scripts that run on a GPU machine (gpu_all.sh, gpu_campaign.sh): sets `python` to a wrapper
-# of python3 with the packages the machine lacks on its path. They travel as .gpusite/site.tar.xz
-# (scripts/gpu_bundle.sh builds it), unpacked once into /tmp/seqarena-site; without the archive (a machine
-# that has them, or this development machine's .venv) the wrapper adds nothing.
-site=/tmp/seqarena-site
-if [ -f .gpusite/site.tar.xz ] && [ ! -d "$site" ]; then
-  mkdir -p "$site.partial" && tar -xJf .gpusite/site.tar.xz -C "$site.partial" && mv "$site.partial" "$site"
+# Sourced by the scripts that run on a GPU machine (gpu_all.sh, gpu_campaign.sh): sets `python`. Here, on the
+# development machine, the checkout's .venv; on a device machine (which gets no .venv) a wrapper of python3
+# with the packages that machine lacks on its path: they travel as .gpusite/site.tar.xz (scripts/gpu_bundle.sh
+# builds it, for that machine's Python 3.12), unpacked once into /tmp/seqarena-site.
+if [ -x .venv/bin/python ]; then
+  python=$PWD/.venv/bin/python
+else
+  site=/tmp/seqarena-site
+  if [ -f .gpusite/site.tar.xz ] && [ ! -d "$site" ]; then
+    mkdir -p "$site.partial" && tar -xJf .gpusite/site.tar.xz -C "$site.partial" && mv "$site.partial" "$site"
+  fi
+  python=$(mktemp)
+  printf '#!/bin/sh\nPYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}%s" exec python3 "$@"\n' "$site" > "$python"
+  chmod +x "$python"
 fi
-base=python3
-[ -x .venv/bin/python ] && [ ! -f .gpusite/site.tar.xz ] && base=$PWD/.venv/bin/python
-python=$(mktemp)
-printf '#!/bin/sh\nPYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}%s" exec %s "$@"\n' "$site" "$base" > "$python"
-chmod +x "$python"
