@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -336,14 +337,20 @@ def check_ray_worker_killed(stack: Stack) -> str:
     return once_each(records(stack, job_id), 4)
 
 
+#: A shell line that counts a container's busy Ray worker processes (a trial's actor, `ray::ImplicitFunc`
+#: for Tune's function trainables, and its tasks), leaving out idle workers and the node's agents. Read
+#: from /proc, since the minimal base image has no `ps`.
+COUNT_TRIALS = ("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
+                " | grep '^ray::' | grep -c -v -E '^ray::(IDLE|DashboardAgent|RuntimeEnvAgent)' || true")
+
+
 def running_trials(stack: Stack, at_least: int) -> bool:
-    """True once `at_least` trial processes are training on the Ray worker containers."""
+    """True once trials are training in `at_least` of the Ray worker containers."""
     busy = 0
     for service in RAY_WORKERS:
-        done = subprocess.run(["docker", "exec", stack.container(service), "sh", "-c",
-                               "ps -eo args | grep -c '^ray::_Trainable\\|^ray::Trainable\\|ray::.*train' || true"],
+        done = subprocess.run(["docker", "exec", stack.container(service), "sh", "-c", COUNT_TRIALS],
                               capture_output=True, text=True, check=False)
-        busy += int(done.stdout.strip() or 0) > 0
+        busy += int((done.stdout.strip() or "0").splitlines()[-1]) > 0
     return busy >= at_least
 
 
@@ -379,6 +386,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the stack and its volumes running")
     args = parser.parse_args()
+    # SIGTERM, and SIGINT even where a shell started us in the background, end the run through the
+    # teardown below.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     workdir = Path(tempfile.mkdtemp(prefix="seqarena-deploy-check."))
     stack, checks, state = Stack(workdir), Checks(), {}
     print(f"deploy_check: project {PROJECT}, work folder {workdir}", flush=True)
@@ -404,6 +415,10 @@ def main() -> int:
     print(f"deploy_check: {passed}/{len(checks.results)} checks passed "
           f"in {sum(s for _, _, s in checks.results):.0f} s", flush=True)
     return 0 if passed == len(checks.results) else 1
+
+
+def stop(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def teardown(stack: Stack) -> str:

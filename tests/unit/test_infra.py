@@ -467,7 +467,7 @@ def test_hostnet_commands_are_those_of_compose_but_for_addresses() -> None:
     net = hostnet()
     address_flags = {"--host", "--port", "--allowed-hosts", "--mlflow-ui", "--address", "--node-ip-address",
                      "--dashboard-host", "--dashboard-port", "--ray-client-server-port",
-                     "--dashboard-agent-listen-port", "--num-cpus"}
+                     "--dashboard-agent-listen-port", "--num-cpus", "--object-store-memory"}
     for name, service in net.items():
         if name == "postgres":
             continue
@@ -713,6 +713,32 @@ def test_k8s_mlflow_server_stores_in_postgres_and_proxies_artifacts() -> None:
     env = {entry["name"]: entry for entry in mlflow["env"]}
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]["value"] == "false"
     assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["key"] == "mlflow-backend-store-uri"
+
+
+def test_k8s_runs_the_images_and_commands_that_the_compose_check_ran() -> None:
+    """scripts/deploy_check.sh ran compose.hostnet.yaml's services; KubeRay must run the same images with the
+    same entrypoints, subcommands and options (only listening addresses and ports differ, and where MLflow's
+    artifacts volume is mounted: on Kubernetes a folder of the one shared claim)."""
+    net = hostnet()
+    address_flags = {"--host", "--port", "--allowed-hosts", "--mlflow-ui", "--artifacts-destination"}
+    containers = {owner.split("/")[0]: c for owner, c in k8s_containers()}
+    for k8s_owner, service in (("mlflow", "mlflow"), ("seqarena-worker", "seqarena-worker"),
+                               ("dashboard", "dashboard")):
+        container, proven = containers[k8s_owner], net[service]
+        assert container["image"] == proven["image"], k8s_owner
+        assert container.get("command", proven.get("entrypoint")) == proven.get("entrypoint"), k8s_owner
+        args = container["args"]
+        words = [w for w in proven["command"] if not w.startswith("-")]
+        assert [w for w in args if not w.startswith("-")][:1] == words[:1], k8s_owner
+        ours, theirs = flags(args), flags(proven["command"])
+        assert set(ours) == set(theirs), k8s_owner
+        assert {k: v for k, v in ours.items() if k not in address_flags} == \
+            {k: v for k, v in theirs.items() if k not in address_flags}, k8s_owner
+    for group in ("ray-head", "ray-cpu"):
+        assert containers[group]["image"] == net["ray-head"]["image"], group
+    head = flags(net["ray-head"]["command"])
+    assert raycluster()["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == head["--num-cpus"] == "0"
+    assert "RAY_JOIN_ARGS" not in {e["name"] for e in containers["seqarena-worker"].get("env", [])}
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with its built-in kustomize) is not installed")
