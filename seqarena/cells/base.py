@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +27,33 @@ from torch import Tensor, nn
 from seqarena.cells.space import Space
 
 State = tuple[Tensor, ...]
+
+
+@dataclass(frozen=True)
+class OwnOptimizer:
+    """The optimiser settings the authors give some parameters apart from the rest (read by
+    `seqarena.workers.protocol.make_optimizer`): at most `max_lr` (the trial's learning rate when it is
+    smaller) and no weight decay. S4D's A and Δ: `state-spaces/s4` `models/s4/s4d.py:49-59` (`register`:
+    `_optim = {"weight_decay": 0.0, "lr": lr}`), `example.py:177` (`lr=min(0.001, args.lr)`) and
+    `example.py:247-276` (`setup_optimizer`: one param group per `_optim`)."""
+
+    max_lr: float
+
+
+#: The attribute under which a parameter carries its `OwnOptimizer`.
+OWN_OPTIMIZER_ATTR = "seqarena_own_optimizer"
+
+
+def own_optimizer(param: nn.Parameter, settings: OwnOptimizer) -> nn.Parameter:
+    """`param`, marked to be trained with `settings` (see `OwnOptimizer`)."""
+    setattr(param, OWN_OPTIMIZER_ATTR, settings)
+    return param
+
+
+def own_optimizer_of(param: nn.Parameter) -> OwnOptimizer | None:
+    """The `OwnOptimizer` `param` was marked with, if any."""
+    settings = getattr(param, OWN_OPTIMIZER_ATTR, None)
+    return settings if isinstance(settings, OwnOptimizer) else None
 
 
 class SequenceModel(nn.Module, ABC):

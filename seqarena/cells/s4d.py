@@ -16,8 +16,10 @@ s4d.py's convolution with the kernel K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l): the same
 Initialisation (s4d.py): log Δ ~ U[log dt_min, log dt_max] per channel; Re A = −½; Im A = π n
 (S4D-Lin) or (N/π)(N/(2n + 1) − 1) (S4D-Inv, `init="inv"`), n = 0..N/2 − 1; C ~ CN(0, 1); D ~ N(0, 1).
 Block (`example.py`, post-norm): x ← LayerNorm(x + Dropout(GLU(Dropout(GELU(S4D(x)))))), the GLU being
-s4d.py's output `Conv1d(H, 2H, 1)` + GLU. The code trains A, Δ with lr ≤ 1e-3 and no weight decay and
-the rest with AdamW (lr 0.01, wd 0.01); seqarena uses one learning rate for all parameters.
+s4d.py's output `Conv1d(H, 2H, 1)` + GLU. Optimiser (the code's): A and Δ (`log_A_real`, `A_imag`, `log_dt`)
+at lr min(0.001, lr) without weight decay (`models/s4/s4d.py:49-59` `register`, `example.py:177`,
+`example.py:247-276` `setup_optimizer`), the rest at the trial's lr and weight decay (the code: AdamW, lr
+0.01, wd 0.01); marked with `seqarena.cells.base.OwnOptimizer`, grouped by the training loop's optimiser.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
+from seqarena.cells.base import OwnOptimizer, own_optimizer
 from seqarena.cells.kernels.scan import scan
 from seqarena.cells.ssm import SSMStack, report_states
 
@@ -39,6 +42,9 @@ EQUATIONS: tuple[str, ...] = (
     r" -\tfrac12 + i \tfrac{N}{\pi}\left(\tfrac{N}{2n+1} - 1\right)"
     r" \ (\text{Inv}), \qquad \log\Delta \sim U\left[\log \Delta t_{\min}, \log \Delta t_{\max}\right]",
 )
+
+#: A and Δ at lr ≤ 0.001, no weight decay (`state-spaces/s4` `example.py:177`, `models/s4/s4d.py:49-59`).
+SSM_OPTIMIZER = OwnOptimizer(max_lr=0.001)
 
 PAPER: str = ("Gu, Gupta, Goel & Ré (2022), On the Parameterization and Initialization of Diagonal State "
               "Space Models, NeurIPS 2022")
@@ -64,6 +70,8 @@ class S4DLayer(nn.Module):
         self.C = nn.Parameter(torch.view_as_real(torch.randn(width, modes, dtype=torch.cfloat)))
         self.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(width, modes)))
         self.A_imag = nn.Parameter(imaginary_init(modes, init).repeat(width, 1))
+        for param in (self.log_dt, self.log_A_real, self.A_imag):
+            own_optimizer(param, SSM_OPTIMIZER)
         self.D = nn.Parameter(torch.randn(width))
 
     def discrete(self) -> tuple[Tensor, Tensor]:

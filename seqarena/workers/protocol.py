@@ -8,7 +8,9 @@ model's declaration; docs/reference/protocols.md lists them all). Here they act:
   `kaiming_normal_` (std sqrt(2 / H): 0.125 at H = 128, where torch's default gives std 0.051).
 * `make_optimizer` and `weight_penalty`: weight decay on all parameters or on the weight matrices only
   (`weight_decay_on`), in the optimiser after clipping or in the loss before it (`weight_decay_in`;
-  JANET's TensorFlow code adds wd · Σ v² / 2 over its non-bias variables to the loss).
+  JANET's TensorFlow code adds wd · Σ v² / 2 over its non-bias variables to the loss); parameters a
+  model marks with their own settings (`seqarena.cells.base.OwnOptimizer`: S4D's A and Δ, at most lr
+  0.001 and no weight decay, as in `state-spaces/s4`) get a param group of their own.
 * `LRSchedule`: the step decay of the learning rate, counted in epochs of the training set as the
   papers count it and converted to optimiser steps (`lr_decay_epochs`, `lr_decay_repeats`,
   `lr_decay_factor`); `scheduler` turns it into torch's `LambdaLR`, whose state a checkpoint keeps.
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from seqarena.cells.base import OwnOptimizer, own_optimizer_of
 from seqarena.cells.space import Value
 from seqarena.errors import BadInput
 
@@ -48,8 +52,9 @@ def init_readout(linear: nn.Linear, scheme: str) -> None:
 
 def decayed_parameters(model: nn.Module, on: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """The parameters weight decay acts on and the others: `all`, or the `matrices` (two or more
-    dimensions; the biases and other vectors are left alone)."""
-    params = list(model.parameters())
+    dimensions; the biases and other vectors are left alone). Parameters with their own optimiser
+    settings (`own_optimizer_of`, never decayed) are in neither list."""
+    params = [p for p in model.parameters() if own_optimizer_of(p) is None]
     if on == "all":
         return params, []
     return [p for p in params if p.dim() >= 2], [p for p in params if p.dim() < 2]
@@ -57,14 +62,24 @@ def decayed_parameters(model: nn.Module, on: str) -> tuple[list[nn.Parameter], l
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Value]) -> torch.optim.Optimizer:
     """Adam, RMSprop or SGD with the trial's learning rate; weight decay in the optimiser on the
-    parameters `weight_decay_on` names when `weight_decay_in` is `optimizer` (torch defaults else)."""
+    parameters `weight_decay_on` names when `weight_decay_in` is `optimizer` (torch defaults else).
+    Parameters a model marked with their own settings (`seqarena.cells.base.OwnOptimizer`, e.g. S4D's A
+    and Δ) get one group per setting: learning rate min(max_lr, lr), no weight decay."""
     kinds = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+    lr = float(hparams["lr"])
     wd = float(hparams["weight_decay"]) if hparams["weight_decay_in"] == "optimizer" else 0.0
     decayed, exempt = decayed_parameters(model, str(hparams["weight_decay_on"]))
-    groups = [{"params": decayed, "weight_decay": wd}]
+    groups: list[dict[str, Any]] = [{"params": decayed, "weight_decay": wd}]
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
-    return kinds[str(hparams["optimizer"])](groups, lr=float(hparams["lr"]))
+    own: dict[OwnOptimizer, list[nn.Parameter]] = {}
+    for param in model.parameters():
+        settings = own_optimizer_of(param)
+        if settings is not None:
+            own.setdefault(settings, []).append(param)
+    for settings, params in own.items():
+        groups.append({"params": params, "weight_decay": 0.0, "lr": min(settings.max_lr, lr)})
+    return kinds[str(hparams["optimizer"])](groups, lr=lr)
 
 
 def weight_penalty(model: nn.Module, hparams: Mapping[str, Value]) -> Tensor | None:

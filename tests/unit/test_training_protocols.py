@@ -231,3 +231,21 @@ def test_the_protocol_lands_in_the_trials_hyperparameters() -> None:
     assert result.hparams["readout_init"] == "normal_0.01"
     assert result.hparams["lr_decay_epochs"] == 0 and result.extra["lr_decay_steps"] == []
     assert result.extra["steps_per_epoch"] is None
+
+
+def test_s4d_trains_a_and_delta_at_its_own_capped_rate_without_decay() -> None:
+    """state-spaces/s4 example.py:177 and :247-276: A, Δ at lr min(0.001, lr), weight decay 0; the rest at the
+    trial's lr and decay. At lr 0.01 those three tensors per layer get 0.001; at lr 0.0005, 0.0005."""
+    from seqarena import cells
+
+    model = cells.build("s4d", 2, 8, 2, state_size=4)
+    hparams = {"weight_decay": 0.1, "weight_decay_on": "all", "weight_decay_in": "optimizer", "optimizer": "adam"}
+    for lr, capped in ((0.01, 0.001), (0.0005, 0.0005)):
+        groups = make_optimizer(model, {**hparams, "lr": lr}).param_groups
+        own = {id(layer.ssm.log_dt) for layer in model.blocks} | {id(layer.ssm.log_A_real) for layer in model.blocks} \
+            | {id(layer.ssm.A_imag) for layer in model.blocks}
+        by_param = {id(p): (group["lr"], group["weight_decay"]) for group in groups for p in group["params"]}
+        assert len(by_param) == len(list(model.parameters()))  # every parameter in exactly one group
+        assert {by_param[i] for i in own} == {(capped, 0.0)} and len(own) == 6
+        assert {v for k, v in by_param.items() if k not in own} == {(lr, 0.1)}
+    assert weight_penalty(model, {**hparams, "weight_decay_in": "loss", "lr": 0.01}) is not None
