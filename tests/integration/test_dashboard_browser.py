@@ -272,7 +272,7 @@ def comparison_table_in_the_browser(page: Any) -> None:
 def charts_read_plainly(page: Any) -> None:
     """Every chart on the page: a title with a unit on each axis, whole-number ticks on log axes (0.002, never
     "2"), hover labels to 4 significant digits, at most one legend entry per model."""
-    page.wait_for_function(f"{CHARTS}.every(p => p._fullLayout)", timeout=60_000)
+    page.wait_for_function(f"{CHARTS}.length && {CHARTS}.every(p => p._fullLayout)", timeout=60_000)  # [] is every()
     layouts = page.evaluate(f"""{CHARTS}.map(p => ({{
         x: p._fullLayout.xaxis.title.text, xtype: p._fullLayout.xaxis.type, xticks: p._fullLayout.xaxis.tickformat,
         y: p._fullLayout.yaxis.title.text, ytype: p._fullLayout.yaxis.type, yticks: p._fullLayout.yaxis.tickformat,
