@@ -89,7 +89,8 @@ def test_dry_run_and_import(tmp_path: Path) -> None:
             assert f"{scale * mean:.4g} ± {scale * std:.3g}" in row, (row, metrics)
             assert f"| {device} |" in row and f"| {len(metrics)} |" in row
             assert f"`seqarena run specs/{search}.yaml`" in row
-    assert "| adding | 8 | lem |" in block and "99.45 % (128 units, 120 epochs) [log]" in block
+    assert "| adding | 16 | lem |" in block and "| smnist | 784 | lstm |" in block
+    assert "98.5 % (JANET paper, 2 × 128) [paper]" in block  # sMNIST LSTM, docs/reference/results.md
 
     profile = json.loads((out / "profile" / "profile.json").read_text())
     text = Path(results).read_text()
