@@ -193,7 +193,7 @@ def trace_figure(trace: Trace) -> go.Figure:
     for unit in range(len(trace.states[0]) if trace.states else 0):
         figure.add_trace(go.Scatter(x=steps, y=[step[unit] for step in trace.states], name=f"unit {unit}",
                                     line={"width": 1}, showlegend=False), row=4, col=1)
-    figure.update_yaxes(type="log", row=1, col=1)
+    figure.update_yaxes(type="log", tickformat=LOG_TICKS, title_text="gradient norm", row=1, col=1)
     figure.update_xaxes(title_text="time step t", row=4, col=1)
     figure.update_layout(height=1100, title=f"{trace.model} on {trace.task} (T = {trace.seq_len}): "
                                              f"loss {trace.loss:.4g}, batch of {trace.batch_size}")

@@ -134,3 +134,15 @@ def test_the_trace_figure_says_when_a_model_has_no_gates() -> None:
     titles = [note.text for note in trace_figure(trace(build_model(gru), gru.task, (inputs[:4], targets[:4]),
                                                        model="gru")).layout.annotations]
     assert "gates (mean over batch and units), last layer" in titles
+
+
+def test_the_trace_figure_s_gradient_axis_reads_whole_numbers() -> None:
+    """Issue 19: the gradient panel's log axis labels 0.002 as 0.002 (Plotly's default printed a bare "2" between
+    decades and "100µ" for 0.0001)."""
+    from seqarena.dashboard.figures import LOG_TICKS, trace_figure
+
+    gru = setup_of("gru", 10)
+    torch.manual_seed(0)
+    inputs, targets = gru.task.eval_set("val")
+    layout = trace_figure(trace(build_model(gru), gru.task, (inputs[:4], targets[:4]), model="gru")).layout
+    assert (layout.yaxis.type, layout.yaxis.tickformat, layout.yaxis.title.text) == ("log", LOG_TICKS, "gradient norm")
