@@ -123,6 +123,7 @@ def ensure_ray() -> None:
     """Connect to the cluster at `RAY_ADDRESS`, or start a local Ray with this machine's CPUs; either
     way with the worker environment of `tune_adapter.worker_env`."""
     quiet_libraries()
+    tune_adapter.keep_credentials_home()  # the S3 keys never travel in (and get logged with) a runtime env
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": tune_adapter.worker_env()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from ray import tune
 from ray.tune.search import Searcher, SearchGenerator
 
@@ -34,3 +35,17 @@ def test_a_generator_that_finished_asks_its_searcher_again_after_reopening() -> 
 def test_a_controller_without_a_search_generator_has_no_searcher() -> None:
     assert tune_adapter.searcher_of(SimpleNamespace(search_alg=None)) is None
     assert tune_adapter.searcher_of(object()) is None
+
+
+def test_tune_no_longer_ships_the_drivers_aws_credentials_to_its_trials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.tune.execution import class_cache
+
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3-secret-of-the-driver")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIADRIVER")
+    assert tune_adapter.CREDENTIAL_ENVS <= class_cache.ENV_VARS_TO_PROPAGATE  # what the pinned Ray does
+    tune_adapter.keep_credentials_home()
+    assert not tune_adapter.CREDENTIAL_ENVS & class_cache.ENV_VARS_TO_PROPAGATE
+    cache = class_cache._ActorClassCache()
+    options = cache.get(type("Trainable", (), {}))._default_options  # the runtime env Ray would create
+    assert "s3-secret-of-the-driver" not in repr(options) and "AKIADRIVER" not in repr(options)
