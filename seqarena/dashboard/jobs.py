@@ -47,8 +47,6 @@ def render() -> None:
 
 #: The command that starts a worker (same SEQARENA_HOME or SEQARENA_DB_URL; RAY_ADDRESS for a cluster).
 START_WORKER = "seqarena worker"
-#: A queued job older than this with no worker alive: no worker runs (an idle one polls every 2 s).
-IDLE_GRACE_S = 10.0
 
 
 def workers_line(seen: jobs.WorkersSeen) -> tuple[str, str]:
@@ -56,13 +54,12 @@ def workers_line(seen: jobs.WorkersSeen) -> tuple[str, str]:
     how = (f"start one with `{START_WORKER}` on a machine that sees this database (the same SEQARENA_HOME or "
            "SEQARENA_DB_URL; RAY_ADDRESS to run on a Ray cluster)")
     if seen.alive:
-        return "success", (f"Workers alive: {len(seen.alive)} ({', '.join(seen.alive)}), each renewing its lease "
-                           "on a running job.")
-    if seen.queued and (seen.oldest_wait_s or 0.0) > IDLE_GRACE_S:
+        return "success", (f"Workers alive: {len(seen.alive)} ({len(seen.busy)} running a job, {len(seen.idle)} "
+                           f"idle): {', '.join(seen.alive)}.")
+    if seen.queued:
         return "warning", (f"No worker is alive: {seen.queued} job(s) wait, the oldest for "
-                           f"{seen.oldest_wait_s:,.0f} s, and no worker holds a job; {how}.")
-    return "info", ("No worker holds a job (an idle worker is seen only once it takes one); to run jobs, "
-                    f"{how}.")
+                           f"{seen.oldest_wait_s:,.0f} s; {how}.")
+    return "info", f"No worker is alive; to run jobs, {how}."
 
 
 def _workers(seen: jobs.WorkersSeen) -> None:

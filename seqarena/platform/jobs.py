@@ -35,14 +35,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from seqarena.errors import BadInput, one_of
 from seqarena.platform.database import session_scope
 from seqarena.platform.leaderboard import cell, leaderboard
 from seqarena.platform.redaction import redact
-from seqarena.platform.schema import JOB_STATES, Job, Search, utcnow
+from seqarena.platform.schema import JOB_STATES, Job, Search, WorkerRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,7 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
             select(Job.id).where(_claimable(now)).order_by(*_queue_order())
             .limit(1).with_for_update(skip_locked=True)).first()
         if candidate is None:
+            _seen(session, worker, now + lease, None)
             return None
         job = _change(session, candidate, "running", now)
         if job.worker_id is not None:
@@ -210,7 +211,23 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
         job.started_at = job.started_at or now
         job.attempts += 1
         job.worker_id, job.lease_expires_at = worker, now + lease
+        _seen(session, worker, now + lease, job.id)
         return job
+
+
+def _seen(session: Session, worker_id: str, until: datetime, job_id: str | None) -> None:
+    """The worker is alive until `until`, holding `job_id` (None: idle); its `workers` row made or moved on."""
+    row = session.get(WorkerRow, worker_id)
+    if row is None:
+        session.add(WorkerRow(worker_id=worker_id, started_at=_now(session), seen_until=until, job_id=job_id))
+    else:
+        row.seen_until, row.job_id = until, job_id
+
+
+def worker_left(engine: Engine, worker_id: str) -> None:
+    """A worker that stops cleanly is no longer seen (its `workers` row deleted)."""
+    with _write(engine) as session:
+        session.execute(delete(WorkerRow).where(WorkerRow.worker_id == worker_id))
 
 
 def heartbeat(engine: Engine, job_id: str, worker_id: str, lease_seconds: float) -> Lease:
@@ -225,6 +242,7 @@ def heartbeat(engine: Engine, job_id: str, worker_id: str, lease_seconds: float)
             return Lease(held=False, cancel_requested=job.cancel_requested)
         now = _now(session)
         job.lease_expires_at, job.updated_at = now + lease, now
+        _seen(session, worker_id, now + lease, job_id)
         return Lease(held=True, cancel_requested=job.cancel_requested)
 
 
@@ -384,27 +402,34 @@ def jobs_frame(engine: Engine, limit: int = 500) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class WorkersSeen:
-    """What the job store tells of the workers: those whose lease on a running job is unexpired (alive:
-    they renew it every third of its length), and how long the oldest queued job has waited. An idle
-    worker writes nothing, so it is seen only once it takes a job; but it takes a queued job within its
-    poll interval (`seqarena worker --poll`, 2 s), so a job queued for longer with no worker alive means
-    no worker runs."""
+    """What the job store tells of the workers: those alive (`workers` rows seen until a time still to come:
+    every idle poll and every heartbeat moves it on by the worker's lease; a killed worker ages out within
+    its lease), which of them hold a running job (`busy`), and the queue's length and oldest wait."""
 
     alive: tuple[str, ...]
+    busy: tuple[str, ...]
     queued: int
     oldest_wait_s: float | None
 
+    @property
+    def idle(self) -> tuple[str, ...]:
+        """The live workers that hold no job (they take the next queued one within their poll interval)."""
+        return tuple(worker for worker in self.alive if worker not in self.busy)
+
 
 def workers_seen(engine: Engine) -> WorkersSeen:
-    """The workers holding a live lease, and the queue's length and oldest wait (database clock on PostgreSQL)."""
+    """The live workers (idle and busy), and the queue's length and oldest wait (database clock on PostgreSQL)."""
     with session_scope(engine) as session:
         now = _now(session)
-        alive = session.scalars(select(Job.worker_id).where(Job.state == "running", Job.lease_expires_at >= now)
-                                .distinct().order_by(Job.worker_id)).all()
+        alive = session.execute(select(WorkerRow.worker_id, WorkerRow.job_id).where(WorkerRow.seen_until >= now)
+                                .order_by(WorkerRow.worker_id)).all()
+        holding = set(session.scalars(select(Job.worker_id).where(Job.state == "running",
+                                                                  Job.lease_expires_at >= now)).all())
         queued, oldest = session.execute(select(func.count(), func.min(Job.created_at))
                                          .where(Job.state == "queued")).one()
     wait = (now - oldest).total_seconds() if oldest is not None else None
-    return WorkersSeen(tuple(worker for worker in alive if worker), int(queued), wait)
+    busy = tuple(worker for worker, _ in alive if worker in holding)
+    return WorkersSeen(tuple(worker for worker, _ in alive), busy, int(queued), wait)
 
 
 @dataclass(frozen=True)
@@ -451,5 +476,6 @@ __all__ = [
     "list_jobs",
     "resume",
     "submit",
+    "worker_left",
     "workers_seen",
 ]

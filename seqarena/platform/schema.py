@@ -244,6 +244,23 @@ class Job(Base):
 
 
 
+class WorkerRow(Base):
+    """A `seqarena worker` process as the job store sees it (changed only through `seqarena.platform.jobs`).
+
+    Every claim attempt (each idle poll) and every heartbeat moves `seen_until` to the database's now plus
+    the worker's lease, so a worker is alive while `seen_until` is in the future, idle or busy; one that
+    stops cleanly deletes its row, one that is killed ages out within its lease. `job_id`: the job it
+    holds, None while idle.
+    """
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    job_id: Mapped[str | None] = mapped_column(String(32))
+
+
 class ProfileRun(Base):
     """One `seqarena profile` run: its settings and machine; its rows in `profile_rows`.
 

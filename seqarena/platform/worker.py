@@ -176,6 +176,13 @@ def serve(settings: WorkerSettings, engine: Engine | None = None) -> int:
     ensure_ray()  # before our handlers: Ray's core installs its own SIGTERM handler, which aborts
     signal.signal(signal.SIGTERM, lambda *_: (stop.shutdown.set(), stop.request("interrupted")))
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # Tune installs its own handler while a search runs
+    try:
+        return _take_jobs(engine, settings, stop)
+    finally:
+        _leave(engine, settings.worker_id)
+
+
+def _take_jobs(engine: Engine, settings: WorkerSettings, stop: StopSignal) -> int:
     ran = 0
     while not stop.shutdown.is_set() and (settings.max_jobs is None or ran < settings.max_jobs):
         job = _claim(engine, settings, stop)
@@ -189,6 +196,17 @@ def serve(settings: WorkerSettings, engine: Engine | None = None) -> int:
         run_job(engine, job, settings, stop)
         ran += 1
     return ran
+
+
+def _leave(engine: Engine, worker_id: str) -> None:
+    """No longer seen alive (`jobs.worker_left`); a database that cannot be reached now only delays that by
+    the lease, so it is logged, not raised."""
+    try:
+        jobs.worker_left(engine, worker_id)
+    except Exception as error:  # leaving must not hide why the worker stopped
+        if not database.unreachable(error):
+            raise
+        log.warning("worker %s: could not say it left (%s); it ages out within its lease", worker_id, error)
 
 
 def _claim(engine: Engine, settings: WorkerSettings, stop: StopSignal) -> jobs.Job | None:

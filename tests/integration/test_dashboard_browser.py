@@ -241,7 +241,8 @@ def test_the_jobs_page_says_whether_a_worker_is_alive_and_where_each_job_queues(
     expect(page.get_by_text(f"1. urgent-job ({urgent[:8]}) · 2. older-job ({older[:8]})")).to_be_visible()
     assert jobs.claim(engine, "browser-worker", 600).id == urgent
     page.reload()
-    expect(page.get_by_text("Workers alive: 1 (browser-worker)")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Workers alive: 1 (1 running a job, 0 idle): browser-worker.")).to_be_visible(
+        timeout=60_000)
     expect(page.get_by_text(f"Next in the queue: 1. older-job ({older[:8]})")).to_be_visible()
 
 

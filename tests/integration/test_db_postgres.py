@@ -64,7 +64,7 @@ def test_schema_is_created_by_alembic_at_head(engine: Engine) -> None:
         assert versions == [database.head_revision()]
         assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs",
-                                                   "profile_runs", "profile_rows", "trial_lengths"}
+                                                   "profile_runs", "profile_rows", "trial_lengths", "workers"}
     uniques = {u["name"]: u["column_names"] for u in inspect(engine).get_unique_constraints("trials")}
     assert uniques == {"uq_trials_search_id_trial_id": ["search_id", "trial_id"]}
 

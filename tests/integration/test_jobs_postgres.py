@@ -46,7 +46,7 @@ def test_schema_at_head_includes_jobs(engine: Engine) -> None:
         assert versions == [database.head_revision()]
         assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     assert set(inspect(engine).get_table_names()) == {"alembic_version", "searches", "arms", "trials", "jobs",
-                                                   "profile_runs", "profile_rows", "trial_lengths"}
+                                                   "profile_runs", "profile_rows", "trial_lengths", "workers"}
     columns = {c["name"]: c for c in inspect(engine).get_columns("jobs")}
     assert columns["created_at"]["type"].timezone is True
     assert [n for n, c in columns.items() if c["nullable"]] == [

@@ -81,11 +81,11 @@ def test_default_engine_creates_the_database_file(tmp_path: Path, monkeypatch: p
 
 
 def test_schema_is_created_by_alembic_and_matches_the_models(engine: Engine) -> None:
-    assert database.head_revision() == "0006"
-    assert database.schema_revision(engine) == "0006"
+    assert database.head_revision() == "0009"
+    assert database.schema_revision(engine) == "0009"
     tables = set(inspect(engine).get_table_names())
     assert tables == {"alembic_version", "searches", "arms", "trials", "trial_lengths", "jobs", "profile_runs",
-                      "profile_rows"}
+                      "profile_rows", "workers"}
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema.Base.metadata) == []
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("trials")}

@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, exc, func, inspect, select, text, update
 
+from seqarena.dashboard import jobs as dashboard_jobs
 from seqarena.errors import BadInput
 from seqarena.platform import database, jobs, schema, searches
 from seqarena.platform.spec import load_spec
@@ -407,7 +408,9 @@ def test_a_cancel_is_signalled_again_at_every_heartbeat_until_the_job_ends(engin
 
 def test_queue_positions_follow_the_claim_order_and_workers_seen_are_the_live_leases(engine: Engine) -> None:
     """Three jobs: b (priority 2), then a and c (priority 0, a older): positions b 1, a 2, c 3, as claim takes
-    them. No lease: nobody alive; b claimed: its worker alive; its lease expired: nobody again."""
+    them. No worker yet: nobody alive; w1 takes b: alive and busy; w2 and w2b take a and c; w3 finds the
+    queue empty: alive and idle; w1 killed (its lease and row expired): no longer alive; w3 leaves cleanly:
+    gone at once."""
     a = jobs.submit(engine, SPEC)
     b = jobs.submit(engine, SPEC, priority=2)
     c = jobs.submit(engine, SPEC)
@@ -419,7 +422,27 @@ def test_queue_positions_follow_the_claim_order_and_workers_seen_are_the_live_le
     assert jobs.claim(engine, "w1", 600).id == b
     positions = jobs.jobs_frame(engine).set_index("id")["queue_position"]
     assert positions.isna()[b] and positions[[a, c]].tolist() == [1, 2]
-    assert jobs.workers_seen(engine).alive == ("w1",)
-    set_row(engine, b, lease_expires_at=schema.utcnow() - timedelta(seconds=1))
     seen = jobs.workers_seen(engine)
-    assert (seen.alive, seen.queued) == ((), 2)
+    assert (seen.alive, seen.busy, seen.idle) == (("w1",), ("w1",), ())
+    assert jobs.claim(engine, "w2", 600).id == a and jobs.claim(engine, "w2b", 600).id == c
+    assert jobs.claim(engine, "w3", 600) is None  # nothing left: w3 polls, idle
+    seen = jobs.workers_seen(engine)
+    assert (seen.alive, seen.idle, seen.queued) == (("w1", "w2", "w2b", "w3"), ("w3",), 0)
+    set_row(engine, b, lease_expires_at=schema.utcnow() - timedelta(seconds=1))
+    with database.session_scope(engine) as session:  # w1 killed: its lease and its row age out
+        session.get(schema.WorkerRow, "w1").seen_until = schema.utcnow() - timedelta(seconds=1)
+    jobs.worker_left(engine, "w3")
+    seen = jobs.workers_seen(engine)
+    assert (seen.alive, seen.busy, seen.idle) == (("w2", "w2b"), ("w2", "w2b"), ())
+
+
+def test_the_jobs_page_line_names_busy_and_idle_workers_or_how_to_start_one() -> None:
+    """The Jobs page's sentence: live workers with how many run a job; none alive with jobs waiting: a warning
+    with the oldest wait and the command; none alive and nothing queued: how to start one."""
+    line = dashboard_jobs.workers_line
+    assert line(jobs.WorkersSeen(("a", "b"), ("a",), 0, None)) == (
+        "success", "Workers alive: 2 (1 running a job, 1 idle): a, b.")
+    kind, text = line(jobs.WorkersSeen((), (), 2, 61.4))
+    assert kind == "warning" and text.startswith("No worker is alive: 2 job(s) wait, the oldest for 61 s; start "
+                                                 "one with `seqarena worker`")
+    assert line(jobs.WorkersSeen((), (), 0, None))[0] == "info"

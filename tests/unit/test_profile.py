@@ -237,7 +237,7 @@ def test_profile_migration_downgrades_to_0002_and_upgrades_again(engine: Engine,
     tables = set(inspect(engine).get_table_names())
     assert {"profile_runs", "profile_rows"}.isdisjoint(tables) and {"jobs", "trials"} <= tables
     database._upgrade(engine)
-    assert database.schema_revision(engine) == database.head_revision() == "0006"
+    assert database.schema_revision(engine) == database.head_revision() == "0009"
     assert profiles.profile_runs_frame(engine).empty
     run_id = profiles.record_profile(engine, "again", settings(), [row.to_json() for row in every_model_rows])
     assert len(profiles.profile_rows_frame(engine, run_id)) == len(every_model_rows)
