@@ -8,7 +8,8 @@ First, when `seqarena profile` runs are recorded (the demo records one), the ste
 run (newest first): every model alone, at the same batch and hidden size on random data, after warm-up runs.
 Then the figures of each arm's best search trial (`seqarena.platform.comparison_table`), measured while the
 search's other trials shared the machine, each point's hover saying the device, the implementation and how
-it was timed; the page says when the arms were measured on different devices or implementations, and which
+it was timed; the page says when the arms were measured on different devices (or a model through different
+implementations), and which
 figures were recorded before the warm-up (kernel builds) was left out of them.
 """
 
@@ -18,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from seqarena.dashboard import data, display, figures, filters
+from seqarena.platform.comparison_table import mixed_measurements
 
 PHASES = "solid: training, dashed: inference"
 
@@ -41,10 +43,10 @@ def measured_frame(current: filters.Filters) -> pd.DataFrame:
 def measurement_notes(frame: pd.DataFrame) -> None:
     """Say when the figures were measured alike only in part: several devices or implementations, or
     records from before the warm-up was left out."""
-    places = sorted({f"{d} / {i}" for d, i in zip(frame["device"], frame["implementation"], strict=True)})
-    if len(places) > 1:
-        st.warning("Measured on different devices or implementations (" + "; ".join(places) + "): compare only "
-                   "points measured alike (the hover says where each was).")
+    mixed = mixed_measurements(frame.rename(columns={"seq_len": "T"}))
+    if mixed:
+        st.warning(f"Not measured alike ({mixed}): compare only points measured alike (the hover says where each "
+                   "was).")
     warm = frame[frame["timing"] != "steady state"]
     if not warm.empty:
         st.caption("Not known to be steady state (recorded before warm-up and kernel builds were left out, or "

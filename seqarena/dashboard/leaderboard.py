@@ -24,6 +24,7 @@ import streamlit as st
 
 from seqarena.dashboard import data, display, filters
 from seqarena.dashboard.filters import Filters
+from seqarena.platform.comparison_table import mixed_measurements
 from seqarena.platform.leaderboard import ArmBest, best_at, board_frame, cell, table
 from seqarena.platform.solving import reach
 from seqarena.platform.statistics import LEVEL, RESAMPLES, interval_text, level_text
@@ -152,12 +153,10 @@ def comparison_section(rows: Sequence[ArmBest], current: Filters) -> None:
         return
     st.subheader("Comparison table")
     st.caption(comparison_caption(rows, frame))
-    measured = frame[frame["trial_id"].notna()]
-    where = sorted({f"{device} / {impl}" for device, impl in zip(measured["device"], measured["implementation"],
-                                                                   strict=True)})
-    if len(where) > 1:
-        st.warning("Cost measured on different devices or implementations (" + "; ".join(where) + "): compare "
-                   "memory and throughput only between rows measured alike.")
+    mixed = mixed_measurements(frame)
+    if mixed:
+        st.warning(f"Cost not measured alike ({mixed}): compare memory and throughput only between rows measured "
+                   "alike.")
     shown = display.rounded(frame.drop(columns=["search_id", "mlflow_run_id"]))
     config = {RUN_COLUMN: st.column_config.LinkColumn(RUN_COLUMN, display_text="open"),
               **{name: st.column_config.NumberColumn(name, format=display.NUMBER_FORMAT) for name in shown.columns

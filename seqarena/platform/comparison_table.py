@@ -72,3 +72,21 @@ def _line(row: ArmBest, best: Provenance) -> list[Any]:
             best.text("device") if measured else None, best.text("implementation") if measured else None,
             timing(best) if measured else None, row.trials, row.stopped, row.failure,
             row.search_id, row.trial_id, row.mlflow_run_id]
+
+
+def mixed_measurements(frame: pd.DataFrame) -> str | None:
+    """What makes the cost figures of `frame` (this module's table) not alike, or None: several devices (with
+    the rows on each), or a model measured through different implementations at different T (its own figures
+    then do not compare). Different models running through different implementations (a fused kernel, torch's
+    modules) is what a comparison compares, and is not flagged."""
+    measured = frame[frame["trial_id"].notna()]
+    notes = []
+    devices = sorted(set(measured["device"]))
+    if len(devices) > 1:
+        notes.append("devices " + "; ".join(
+            f"{device}: " + ", ".join(f"{r.model} T={r.T}" for r in measured[measured["device"] == device].itertuples())
+            for device in devices))
+    for model, rows in measured.groupby("model", sort=True):
+        if rows["implementation"].nunique() > 1:
+            notes.append(f"{model} through " + ", ".join(f"{r.implementation} at T={r.T}" for r in rows.itertuples()))
+    return "; ".join(notes) or None

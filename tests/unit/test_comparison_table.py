@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from seqarena.dashboard.display import rounded, significant
 from seqarena.dashboard.serve import APP
 from seqarena.platform import database
-from seqarena.platform.comparison_table import comparison_table
+from seqarena.platform.comparison_table import comparison_table, mixed_measurements
 from seqarena.platform.leaderboard import leaderboard
 
 from ..seed_results import Seeded, seed
@@ -92,7 +92,7 @@ def test_the_leaderboard_page_shows_the_table_sortable_linked_and_as_csv(seeded:
     experiment = seeded.experiments["adding-study"]
     assert gru["MLflow run"] == f"{UI}/#/experiments/{experiment}/runs/{seeded.runs['gru100_a']}"
     assert "stopped early by ASHA" in " ".join(c.value for c in app.caption)
-    assert any("different devices" in w.value for w in app.warning)  # cpu and cuda rows side by side
+    assert any("Cost not measured alike (devices cpu: gru T=100; cuda: lstm T=100;" in w.value for w in app.warning)
     button = next(b for b in app.get("download_button") if "comparison" in b.proto.label)
     assert "comparison table" in button.proto.label
 
@@ -101,3 +101,16 @@ def test_an_empty_board_gives_an_empty_table(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("SEQARENA_HOME", str(tmp_path))
     monkeypatch.delenv("SEQARENA_DB_URL", raising=False)
     assert comparison_table(database.get_engine(), []).empty
+
+
+def test_mixed_measurements_flag_devices_and_a_model_s_own_implementations() -> None:
+    """Models through different implementations are what a comparison compares; one model through two, or rows
+    on two devices, are not alike."""
+    frame = pd.DataFrame({"model": ["gru", "gru", "lem"], "T": [50, 100, 50], "trial_id": ["a", "b", "c"],
+                          "device": ["cpu", "cpu", "cpu"], "implementation": ["torch-cpu", "torch-cpu", "fused-cpu"]})
+    assert mixed_measurements(frame) is None
+    frame.loc[1, "implementation"] = "eager"
+    assert mixed_measurements(frame) == "gru through torch-cpu at T=50, eager at T=100"
+    frame.loc[2, "device"] = "cuda"
+    assert mixed_measurements(frame) == ("devices cpu: gru T=50, gru T=100; cuda: lem T=50; "
+                                         "gru through torch-cpu at T=50, eager at T=100")
