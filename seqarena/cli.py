@@ -110,10 +110,12 @@ def train(
 
 @contextmanager
 def trial_progress(total: int) -> Iterator[Observer]:
-    """A live progress bar on stderr (step, loss, last validation metrics) fed by an `Observer`."""
+    """A live progress bar on stderr (step, loss, last validation metrics) fed by an `Observer`; on a terminal
+    only: elsewhere (a log, a pipe) a live bar cannot redraw, and stopping it wrote a stray empty line before a
+    refusal's one line."""
     columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         bar = progress.add_task("train", total=total, status="")
         last_eval = {"text": ""}
 

@@ -121,7 +121,8 @@ def test_spec_limits_are_refused_quickly_in_one_line(text: str, start: str, says
     tracemalloc.stop()
     line = _one_line(err)
     assert code == 2 and out == "" and line.startswith(f"error: {start}") and says in line, line
-    assert len(line) < 400 and seconds < 5 and peak < 50e6, (seconds, peak)
+    # bounds, not speed: the alias bomb took 8.4 GB and param_budget 1e12 took 94 s; 30 s holds on a loaded machine
+    assert len(line) < 400 and seconds < 30 and peak < 50e6, (seconds, peak)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
 
 
