@@ -142,7 +142,8 @@ def comparison_caption(rows: Sequence[ArmBest], frame: pd.DataFrame) -> str:
             f"arm's best configuration; {solved}. Cost of the best trial: peak memory of a training step, sequences/s "
             "in training and in inference, timed in steady state (warm-up and kernel builds left out) while the "
             "search's other trials shared the machine (the profile runs on Memory & throughput run alone). "
-            f"{stopped} trial(s) stopped early by ASHA are counted in 'trials' and ranked at the step they stopped. "
+            f"{stopped} trial(s) stopped early by ASHA are counted in 'trials' (ranked only where they recorded a "
+            "test metric; one stopped before its test has none and is left out of mean, solved and cost). "
             "Click a header to sort; 'open' opens the row's MLflow run.")
 
 

@@ -7,8 +7,8 @@ models worth their price. Points are the ranked search trials of the arms on the
 
 Only trials that solve the task (`Task.solved_when`, the rule the leaderboard counts seeds by:
 `seqarena.platform.solving.solves`) can be on the front; the others are greyed, and an arm nobody solved has
-no point on it, said under the plot. Trials ASHA stopped early are ranked with the metric of the step they
-stopped at: drawn as open circles and counted under the plot.
+no point on it, said under the plot. Trials ASHA stopped early that recorded a test metric are drawn as open
+circles at it; those stopped before one are left out, and both are counted under the plot.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ def render() -> None:
     table = points.assign(solves=solving, on_front=front)[
         ["model", "trial_id", "status", "metric", column, "solves", "on_front", "mlflow_run_id"]]
     display.show(figure, table, f"{current.task} T={seq_len} {metric} vs {column}")
-    st.caption(front_caption(points, solving, front, rows))
+    st.caption(front_caption(points, solving, front, rows, seq_len))
 
 
-def front_caption(points: pd.DataFrame, solving: pd.Series, front: pd.Series, rows: list[Any]) -> str:
+def front_caption(points: pd.DataFrame, solving: pd.Series, front: pd.Series, rows: list[Any], seq_len: int) -> str:
     """What the plot holds: trials, those on the front, those greyed (do not solve), ASHA-stopped ones."""
     rule = next((row.solve.rule for row in rows if row.solve is not None), None)
     unsolved = sorted(set(points["model"]) - set(points.loc[solving, "model"]))
@@ -89,7 +89,10 @@ def front_caption(points: pd.DataFrame, solving: pd.Series, front: pd.Series, ro
                      "that do not are greyed")
     if unsolved:
         parts.append("no trial solved it for " + ", ".join(unsolved) + ": not on the front")
-    parts.append(f"{stopped} stopped early by ASHA (open circles, at the metric of the step they stopped at)")
+    parts.append(f"{stopped} stopped early by ASHA with a test metric (open circles, at the step they stopped at)")
+    left_out = sum(row.stopped for row in rows if row.seq_len == seq_len) - stopped
+    if left_out > 0:
+        parts.append(f"{left_out} stopped by ASHA before a test metric: left out")
     return "; ".join(parts) + "."
 
 
