@@ -367,11 +367,13 @@ def check_down_up(stack: Stack) -> str:
 
 
 def check_worker_killed(stack: Stack) -> str:
-    job_id = submit(stack, "deploy-worker-kill", steps=400, samples=4)
+    job_id = submit(stack, "deploy-worker-kill", steps=1500, samples=4)
     wait_for(lambda: job_state(stack, job_id)["state"] == "running", 300, "the job to start")
     wait_for(lambda: running_trials(stack, 1), 300, "a trial to train", every=2)
     first_worker = job_state(stack, job_id)["worker"]
     subprocess.run(["docker", "rm", "-f", stack.container("seqarena-worker")], capture_output=True, check=True)
+    if job_state(stack, job_id)["state"] != "running":
+        return f"the job was {job_state(stack, job_id)['state']} before its worker was killed: make it longer"
     up(stack, "--no-deps", "seqarena-worker")
     final = wait_job(stack, job_id)
     row = job_state(stack, job_id)
@@ -385,6 +387,7 @@ def check_worker_killed(stack: Stack) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the stack and its volumes running")
+    parser.add_argument("--only", choices=["worker-kill"], help="bring the stack up and run this check only")
     args = parser.parse_args()
     # SIGTERM, and SIGINT even where a shell started us in the background, end the run through the
     # teardown below.
@@ -394,8 +397,12 @@ def main() -> int:
     stack, checks, state = Stack(workdir), Checks(), {}
     print(f"deploy_check: project {PROJECT}, work folder {workdir}", flush=True)
     try:
-        if checks.run("stack up: postgres, mlflow, ray head + 2 workers, seqarena worker, dashboard",
-                      lambda: check_up(stack)):
+        up_ok = checks.run("stack up: postgres, mlflow, ray head + 2 workers, seqarena worker, dashboard",
+                           lambda: check_up(stack))
+        if up_ok and args.only == "worker-kill":
+            checks.run("seqarena worker killed mid-job, a new one takes it over after the lease",
+                       lambda: check_worker_killed(stack))
+        elif up_ok:
             if checks.run("a spec submitted from the host succeeds, each trial one MLflow run and one DB row",
                           lambda: check_job(stack, state)):
                 checks.run("trials ran on both Ray worker containers (node ids in MLflow)",
