@@ -61,7 +61,8 @@ def shoot(url: str, folder: Path) -> list[Path]:
     written = [folder / "leaderboard.png"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})  # Streamlit scrolls inside: full_page adds nothing
+        # Streamlit scrolls inside its main element, so full_page adds nothing: a tall viewport shows more
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
         page.goto(url)
         expect(page.locator("table.seqarena-board")).to_be_visible(timeout=60_000)
         page.wait_for_timeout(2500)
