@@ -23,7 +23,7 @@ u ← u + Mixer(RMSNorm(u)), then a final RMSNorm. Initialisation (code): A_log 
 Δ₀ ~ logU[dt_min, dt_max] floored at 1e-4; other layers torch's defaults. Defaults N = 16, k = 4,
 E = 2H, Δ ∈ [0.001, 0.1] (the code's). The state `h` is `[B, T, E·N]`; only the materialised path
 (GPU, trace page) holds it, and its memory grows with E·N. On the CPU (B = 64, H = 128, T = 1000, one
-layer) a training step measured 0.54-1.14× nn.LSTM's speed depending on the machine's load (was 0.71×
+layer) a training step measured 0.12× nn.LSTM's speed on a quiet machine, up to 1.14× under heavy load (0.71×
 materialised); the fused scan is about a fifth of the step, the projections and gates the rest
 (benchmarks/RESULTS.md, "State-space models and their scan").
 """
@@ -52,6 +52,21 @@ EQUATIONS: tuple[str, ...] = (
 PAPER: str = "Gu & Dao (2023), Mamba: Linear-Time Sequence Modeling with Selective State Spaces, arXiv:2312.00752"
 
 
+def causal_depthwise_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
+    """`conv` (depthwise, kernel k, padding k − 1) on `x [B, T, E]`, cut to its first T steps:
+    out_t = bias + Σ_j w_j ⊙ x_{t−k+1+j} (zeros before the start), as k shifted products in `x`'s own layout.
+
+    The same map as `conv(x.transpose(1, 2))[..., :T].transpose(1, 2)`; oneDNN's depthwise convolution
+    backward took a quarter of Mamba's CPU training step at T = 1000, these products a small part of it."""
+    steps, width = x.shape[1], conv.kernel_size[0]
+    padded = nn.functional.pad(x, (0, 0, width - 1, 0))
+    weight = conv.weight[:, 0, :]  # [E, k]
+    out = padded[:, :steps] * weight[:, 0]
+    for j in range(1, width):
+        out = out + padded[:, j:j + steps] * weight[:, j]
+    return out + conv.bias if conv.bias is not None else out
+
+
 class MambaMixer(nn.Module):
     """The selective SSM block `[B, T, H] -> [B, T, H]` (attributes as in `mamba_simple.Mamba`)."""
 
@@ -75,7 +90,7 @@ class MambaMixer(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         batch, steps, _ = u.shape
         x, z = self.in_proj(u).chunk(2, dim=-1)  # [B, T, E] each
-        x = nn.functional.silu(self.conv1d(x.transpose(1, 2))[..., :steps].transpose(1, 2))
+        x = nn.functional.silu(causal_depthwise_conv(x, self.conv1d))
         delta, B, C = self.x_proj(x).split((self.rank, self.state_size, self.state_size), dim=-1)
         delta = nn.functional.softplus(self.dt_proj(delta))  # [B, T, E]
         A = -torch.exp(self.A_log)  # [E, N]

@@ -125,3 +125,14 @@ def test_mamba_traced_states_give_the_fused_output() -> None:
         traced = mixer(u)
     assert len(probe.states) == 1 and len(probe.states[0]) == 9 and probe.states[0][0][0].shape == (2, 8 * 3)
     assert torch.allclose(fused, traced, **TOL)
+
+
+def test_mamba_causal_convolution_is_the_depthwise_conv1d() -> None:
+    """`causal_depthwise_conv` (k shifted products) equals Conv1d(groups=E, padding k − 1) cut to T steps."""
+    from seqarena.cells.mamba import causal_depthwise_conv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3).double()
+    x = torch.randn(2, 9, 6, dtype=torch.float64)
+    want = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
+    assert torch.allclose(causal_depthwise_conv(x, conv), want, **TOL)
