@@ -327,9 +327,12 @@ def check_dashboard(stack: Stack) -> str:
 
 
 def check_ray_worker_killed(stack: Stack) -> str:
-    job_id = submit(stack, "deploy-ray-kill", steps=400, samples=4)
+    job_id = submit(stack, "deploy-ray-kill", steps=1500, samples=4)
     wait_for(lambda: job_state(stack, job_id)["state"] == "running", 300, "the job to start")
-    wait_for(lambda: running_trials(stack, 2), 300, "trials on both Ray workers", every=2)
+    wait_for(lambda: running_trials(stack, 2) or job_state(stack, job_id)["state"] != "running", 300,
+             "trials on both Ray workers", every=2)
+    if job_state(stack, job_id)["state"] != "running":
+        return f"the job was {job_state(stack, job_id)['state']} before a Ray worker was killed: make it longer"
     subprocess.run(["docker", "kill", stack.container("ray-worker-2")], capture_output=True, check=True)
     final = wait_job(stack, job_id)
     if final != "succeeded":
