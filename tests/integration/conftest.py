@@ -136,6 +136,17 @@ def pg_database() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen]]:
+    """`seqarena worker` processes a test starts (append them); each still running is killed at the end."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.fixture
 def pg_url(pg_database: Callable[[], str]) -> str:
     """The URL of one new, empty PostgreSQL database, dropped after the test."""
     return pg_database()

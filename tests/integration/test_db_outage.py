@@ -44,16 +44,6 @@ def cluster() -> Iterator[PrivatePostgres]:
     own.destroy()
 
 
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
 def _job(url: str, job_id: str) -> jobs.Job | None:
     try:
         return jobs.get_job(database.get_engine(url), job_id)
