@@ -22,7 +22,7 @@ SYMBOLS = {"dt": r"\Delta t", "gamma": r"\gamma", "epsilon": r"\epsilon", "alpha
            "theta_max": r"\theta_{\max}", "max_phase": r"\theta_{\max}"}
 
 #: Float model hyperparameters that are not part of the update equations.
-NOT_IN_EQUATIONS = {"dropout"}
+NOT_IN_EQUATIONS = {"dropout", "dt_upper"}  # dt_upper: UnICORNN's Δt of the layers above the first (IMDB)
 
 #: Commands KaTeX does not support (or that need extra packages).
 UNSUPPORTED = (r"\bm{", r"\mathbbm", r"\eqref", r"\label")

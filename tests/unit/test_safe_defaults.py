@@ -53,7 +53,8 @@ def test_the_trace_page_asks_for_the_token_and_bounds_t(tmp_path: Path, monkeypa
     app.switch_page("inside.py")
     app.run()
     assert not app.exception and not app.get("plotly_chart")  # nothing traced without the token
-    assert app.number_input(key="inside_seq_len").proto.max == 4 * ADDING_RUN["seq_len"]
+    trace_at = [box for box in app.number_input if box.key.startswith("inside_seq_len:")]  # its key names the run
+    assert len(trace_at) == 1 and trace_at[0].proto.max == 4 * ADDING_RUN["seq_len"]
     app.text_input(key="inside_token").input("wrong-token-value").run()
     assert not app.get("plotly_chart") and any("wrong" in info.value for info in app.info)
     app.text_input(key="inside_token").input(TOKEN).run()

@@ -112,7 +112,8 @@ def test_the_inside_page_traces_the_arm_s_best_trial(tmp_path: Path, monkeypatch
     app.switch_page("inside.py")
     app.run()
     assert not app.exception and not app.error
-    assert app.text_input(key="inside_run").value == run_id
+    chosen = [box for box in app.text_input if box.key.startswith("inside_run:")]  # its key names the arm
+    assert len(chosen) == 1 and chosen[0].value == run_id
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
     names = {trace["name"] for trace in figure["data"]}
     assert {"‖∂L/∂s_t‖ layer 1", "‖∂L/∂u_t‖", "gate reset", "gate update"} <= names
