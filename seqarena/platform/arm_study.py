@@ -16,7 +16,8 @@ that higher is better).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,15 +56,34 @@ def _open_platform_storage(raw: str) -> optuna.storages.RDBStorage:
     parsed = make_url(raw)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        _create_schema(raw)
-        return optuna.storages.RDBStorage(raw, engine_kwargs={
-            "pool_pre_ping": True, "connect_args": {"options": f"-csearch_path={OPTUNA_SCHEMA}"}})
+        with _creation_lock(raw):
+            _create_schema(raw)
+            return optuna.storages.RDBStorage(raw, engine_kwargs={
+                "pool_pre_ping": True, "connect_args": {"options": f"-csearch_path={OPTUNA_SCHEMA}"}})
     if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         sibling = path.with_name(f"{path.stem}-optuna.db")
         return optuna.storages.RDBStorage(f"sqlite:///{sibling}", engine_kwargs={"connect_args": {"timeout": 30}})
     raise BadInput("SEQARENA_DB_URL", database.safe_url(raw),
                    "a PostgreSQL URL or a SQLite file (the searches' Optuna studies are kept beside the platform's)")
+
+
+#: pg_advisory_lock key held while Optuna's tables are created: two drivers starting at once (two workers
+#: taking jobs) would otherwise both create them and one fail on PostgreSQL's catalog constraints.
+_PG_OPTUNA_LOCK = 0x5E9A_0971
+
+
+@contextmanager
+def _creation_lock(raw: str) -> Iterator[None]:
+    """Hold the database's advisory lock for creating Optuna's schema and tables (one process at a time)."""
+    with database.get_engine(raw).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_OPTUNA_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_OPTUNA_LOCK})
+            conn.commit()
 
 
 def _create_schema(raw: str) -> None:

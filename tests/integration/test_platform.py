@@ -51,7 +51,8 @@ def test_jobs_submitted_with_the_cli_run_once_on_the_cluster(tmp_path: Path, hom
 
     engine = database.get_engine(platform_db)
     finished = [jobs.get_job(engine, job_id) for job_id in ids]
-    assert [(job.state, job.attempts) for job in finished] == [("succeeded", 1)] * JOBS
+    assert [(job.state, job.attempts) for job in finished] == [("succeeded", 1)] * JOBS, [
+        job.error for job in finished]
     parents = {job.mlflow_parent_run_id for job in finished}
     assert len(parents) == JOBS  # one MLflow parent run per job, on the server
     client = MlflowClient(tracking)
