@@ -44,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dashboard_pages import Seeded, fresh_database, machine, plan_searches, quiet, seed_jobs, seed_searches
 from load_jobs import spread, write_section
 from search_throughput import BIN, ROOT, clean_env, free_port, stop_tree
+
+from seqarena.dashboard.serve import healthy
 
 HEADING = "## Dashboard under load: concurrent browser sessions while a search writes (issue 18)"
 CHROMIUM = "/usr/bin/chromium"
@@ -184,14 +185,6 @@ async def sessions(url: str, args: argparse.Namespace) -> tuple[list[Timing], li
 
 
 # --- the server and the writer ---------------------------------------------------------------------
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def wait_until(check: Any, timeout: float, what: str, process: subprocess.Popen, log: Path) -> None:

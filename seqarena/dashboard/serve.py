@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.request
 from pathlib import Path
 
 from seqarena.dashboard.data import MLFLOW_UI_ENV
@@ -21,6 +22,15 @@ APP = Path(__file__).resolve().with_name("app.py")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: The shortest dashboard token accepted when the dashboard listens beyond the loopback interface.
 MIN_TOKEN = 16
+
+
+def healthy(url: str) -> bool:
+    """Whether the Streamlit server at `url` answers its health check (`/_stcore/health`) within 2 s."""
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def check_token(host: str) -> None:

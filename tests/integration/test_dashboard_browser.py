@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +23,7 @@ import pandas as pd
 import pytest
 
 from seqarena.dashboard.figures import NOT_SOLVED_COLOR, model_colors
+from seqarena.dashboard.serve import healthy
 
 from ..seed_results import Seeded, seed, seed_traceable
 from .conftest import wait_for
@@ -51,14 +51,6 @@ def listening_addresses(port: int) -> set[str]:
             if state == "0A" and int(port_hex, 16) == port:
                 found.add(address)
     return found
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)
