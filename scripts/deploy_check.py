@@ -6,9 +6,11 @@ user on the Docker host does. Every service listens on 127.0.0.1. One line per c
 a total, exit 1 if any failed. The stack is torn down at the end (containers, network, volumes)
 unless --keep.
 
-Checks: the stack comes up healthy; a small spec submitted from the host succeeds with its trials on
-both Ray worker containers (the Ray node id each trial recorded in MLflow), every trial one MLflow
-child run and one database row; the dashboard answers on 127.0.0.1 and shows the job (headless
+Checks: the stack comes up healthy (and the one-shot step has created the S3 bucket); a small spec
+submitted from the host succeeds with its trials on both Ray worker containers (the Ray node id each
+trial recorded in MLflow), every trial one MLflow child run and one database row; its Tune experiment
+and checkpoints are objects in the stack's S3 bucket (SEQARENA_STORAGE=s3://...) and nothing of them is
+on the shared volume; the dashboard answers on 127.0.0.1 and shows the job (headless
 Chromium). Faults: a Ray worker container killed mid-job (the job succeeds, no trial recorded twice);
 `down` and `up` on the same volumes (jobs, runs, artifacts and the leaderboard unchanged); the
 seqarena worker container killed mid-job and a new one started (the job is taken over after its
@@ -37,6 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "infra" / "compose" / "compose.hostnet.yaml"
 PROJECT = "seqarena-check"
 RAY_WORKERS = ("ray-worker", "ray-worker-2")
+#: The bucket and prefix of the stack's SEQARENA_STORAGE (compose.hostnet.yaml's defaults).
+BUCKET = os.environ.get("SEQARENA_S3_BUCKET", "seqarena")
+PREFIX = "experiments"
+REGION = "us-east-1"
 CHROMIUM = "/usr/bin/chromium"
 SPEC = """
 name: {name}
@@ -59,6 +65,7 @@ class Ports:
     mlflow: int = int(os.environ.get("SEQARENA_MLFLOW_PORT", "25000"))
     ray: int = int(os.environ.get("SEQARENA_RAY_PORT", "26379"))
     dashboard: int = int(os.environ.get("SEQARENA_DASHBOARD_PORT", "28501"))
+    s3: int = int(os.environ.get("SEQARENA_S3_PORT", "29000"))
 
 
 @dataclass
@@ -68,6 +75,10 @@ class Stack:
     workdir: Path
     ports: Ports = field(default_factory=Ports)
     password: str = field(default_factory=lambda: secrets.token_hex(16))
+    #: S3 credentials made for this run (moto accepts any): they reach the containers through the
+    #: secrets file only, as a real store's would.
+    s3_key_id: str = field(default_factory=lambda: f"AKIA{secrets.token_hex(8).upper()}")
+    s3_secret: str = field(default_factory=lambda: secrets.token_hex(20))
 
     def __post_init__(self) -> None:
         self.secrets_file = self.workdir / "secrets.env"
@@ -77,6 +88,8 @@ class Stack:
             f"MLFLOW_BACKEND_STORE_URI=postgresql+psycopg://seqarena:{self.password}@127.0.0.1:{self.ports.postgres}/mlflow",
             f"RAY_AUTH_TOKEN={secrets.token_hex(32)}",
             f"SEQARENA_DASHBOARD_TOKEN={secrets.token_hex(16)}",
+            f"AWS_ACCESS_KEY_ID={self.s3_key_id}",
+            f"AWS_SECRET_ACCESS_KEY={self.s3_secret}",
         ]) + "\n")
         self.secrets_file.chmod(0o600)
 
@@ -88,11 +101,21 @@ class Stack:
     def mlflow_uri(self) -> str:
         return f"http://127.0.0.1:{self.ports.mlflow}"
 
+    def s3_keys(self, prefix: str) -> list[str]:
+        """Every object key under `prefix` in the stack's bucket (boto3, as any S3 client would)."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self.ports.s3}", region_name=REGION,
+                              aws_access_key_id=self.s3_key_id, aws_secret_access_key=self.s3_secret)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
     def compose_env(self) -> dict[str, str]:
         return {**os.environ, "SEQARENA_SECRETS_FILE": str(self.secrets_file),
                 "POSTGRES_IMAGE": os.environ.get("POSTGRES_IMAGE", "seqarena-postgres:15"),
                 "SEQARENA_PG_PORT": str(self.ports.postgres), "SEQARENA_MLFLOW_PORT": str(self.ports.mlflow),
-                "SEQARENA_RAY_PORT": str(self.ports.ray), "SEQARENA_DASHBOARD_PORT": str(self.ports.dashboard)}
+                "SEQARENA_RAY_PORT": str(self.ports.ray), "SEQARENA_DASHBOARD_PORT": str(self.ports.dashboard),
+                "SEQARENA_S3_PORT": str(self.ports.s3), "SEQARENA_S3_BUCKET": BUCKET}
 
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         command = [*compose_command(), "-p", PROJECT, "-f", str(COMPOSE_FILE), *args]
@@ -297,12 +320,19 @@ def check_up(stack: Stack) -> str:
     up(stack)
     wait_for(lambda: http_ok(f"{stack.mlflow_uri}/health"), 300, "MLflow")
     wait_for(lambda: http_ok(f"http://127.0.0.1:{stack.ports.dashboard}/_stcore/health"), 300, "the dashboard")
-    services = ("postgres", "mlflow", "ray-head", *RAY_WORKERS, "seqarena-worker", "dashboard")
+    services = ("postgres", "s3", "mlflow", "ray-head", *RAY_WORKERS, "seqarena-worker", "dashboard")
     ids = {s: stack.container(s) for s in services}
-    running = {s: subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", i], capture_output=True,
-                                 text=True, check=True).stdout.strip() for s, i in ids.items()}
+    running = {s: inspect(i, "{{.State.Running}}") for s, i in ids.items()}
     down = [s for s, state in running.items() if state != "true"]
+    bucket = inspect(stack.container("s3-bucket"), "{{.State.Running}} {{.State.ExitCode}}")
+    if bucket != "false 0":
+        down.append(f"s3-bucket (running, exit code: {bucket})")
     return f"not running: {down}" if down else ""
+
+
+def inspect(container: str, template: str) -> str:
+    return subprocess.run(["docker", "inspect", "-f", template, container], capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def check_job(stack: Stack, state: dict[str, Any]) -> str:
@@ -318,6 +348,41 @@ def check_both_nodes(stack: Stack, state: dict[str, Any]) -> str:
     workers = {ray_node_id(stack, service) for service in RAY_WORKERS}
     used = records(stack, state["first"]).node_ids
     return "" if workers <= used else f"trials ran on {sorted(used)}, Ray workers are {sorted(workers)}"
+
+
+#: Files of a Tune experiment or checkpoint, looked for on the shared volume (none may be there).
+FIND_TUNE_FILES = ("find /var/lib/seqarena \\( -name tuner.pkl -o -name 'experiment_state*' -o -name checkpoint.pt"
+                   " -o -name 'checkpoint_0*' -o -name ray_results \\) -print")
+
+
+def check_storage(stack: Stack, state: dict[str, Any]) -> str:
+    """The first job's Tune experiment and its trials' checkpoints are objects in the bucket, and none of
+    it is on the shared volume (SEQARENA_HOME) that the Ray nodes, the worker and the dashboard mount."""
+    from seqarena.platform import database, jobs, searches
+
+    engine = database.get_engine(stack.db_url)
+    search = searches.get_search(engine, jobs.get_job(engine, state["first"]).search_id)
+    expected = f"s3://{BUCKET}/{PREFIX}/{search.id}"
+    if search.storage_path != expected:
+        return f"the search records its experiment at {search.storage_path!r}, not {expected!r}"
+    keys = stack.s3_keys(f"{PREFIX}/{search.id}/")
+    checkpoints = [key for key in keys if key.endswith("/checkpoint.pt")]
+    trials = {key.split("/")[2] for key in checkpoints}
+    states = [key for key in keys if key.rsplit("/", 1)[-1].startswith("experiment_state")]
+    tuner = f"{PREFIX}/{search.id}/tuner.pkl" in keys
+    print(f"  {expected}/: {len(keys)} objects: tuner.pkl {'yes' if tuner else 'NO'}, {len(states)} experiment "
+          f"state file(s), {len(checkpoints)} checkpoint.pt in {len(trials)} trial folders", flush=True)
+    problems = []
+    if not tuner or not states:
+        problems.append("no tuner.pkl or experiment state in the bucket")
+    if len(trials) != 4:
+        problems.append(f"checkpoints of {len(trials)} trials in the bucket, expected 4")
+    for service in ("seqarena-worker", *RAY_WORKERS):
+        found = subprocess.run(["docker", "exec", stack.container(service), "sh", "-c", FIND_TUNE_FILES],
+                               capture_output=True, text=True, timeout=120, check=True).stdout.split()
+        if found:
+            problems.append(f"Tune files on the shared volume ({service}): {found[:5]}")
+    return "; ".join(problems)
 
 
 def check_dashboard(stack: Stack) -> str:
@@ -400,7 +465,8 @@ def main() -> int:
     stack, checks, state = Stack(workdir), Checks(), {}
     print(f"deploy_check: project {PROJECT}, work folder {workdir}", flush=True)
     try:
-        up_ok = checks.run("stack up: postgres, mlflow, ray head + 2 workers, seqarena worker, dashboard",
+        up_ok = checks.run("stack up: postgres, S3 server + bucket, mlflow, ray head + 2 workers, seqarena worker, "
+                           "dashboard",
                            lambda: check_up(stack))
         if up_ok and args.only == "worker-kill":
             checks.run("seqarena worker killed mid-job, a new one takes it over after the lease",
@@ -410,6 +476,8 @@ def main() -> int:
                           lambda: check_job(stack, state)):
                 checks.run("trials ran on both Ray worker containers (node ids in MLflow)",
                            lambda: check_both_nodes(stack, state))
+                checks.run("the job's Tune experiment and checkpoints are objects in the S3 bucket, none on the "
+                           "shared volume", lambda: check_storage(stack, state))
                 checks.run("the dashboard answers on 127.0.0.1 and shows the job", lambda: check_dashboard(stack))
             checks.run("Ray worker killed mid-job: the job succeeds, no trial twice",
                        lambda: check_ray_worker_killed(stack))

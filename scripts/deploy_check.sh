@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/deploy_check.sh [--keep]
 # The deployment, built and run on this machine (docs/DEPLOY.md, "Checked on one machine"): starts
-# dockerd if none answers, builds the images (scripts/deploy_images.sh: the Debian base, PostgreSQL and
-# the CPU image; cached ones are reused), then scripts/deploy_check.py starts
+# dockerd if none answers, builds the images (scripts/deploy_images.sh: the Debian base, PostgreSQL,
+# the S3 server and the CPU image; cached ones are reused), then scripts/deploy_check.py starts
 # infra/compose/compose.hostnet.yaml (every service on 127.0.0.1), runs the checks and the faults, and
 # tears everything down (unless --keep). One verdict line per check, a total; exit 1 on any failure.
 # Needs root (dockerd, debootstrap), Docker with BuildKit, docker compose or docker-compose, the
@@ -19,7 +19,7 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "[FAIL] dockerd did not start (see $LOG)"; exit 1; }
 fi
 if scripts/deploy_images.sh > "${TMPDIR:-/tmp}/seqarena-deploy-images.log" 2>&1; then
-  echo "[PASS] images built: seqarena-base, seqarena-postgres:15, seqarena-cpu:0.1.0 ($(( $(date +%s) - START )) s)"
+  echo "[PASS] images built: seqarena-base, seqarena-postgres:15, seqarena-moto:5.2.6, seqarena-cpu:0.1.0 ($(( $(date +%s) - START )) s)"
 else
   echo "[FAIL] image build (see ${TMPDIR:-/tmp}/seqarena-deploy-images.log)"; exit 1
 fi

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/deploy_images.sh [--cuda]
 # Build the images of infra/docker on a machine that cannot pull public images: the Debian base
-# (scripts/deploy_base.sh, unless it exists), seqarena-postgres:15 and seqarena-cpu:0.1.0 from it, and
-# with --cuda seqarena-cuda:0.1.0. Everything machine-specific is found at run time, never written in
-# the repository: the Debian mirror (apt sources), the CA bundle pip must trust (the machine's), and
-# where torch's CPU build comes from (PyTorch's CPU index when reachable, else the wheel the host's pip
-# finds, served on 127.0.0.1 for the build only). Builds use host networking.
+# (scripts/deploy_base.sh, unless it exists), seqarena-postgres:15, seqarena-moto:5.2.6 (the S3 server
+# of the checked stack) and seqarena-cpu:0.1.0 from it, and with --cuda seqarena-cuda:0.1.0.
+# Everything machine-specific is found at run time, never written in the repository: the Debian
+# mirror (apt sources), the CA bundle pip must trust (the machine's), and where torch's CPU build
+# comes from (PyTorch's CPU index when reachable, else the wheel the host's pip finds, served on
+# 127.0.0.1 for the build only). Builds use host networking.
 # Environment: BASE_IMAGE (default seqarena-base:bookworm), PIP_INDEX_URL (default: the host pip's
 # index, else PyPI), CA_BUNDLE (default /etc/ssl/certs/ca-certificates.crt), PYTHON (host python3),
 # TORCH_WHEEL_PORT (default 28999: where the torch wheel is served while the build runs).
@@ -63,6 +64,7 @@ trap cleanup EXIT
 
 PIP_ARGS=(--build-arg PIP_INDEX_URL="$PIP_INDEX_URL" --build-arg PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
 build Dockerfile.postgres seqarena-postgres:15
+build Dockerfile.s3 "seqarena-moto:$(sed -n 's/^ARG MOTO_VERSION=//p' infra/docker/Dockerfile.s3)" "${PIP_ARGS[@]}"
 torch_index > "${TMPDIR:-/tmp}/seqarena-torch-index.$$"
 TORCH_INDEX=$(cat "${TMPDIR:-/tmp}/seqarena-torch-index.$$"); rm -f "${TMPDIR:-/tmp}/seqarena-torch-index.$$"
 build Dockerfile.cpu seqarena-cpu:0.1.0 "${PIP_ARGS[@]}" --build-arg TORCH_INDEX_URL="$TORCH_INDEX"

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
+import tomllib
 import warnings
 from collections.abc import Iterator
 from functools import cache
@@ -27,6 +29,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from referencing import Registry, Resource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +43,7 @@ RAYCLUSTER_SCHEMA = K8S / "schemas" / "raycluster-ray.io-v1.json"
 DEPLOY_DOC = REPO / "docs" / "DEPLOY.md"
 DOCKERFILES = [DOCKER / "Dockerfile.cpu", DOCKER / "Dockerfile.cuda"]  # the seqarena images
 POSTGRES_DOCKERFILE = DOCKER / "Dockerfile.postgres"  # for machines that cannot pull the official image
+S3_DOCKERFILE = DOCKER / "Dockerfile.s3"  # moto's S3 server, for compose.hostnet.yaml's storage
 DEPLOY_SCRIPTS = [REPO / "scripts" / name for name in ("deploy_base.sh", "deploy_images.sh", "deploy_docker_cli.sh",
                                                         "deploy_check.sh")]
 
@@ -59,6 +63,12 @@ SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|DB_URL|STORE_URI|DATABASE
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 RAY_TOKEN_SECRET = {"name": "seqarena-secrets", "key": "ray-auth-token"}
 SHARED_HOME = "/var/lib/seqarena"
+#: The variables that put Tune's experiments in a bucket (docs/DEPLOY.md): written in compose.hostnet.yaml,
+#: and the credentials, which come from the secrets file.
+STORAGE_VARS = {"SEQARENA_STORAGE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"}
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+#: The services of compose.hostnet.yaml that are not in compose.yaml: the S3 server and its bucket step.
+HOSTNET_ONLY = {"ray-worker-2", "s3", "s3-bucket"}
 #: Service attributes of the Compose Specification (https://compose-spec.io) that a service may use here;
 #: a key outside this set is a typo (Compose would reject it).
 COMPOSE_SERVICE_KEYS = {
@@ -210,14 +220,14 @@ def test_the_cpu_image_takes_torch_from_the_cpu_index() -> None:
     assert '--index-url "${TORCH_INDEX_URL}"' in runs and '"torch==${TORCH_VERSION}+cpu"' in runs
 
 
-@pytest.mark.parametrize("path", [*DOCKERFILES, POSTGRES_DOCKERFILE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*DOCKERFILES, POSTGRES_DOCKERFILE, S3_DOCKERFILE], ids=lambda p: p.name)
 def test_the_base_image_and_pip_settings_are_build_arguments_defaulting_to_public_ones(path: Path) -> None:
     """One set of Dockerfiles for users (the public python image, PyPI) and for machines behind a mirror or
     a TLS-inspecting proxy (scripts/deploy_images.sh passes the local base, index and CA bundle)."""
     steps = dockerfile(path)
     assert steps[0] == ("ARG", f"BASE_IMAGE={base_image(path)}") and steps[1] == ("FROM", "${BASE_IMAGE}")
     check_pinned_base(path)
-    if path in DOCKERFILES:
+    if path in (*DOCKERFILES, S3_DOCKERFILE):
         assert base_image(path).startswith("python:3.11")
         assert dockerfile_arg(path, "PIP_INDEX_URL") == "https://pypi.org/simple"
         assert dockerfile_arg(path, "PIP_CERT") == "/etc/ssl/certs/ca-certificates.crt"
@@ -262,7 +272,7 @@ def test_every_image_has_the_same_python_and_ray_as_the_cluster() -> None:
         assert 'pip install --no-cache-dir "ray[default,tune]==${RAY_VERSION}"' in path.read_text()
 
 
-@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*DOCKERFILES, S3_DOCKERFILE], ids=lambda p: p.name)
 def test_dockerfile_holds_no_secret_and_copies_only_what_its_ignore_file_lets_in(path: Path) -> None:
     steps = dockerfile(path)
     for instruction, rest in steps:
@@ -441,12 +451,12 @@ def test_hostnet_runs_the_services_of_compose_on_loopback_without_published_port
     """scripts/deploy_check.sh tests compose.hostnet.yaml: it must be compose.yaml's cluster, on 127.0.0.1."""
     net = hostnet()
     cpu_services = {name for name, s in services().items() if not s.get("profiles")}
-    assert set(net) == cpu_services | {"ray-worker-2"}
+    assert set(net) == cpu_services | HOSTNET_ONLY
     for name, service in net.items():
         assert service["network_mode"] == "host" and "ports" not in service, name
         assert set(service) <= COMPOSE_SERVICE_KEYS | {"network_mode"}, name
         assert env_files(service) == ["secrets.env"], name
-        if name != "postgres":
+        if name not in ("postgres", "s3", "s3-bucket"):
             assert service["image"] == services()[name.removesuffix("-2")]["image"], name
     assert net["postgres"]["image"] == services()["postgres"]["image"]  # POSTGRES_IMAGE unset: the official one
     assert "listen_addresses=127.0.0.1" in net["postgres"]["command"]
@@ -469,7 +479,7 @@ def test_hostnet_commands_are_those_of_compose_but_for_addresses() -> None:
                      "--dashboard-host", "--dashboard-port", "--ray-client-server-port",
                      "--dashboard-agent-listen-port", "--num-cpus", "--object-store-memory"}
     for name, service in net.items():
-        if name == "postgres":
+        if name in ("postgres", "s3", "s3-bucket"):
             continue
         original = services()[name.removesuffix("-2")]
         assert service.get("entrypoint") == original.get("entrypoint"), name
@@ -485,6 +495,59 @@ def test_hostnet_commands_are_those_of_compose_but_for_addresses() -> None:
                 assert env.get(key) == value, f"{name}: {key}"
     assert flags(net["ray-head"]["command"])["--num-cpus"] == "0"
     assert environment(net["seqarena-worker"])["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:25000"
+
+
+def hostnet_storage_users() -> set[str]:
+    """The services of compose.hostnet.yaml that are Ray nodes or drivers, and the dashboard."""
+    return {name for name, s in hostnet().items()
+            if (s.get("entrypoint") or [])[:1] in (["ray"], ["join-ray"]) or name == "dashboard"}
+
+
+def test_hostnet_keeps_tune_experiments_in_the_bucket_of_its_s3_server() -> None:
+    """SEQARENA_STORAGE=s3://... with the stack's S3 server on every Ray node, the seqarena worker and the
+    dashboard; the bucket made by the one-shot step before the worker starts; credentials only from the
+    secrets file (deploy_check writes made-up ones), none in the compose file or an image."""
+    net = hostnet()
+    assert hostnet_storage_users() == {"ray-head", "ray-worker", "ray-worker-2", "seqarena-worker", "dashboard"}
+    command = net["s3"]["command"]
+    s3_port = command[command.index("-p") + 1]
+    assert command[command.index("-H") + 1] == "127.0.0.1"
+    expected = {"SEQARENA_STORAGE": "s3://seqarena/experiments", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+                "AWS_DEFAULT_REGION": "us-east-1"}
+    for name in [*hostnet_storage_users(), "s3-bucket"]:
+        env = environment(net[name])
+        assert {key: env.get(key) for key in STORAGE_VARS} == expected, name
+    for name, service in net.items():
+        for key, value in environment(service).items():
+            assert not SECRET_NAME.search(key), f"{name}: {key} is written in compose.hostnet.yaml"
+            assert not URL_WITH_PASSWORD.search(value), f"{name}: {key} holds a password"
+    moto_version = dockerfile_arg(S3_DOCKERFILE, "MOTO_VERSION")
+    assert net["s3"]["image"] == net["s3-bucket"]["image"] == f"seqarena-moto:{moto_version}"
+    assert ("ENTRYPOINT", '["moto_server"]') in dockerfile(S3_DOCKERFILE)
+    assert f"seqarena-moto:$(sed -n 's/^ARG MOTO_VERSION=//p' infra/docker/{S3_DOCKERFILE.name})" in \
+        (REPO / "scripts" / "deploy_images.sh").read_text()
+    dev = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    (moto,) = [Requirement(item) for item in dev if item.startswith("moto")]
+    assert moto.extras == {"server"} and moto.specifier.contains(moto_version), f"{moto} vs {moto_version}"
+    assert net["s3"]["healthcheck"]["test"][0] == "CMD"
+    assert net["s3-bucket"]["entrypoint"] == ["create-bucket"] and net["s3-bucket"]["restart"] == "no"
+    assert net["s3-bucket"]["depends_on"] == {"s3": {"condition": "service_healthy"}}
+    assert net["seqarena-worker"]["depends_on"]["s3-bucket"] == {"condition": "service_completed_successfully"}
+    check = (REPO / "scripts" / "deploy_check.py").read_text()
+    assert all(f'f"{key}={{self.' in check for key in S3_CREDENTIALS), "deploy_check writes the S3 credentials"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Docker Compose (docker-compose) is not installed")
+@pytest.mark.parametrize("path", [COMPOSE_FILE, HOSTNET_FILE], ids=lambda p: p.name)
+def test_docker_compose_accepts_the_compose_file(path: Path, tmp_path: Path) -> None:
+    """Compose itself validates the file (`config -q`: schema, merge keys, interpolation, depends_on
+    conditions), with the secrets template as the secrets file; nothing is started."""
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text((COMPOSE_DIR / "secrets.env.example").read_text())
+    env = {"PATH": os.environ.get("PATH", ""), "SEQARENA_SECRETS_FILE": str(secrets_file)}
+    done = subprocess.run(["docker-compose", "-f", str(path), "-p", "seqarena-test", "config", "-q"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 # ------------------------------------------------------------------------------------ seqarena commands
@@ -739,6 +802,28 @@ def test_k8s_runs_the_images_and_commands_that_the_compose_check_ran() -> None:
     head = flags(net["ray-head"]["command"])
     assert raycluster()["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == head["--num-cpus"] == "0"
     assert "RAY_JOIN_ARGS" not in {e["name"] for e in containers["seqarena-worker"].get("env", [])}
+
+
+def test_k8s_storage_reaches_every_ray_node_driver_and_dashboard_as_in_compose() -> None:
+    """The containers that get the storage variables in compose.hostnet.yaml get them on Kubernetes too, from
+    one optional Secret (`envFrom`; the template names exactly those variables and the credentials)."""
+    reached = set()
+    for owner, container in k8s_containers():
+        refs = [item["secretRef"] for item in container.get("envFrom", [])]
+        if refs:
+            assert refs == [{"name": "seqarena-storage", "optional": True}], owner
+            reached.add(owner.split("/")[0])
+        names = {entry["name"] for entry in container.get("env", [])}
+        assert not names & (STORAGE_VARS | S3_CREDENTIALS), f"{owner}: storage variables written inline"
+    assert reached == {"ray-head", "ray-cpu", "ray-gpu", "seqarena-worker", "dashboard"}
+    assert hostnet_storage_users() == {"ray-head", "ray-worker", "ray-worker-2", "seqarena-worker", "dashboard"}
+    templates = [doc for doc in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text()) if doc]
+    (storage,) = [doc for doc in templates if doc["metadata"]["name"] == "seqarena-storage"]
+    assert set(storage["stringData"]) == STORAGE_VARS | S3_CREDENTIALS
+    assert all("change-me" in value for value in storage["stringData"].values())
+    example = (COMPOSE_DIR / "secrets.env.example").read_text()
+    for name in STORAGE_VARS | S3_CREDENTIALS:  # compose.yaml's users put them in secrets.env
+        assert re.search(rf"^# {name}=", example, flags=re.MULTILINE), name
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with its built-in kustomize) is not installed")
