@@ -241,7 +241,7 @@ def _best_runs(where: BoardFilter) -> tuple[Any, Any, Any, Any]:
                      .label("place"))
               .join(arms, arms.c.id == Trial.arm_id)
               .where(Trial.role == "search", _ranked(Trial)).cte("ranked"))
-    winner = _winner(arms, ranked)
+    winner = _winner(arms)
     best = (select(ranked).join(winner, and_(winner.c.arm_id == ranked.c.arm_id, winner.c.place == ranked.c.place))
             .cte("best"))
     run = Trial.__table__.alias("run")
@@ -276,30 +276,39 @@ def _board_query(where: BoardFilter) -> Select:
             .outerjoin(mean, mean.c.arm_id == arms.c.id).outerjoin(spread, spread.c.arm_id == arms.c.id))
 
 
-def _winner(arms: Any, ranked: Any) -> Any:
+def _winner(arms: Any) -> Any:
     """Per arm, the winning configuration's place in the search and how many configurations were re-run.
 
-    Each configuration with a ranked search trial: its place (that of its best search trial), the mean
-    of its runs' validation metrics (`_chosen_by`) and whether it was re-run (has a ranked repeat).
-    Re-run configurations come first, by signed mean; then by place, so that with no re-run the
-    search's best wins.
+    Each configuration with a ranked search trial: its place (that of its best search trial, numbered as
+    `_best_runs`'s `ranked` numbers them), the mean of its runs' validation metrics (`_chosen_by`) and
+    whether it was re-run (has a ranked repeat). Re-run configurations come first, by signed mean; then by
+    place, so that with no re-run the search's best wins.
+
+    One pass over the arms' runs and one aggregate: the place is a window over the same rows (numbered
+    within each role), not a join of two per-configuration aggregates, which PostgreSQL planned as a
+    nested loop over a materialised CTE (66 s on 20,000 trials; benchmarks/dashboard_pages.py).
     """
     run = Trial.__table__.alias("cfg_run")
-    stats = (select(run.c.arm_id, run.c.config_key, func.avg(_chosen_by(run.c)).label("mean"),
-                    func.sum(case((run.c.role == "repeat", 1), else_=0)).label("repeats"))
-             .join(arms, arms.c.id == run.c.arm_id)
-             .where(run.c.role.in_(_RUN_ROLES), _ranked(run.c))
-             .group_by(run.c.arm_id, run.c.config_key).subquery("cfg_stats"))
-    places_ = (select(ranked.c.arm_id, ranked.c.config_key, func.min(ranked.c.place).label("place"))
-               .group_by(ranked.c.arm_id, ranked.c.config_key).subquery("cfg_place"))
+    chosen_by = _chosen_by(run.c)
+    signed = case((arms.c.higher_is_better, -chosen_by), else_=chosen_by)
+    place_in_role = func.row_number().over(partition_by=(run.c.arm_id, run.c.role), order_by=(signed, run.c.id))
+    scored = (select(run.c.arm_id, run.c.config_key, run.c.role, chosen_by.label("chosen"),
+                     arms.c.higher_is_better, place_in_role.label("place_in_role"))
+              .join(arms, arms.c.id == run.c.arm_id)
+              .where(run.c.role.in_(_RUN_ROLES), _ranked(run.c)).subquery("cfg_scored"))
+    place = func.min(case((scored.c.role == "search", scored.c.place_in_role)))
+    stats = (select(scored.c.arm_id, scored.c.higher_is_better, place.label("place"),
+                    func.avg(scored.c.chosen).label("mean"),
+                    func.sum(case((scored.c.role == "repeat", 1), else_=0)).label("repeats"))
+             .group_by(scored.c.arm_id, scored.c.config_key, scored.c.higher_is_better)
+             .having(place.is_not(None)).subquery("cfg_stats"))
     rerun = stats.c.repeats > 0
-    signed_mean = case((arms.c.higher_is_better, -stats.c.mean), else_=stats.c.mean)
-    order = func.row_number().over(partition_by=places_.c.arm_id, order_by=(
-        case((rerun, 0), else_=1), case((rerun, signed_mean), else_=literal(0.0)), places_.c.place))
-    reruns = func.sum(case((rerun, 1), else_=0)).over(partition_by=places_.c.arm_id)
-    chosen = (select(places_.c.arm_id, places_.c.place, order.label("order"), reruns.label("rerun_configs"))
-              .join(stats, and_(stats.c.arm_id == places_.c.arm_id, stats.c.config_key == places_.c.config_key))
-              .join(arms, arms.c.id == places_.c.arm_id).subquery("cfg_order"))
+    signed_mean = case((stats.c.higher_is_better, -stats.c.mean), else_=stats.c.mean)
+    order = func.row_number().over(partition_by=stats.c.arm_id, order_by=(
+        case((rerun, 0), else_=1), case((rerun, signed_mean), else_=literal(0.0)), stats.c.place))
+    reruns = func.sum(case((rerun, 1), else_=0)).over(partition_by=stats.c.arm_id)
+    chosen = select(stats.c.arm_id, stats.c.place, order.label("order"), reruns.label("rerun_configs")).subquery(
+        "cfg_order")
     return select(chosen.c.arm_id, chosen.c.place, chosen.c.rerun_configs).where(chosen.c.order == 1).cte("winner")
 
 
