@@ -3,10 +3,12 @@
 Gu & Dao (2023), "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", arXiv:2312.00752;
 official code `state-spaces/mamba` (`mamba_simple.py` `Mamba`, `selective_scan_interface.py`
 `selective_scan_ref`, `mixer_seq_simple.py` `Block` / `MixerModel`). A small faithful version, not the CUDA package:
-plain torch around the selective scan of `seqarena.cells.kernels.scan` (`selective_scan`), which on the
-CPU is a fused C++ kernel in the manner of the official `selective_scan` CUDA kernel (the states `h` stay
-in a row-local buffer, the backward recomputes them from checkpoints every 64 steps; `implementation`
-"selective-scan-cpp") and elsewhere materialises `h` on the diagonal scan.
+plain torch around the selective scan of `seqarena.cells.kernels.scan` (`gated_selective_scan`), which on the
+CPU is a fused C++ kernel in the manner of the official `selective_scan` CUDA kernel with its `delta_softplus`,
+`D` and `z` options (the states `h` stay in a row-local buffer, the backward recomputes them from checkpoints
+every 32 steps; softplus(Δ), the read-out, the D skip and the SiLU(z) gate are computed in the same pass;
+`implementation` "selective-scan-cpp"), with the causal convolution and its SiLU fused into one more C++ pass
+(`causal_conv_silu`), and elsewhere materialises `h` on the diagonal scan.
 
 Mixer on `u [B, T, H]`, inner width E = `expand`·H, N = `state_size` states per inner channel,
 R = ⌈H/16⌉ (Algorithm 2 and the code):
@@ -31,14 +33,17 @@ materialised); the fused scan is about a fifth of the step, the projections and 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 from seqarena.cells import space as sp
 from seqarena.cells.base import active_probe
+from seqarena.cells.kernels import cpp_build
 from seqarena.cells.kernels import scan as scan_kernel
-from seqarena.cells.kernels.scan import selective_scan, selective_states
+from seqarena.cells.kernels.scan import gated_selective_scan, selective_states
 from seqarena.cells.ssm import ScanModel, report_states
 
 EQUATIONS: tuple[str, ...] = (
@@ -63,15 +68,45 @@ def causal_depthwise_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
     weight = conv.weight[:, 0, :]  # [E, k]
     out = padded[:, :steps] * weight[:, 0]
     for j in range(1, width):
-        out = out + padded[:, j:j + steps] * weight[:, j]
+        out = out + padded[:, j : j + steps] * weight[:, j]
     return out + conv.bias if conv.bias is not None else out
+
+
+class ConvSilu(torch.autograd.Function):
+    """`(u, weight [E, k], bias [E]) -> SiLU(causal depthwise conv)` by `cpu.cpp`'s fused `conv_silu`: one pass
+    forward, one backward (recomputing the pre-activation); u may be a strided slice (in_proj's first half)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, u: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        u = u if u.stride(-1) == 1 else u.contiguous()
+        wt, bias = weight.t().contiguous(), bias.contiguous()
+        ctx.save_for_backward(u, wt, bias)
+        return cpp_build.require("scan").conv_silu(u, wt, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        u, wt, bias = ctx.saved_tensors
+        du, dw, db = cpp_build.require("scan").conv_silu_backward(u, wt, bias, grad_x.contiguous())
+        return du, dw.sum(0).t(), db.sum(0)
+
+
+def causal_conv_silu(u: Tensor, conv: nn.Conv1d) -> Tensor:
+    """`SiLU(causal_depthwise_conv(u, conv))` on `u [B, T, E]`: on the CPU (where the C++ scan source builds,
+    `scan.backend_for`) one fused C++ pass each way instead of k shifted products, their sums, the bias and
+    the SiLU as separate passes over [B, T, E] (and as many in autograd's backward); elsewhere those products."""
+    if scan_kernel.backend_for(u) == "cpp":
+        bias = conv.bias if conv.bias is not None else u.new_zeros(u.shape[-1])
+        return ConvSilu.apply(u, conv.weight[:, 0, :], bias)
+    return nn.functional.silu(causal_depthwise_conv(u, conv))
 
 
 class MambaMixer(nn.Module):
     """The selective SSM block `[B, T, H] -> [B, T, H]` (attributes as in `mamba_simple.Mamba`)."""
 
-    def __init__(self, width: int, state_size: int, conv_kernel: int, expand: int, dt_min: float,
-                 dt_max: float) -> None:
+    def __init__(
+        self, width: int, state_size: int, conv_kernel: int, expand: int, dt_min: float, dt_max: float
+    ) -> None:
         super().__init__()
         inner, rank = expand * width, math.ceil(width / 16)
         self.inner, self.rank, self.state_size = inner, rank, state_size
@@ -90,15 +125,15 @@ class MambaMixer(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         batch, steps, _ = u.shape
         x, z = self.in_proj(u).chunk(2, dim=-1)  # [B, T, E] each
-        x = nn.functional.silu(causal_depthwise_conv(x, self.conv1d))
+        x = causal_conv_silu(x, self.conv1d)
         delta, B, C = self.x_proj(x).split((self.rank, self.state_size, self.state_size), dim=-1)
-        delta = nn.functional.softplus(self.dt_proj(delta))  # [B, T, E]
+        dt = self.dt_proj(delta)  # [B, T, E], Δ = softplus(dt)
         A = -torch.exp(self.A_log)  # [E, N]
-        if active_probe() is None:
-            y = selective_scan(x, delta, A, B, C)  # fused on the CPU: no [B, T, E, N] tensor
-        else:  # the trace page: the states, materialised, reported per step
-            h = report_states(selective_states(x, delta, A, B, C).flatten(2))
-            y = (h.reshape(batch, steps, self.inner, self.state_size) * C[:, :, None, :]).sum(-1)
+        if active_probe() is None:  # fused on the CPU: softplus, scan, C read-out, D skip, gate; no [B, T, E, N]
+            return self.out_proj(gated_selective_scan(x, dt, A, B, C, self.D, z))
+        # the trace page: the states, materialised, reported per step
+        h = report_states(selective_states(x, nn.functional.softplus(dt), A, B, C).flatten(2))
+        y = (h.reshape(batch, steps, self.inner, self.state_size) * C[:, :, None, :]).sum(-1)
         return self.out_proj((y + self.D * x) * nn.functional.silu(z))
 
 
@@ -120,19 +155,29 @@ class Mamba(ScanModel):
         *sp.training_hparams(lr=sp.learning_rate(1e-3, 1e-4, 1e-2)),
     )
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0,
-                 state_size: int = 16, conv_kernel: int = 4, expand: int = 2, dt_min: float = 0.001,
-                 dt_max: float = 0.1) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float = 0.0,
+        state_size: int = 16,
+        conv_kernel: int = 4,
+        expand: int = 2,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+    ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
         self.encoder = nn.Linear(input_size, hidden_size)
         self.norms = nn.ModuleList(nn.RMSNorm(hidden_size, eps=1e-5) for _ in range(num_layers))
         self.mixers = nn.ModuleList(
-            MambaMixer(hidden_size, state_size, conv_kernel, expand, dt_min, dt_max) for _ in range(num_layers))
+            MambaMixer(hidden_size, state_size, conv_kernel, expand, dt_min, dt_max) for _ in range(num_layers)
+        )
         self.norm_f = nn.RMSNorm(hidden_size, eps=1e-5)
         self.drop = nn.Dropout(dropout)
 
     def note_backend(self, x: Tensor) -> None:
-        """"selective-scan-cpp" where the fused C++ selective scan serves `x` (the CPU default), else the
+        """ "selective-scan-cpp" where the fused C++ selective scan serves `x` (the CPU default), else the
         materialised states' scan source ("scan-triton", "scan-parallel")."""
         source = scan_kernel.backend_for(x)
         self.implementation = "selective-scan-cpp" if source == "cpp" else "scan-" + source

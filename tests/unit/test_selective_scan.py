@@ -11,6 +11,7 @@ boundaries; `gradcheck` checks the fused backward against finite differences.
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -27,8 +28,10 @@ NAMES = ("y", "grad x", "grad delta", "grad A", "grad B", "grad C")
 def inputs(steps: int, batch: int = 2, inner: int = 3, width: int = 5, seed: int = 0) -> tuple[Tensor, ...]:
     """`(x, Δ, A, B, C)` as Mamba makes them: Δ > 0 (softplus), A < 0 (−exp(A_log)), so |exp(Δ A)| < 1."""
     gen = torch.Generator().manual_seed(seed)
+
     def randn(*shape: int) -> Tensor:
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
     delta = torch.nn.functional.softplus(randn(batch, steps, inner) - 2.0)
     A = -torch.exp(randn(inner, width) * 0.5)
     return randn(batch, steps, inner), delta, A, randn(batch, steps, width), randn(batch, steps, width)
@@ -136,3 +139,123 @@ def test_mamba_causal_convolution_is_the_depthwise_conv1d() -> None:
     x = torch.randn(2, 9, 6, dtype=torch.float64)
     want = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
     assert torch.allclose(causal_depthwise_conv(x, conv), want, **TOL)
+
+
+def gated_inputs(steps: int, batch: int = 2, inner: int = 3, width: int = 5, seed: int = 0) -> tuple[Tensor, ...]:
+    """`(x, dt, A, B, C, D, z)` of `gated_selective_scan`: dt before the softplus (a few above its threshold 20),
+    z and x as slices of one `[B, T, 2E]` tensor (strided, as Mamba's `in_proj` output gives them)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    xz = randn(batch, steps, 2 * inner)
+    dt = randn(batch, steps, inner) - 2.0
+    dt[0, 0, 0] = 21.0  # softplus' linear branch
+    BC = randn(batch, steps, 2 * width)
+    return (
+        xz[..., :inner],
+        dt,
+        -torch.exp(randn(inner, width) * 0.5),
+        BC[..., :width],
+        BC[..., width:],
+        randn(inner),
+        xz[..., inner:],
+    )
+
+
+def gated_loop(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor) -> Tensor:
+    """Mamba's block around the scan by its definition: (loop(x, softplus(dt), A, B, C) + D x) SiLU(z)."""
+    return (loop(x, torch.nn.functional.softplus(dt), A, B, C) + D * x) * torch.nn.functional.silu(z)
+
+
+GATED_NAMES = ("out", "grad x", "grad dt", "grad A", "grad B", "grad C", "grad D", "grad z")
+
+
+def gated_values_and_grads(method: str, args: tuple[Tensor, ...]) -> list[Tensor]:
+    leaves = [t.detach().clone().requires_grad_(True) for t in args]
+    out = gated_loop(*leaves) if method == "loop" else S.gated_selective_scan(*leaves, method=method)  # type: ignore[arg-type]
+    weights = torch.linspace(-1, 1, out.shape[1], dtype=torch.float64)[:, None]
+    (out**2 * weights).sum().backward()
+    return [out.detach(), *(leaf.grad for leaf in leaves)]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("method", ["cpp", "parallel"])
+@pytest.mark.parametrize("steps", [1, 31, 32, 33, 300])
+def test_gated_selective_scan_matches_the_loop(method: str, steps: int) -> None:
+    """Softplus, scan, read-out, D skip and SiLU(z) gate fused: the values and all eight gradients are the
+    composition's, across checkpoint boundaries (SELECTIVE_CHUNK = 32), with strided x, z, B, C."""
+    args = gated_inputs(steps)
+    got, want = gated_values_and_grads(method, args), gated_values_and_grads("loop", args)
+    for name, x, y in zip(GATED_NAMES, got, want, strict=True):
+        assert x.shape == y.shape, f"{name}: shape {list(x.shape)}, want {list(y.shape)}"
+        assert torch.allclose(x, y, **TOL), f"{name}: max diff {(x - y).abs().max().item():.3g}"
+
+
+def test_gated_kernel_reads_strided_slices() -> None:
+    """x and z as the two halves of one `[B, T, 2E]` leaf, B and C as slices of one `[B, T, 2N]` leaf (the
+    kernel reads them in place): the same values and gradients as on contiguous copies."""
+    x, dt, A, B, C, D, z = gated_inputs(70)
+    xz, BC = torch.cat((x, z), -1).requires_grad_(True), torch.cat((B, C), -1).requires_grad_(True)
+    inner, width = x.shape[-1], B.shape[-1]
+    out = S.gated_selective_scan(
+        xz[..., :inner], dt, A, BC[..., :width], BC[..., width:], D, xz[..., inner:], method="cpp"
+    )
+    assert not xz[..., :inner].is_contiguous()
+    (out**2 * torch.linspace(-1, 1, out.shape[1], dtype=torch.float64)[:, None]).sum().backward()
+    want = gated_values_and_grads("loop", (x, dt, A, B, C, D, z))
+    assert torch.allclose(out, want[0], **TOL)
+    assert torch.allclose(xz.grad, torch.cat((want[1], want[7]), -1), **TOL)
+    assert torch.allclose(BC.grad, torch.cat((want[4], want[5]), -1), **TOL)
+
+
+def test_gradcheck_of_the_fused_gated_kernel() -> None:
+    args = tuple(t.detach().clone().requires_grad_(True) for t in gated_inputs(40, batch=2, inner=2, width=3, seed=5))
+    assert torch.autograd.gradcheck(lambda *a: S.gated_selective_scan(*a, method="cpp"), args)
+
+
+def test_gated_hand_computed_step() -> None:
+    """E = N = 1, one step: dt = 0 → Δ = ln 2; A = −1, x = B = C = 1, D = 2, z = 0 → SiLU(0) = 0; z = 1 →
+    out = (Δ + 2) · 1/(1 + e^{−1})."""
+    one = torch.ones(1, 1, 1, dtype=torch.float64)
+    for zval, want in ((0.0, 0.0), (1.0, (math.log(2.0) + 2.0) / (1.0 + math.exp(-1.0)))):
+        out = S.gated_selective_scan(
+            one,
+            0 * one,
+            -torch.ones(1, 1, dtype=torch.float64),
+            one,
+            one,
+            torch.tensor([2.0], dtype=torch.float64),
+            zval * one,
+            method="cpp",
+        )
+        assert out.item() == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 4, 40])
+def test_fused_conv_silu_is_the_conv_and_silu(steps: int) -> None:
+    """`mamba.causal_conv_silu` (fused C++ on the CPU) on a strided slice: the values and the gradients of the
+    input, weight and bias equal SiLU(Conv1d(groups=E, padding k − 1) cut to T steps)."""
+    from seqarena.cells.mamba import ConvSilu, causal_conv_silu
+
+    torch.manual_seed(1)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3).double()
+    xz = torch.randn(2, steps, 12, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, steps, 6, dtype=torch.float64)
+    got = causal_conv_silu(xz[..., :6], conv)
+    assert got.grad_fn.name() == "ConvSiluBackward"
+    (got * weights).sum().backward()
+    grads = [t.grad.clone() for t in (xz, conv.weight, conv.bias)]
+    for t in (xz, conv.weight, conv.bias):
+        t.grad = None
+    want = torch.nn.functional.silu(conv(xz[..., :6].transpose(1, 2))[..., :steps].transpose(1, 2))
+    (want * weights).sum().backward()
+    assert torch.allclose(got, want, **TOL)
+    for name, g, w in zip(("x", "weight", "bias"), grads, (xz.grad, conv.weight.grad, conv.bias.grad), strict=True):
+        assert torch.allclose(g, w, **TOL), f"grad {name}: max diff {(g - w).abs().max().item():.3g}"
+    args = (
+        torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True),
+        torch.randn(3, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(3, dtype=torch.float64, requires_grad=True),
+    )
+    assert torch.autograd.gradcheck(ConvSilu.apply, args)

@@ -26,9 +26,14 @@ so the backward is one reversed scan plus one product: no per-step graph, memory
 
 Mamba's selective scan (`selective_scan`) is the same recurrence with `a = exp(Δ_t A)` and `b = Δ_t B_t x_t`
 over `[B, T, E, N]` states, read out as `y_t = Σ_n C_t[n] h_t[·, n]`. Materialised, it holds several
-`[B, T, E·N]` tensors; `cpu.cpp`'s fused form (the CPU default, `backend_for`) keeps each row's `h [N]` in
-a local buffer, stores `h` only every `SELECTIVE_CHUNK` steps, and its backward recomputes each chunk's
-states from those checkpoints: memory O(B·T·(E + N) + B·E·N·T/SELECTIVE_CHUNK).
+`[B, T, E·N]` tensors; `cpu.cpp`'s fused form (the CPU default, `backend_for`) keeps one batch row's states
+`h [N, E]` in a local buffer (every loop runs over the E contiguous channels of `[B, T, E]` inputs, read in
+place whatever their batch and time strides), stores `h` only every `SELECTIVE_CHUNK` steps, and its backward
+recomputes each chunk's states from those checkpoints: memory O(B·T·(E + N) + B·E·N·T/SELECTIVE_CHUNK).
+`gated_selective_scan` is the same kernel with Mamba's surroundings folded in: Δ = softplus(dt), the D skip
+and the SiLU(z) gate, so the block's [B, T, E] intermediates are neither written forward nor stored for the
+backward. The kernels flush denormals to zero while they run (a gradient entering at the last step decays
+into float32 denormals through the reversed recurrence, and each denormal costs the CPU ~100 cycles).
 
 Shapes: `a [B, T, N]` or `[N]` (anything that broadcasts to `b`), `b [B, T, N]`; float32, float64,
 complex64 or complex128. This package imports nothing else of seqarena but the kernel build and backend
@@ -51,7 +56,7 @@ from seqarena.cells.kernels import cpp_build
 CHUNK = 64
 #: Steps between the checkpoints of `cpu.cpp`'s fused selective scan (its backward recomputes the states
 #: of one chunk at a time into a [SELECTIVE_CHUNK + 1, N] buffer).
-SELECTIVE_CHUNK = 64
+SELECTIVE_CHUNK = 32
 #: The names of the ways `scan` can compute the recurrence (`method=`).
 Method = Literal["auto", "reference", "parallel", "cpp", "triton"]
 
@@ -206,8 +211,7 @@ def scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: Method = "auto"
     return LinearScan.apply(a, b, backend_for(b, method))
 
 
-def selective_states(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
-                     method: Method = "auto") -> Tensor:
+def selective_states(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, method: Method = "auto") -> Tensor:
     """The states `h [B, T, E, N]` of Mamba's selective scan, materialised (`scan` over `[B, T, E·N]`):
 
         h_t[e, n] = exp(Δ_t[e] A[e, n]) h_{t−1}[e, n] + Δ_t[e] B_t[n] x_t[e]        (h_0 = 0)
@@ -220,36 +224,98 @@ def selective_states(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     return scan(a, b, method=method).reshape(batch, steps, inner, A.shape[-1])
 
 
+def _channels_contiguous(t: Tensor) -> Tensor:
+    """`t` itself when its last dimension is contiguous (the C++ kernel takes any batch and time strides)."""
+    return t if t.stride(-1) == 1 or t.shape[-1] <= 1 else t.contiguous()
+
+
 class SelectiveScan(torch.autograd.Function):
-    """`(x, Δ, A, B, C) -> y [B, T, E]` by `cpu.cpp`'s fused selective scan and its recomputing backward."""
+    """`(x, dt, A, B, C, D, z, softplus) -> out [B, T, E]` by `cpu.cpp`'s fused selective scan and its
+    recomputing backward: Δ = softplus(dt) (or dt), y = C h (the states h never stored), out = y + D x (D
+    optional), times SiLU(z) (z optional)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
+    def forward(
+        ctx: FunctionCtx,
+        x: Tensor,
+        dt: Tensor,
+        A: Tensor,
+        B: Tensor,
+        C: Tensor,
+        D: Tensor | None,
+        z: Tensor | None,
+        softplus: bool,
+    ) -> Tensor:
         ops = cpp_build.require("scan")
-        inputs = (x.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A.contiguous(),
-                  B.contiguous(), C.contiguous())
-        y, kept = ops.selective_scan(*inputs, SELECTIVE_CHUNK)
-        ctx.save_for_backward(*inputs, kept)
-        return y.transpose(1, 2)
+        inputs = (
+            _channels_contiguous(x),
+            _channels_contiguous(dt),
+            A.t().contiguous(),
+            _channels_contiguous(B),
+            _channels_contiguous(C),
+            None if D is None else D.contiguous(),
+            None if z is None else _channels_contiguous(z),
+        )
+        out, kept = ops.selective_scan(*inputs, softplus, SELECTIVE_CHUNK)
+        ctx.save_for_backward(*(t for t in inputs if t is not None), kept)
+        ctx.present = (D is not None, z is not None)
+        ctx.softplus, ctx.chunk = softplus, SELECTIVE_CHUNK
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor, ...]:
-        *inputs, kept = ctx.saved_tensors
-        grad = grad_y.transpose(1, 2).to(inputs[0].dtype).contiguous()
-        dx, ddelta, dA, dB, dC = cpp_build.require("scan").selective_scan_backward(*inputs, grad, kept,
-                                                                                   SELECTIVE_CHUNK)
-        return dx.transpose(1, 2), ddelta.transpose(1, 2), dA.sum(0), dB, dC
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        saved = list(ctx.saved_tensors)
+        kept = saved.pop()
+        x, dt, At, B, C = saved[:5]
+        rest = iter(saved[5:])
+        has_d, has_z = ctx.present
+        D, z = (next(rest) if has_d else None), (next(rest) if has_z else None)
+        grad = grad_out.to(x.dtype).contiguous()
+        dx, ddt, dA, dB, dC, dD, dz = cpp_build.require("scan").selective_scan_backward(
+            x, dt, At, B, C, D, z, ctx.softplus, grad, kept, ctx.chunk
+        )
+        return (dx, ddt, dA.sum(0).t(), dB, dC, dD.sum(0) if has_d else None, dz if has_z else None, None)
+
+
+def _check_selective(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
+    if (
+        x.dim() != 3
+        or delta.shape != x.shape
+        or B.shape != C.shape
+        or B.shape[:2] != x.shape[:2]
+        or A.shape != (x.shape[2], B.shape[2])
+    ):
+        raise ValueError(
+            f"selective_scan: x, delta [B, T, E], A [E, N], B, C [B, T, N]; got x {list(x.shape)}, "
+            f"delta {list(delta.shape)}, A {list(A.shape)}, B {list(B.shape)}, C {list(C.shape)}"
+        )
 
 
 def selective_scan(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, method: Method = "auto") -> Tensor:
     """`y_t[e] = Σ_n C_t[n] h_t[e, n]` (`[B, T, E]`) of the selective scan (`selective_states`), differentiable
     in every input. On the CPU with the C++ source ("cpp", `backend_for`) the fused kernel never forms `h`;
     any other `method` materialises `h` and runs it on `scan`. All inputs of one real dtype."""
-    if x.dim() != 3 or delta.shape != x.shape or B.shape != C.shape or B.shape[:2] != x.shape[:2] \
-            or A.shape != (x.shape[2], B.shape[2]):
-        raise ValueError(f"selective_scan: x, delta [B, T, E], A [E, N], B, C [B, T, N]; got x {list(x.shape)}, "
-                         f"delta {list(delta.shape)}, A {list(A.shape)}, B {list(B.shape)}, C {list(C.shape)}")
+    _check_selective(x, delta, A, B, C)
     if backend_for(x, method) == "cpp":
-        return SelectiveScan.apply(x, delta, A, B, C)
+        return SelectiveScan.apply(x, delta, A, B, C, None, None, False)
     return (selective_states(x, delta, A, B, C, method) * C[:, :, None, :]).sum(-1)
+
+
+def gated_selective_scan(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor, method: Method = "auto"
+) -> Tensor:
+    """Mamba's block around its scan, `(y + D ⊙ x) ⊙ SiLU(z)` with `y = selective_scan(x, softplus(dt), A, B, C)`
+    (`D [E]`, `z [B, T, E]`; `dt` before the softplus, its bias included).
+
+    On the CPU ("cpp") one fused kernel computes the softplus, the scan, the read-out, the D skip and the gate
+    in one pass over time and its backward in one more (recomputing Δ, the states and y instead of storing
+    them): none of the [B, T, E] intermediates Δ, y, y + D x, SiLU(z) is written. Elsewhere the same
+    composition in torch."""
+    _check_selective(x, dt, A, B, C)
+    if D.shape != (x.shape[2],) or z.shape != x.shape:
+        raise ValueError(f"gated_selective_scan: D [E], z [B, T, E]; got D {list(D.shape)}, z {list(z.shape)}")
+    if backend_for(x, method) == "cpp":
+        return SelectiveScan.apply(x, dt, A, B, C, D, z, True)
+    y = selective_scan(x, torch.nn.functional.softplus(dt), A, B, C, method)
+    return (y + D * x) * torch.nn.functional.silu(z)
