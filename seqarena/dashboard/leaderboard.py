@@ -116,8 +116,7 @@ def render() -> None:
     if not summary.empty:
         st.dataframe(summary, hide_index=True, key="winners")
     st.dataframe(reach_frame(rows), hide_index=True, key="reach")
-    st.download_button("Download leaderboard (CSV)", frame.to_csv(index=False).encode(),
-                       file_name=f"leaderboard_{current.task}.csv", mime="text/csv", key="csv_leaderboard")
+    display.csv_download("Download leaderboard (CSV)", frame, f"leaderboard_{current.task}.csv", key="csv_leaderboard")
     intervals_section(rows)
 
 
@@ -163,8 +162,8 @@ def comparison_section(rows: Sequence[ArmBest], current: Filters) -> None:
               **{name: st.column_config.NumberColumn(name, format=display.NUMBER_FORMAT) for name in shown.columns
                  if pd.api.types.is_float_dtype(shown[name])}}
     st.dataframe(shown, hide_index=True, column_config=config, key="comparison")
-    st.download_button("Download comparison table (CSV)", frame.to_csv(index=False).encode(),
-                       file_name=f"comparison_{current.task}.csv", mime="text/csv", key="csv_comparison")
+    display.csv_download("Download comparison table (CSV)", frame, f"comparison_{current.task}.csv",
+                         key="csv_comparison")
 
 
 def interval_cell(row: ArmBest) -> str:

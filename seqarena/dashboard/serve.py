@@ -46,10 +46,14 @@ def check_token(host: str) -> None:
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """The `streamlit run` command line: headless, no usage statistics, errors shown by type only."""
+    """The `streamlit run` command line: headless, no usage statistics, errors shown by type only, no file
+    watcher, and no full garbage collection after every page run (`runner.postScriptGC`: with torch, MLflow
+    and pandas loaded, `gc.collect(2)` held the GIL for 16 % of the server's samples while 10 sessions
+    browsed, blocking every other session; benchmarks/dashboard_load.py)."""
     return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--client.showErrorDetails", "type", "--client.toolbarMode", "minimal"]
+            "--client.showErrorDetails", "type", "--client.toolbarMode", "minimal",
+            "--runner.postScriptGC", "false"]
 
 
 def serve(host: str, port: int, mlflow_ui: str | None = None) -> None:
