@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -58,6 +59,14 @@ from search_throughput import BIN, ROOT, clean_env, free_port, stop_tree
 from seqarena.dashboard.serve import healthy
 
 HEADING = "## Dashboard under load: concurrent browser sessions while a search writes (issue 18)"
+READERS_HEADING = HEADING.replace("(issue 18)", "with pauses to read (issue 18)")
+
+
+def heading(args: dict[str, Any]) -> str:
+    """Sessions clicking without pause (a stress test) and readers who pause are kept in two sections."""
+    return READERS_HEADING if args.get("think", 0) or args.get("ramp", 0) else HEADING
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage"]
@@ -110,6 +119,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--writer-steps", type=int, default=20, help="steps of each of its trials")
     parser.add_argument("--budget", type=float, default=2.0, help="the target page time in seconds (default 2)")
     parser.add_argument("--page-timeout", type=float, default=120, help="seconds before a page counts as failed")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean seconds a reader spends on a page before the next click (default 0: a stress test)")
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="seconds over which the sessions arrive, evenly spaced (default 0: all at once)")
     parser.add_argument("--deadline", type=float, default=900,
                         help="seconds the sessions may read; past it they stop and what they measured is reported")
     parser.add_argument("--admin-url", default=os.environ.get("SEQARENA_TEST_PG_URL",
@@ -147,21 +160,31 @@ async def timed(session: int, number: int, target: Page, action: Any, page: Any,
 
 async def one_session(browser: Any, url: str, session: int, args: argparse.Namespace,
                       found: list[Timing]) -> list[Timing]:
-    """One user: load the dashboard, then click through the pages `rounds` times; each timing is appended to
-    `found` as soon as it is taken (a session cut short by `--deadline` keeps what it measured)."""
+    """One user: load the dashboard, then click through the pages `rounds` times, reading each page for
+    `--think` s × a uniform factor in [0.5, 1.5] (0: no pause) before the next click; each timing is appended
+    to `found` as soon as it is taken (a session cut short by `--deadline` keeps what it measured)."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     timeout_ms = args.page_timeout * 1000
     context.set_default_timeout(timeout_ms)  # goto and click too (Playwright's own default is 30 s)
     page = await context.new_page()
     try:
         found.append(await timed(session, 0, LEADERBOARD, lambda: page.goto(url), page, timeout_ms))
+        pause = random.Random(session)
         for number in range(1, args.rounds + 1):
             for target in ROUND:
+                await asyncio.sleep(getattr(args, "think", 0) * pause.uniform(0.5, 1.5))  # reading the page
                 link = page.get_by_role("link", name=target.link, exact=True)
                 found.append(await timed(session, number, target, link.click, page, timeout_ms))
         return found
     finally:
         await context.close()
+
+
+async def arriving(delay: float, browser: Any, url: str, session: int, args: argparse.Namespace,
+                   found: list[Timing]) -> list[Timing]:
+    """`one_session`, starting `delay` s after the others' start (`--ramp`: users arrive over that time)."""
+    await asyncio.sleep(delay)
+    return await one_session(browser, url, session, args, found)
 
 
 async def sessions(url: str, args: argparse.Namespace) -> tuple[list[Timing], list[Timing], float]:
@@ -174,7 +197,8 @@ async def sessions(url: str, args: argparse.Namespace) -> tuple[list[Timing], li
         try:
             warm = await one_session(browser, url, -1, SimpleNamespace(rounds=1, page_timeout=args.page_timeout), [])
             started, found = time.perf_counter(), []
-            tasks = [asyncio.ensure_future(one_session(browser, url, n, args, found)) for n in range(args.sessions)]
+            tasks = [asyncio.ensure_future(arriving(n * args.ramp / args.sessions, browser, url, n, args, found))
+                     for n in range(args.sessions)]
             _, late = await asyncio.wait(tasks, timeout=args.deadline)
             for task in late:  # past --deadline: stop, keep what was measured
                 task.cancel()
@@ -244,7 +268,7 @@ def markdown(result: dict[str, Any]) -> str:
 
     warm_up = ", ".join(f"{w['page']} {w['seconds']:.1f} s" for w in result["warm_up"])
     lines = [
-        HEADING, "", f"Measured {result['when']} with", "", f"    {result['command']}", "",
+        heading(args), "", f"Measured {result['when']} with", "", f"    {result['command']}", "",
         f"- Machine: {result['machine']}; load average {', '.join(f'{v:.1f}' for v in result['load_before'])} "
         "at the start.",
         f"- Database: a fresh PostgreSQL database seeded like `dashboard_pages.py`: {result['seeded_trials']:,} "
@@ -256,8 +280,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"- Warm-up, not counted: one session through every page once after the server started (its first "
         f"imports): {warm_up}.",
         f"- Readers: {args['sessions']} browser contexts (one Streamlit session each) in one headless Chromium, "
-        f"all at once; each loads the Leaderboard, then {args['rounds']} round(s) of clicks: Metric vs T, Jobs, "
-        f"Models, Leaderboard. {s['renders']} of {args['sessions'] * (1 + 4 * args['rounds'])} page renders "
+        f"{arrival(args)}; each loads the Leaderboard, then {args['rounds']} round(s) of clicks: Metric vs T, "
+        f"Jobs, Models, Leaderboard{reading(args)}. {s['renders']} of "
+        f"{args['sessions'] * (1 + 4 * args['rounds'])} page renders "
         f"measured in {result['sessions_s']:.0f} s (--deadline {args['deadline']:.0f} s stops the rest); "
         f"{s['failed']} did not render within {args['page_timeout']:.0f} s.", "",
         f"Time until the page's title and main element are visible, in seconds (target < {args['budget']:g} s):", "",
@@ -270,6 +295,17 @@ def markdown(result: dict[str, Any]) -> str:
         *([f"Errors: {'; '.join(s['errors'])}"] if s["errors"] else []), "",
     ]
     return "\n".join(lines)
+
+
+def arrival(args: dict[str, Any]) -> str:
+    ramp = args.get("ramp", 0)
+    return f"arriving evenly over {ramp:g} s" if ramp else "all at once"
+
+
+def reading(args: dict[str, Any]) -> str:
+    think = args.get("think", 0)
+    return f", each page read for {think / 2:g} to {3 * think / 2:g} s (uniform) before the next click" if think else \
+        ", no pause between clicks"
 
 
 # --- driver ------------------------------------------------------------------------------------------
@@ -341,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     text = markdown(result)
-    write_section(args.out, HEADING, text)
+    write_section(args.out, heading(vars(args)), text)
     print(text)
     s = result["summary"]
     return 0 if s["failed"] == 0 and s["all"].get("max", 1e9) < args.budget else 1
