@@ -24,10 +24,19 @@ u ← u + Mixer(RMSNorm(u)), then a final RMSNorm. Initialisation (code): A_log 
 (S4D-Real), D = 1, `dt_proj.weight` ~ U(±R^{-1/2}), `dt_proj.bias` = softplus⁻¹(Δ₀) with
 Δ₀ ~ logU[dt_min, dt_max] floored at 1e-4; other layers torch's defaults. Defaults N = 16, k = 4,
 E = 2H, Δ ∈ [0.001, 0.1] (the code's). The state `h` is `[B, T, E·N]`; only the materialised path
-(GPU, trace page) holds it, and its memory grows with E·N. On the CPU (B = 64, H = 128, T = 1000, one
-layer) a training step measured 0.12× nn.LSTM's speed on a quiet machine, up to 1.14× under heavy load (0.71×
-materialised); the fused scan is about a fifth of the step, the projections and gates the rest
-(benchmarks/RESULTS.md, "State-space models and their scan").
+(GPU, trace page) holds it, and its memory grows with E·N.
+
+Cost against nn.LSTM on the CPU (issue 21's target; B = 64, H = 128, T = 1000, one layer, these defaults):
+the faithful block cannot beat nn.LSTM there, whatever the fusion. Per token and direction, Mamba's
+products are `in_proj` 128·512 + `x_proj` 256·40 + `dt_proj` 8·256 + `out_proj` 256·128 + the encoder 2·128
+= 110,848 multiply-adds, 1.67× nn.LSTM(2, 128)'s 4·128·(2 + 128) = 66,560; a training step does each three
+times (forward, input gradient, weight gradient): 21.3 G against 12.8 G multiply-adds at 64,000 tokens. On
+a quiet minute nn.LSTM took 0.31 s (41 G multiply-adds/s on two cores), so Mamba's products alone need
+0.52 s at nn.LSTM's efficiency and would need 1.7 times that efficiency to finish in 0.31 s, before its
+scan (E·N = 4,096 state updates per token, each with an exp, once forward and twice in the recomputing
+backward: 0.8 G exps per step) and its elementwise passes, which fusion shrinks but cannot remove. The fused CPU path (`gated_selective_scan`,
+`causal_conv_silu`) is as far as this goes without changing the model; figures in benchmarks/RESULTS.md,
+"State-space models and their scan".
 """
 
 from __future__ import annotations
