@@ -48,3 +48,34 @@ def test_each_row_names_the_command_that_produced_it(path: Path) -> None:
     for option in re.findall(r"--option (\w+)=(\S+)", command):
         assert str(result["task_options"][option[0]]) == option[1]
     assert f"`{command}`" in DOC.read_text()
+
+
+def test_a_row_takes_the_command_of_its_last_start() -> None:
+    """A row started twice (the first run stopped without a result) names the second run's command."""
+    runs_log = (
+        "2026-12-04T19:24:16Z start adding500_lru: seqarena train --model lru --steps 1500\n"
+        "2026-12-04T19:56:13Z end adding500_lru rc=143\n"
+        "2026-12-05T02:52:05Z start adding500_lru: seqarena train --model lru --steps 1500 --eval-every 100\n"
+        "2026-12-05T02:53:05Z start adding500_lru_600: seqarena train --model lru --steps 600\n"
+    )
+    script = table_script()
+    assert script.command_of("adding500_lru", runs_log) == (
+        "seqarena train --model lru --steps 1500 --eval-every 100 --json"
+    )
+    assert script.command_of("adding500_lru_600", runs_log) == "seqarena train --model lru --steps 600 --json"
+    assert script.command_of("adding500_s4d", runs_log) == "?"
+
+
+def test_an_issue_21_row_with_lowered_steps_says_so_and_keeps_its_published_cell() -> None:
+    script = table_script()
+    assert script.budget_of({"model": "lru", "steps": 600}) == (
+        "600 steps (lowered from 1500 to end before the session's deadline)"
+    )
+    assert script.budget_of({"model": "lru", "steps": 1500}) == "1500 steps"
+    assert script.budget_of({"model": "lem", "steps": 4000}) == "4000 steps"
+    assert script.budget_of({"model": "cornn", "steps": 600}) == "600 steps"
+    assert script.published_of("adding500_lru_600") == script.PUBLISHED["adding500_lru"]
+    assert script.published_of("adding500_lem_4000_p16") == script.PUBLISHED["adding500_lem_4000"]
+    assert script.published_of("adding500_lstm_4000") == "fails at T = 600: 0.164 (TCN paper, Table 1) [paper]"
+    for model in script.ISSUE_21_MODELS:
+        assert script.published_of(f"adding500_{model}").startswith("not reported for adding")
