@@ -16,6 +16,9 @@ seconds; gradients cleared, forward, the last step's features summed, backward):
     python3 benchmarks/ssm_scan.py gpu --device cuda --json OUT/ssm_gpu.json        (scripts/gpu_ssm_checks.sh)
     .venv/bin/python benchmarks/ssm_scan.py report benchmarks/results/ssm_scan.json [more.json ...]
 
+Every path runs with denormals flushed to zero (`torch.set_flush_denormal`, as the C++ kernels do inside;
+`--no-flush-denormal` for torch's default mode): see `run`.
+
 `report` writes the "State-space models" section of benchmarks/RESULTS.md from the JSON files. Needs torch
 (and Triton on the GPU) and this checkout on `PYTHONPATH`; nothing else of seqarena's dependencies.
 """
@@ -165,6 +168,13 @@ def facts() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
+    # The C++ scan kernels flush denormals while they run (scan/cpu.cpp `FlushDenormals`); torch's own ops
+    # (nn.LSTM, the Python loop, the projections) do not unless asked. A loss on the last step only sends
+    # gradients that decay into float32 denormals through every recurrence's backward, and each costs the
+    # CPU ~100 cycles: the sequential loop's LRU step took 3.9-4.8 s of CPU without and 1.5-1.6 s with
+    # flushing. So that every path runs in the same floating-point mode, the whole process flushes
+    # (`--no-flush-denormal` measures torch's default mode instead).
+    torch.set_flush_denormal(args.flush_denormal)
     result: dict[str, Any] = {
         "machine": facts(),
         "args": {k: v for k, v in vars(args).items() if k != "json"},
@@ -212,6 +222,15 @@ def ratio_rows(
     return [head, rule, *rows]
 
 
+def flush_mode(args: dict[str, Any]) -> str:
+    """The floating-point mode of a run, as a sentence (empty for runs from before `--flush-denormal`)."""
+    if "flush_denormal" not in args:
+        return ""
+    if args["flush_denormal"]:
+        return " Denormals flushed to zero in every path (`--flush-denormal`)."
+    return " torch's default floating-point mode (denormals kept, except inside the C++ kernels)."
+
+
 def markdown(results: list[dict[str, Any]], paths: list[str], note: str = "") -> str:
     lines = [
         HEADING,
@@ -225,7 +244,7 @@ def markdown(results: list[dict[str, Any]], paths: list[str], note: str = "") ->
         m, a = result["machine"], result["args"]
         lines += [
             f"Measured {result['measured_at']} on {m.get('device', 'cpu')} ({m['cpu']}, {m['cores']} cores, "
-            f"load average {m['load_average']}), torch {m['torch']}, git {m['git_sha']}.",
+            f"load average {m['load_average']}), torch {m['torch']}, git {m['git_sha']}.{flush_mode(a)}",
             "",
         ]
         if "models" in result:
@@ -287,6 +306,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scan-batch", type=int, default=16)
     parser.add_argument("--scan-steps", type=int, default=10000)
     parser.add_argument("--scan-repeats", type=int, default=2)
+    parser.add_argument(
+        "--flush-denormal",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="torch.set_flush_denormal for every measured path (default: on; see `run`)",
+    )
     parser.add_argument(
         "--scan-methods",
         nargs="+",
