@@ -4,8 +4,8 @@ jobs per minute and claim latency (issue 18, "Load").
 What this script does:
 
 1. Creates a fresh PostgreSQL database on `--admin-url`'s server (dropped at the end) and a temporary
-   `SEQARENA_HOME` (the shared home of the workers: Tune's experiment folders, each search's Optuna
-   file and the embedded SQLite MLflow store, as in `tests/integration/test_workers.py`).
+   `SEQARENA_HOME` (the shared home of the workers: Tune's experiment folders and the embedded SQLite
+   MLflow store, as in `tests/integration/test_workers.py`; the Optuna studies live in the database).
 2. Starts one Ray head on this machine (`ray start --head --num-cpus --ray-cpus`, token auth, with
    `search_throughput.ray_cluster`), which every worker joins through `RAY_ADDRESS`: one Ray for all
    workers, as in the compose setup, instead of a local Ray started inside each worker.
@@ -188,7 +188,7 @@ def records(url: str, home: Path, ids: list[str]) -> list[dict[str, Any]]:
     runs = client.search_runs(experiments, max_results=50_000)
     children = Counter(run.data.tags.get(PARENT_TAG) for run in runs if run.info.status == "FINISHED")
     parents = Counter(run.info.run_id for run in runs if PARENT_TAG not in run.data.tags)
-    found = []
+    complete, found = optuna_complete(url), []
     for job_id in ids:
         job = jobs.get_job(engine, job_id)
         sid = job.search_id
@@ -197,22 +197,27 @@ def records(url: str, home: Path, ids: list[str]) -> list[dict[str, Any]]:
                       "rows": rows.get(sid, 0), "unique_rows": unique.get(sid, 0),
                       "parent_runs": parents.get(job.mlflow_parent_run_id, 0),
                       "child_runs": children.get(job.mlflow_parent_run_id, 0),
-                      "optuna_complete": optuna_complete(home, sid) if sid else 0, "error": job.error,
+                      "optuna_complete": complete.get(sid, 0) if sid else 0, "error": job.error,
                       "search_at": registered.get(sid), "last_trial_at": recorded.get(sid, (None, None))[0],
                       "trials_wall_s": recorded.get(sid, (None, None))[1]})
     return found
 
 
-def optuna_complete(home: Path, search_id: str) -> int:
+def optuna_complete(url: str) -> Counter[str]:
+    """Complete Optuna trials per search id, from the platform database's own Optuna storage (its
+    schema `optuna` on PostgreSQL, `seqarena.platform.arm_study.platform_storage`), where each arm's study is
+    named `<search id>/<arm key>`."""
     import optuna
     from optuna.trial import TrialState
 
-    path = home / "ray_results" / search_id / "optuna.db"
-    if not path.exists():
-        return 0
-    storage = f"sqlite:///{path}"
-    return sum(len(optuna.load_study(study_name=name, storage=storage).get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE,))) for name in optuna.get_all_study_names(storage))
+    from seqarena.platform.arm_study import platform_storage
+
+    storage, complete = platform_storage(url), Counter()
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        complete[summary.study_name.split("/", 1)[0]] += len(study.get_trials(deepcopy=False,
+                                                                           states=(TrialState.COMPLETE,)))
+    return complete
 
 
 def not_reached(found: list[dict[str, Any]]) -> dict[str, int]:
