@@ -34,9 +34,9 @@ times (forward, input gradient, weight gradient): 21.3 G against 12.8 G multiply
 a quiet minute nn.LSTM took 0.31 s (41 G multiply-adds/s on two cores), so Mamba's products alone need
 0.52 s at nn.LSTM's efficiency and would need 1.7 times that efficiency to finish in 0.31 s, before its
 scan (E·N = 4,096 state updates per token, each with an exp, once forward and twice in the recomputing
-backward: 0.8 G exps per step) and its elementwise passes, which fusion shrinks but cannot remove. The fused CPU path (`gated_selective_scan`,
-`causal_conv_silu`) is as far as this goes without changing the model; figures in benchmarks/RESULTS.md,
-"State-space models and their scan".
+backward: 0.8 G exps per step) and its elementwise passes, which fusion shrinks but cannot remove. The
+fused CPU path (`gated_selective_scan`, `causal_conv_silu`) is as far as this goes without changing the
+model; figures in benchmarks/RESULTS.md, "State-space models and their scan".
 """
 
 from __future__ import annotations
