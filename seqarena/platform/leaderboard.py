@@ -184,6 +184,11 @@ def _chosen_by(trial: Any) -> ColumnElement[float]:
     return func.coalesce(trial.best_val_metric, trial.metric)
 
 
+def _signed(higher_is_better: Any, value: Any) -> ColumnElement[float]:
+    """`value` oriented so that smaller is better: negated where the arm's metric is higher-is-better."""
+    return case((higher_is_better, -value), else_=value)
+
+
 def _ranked(trial: Any) -> ColumnElement[bool]:
     return and_(trial.status.in_(RANKED_STATUSES), trial.metric.is_not(None))
 
@@ -236,7 +241,7 @@ def _best_runs(where: BoardFilter) -> tuple[Any, Any, Any, Any]:
     every = _arms_query(where).subquery("every_arm")
     arms = select(every).where(every.c.latest == 1).cte("arm_sel")
     chosen_by = _chosen_by(Trial)
-    signed = case((arms.c.higher_is_better, -chosen_by), else_=chosen_by)
+    signed = _signed(arms.c.higher_is_better, chosen_by)
     ranked = (select(*_BEST_COLUMNS, func.row_number().over(partition_by=Trial.arm_id, order_by=(signed, Trial.id))
                      .label("place"))
               .join(arms, arms.c.id == Trial.arm_id)
@@ -290,7 +295,7 @@ def _winner(arms: Any) -> Any:
     """
     run = Trial.__table__.alias("cfg_run")
     chosen_by = _chosen_by(run.c)
-    signed = case((arms.c.higher_is_better, -chosen_by), else_=chosen_by)
+    signed = _signed(arms.c.higher_is_better, chosen_by)
     place_in_role = func.row_number().over(partition_by=(run.c.arm_id, run.c.role), order_by=(signed, run.c.id))
     scored = (select(run.c.arm_id, run.c.config_key, run.c.role, chosen_by.label("chosen"),
                      arms.c.higher_is_better, place_in_role.label("place_in_role"))
@@ -303,7 +308,7 @@ def _winner(arms: Any) -> Any:
              .group_by(scored.c.arm_id, scored.c.config_key, scored.c.higher_is_better)
              .having(place.is_not(None)).subquery("cfg_stats"))
     rerun = stats.c.repeats > 0
-    signed_mean = case((stats.c.higher_is_better, -stats.c.mean), else_=stats.c.mean)
+    signed_mean = _signed(stats.c.higher_is_better, stats.c.mean)
     order = func.row_number().over(partition_by=stats.c.arm_id, order_by=(
         case((rerun, 0), else_=1), case((rerun, signed_mean), else_=literal(0.0)), stats.c.place))
     reruns = func.sum(case((rerun, 1), else_=0)).over(partition_by=stats.c.arm_id)
