@@ -87,7 +87,7 @@ class ConvSilu(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, u: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        u = u if u.stride(-1) == 1 else u.contiguous()
+        u = scan_kernel.channels_contiguous(u)
         wt, bias = weight.t().contiguous(), bias.contiguous()
         ctx.save_for_backward(u, wt, bias)
         return cpp_build.require("scan").conv_silu(u, wt, bias)

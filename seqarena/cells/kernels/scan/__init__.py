@@ -224,8 +224,9 @@ def selective_states(x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     return scan(a, b, method=method).reshape(batch, steps, inner, A.shape[-1])
 
 
-def _channels_contiguous(t: Tensor) -> Tensor:
-    """`t` itself when its last dimension is contiguous (the C++ kernel takes any batch and time strides)."""
+def channels_contiguous(t: Tensor) -> Tensor:
+    """`t` itself when its last dimension is contiguous (the C++ kernels take any batch and time strides), else a
+    contiguous copy."""
     return t if t.stride(-1) == 1 or t.shape[-1] <= 1 else t.contiguous()
 
 
@@ -248,13 +249,13 @@ class SelectiveScan(torch.autograd.Function):
     ) -> Tensor:
         ops = cpp_build.require("scan")
         inputs = (
-            _channels_contiguous(x),
-            _channels_contiguous(dt),
+            channels_contiguous(x),
+            channels_contiguous(dt),
             A.t().contiguous(),
-            _channels_contiguous(B),
-            _channels_contiguous(C),
+            channels_contiguous(B),
+            channels_contiguous(C),
             None if D is None else D.contiguous(),
-            None if z is None else _channels_contiguous(z),
+            None if z is None else channels_contiguous(z),
         )
         out, kept = ops.selective_scan(*inputs, softplus, SELECTIVE_CHUNK)
         ctx.save_for_backward(*(t for t in inputs if t is not None), kept)
