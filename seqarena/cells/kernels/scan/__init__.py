@@ -35,6 +35,10 @@ and the SiLU(z) gate, so the block's [B, T, E] intermediates are neither written
 backward. The kernels flush denormals to zero while they run (a gradient entering at the last step decays
 into float32 denormals through the reversed recurrence, and each denormal costs the CPU ~100 cycles).
 
+`modal_scan` serves the time-invariant models (LRU, LinOSS, D-LinOSS): M modes `h^m_t = λ_m h^m_{t−1} + k_m v_t`
+driven by one input and summed, with complex vectors split into real and imaginary halves of a real last
+dimension, so that the real matmuls around the scan read and write them directly; `cpu.cpp` fuses it.
+
 Shapes: `a [B, T, N]` or `[N]` (anything that broadcasts to `b`), `b [B, T, N]`; float32, float64,
 complex64 or complex128. This package imports nothing else of seqarena but the kernel build and backend
 helpers.
@@ -228,6 +232,53 @@ def channels_contiguous(t: Tensor) -> Tensor:
     """`t` itself when its last dimension is contiguous (the C++ kernels take any batch and time strides), else a
     contiguous copy."""
     return t if t.stride(-1) == 1 or t.shape[-1] <= 1 else t.contiguous()
+
+
+def split_complex(z: Tensor) -> Tensor:
+    """A complex `[..., N]` as the real `[..., 2N]` of `modal_scan`: real parts, then imaginary parts."""
+    return torch.cat((z.real, z.imag), dim=-1)
+
+
+class ModalScan(torch.autograd.Function):
+    """`(lam, k, v) -> y`, all real in split layout (`modal_scan`), by `cpu.cpp`'s fused modal scan and its one
+    reversed pass."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, lam: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        ops = cpp_build.require("scan")
+        keep = lam.shape[0] > 1
+        y, states = ops.modal_scan(lam, k, v, keep)
+        ctx.save_for_backward(lam, k, v, states if keep else y)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        lam, k, v, states = ctx.saved_tensors
+        dv, dlam, dk = cpp_build.require("scan").modal_scan_backward(lam, k, v, states, grad_y.contiguous())
+        return dlam.sum(0), dk.sum(0), dv
+
+
+def modal_scan(lam: Tensor, k: Tensor, v: Tensor, method: Method = "auto") -> Tensor:
+    """The modes of a diagonal time-invariant recurrence driven by one input, summed, in split-complex layout:
+
+        h^m_t = λ_m ⊙ h^m_{t−1} + k_m ⊙ v_t,     y_t = Σ_m h^m_t        (complex; h_0 = 0)
+
+    `lam`, `k` complex `[M, N]`; `v` real `[B, T, 2N]` and the result `y` real `[B, T, 2N]`, each the real parts
+    then the imaginary parts (`split_complex`): the layout of one real matmul by `[W_re; W_im]`, so that the
+    LRU (M = 1) and LinOSS (M = 2, its oscillators' two eigenmodes) form no complex tensor around the scan.
+    On the CPU ("cpp", `backend_for`) one fused kernel runs the M modes, the products `k_m ⊙ v_t` and the sum
+    in one pass over time, and the backward in one reversed pass (it keeps the M states for dL/dλ when M > 1);
+    elsewhere the same composition of `scan`s in complex torch."""
+    if lam.dim() != 2 or lam.shape != k.shape or v.dim() != 3 or v.shape[-1] != 2 * lam.shape[-1]:
+        raise ValueError(f"modal_scan: lam, k [M, N], v [B, T, 2N]; got lam {list(lam.shape)}, k {list(k.shape)}, "
+                         f"v {list(v.shape)}")
+    if backend_for(v, method) == "cpp":
+        return ModalScan.apply(split_complex(lam), split_complex(k), channels_contiguous(v))
+    half = lam.shape[-1]
+    drive = torch.complex(v[..., :half], v[..., half:])
+    y = sum(scan(lam[m], k[m] * drive, method=method) for m in range(lam.shape[0]))
+    return split_complex(y)  # type: ignore[arg-type]
 
 
 class SelectiveScan(torch.autograd.Function):

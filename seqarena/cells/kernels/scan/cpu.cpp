@@ -483,6 +483,173 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& x, const at::T
   return {dx, ddt, dA, dB, dC, dD, dz};
 }
 
+// The modal scan of the time-invariant models (LRU, LinOSS, D-LinOSS), in split-complex layout, fused with
+// the input scaling and the sum over modes (scan/__init__.py `modal_scan`):
+//
+//   h^m_t = lam_m h^m_{t-1} + k_m v_t,      y_t = sum_m h^m_t        (complex, per channel n; h_0 = 0)
+//
+// v and y are real [B, T, 2N] holding the real parts in [0, N) and the imaginary parts in [N, 2N) (the layout
+// of one real matmul by [W_re; W_im], so no complex tensor is formed around the scan); lam and k are [M, 2N] in
+// the same layout. v's channels are contiguous (any batch and time strides). Every loop runs over N
+// contiguous channels in real arithmetic. With M > 1 the forward also keeps every mode's states (`hs`
+// [B, T, M, 2N]): the backward needs h^m_{t-1}, and y - h^{other} would cancel catastrophically where two modes
+// nearly coincide (LinOSS's k± ~ 1/(2d)). The backward, last step first, with g = dL/dy and mu^m the total
+// gradient of h^m (real calculus on the split parts; in complex form PyTorch's convention):
+//   mu^m_t = g_t + conj(lam_m) mu^m_{t+1},   dv_t = sum_m conj(k_m) mu^m_t,
+//   dk_m = sum_t mu^m_t conj(v_t),           dlam_m = sum_t mu^m_t conj(h^m_{t-1})
+// with dk and dlam per batch row (summed by the caller). Batch rows run in parallel.
+namespace {
+
+template <typename T>
+void modal_forward_row(const T* __restrict lam, const T* __restrict k, const T* __restrict v, int64_t svt,
+                       T* __restrict y, T* __restrict hs, T* __restrict h, int64_t steps, int64_t modes,
+                       int64_t width) {
+  const int64_t plane = 2 * width;
+  for (int64_t i = 0; i < modes * plane; ++i) h[i] = T(0);
+  for (int64_t t = 0; t < steps; ++t) {
+    const T* __restrict vr = v + t * svt;
+    const T* __restrict vi = vr + width;
+    T* __restrict yr = y + t * plane;
+    T* __restrict yi = yr + width;
+    for (int64_t n = 0; n < plane; ++n) yr[n] = T(0);
+    for (int64_t m = 0; m < modes; ++m) {
+      const T* __restrict lr = lam + m * plane;
+      const T* __restrict li = lr + width;
+      const T* __restrict kr = k + m * plane;
+      const T* __restrict ki = kr + width;
+      T* __restrict hr = h + m * plane;
+      T* __restrict hi = hr + width;
+      for (int64_t n = 0; n < width; ++n) {
+        const T xr = kr[n] * vr[n] - ki[n] * vi[n], xi = kr[n] * vi[n] + ki[n] * vr[n];
+        const T nr = lr[n] * hr[n] - li[n] * hi[n] + xr, ni = lr[n] * hi[n] + li[n] * hr[n] + xi;
+        hr[n] = nr;
+        hi[n] = ni;
+        yr[n] += nr;
+        yi[n] += ni;
+      }
+    }
+    if (hs != nullptr) {
+      T* __restrict kept = hs + t * modes * plane;
+      for (int64_t i = 0; i < modes * plane; ++i) kept[i] = h[i];
+    }
+  }
+}
+
+// `states` holds h^m_t at (t * modes + m) * 2N (the kept states, or y itself when modes == 1).
+template <typename T>
+void modal_backward_row(const T* __restrict lam, const T* __restrict k, const T* __restrict v, int64_t svt,
+                        const T* __restrict states, const T* __restrict g, T* __restrict dv, T* __restrict dlam,
+                        T* __restrict dk, T* __restrict mu, int64_t steps, int64_t modes, int64_t width) {
+  const int64_t plane = 2 * width;
+  for (int64_t i = 0; i < modes * plane; ++i) mu[i] = dlam[i] = dk[i] = T(0);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const T* __restrict gr = g + t * plane;
+    const T* __restrict gi = gr + width;
+    const T* __restrict vr = v + t * svt;
+    const T* __restrict vi = vr + width;
+    T* __restrict dvr = dv + t * plane;
+    T* __restrict dvi = dvr + width;
+    for (int64_t n = 0; n < plane; ++n) dvr[n] = T(0);
+    for (int64_t m = 0; m < modes; ++m) {
+      const T* __restrict lr = lam + m * plane;
+      const T* __restrict li = lr + width;
+      const T* __restrict kr = k + m * plane;
+      const T* __restrict ki = kr + width;
+      T* __restrict mr = mu + m * plane;
+      T* __restrict mi = mr + width;
+      T* __restrict dkr = dk + m * plane;
+      T* __restrict dki = dkr + width;
+      for (int64_t n = 0; n < width; ++n) {  // mu_t = g_t + conj(lam) mu_{t+1} (mu_T = 0)
+        const T nr = gr[n] + lr[n] * mr[n] + li[n] * mi[n], ni = gi[n] + lr[n] * mi[n] - li[n] * mr[n];
+        mr[n] = nr;
+        mi[n] = ni;
+        dvr[n] += kr[n] * nr + ki[n] * ni;
+        dvi[n] += kr[n] * ni - ki[n] * nr;
+        dkr[n] += nr * vr[n] + ni * vi[n];
+        dki[n] += ni * vr[n] - nr * vi[n];
+      }
+      if (t == 0) continue;
+      const T* __restrict hr = states + ((t - 1) * modes + m) * plane;
+      const T* __restrict hi = hr + width;
+      T* __restrict dlr = dlam + m * plane;
+      T* __restrict dli = dlr + width;
+      for (int64_t n = 0; n < width; ++n) {
+        dlr[n] += mr[n] * hr[n] + mi[n] * hi[n];
+        dli[n] += mi[n] * hr[n] - mr[n] * hi[n];
+      }
+    }
+  }
+}
+
+void check_modal(const at::Tensor& lam, const at::Tensor& k, const at::Tensor& v) {
+  TORCH_CHECK(v.device().is_cpu() && v.dim() == 3 && v.size(2) % 2 == 0 && (v.stride(2) == 1 || v.size(2) <= 1),
+              "modal_scan: v must be a CPU [B, T, 2N] tensor with contiguous channels, got ", v.sizes());
+  TORCH_CHECK(lam.dim() == 2 && lam.size(1) == v.size(2) && lam.is_contiguous() && k.sizes() == lam.sizes() &&
+                  k.is_contiguous(),
+              "modal_scan: lam and k must be contiguous [M, 2N] with v [B, T, 2N], got ", lam.sizes(), ", ",
+              k.sizes(), ", ", v.sizes());
+  TORCH_CHECK(lam.scalar_type() == v.scalar_type() && k.scalar_type() == v.scalar_type(), "modal_scan: dtypes differ");
+}
+
+}  // namespace
+
+// (y [B, T, 2N], hs [B, T, M, 2N] when keep_states, else empty) of the modal scan (comment above).
+std::vector<at::Tensor> modal_scan(const at::Tensor& lam, const at::Tensor& k, const at::Tensor& v, bool keep_states) {
+  check_modal(lam, k, v);
+  const int64_t batch = v.size(0), steps = v.size(1), width = v.size(2) / 2, modes = lam.size(0);
+  at::Tensor y = at::empty({batch, steps, 2 * width}, v.options());
+  at::Tensor hs = keep_states ? at::empty({batch, steps, modes, 2 * width}, v.options()) : at::empty({0}, v.options());
+  if (y.numel() == 0) return {y, hs};
+  advise_huge_pages(y);
+  if (keep_states) advise_huge_pages(hs);
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "seqarena_modal_scan", [&] {
+    const scalar_t *lp = lam.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    scalar_t* hp = keep_states ? hs.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      FlushDenormals flush;
+      std::vector<scalar_t> h(modes * 2 * width);
+      for (int64_t b = begin; b < end; ++b) {
+        modal_forward_row<scalar_t>(lp, kp, vp + b * v.stride(0), v.stride(1), yp + b * steps * 2 * width,
+                                    hp ? hp + b * steps * modes * 2 * width : nullptr, h.data(), steps, modes, width);
+      }
+    });
+  });
+  return {y, hs};
+}
+
+// (dv [B, T, 2N], dlam [B, M, 2N], dk [B, M, 2N]) from g = dL/dy (contiguous [B, T, 2N]) and `states`: the kept
+// hs [B, T, M, 2N], or y when M == 1.
+std::vector<at::Tensor> modal_scan_backward(const at::Tensor& lam, const at::Tensor& k, const at::Tensor& v,
+                                            const at::Tensor& states, const at::Tensor& g) {
+  check_modal(lam, k, v);
+  const int64_t batch = v.size(0), steps = v.size(1), width = v.size(2) / 2, modes = lam.size(0);
+  TORCH_CHECK(g.sizes() == v.sizes() && g.is_contiguous() && g.scalar_type() == v.scalar_type(),
+              "modal_scan_backward: g must be contiguous like v");
+  TORCH_CHECK(states.is_contiguous() && states.numel() == batch * steps * modes * 2 * width &&
+                  states.scalar_type() == v.scalar_type(),
+              "modal_scan_backward: states must be the forward's contiguous [B, T, M, 2N]");
+  at::Tensor dv = at::empty({batch, steps, 2 * width}, v.options());
+  at::Tensor dlam = at::empty({batch, modes, 2 * width}, v.options()), dk = at::empty_like(dlam);
+  if (dv.numel() == 0) return {dv, dlam.zero_(), dk.zero_()};
+  advise_huge_pages(dv);
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "seqarena_modal_scan_backward", [&] {
+    const scalar_t *lp = lam.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>();
+    const scalar_t *sp = states.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
+    scalar_t *dvp = dv.data_ptr<scalar_t>(), *dlp = dlam.data_ptr<scalar_t>(), *dkp = dk.data_ptr<scalar_t>();
+    const int64_t row = steps * 2 * width, plane = modes * 2 * width;
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      FlushDenormals flush;
+      std::vector<scalar_t> mu(plane);
+      for (int64_t b = begin; b < end; ++b) {
+        modal_backward_row<scalar_t>(lp, kp, vp + b * v.stride(0), v.stride(1), sp + b * steps * plane, gp + b * row,
+                                     dvp + b * row, dlp + b * plane, dkp + b * plane, mu.data(), steps, modes, width);
+      }
+    });
+  });
+  return {dv, dlam, dk};
+}
+
 // Mamba's short causal depthwise convolution and its SiLU, fused (mamba.py `causal_conv_silu`):
 //
 //   p_t[e] = bias[e] + sum_j w[j, e] u_{t-k+1+j}[e]   (u_s = 0 for s < 0),   x_t = p_t * sigmoid(p_t)
@@ -598,6 +765,8 @@ std::vector<at::Tensor> conv_silu_backward(const at::Tensor& u, const at::Tensor
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("scan", &scan, "h_t = a_t * h_{t-1} + b_t over [B, T, N] (reverse: from the last step)");
   m.def("scan_backward", &scan_backward, "the reversed scan and dL/da of one scan, fused");
+  m.def("modal_scan", &modal_scan, "the split-complex modal scan of LRU and LinOSS, with k v and the sum over modes");
+  m.def("modal_scan_backward", &modal_scan_backward, "its backward, one reversed pass");
   m.def("selective_scan", &selective_scan,
         "Mamba's selective scan fused with softplus(dt), its read-out, the D skip and the silu(z) gate");
   m.def("conv_silu", &conv_silu, "Mamba's causal depthwise convolution and SiLU, fused");
