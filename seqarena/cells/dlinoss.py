@@ -94,7 +94,7 @@ class DLinOSSLayer(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         lam, k = oscillator_modes(*self.transition())
         y = run_oscillators(lam, k, project_in(u, self.B[..., 0], self.B[..., 1]))
-        return read_out(y, self.C[..., 0], self.C[..., 1]) + self.D * u
+        return read_out(y, self.C[..., 0], self.C[..., 1], self.D, u)
 
 
 class DLinOSS(SSMStack):

@@ -18,7 +18,8 @@ with z = y' and Δt = σ(`dt`) ∈ (0, 1) per oscillator, B ∈ ℂ^{P×H}, C �
 (the code's M_11 = 1 − Δt² A S equals S). The authors scan the 2×2 blocks; seqarena runs the same
 recurrence on the diagonal scan by diagonalising each block (`oscillator_modes`): with eigenvalues
 λ± = τ/2 ± d of M (τ its trace, d = √(τ²/4 − det M)), the modes u±_n = λ± u±_{n−1} + k± (B u_n) with
-k± = ±(m₂₁ f₁ − (λ∓ − m₂₂) f₂)/(2d) give y_n = u+_n + u−_n exactly. A block whose eigenvalues coincide
+k± = ±(m₂₁ f₁ − (λ∓ − m₂₂) f₂)/(2d) give y_n = u+_n + u−_n exactly (`modal_scan`, M = 2: both modes, the
+products with k± and their sum in one fused pass). A block whose eigenvalues coincide
 (d = 0, e.g. A = 0, where M is a Jordan block) is not diagonalisable; there |d| is held at `MIN_SPLIT`
 (1e-3), which moves the eigenvalues by at most that much.
 
@@ -35,7 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from seqarena.cells import space as sp
-from seqarena.cells.kernels.scan import scan
+from seqarena.cells.base import active_probe
+from seqarena.cells.kernels.scan import modal_scan, scan, split_complex
 from seqarena.cells.ssm import SSMStack, complex_uniform, project_in, read_out, report_states
 
 #: Below this, the half-distance |d| of a block's eigenvalues is held at it (module docstring).
@@ -75,10 +77,15 @@ def oscillator_modes(m11: Tensor, m12: Tensor, m21: Tensor, m22: Tensor, f1: Ten
 
 
 def run_oscillators(lam: Tensor, k: Tensor, bu: Tensor) -> Tensor:
-    """`y [B, T, P]` (complex) of the oscillators in modal form driven by `bu = B u [B, T, P]`."""
-    modes = report_states(scan(lam, k * torch.cat((bu, bu), dim=-1)))
-    half = bu.shape[-1]
-    return modes[..., :half] + modes[..., half:]
+    """`y [B, T, 2P]` of the oscillators in modal form driven by `bu = B u`, both split complex (`project_in`):
+    the two modes of each oscillator on `modal_scan`. Under `probing()` the modes themselves, `[B, T, 2P]`
+    complex, are run on `scan` and reported (`report_states`)."""
+    half = bu.shape[-1] // 2
+    if active_probe() is None:
+        return modal_scan(lam.reshape(2, half), k.reshape(2, half), bu)
+    drive = torch.complex(bu[..., :half], bu[..., half:])
+    modes = report_states(scan(lam, k * torch.cat((drive, drive), dim=-1)))
+    return split_complex(modes[..., :half] + modes[..., half:])
 
 
 class LinOSSLayer(nn.Module):
@@ -105,7 +112,7 @@ class LinOSSLayer(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         lam, k = oscillator_modes(*self.transition())
         y = run_oscillators(lam, k, project_in(u, self.B[..., 0], self.B[..., 1]))
-        return read_out(y, self.C[..., 0], self.C[..., 1]) + self.D * u
+        return read_out(y, self.C[..., 0], self.C[..., 1], self.D, u)
 
 
 class LinOSS(SSMStack):

@@ -132,14 +132,27 @@ class SSMStack(ScanModel):
 
 
 def project_in(u: Tensor, B_re: Tensor, B_im: Tensor) -> Tensor:
-    """`B u` for a real input `u [.., H]` and a complex `B = B_re + i B_im [P, H]`: two real products (a complex
-    product with a zero imaginary part would cost four)."""
-    return torch.complex(u @ B_re.t(), u @ B_im.t())
+    """`B u` for a real input `u [.., H]` and a complex `B = B_re + i B_im [P, H]`, split (`scan.split_complex`:
+    `[.., 2P]`, real parts then imaginary parts): one real product by `[B_re; B_im]` (a complex product with a
+    zero imaginary part would cost four, and no complex tensor is formed)."""
+    return u @ torch.cat((B_re, B_im)).t()
 
 
-def read_out(h: Tensor, C_re: Tensor, C_im: Tensor) -> Tensor:
-    """`Re(C h)` for a complex `h [.., P]` and `C = C_re + i C_im [H, P]`: `C_re Re h − C_im Im h`."""
-    return h.real @ C_re.t() - h.imag @ C_im.t()
+def read_out(h: Tensor, C_re: Tensor, C_im: Tensor, D: Tensor, u: Tensor) -> Tensor:
+    """`Re(C h) + D ⊙ u` for a split complex `h [.., 2P]` (`project_in`), `C = C_re + i C_im [H, P]` and a real
+    `u [.., H]`: `C_re Re h − C_im Im h`, one real product by `[C_re, −C_im]` that adds `D ⊙ u` as it writes."""
+    weight = torch.cat((C_re, -C_im), dim=1)
+    flat = torch.addmm((D * u).reshape(-1, u.shape[-1]), h.reshape(-1, h.shape[-1]), weight.t())
+    return flat.reshape(*h.shape[:-1], weight.shape[0])
+
+
+def report_split_states(h: Tensor) -> Tensor:
+    """`report_states` for split complex states `h [B, T, 2N]` (`project_in`): the probe sees the complex
+    states `h_t` as `report_states` shows them."""
+    if active_probe() is None:
+        return h
+    half = h.shape[-1] // 2
+    return scan_kernel.split_complex(report_states(torch.complex(h[..., :half], h[..., half:])))
 
 
 def complex_uniform(rows: int, cols: int, std: float) -> nn.Parameter:

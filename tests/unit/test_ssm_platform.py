@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from seqarena import cells
+from seqarena.cells.kernels import scan as S
 from seqarena.platform.domains import fixed_hparams, search_space
 from seqarena.platform.spec import describe, parse_spec
 from tests.unit.test_spec import param_count
@@ -49,3 +50,26 @@ def test_every_registered_model_has_its_own_colour() -> None:
 
     colours = model_colors(cells.names())
     assert len(set(colours.values())) == len(cells.names())
+
+
+@pytest.mark.parametrize(("name", "hparams"), [("lru", {}), ("linoss", {"variant": "im"}),
+                                               ("linoss", {"variant": "imex"}), ("dlinoss", {})])
+def test_the_fused_modal_scan_gives_the_complex_torch_path_s_layer(name: str, hparams: dict,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """One block in float64 on the C++ modal scan (split layout) and on the composition of complex `scan`s
+    (`backend_for` forced to the sequential loop): the same outputs and parameter gradients."""
+    torch.manual_seed(0)
+    model = cells.build(name, 3, 6, 1, state_size=5, dropout=0.0, **hparams).double()
+    x = torch.randn(2, 40, 3, dtype=torch.float64)
+
+    def run() -> list[torch.Tensor]:
+        model.zero_grad()
+        out = model(x)
+        (out**2).sum().backward()
+        return [out.detach(), *(p.grad.clone() for p in model.parameters())]
+
+    fused = run()
+    monkeypatch.setattr(S, "backend_for", lambda b, method="auto": "reference")
+    for got, want in zip(fused, run(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
