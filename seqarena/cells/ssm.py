@@ -86,7 +86,8 @@ class TimeBatchNorm(nn.Module):
         self.norm = nn.BatchNorm1d(width, affine=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        # [B·T, H] rows: the same statistics as over [B, H, T], read in place (channels contiguous), no transpose
+        return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
 class SSMBlock(nn.Module):

@@ -7,6 +7,7 @@ import torch
 
 from seqarena import cells
 from seqarena.cells.kernels import scan as S
+from seqarena.cells.ssm import TimeBatchNorm
 from seqarena.platform.domains import fixed_hparams, search_space
 from seqarena.platform.spec import describe, parse_spec
 from tests.unit.test_spec import param_count
@@ -73,3 +74,12 @@ def test_the_fused_modal_scan_gives_the_complex_torch_path_s_layer(name: str, hp
     for got, want in zip(fused, run(), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
 
+
+def test_time_batch_norm_normalises_each_channel_over_batch_and_time() -> None:
+    """Training mode: (x − mean) / √(var + eps) with the biased variance over (B, T); the running variance
+    takes the unbiased one (n = B·T)."""
+    x = torch.randn(3, 7, 4, dtype=torch.float64) * 2 + 1
+    norm = TimeBatchNorm(4).double()
+    mean, var = x.mean(dim=(0, 1)), x.var(dim=(0, 1), unbiased=False)
+    torch.testing.assert_close(norm(x), (x - mean) / torch.sqrt(var + 1e-5))
+    torch.testing.assert_close(norm.norm.running_var, 0.9 + 0.1 * x.var(dim=(0, 1), unbiased=True))
