@@ -191,9 +191,12 @@ at::Tensor scan(const at::Tensor& a, const at::Tensor& b, bool reverse) {
 // likewise (slices of x_proj's output); A arrives transposed, At [N, E]. Per batch row the states h [N, E]
 // live in a row-local buffer and every loop runs over the E contiguous channels, so it vectorises without
 // horizontal sums (the [B, T, E, N] states, exp(d A) and d B x are never written to memory, and nothing is
-// transposed). The forward keeps h at the end of every `chunk` steps (`ckpt` [B, ceil(T / chunk), N, E]);
-// the backward walks the chunks last first, recomputes each chunk's states from its checkpoint into a
-// [chunk + 1, N, E] buffer and runs the reversed recurrence through it, with gy = dL/dy:
+// transposed). exp(d A) is computed as exp2(d A log2 e) with A log2 e formed once per call (`exp2_of`: for
+// float an inline polynomial that GCC vectorises, so the loop has no libm call in it). The forward keeps h at
+// the end of every `chunk` steps (`ckpt` [B, ceil(T / chunk), N, E]); the backward walks the chunks last
+// first and recomputes each chunk from its checkpoint into row-local buffers: the states ([chunk + 1, N, E]),
+// the decays a = exp(d A) ([chunk + 1, N, E]: one exp per state and step in the backward, not two), and per
+// step d, d x and y + D x ([chunk, E]), then runs the reversed recurrence through them, with gy = dL/dy:
 //   gy_t = g_t silu(z_t),  dz_t = g_t (y_t + D x_t) silu'(z_t),  dD += gy_t x_t,
 //   lam_t = gy_t C_t + a_{t+1} lam_{t+1}   (a_t = exp(d_t A)),
 //   dC_t = sum_e gy_t h_t,  dB_t = sum_e lam_t d_t x_t,  dx_t = D gy_t + d_t sum_n lam_t B_t,
@@ -212,12 +215,42 @@ inline T softplus_grad(T v) {
   return v > T(20) ? T(1) : T(1) / (T(1) + std::exp(-v));
 }
 
+// 2^v. double: libm's exp2 (libmvec's vector form under -ffast-math).
+template <typename T>
+inline T exp2_of(T v) {
+  return std::exp2(v);
+}
+
+// float: 2^v = 2^k 2^r with k = round(v) and r = v - k in [-1/2, 1/2]; 2^r by Cephes' exp2f polynomial
+// (degree 6, relative error about 2e-7, that of libm's expf to within a few ulp), 2^k written into the
+// exponent bits. v is clamped to [-127, 127]: below -126 the result is 0 (a denormal flushed, as the
+// kernels flush denormals anyway), above 127 it saturates at 2^127 instead of inf. Plain scalar code with
+// no call, so GCC vectorises the loops around it (libm's expf would be a call per 16 lanes).
+template <>
+inline float exp2_of<float>(float v) {
+  v = std::fmin(std::fmax(v, -127.0f), 127.0f);
+  const float k = std::nearbyint(v);
+  const float r = v - k;
+  float p = 1.535336188319500e-4f;
+  p = p * r + 1.339887440266574e-3f;
+  p = p * r + 9.618437357674640e-3f;
+  p = p * r + 5.550332471162809e-2f;
+  p = p * r + 2.402264791363012e-1f;
+  p = p * r + 6.931472028550421e-1f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(k) + 127) * (int32_t(1) << 23);  // k = -127: 0.0f
+  return p * __builtin_bit_cast(float, bits);
+}
+
+constexpr double kLog2e = 1.4426950408889634;  // log2(e): exp(d A) = exp2(d A log2 e)
+
 struct Rows {  // where one batch row's tensors start and their time strides
   int64_t x, dt, z, bm, cm;
 };
 
+// One batch row of the forward. `A2` is At log2 e; `h` [N, E], `delta`, `bx`, `y` [E] are scratch.
 template <typename T>
-void selective_forward_row(const T* __restrict x, const T* __restrict dt, const T* __restrict At,
+void selective_forward_row(const T* __restrict x, const T* __restrict dt, const T* __restrict A2,
                            const T* __restrict Bm, const T* __restrict Cm, const T* __restrict D,
                            const T* __restrict z, const Rows& st, T* __restrict out, T* __restrict ckpt,
                            T* __restrict h, T* __restrict delta, T* __restrict bx, T* __restrict y, int64_t steps,
@@ -232,21 +265,19 @@ void selective_forward_row(const T* __restrict x, const T* __restrict dt, const 
       const T d = softplus ? softplus_of(dtt[e]) : dtt[e];
       delta[e] = d;
       bx[e] = d * xt[e];
-      y[e] = T(0);
+      y[e] = D != nullptr ? D[e] * xt[e] : T(0);
     }
     for (int64_t n = 0; n < width; ++n) {
       const T bn = bt[n], cn = ct[n];
-      const T* __restrict an = At + n * inner;
+      const T* __restrict an = A2 + n * inner;
       T* __restrict hn = h + n * inner;
       for (int64_t e = 0; e < inner; ++e) {
-        hn[e] = std::exp(delta[e] * an[e]) * hn[e] + bx[e] * bn;
-        y[e] += cn * hn[e];
+        const T hv = exp2_of(delta[e] * an[e]) * hn[e] + bx[e] * bn;
+        hn[e] = hv;
+        y[e] += cn * hv;
       }
     }
     T* __restrict ot = out + t * inner;
-    if (D != nullptr) {
-      for (int64_t e = 0; e < inner; ++e) y[e] += D[e] * xt[e];
-    }
     if (z != nullptr) {
       const T* __restrict zt = z + t * st.z;
       for (int64_t e = 0; e < inner; ++e) ot[e] = y[e] * zt[e] / (T(1) + std::exp(-zt[e]));
@@ -260,74 +291,119 @@ void selective_forward_row(const T* __restrict x, const T* __restrict dt, const 
   }
 }
 
-// One batch row of the backward (comment above `softplus_of`). `hs` holds chunk + 1 states [N, E] (h before
-// the chunk, then each step's); `lam` and `a_next` [N, E] carry lam_{t+1} and a_{t+1} across chunks; `delta`,
-// `gy`, `dxa`, `dda`, `y` are [E] scratch rows.
+// Row-local buffers of the backward (comment above `softplus_of`): `hs` the states h_{t0-1} .. h_{t1-1} of one
+// chunk, `as` the decays a_{t0} .. a_{t1-1} and then a_{t1} (the first of the later chunk; zero after the last
+// step), both [chunk + 1, N, E]; `lam` [N, E] carries lam_{t+1}; `delta`, `dx`, `yd` [chunk, E] hold d, d x and
+// y + D x per step; `gy`, `dxa`, `dda` [E] are scratch rows.
 template <typename T>
-void selective_backward_row(const T* __restrict x, const T* __restrict dt, const T* __restrict At,
-                            const T* __restrict Bm, const T* __restrict Cm, const T* __restrict D,
-                            const T* __restrict z, const Rows& st, const T* __restrict g, const T* __restrict ckpt,
-                            T* __restrict dx, T* __restrict ddt, T* __restrict dA, T* __restrict dB, T* __restrict dC,
-                            T* __restrict dD, T* __restrict dz, T* __restrict hs, T* __restrict lam,
-                            T* __restrict a_next, T* __restrict delta, T* __restrict gy, T* __restrict dxa,
-                            T* __restrict dda, T* __restrict y, int64_t steps, int64_t inner, int64_t width,
-                            int64_t chunk, bool softplus) {
+struct BackwardBuffers {
+  T *hs, *as, *lam, *delta, *dx, *yd, *gy, *dxa, *dda;
+};
+
+// Recomputes steps t0 .. t0 + len - 1 from h_{t0-1} (already in hs[0]) into the buffers.
+template <typename T>
+void recompute_chunk(const T* __restrict x, const T* __restrict dt, const T* __restrict A2, const T* __restrict Bm,
+                     const T* __restrict Cm, const T* __restrict D, const Rows& st, const BackwardBuffers<T>& buf,
+                     int64_t t0, int64_t len, int64_t inner, int64_t width, bool softplus) {
   const int64_t plane = width * inner;
-  for (int64_t i = 0; i < plane; ++i) lam[i] = a_next[i] = T(0);
-  const int64_t chunks = (steps + chunk - 1) / chunk;
-  for (int64_t c = chunks - 1; c >= 0; --c) {
-    const int64_t t0 = c * chunk, t1 = std::min(steps, t0 + chunk);
-    for (int64_t i = 0; i < plane; ++i) hs[i] = c == 0 ? T(0) : ckpt[(c - 1) * plane + i];
-    for (int64_t t = t0; t < t1; ++t) {  // recompute the chunk's states
-      const T* __restrict xt = x + t * st.x;
-      const T* __restrict dtt = dt + t * st.dt;
-      const T* __restrict bt = Bm + t * st.bm;
-      for (int64_t e = 0; e < inner; ++e) delta[e] = softplus ? softplus_of(dtt[e]) : dtt[e];
-      for (int64_t e = 0; e < inner; ++e) dxa[e] = delta[e] * xt[e];
-      const T* __restrict prev = hs + (t - t0) * plane;
-      T* __restrict cur = hs + (t - t0 + 1) * plane;
-      for (int64_t n = 0; n < width; ++n) {
-        const T bn = bt[n];
-        const T* __restrict an = At + n * inner;
-        for (int64_t e = 0; e < inner; ++e) {
-          cur[n * inner + e] = std::exp(delta[e] * an[e]) * prev[n * inner + e] + dxa[e] * bn;
-        }
+  for (int64_t i = 0; i < len; ++i) {
+    const int64_t t = t0 + i;
+    const T* __restrict xt = x + t * st.x;
+    const T* __restrict dtt = dt + t * st.dt;
+    const T* __restrict bt = Bm + t * st.bm;
+    const T* __restrict ct = Cm + t * st.cm;
+    T* __restrict di = buf.delta + i * inner;
+    T* __restrict dxi = buf.dx + i * inner;
+    T* __restrict yi = buf.yd + i * inner;
+    #pragma GCC ivdep
+    for (int64_t e = 0; e < inner; ++e) {
+      const T d = softplus ? softplus_of(dtt[e]) : dtt[e];
+      di[e] = d;
+      dxi[e] = d * xt[e];
+      yi[e] = D != nullptr ? D[e] * xt[e] : T(0);
+    }
+    const T* __restrict prev = buf.hs + i * plane;
+    T* __restrict cur = buf.hs + (i + 1) * plane;
+    T* __restrict ai = buf.as + i * plane;
+    for (int64_t n = 0; n < width; ++n) {
+      const T bn = bt[n], cn = ct[n];
+      const T* __restrict an = A2 + n * inner;
+      const T* __restrict pn = prev + n * inner;
+      T* __restrict hn = cur + n * inner;
+      T* __restrict aa = ai + n * inner;
+      #pragma GCC ivdep  // the row-local buffers do not overlap (GCC cannot see it through `buf`)
+      for (int64_t e = 0; e < inner; ++e) {
+        const T a = exp2_of(di[e] * an[e]);
+        const T hv = a * pn[e] + dxi[e] * bn;
+        aa[e] = a;
+        hn[e] = hv;
+        yi[e] += cn * hv;
       }
     }
-    for (int64_t t = t1 - 1; t >= t0; --t) {
+  }
+}
+
+// One batch row of the backward (comment above `softplus_of`).
+template <typename T>
+void selective_backward_row(const T* __restrict x, const T* __restrict dt, const T* __restrict At,
+                            const T* __restrict A2, const T* __restrict Bm, const T* __restrict Cm,
+                            const T* __restrict D, const T* __restrict z, const Rows& st, const T* __restrict g,
+                            const T* __restrict ckpt, T* __restrict dx, T* __restrict ddt, T* __restrict dA,
+                            T* __restrict dB, T* __restrict dC, T* __restrict dD, T* __restrict dz,
+                            const BackwardBuffers<T>& buf, int64_t steps, int64_t inner, int64_t width, int64_t chunk,
+                            bool softplus) {
+  const int64_t plane = width * inner;
+  const int64_t chunks = (steps + chunk - 1) / chunk;
+  const int64_t last = steps - (chunks - 1) * chunk;  // steps in the last chunk
+  for (int64_t i = 0; i < plane; ++i) buf.lam[i] = buf.as[last * plane + i] = T(0);
+  T* __restrict gy = buf.gy;
+  T* __restrict dxa = buf.dxa;
+  T* __restrict dda = buf.dda;
+  for (int64_t c = chunks - 1; c >= 0; --c) {
+    const int64_t t0 = c * chunk, len = c == chunks - 1 ? last : chunk;
+    if (c < chunks - 1) {  // a_{t1}: the first decay of the chunk just done
+      for (int64_t i = 0; i < plane; ++i) buf.as[len * plane + i] = buf.as[i];
+    }
+    for (int64_t i = 0; i < plane; ++i) buf.hs[i] = c == 0 ? T(0) : ckpt[(c - 1) * plane + i];
+    recompute_chunk(x, dt, A2, Bm, Cm, D, st, buf, t0, len, inner, width, softplus);
+    for (int64_t i = len - 1; i >= 0; --i) {
+      const int64_t t = t0 + i;
       const T* __restrict xt = x + t * st.x;
-      const T* __restrict dtt = dt + t * st.dt;
       const T* __restrict bt = Bm + t * st.bm;
       const T* __restrict ct = Cm + t * st.cm;
       const T* __restrict gt = g + t * inner;
-      const T* __restrict prev = hs + (t - t0) * plane;
-      const T* __restrict cur = hs + (t - t0 + 1) * plane;
-      for (int64_t e = 0; e < inner; ++e) delta[e] = softplus ? softplus_of(dtt[e]) : dtt[e];
-      if (z != nullptr) {  // the gate needs y_t: recomputed from the states
-        for (int64_t e = 0; e < inner; ++e) y[e] = D != nullptr ? D[e] * xt[e] : T(0);
-        for (int64_t n = 0; n < width; ++n) {
-          const T cn = ct[n];
-          for (int64_t e = 0; e < inner; ++e) y[e] += cn * cur[n * inner + e];
-        }
+      const T* __restrict di = buf.delta + i * inner;
+      const T* __restrict dxi = buf.dx + i * inner;
+      if (z != nullptr) {  // the gate: y_t + D x_t from the recomputation
+        const T* __restrict yi = buf.yd + i * inner;
         const T* __restrict zt = z + t * st.z;
         T* __restrict dzt = dz + t * inner;
+        #pragma GCC ivdep
         for (int64_t e = 0; e < inner; ++e) {
           const T s = T(1) / (T(1) + std::exp(-zt[e]));
           gy[e] = gt[e] * zt[e] * s;
-          dzt[e] = gt[e] * y[e] * s * (T(1) + zt[e] * (T(1) - s));
+          dzt[e] = gt[e] * yi[e] * s * (T(1) + zt[e] * (T(1) - s));
         }
       } else {
+        #pragma GCC ivdep
         for (int64_t e = 0; e < inner; ++e) gy[e] = gt[e];
       }
       if (D != nullptr) {
+        #pragma GCC ivdep
         for (int64_t e = 0; e < inner; ++e) {
           dD[e] += gy[e] * xt[e];
           dxa[e] = gy[e] * D[e];
         }
       } else {
+        #pragma GCC ivdep
         for (int64_t e = 0; e < inner; ++e) dxa[e] = T(0);
       }
+      #pragma GCC ivdep
       for (int64_t e = 0; e < inner; ++e) dda[e] = T(0);
+      const T* __restrict prev = buf.hs + i * plane;
+      const T* __restrict cur = buf.hs + (i + 1) * plane;
+      const T* __restrict ai = buf.as + i * plane;
+      const T* __restrict anext = buf.as + (i + 1) * plane;
       T* __restrict dbt = dB + t * width;
       T* __restrict dct = dC + t * width;
       for (int64_t n = 0; n < width; ++n) {
@@ -335,27 +411,29 @@ void selective_backward_row(const T* __restrict x, const T* __restrict dt, const
         const T* __restrict an = At + n * inner;
         const T* __restrict pn = prev + n * inner;
         const T* __restrict hn = cur + n * inner;
-        T* __restrict ln = lam + n * inner;
-        T* __restrict nn = a_next + n * inner;
+        const T* __restrict aa = ai + n * inner;
+        const T* __restrict nx = anext + n * inner;
+        T* __restrict ln = buf.lam + n * inner;
         T* __restrict dan = dA + n * inner;
         T sum_c = T(0), sum_b = T(0);
+        #pragma GCC ivdep  // the row-local buffers do not overlap (GCC cannot see it through `buf`)
         for (int64_t e = 0; e < inner; ++e) {
-          const T a = std::exp(delta[e] * an[e]);
-          const T l = gy[e] * cn + nn[e] * ln[e];
-          const T la = l * a * pn[e];
+          const T l = gy[e] * cn + nx[e] * ln[e];
+          const T la = l * aa[e] * pn[e];
           ln[e] = l;
-          nn[e] = a;
           sum_c += gy[e] * hn[e];
-          sum_b += l * delta[e] * xt[e];
-          dan[e] += la * delta[e];
+          sum_b += l * dxi[e];
+          dan[e] += la * di[e];
           dda[e] += la * an[e] + l * bn * xt[e];
-          dxa[e] += l * bn * delta[e];
+          dxa[e] += l * bn * di[e];
         }
         dct[n] = sum_c;
         dbt[n] = sum_b;
       }
       T* __restrict dxt = dx + t * inner;
       T* __restrict ddtt = ddt + t * inner;
+      const T* __restrict dtt = dt + t * st.dt;
+      #pragma GCC ivdep
       for (int64_t e = 0; e < inner; ++e) {
         dxt[e] = dxa[e];
         ddtt[e] = softplus ? dda[e] * softplus_grad(dtt[e]) : dda[e];
@@ -411,8 +489,9 @@ std::vector<at::Tensor> selective_scan(const at::Tensor& x, const at::Tensor& dt
   advise_huge_pages(out);
   advise_huge_pages(ckpt);
   const Rows st = rows_of(x, dt, Bm, Cm, z);
+  const at::Tensor A2 = At * kLog2e;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "seqarena_selective_scan", [&] {
-    const scalar_t *xp = x.data_ptr<scalar_t>(), *dp = dt.data_ptr<scalar_t>(), *ap = At.data_ptr<scalar_t>();
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *dp = dt.data_ptr<scalar_t>(), *ap = A2.data_ptr<scalar_t>();
     const scalar_t *bp = Bm.data_ptr<scalar_t>(), *cp = Cm.data_ptr<scalar_t>();
     const scalar_t* Dp = D ? D->data_ptr<scalar_t>() : nullptr;
     const scalar_t* zp = z ? z->data_ptr<scalar_t>() : nullptr;
@@ -454,8 +533,10 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& x, const at::T
   if (x.numel() == 0) return {dx, ddt, dA, dB.zero_(), dC.zero_(), dD, dz};
   for (auto* t : {&dx, &ddt, &dz}) advise_huge_pages(*t);
   const Rows st = rows_of(x, dt, Bm, Cm, z);
+  const at::Tensor A2 = At * kLog2e;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "seqarena_selective_scan_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *dp = dt.data_ptr<scalar_t>(), *ap = At.data_ptr<scalar_t>();
+    const scalar_t* a2p = A2.data_ptr<scalar_t>();
     const scalar_t *bp = Bm.data_ptr<scalar_t>(), *cp = Cm.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
     const scalar_t* Dp = D ? D->data_ptr<scalar_t>() : nullptr;
     const scalar_t* zp = z ? z->data_ptr<scalar_t>() : nullptr;
@@ -467,16 +548,20 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& x, const at::T
     const int64_t plane = width * inner;
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       FlushDenormals flush;
-      std::vector<scalar_t> hs((chunk + 1) * plane), lam(plane), a_next(plane), scratch(5 * inner);
-      scalar_t* s = scratch.data();
+      std::vector<scalar_t> space(2 * (chunk + 1) * plane + plane + 3 * chunk * inner + 3 * inner);
+      scalar_t* s = space.data();
+      BackwardBuffers<scalar_t> buf;
+      for (scalar_t** p : {&buf.hs, &buf.as}) *p = s, s += (chunk + 1) * plane;
+      buf.lam = s, s += plane;
+      for (scalar_t** p : {&buf.delta, &buf.dx, &buf.yd}) *p = s, s += chunk * inner;
+      for (scalar_t** p : {&buf.gy, &buf.dxa, &buf.dda}) *p = s, s += inner;
       for (int64_t b = begin; b < end; ++b) {
         const int64_t row = b * steps * inner;
         selective_backward_row<scalar_t>(
-            xp + b * x.stride(0), dp + b * dt.stride(0), ap, bp + b * Bm.stride(0), cp + b * Cm.stride(0), Dp,
+            xp + b * x.stride(0), dp + b * dt.stride(0), ap, a2p, bp + b * Bm.stride(0), cp + b * Cm.stride(0), Dp,
             zp ? zp + b * z->stride(0) : nullptr, st, gp + row, kp + b * chunks * plane, dxp + row, ddp + row,
             dap + b * plane, dbp + b * steps * width, dcp + b * steps * width, dDp ? dDp + b * inner : nullptr,
-            dzp ? dzp + row : nullptr, hs.data(), lam.data(), a_next.data(), s, s + inner, s + 2 * inner,
-            s + 3 * inner, s + 4 * inner, steps, inner, width, chunk, softplus);
+            dzp ? dzp + row : nullptr, buf, steps, inner, width, chunk, softplus);
       }
     });
   });
