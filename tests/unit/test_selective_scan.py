@@ -272,3 +272,29 @@ def test_float32_gated_kernel_stays_close_in_every_gradient() -> None:
         assert x.dtype == torch.float32
         error, scale = (x.double() - y).abs().max().item(), y.abs().max().item()
         assert error <= 1e-5 * scale, f"{name}: max diff {error:.3g} at scale {scale:.3g}"
+
+
+def test_mamba_narrow_linear_and_in_proj_halves_are_the_linear_maps() -> None:
+    """`mamba.narrow_linear` (the weight gradient as (xᵀ g)ᵀ) and `in_proj_halves` (two products with W_in's
+    halves): the values and the gradients of the input, weight and bias of `nn.Linear` and of its output's
+    `chunk(2, -1)`, on a strided input (`dt_proj` reads a slice of `x_proj`'s output)."""
+    from seqarena.cells.mamba import in_proj_halves, narrow_linear
+
+    torch.manual_seed(2)
+    layer = torch.nn.Linear(3, 5).double()
+    wide = torch.randn(2, 7, 8, dtype=torch.float64, requires_grad=True)
+    seeds = [torch.randn(2, 7, 5, dtype=torch.float64), torch.randn(2, 7, 2, dtype=torch.float64)]
+
+    def run(fused: bool) -> list[Tensor]:
+        for t in (wide, layer.weight, layer.bias):
+            t.grad = None
+        x = wide[..., 2:5]
+        out = narrow_linear(layer, x) if fused else layer(x)
+        weight = layer.weight[:4]
+        halves = in_proj_halves(x, weight) if fused else torch.nn.functional.linear(x, weight).chunk(2, -1)
+        torch.autograd.backward([out, *halves], [seeds[0], seeds[1], -seeds[1]])
+        return [out.detach(), *(h.detach() for h in halves), wide.grad, layer.weight.grad, layer.bias.grad]
+
+    for got, want in zip(run(True), run(False), strict=True):
+        assert torch.allclose(got, want, **TOL)
+    assert narrow_linear(layer, wide[..., 2:5]).grad_fn.name() == "NarrowLinearBackward"
