@@ -4,7 +4,8 @@ Three measurements, each a median of interleaved training steps (`median_wall_an
 seconds; gradients cleared, forward, the last step's features summed, backward):
 
 * `models`: one layer of every SSM of the zoo (width H, its default state size) against `nn.LSTM(d, H)`
-  at B = 64, H = 128, T = 1000, d = 2 (target on the CPU: every SSM faster than the LSTM);
+  at B = 64, H = 128, T = 1000, d = 2 (target on the CPU: every SSM faster than the LSTM); with Mamba, also
+  a row of Mamba's matrix products alone (`mamba_products_step`: the lower bound its GEMMs set);
 * `scan`: the scan alone (forward and backward) at an LRU layer's shape (B = 16, T = 10,000, N = 256,
   complex) and a minGRU layer's (real, input-dependent a), by the sequential loop (`scan_reference`, one
   step per time step: what the model's recurrence costs as a time loop), the parallel torch scan and the
@@ -74,7 +75,47 @@ def model_steps(
         changes = (overrides or {}).get(name, {})
         label = name + "".join(f" {k}={v}" for k, v in changes.items())
         built[label] = cells.build(name, 2, hidden, 1, seq_len=steps, **changes)
-    return {name: training_step(model.to(device).train(), u) for name, model in built.items()}
+    result = {name: training_step(model.to(device).train(), u) for name, model in built.items()}
+    for label, model in list(built.items()):
+        if label.split()[0] == "mamba":
+            result[label + ": its matrix products alone"] = mamba_products_step(model, u)
+    return result
+
+
+def mamba_products_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
+    """A step of one-layer Mamba's matrix products and nothing else, a lower bound on its training step: each
+    linear map of `model` as the model computes it (`mamba.narrow_linear` for the encoder and `dt_proj`,
+    `mamba.in_proj_halves`, `x_proj`, `out_proj`; their own weights) on a fixed input of the shape it gets in
+    the model, forward and backward (weight gradients, and the input gradients where the model needs them: all
+    but the encoder's), each backward seeded with a fixed gradient of its output's shape: the model's GEMMs
+    (and the two biases' sums), without the convolution, the scan, the norms, the gate and the splits between
+    them. If this alone takes longer than nn.LSTM's whole step, the block cannot be faster than nn.LSTM on
+    this machine whatever its scan costs."""
+    from seqarena.cells.mamba import in_proj_halves, narrow_linear
+
+    mixer = model.mixers[0]
+    gen = torch.Generator(device=u.device).manual_seed(1)
+
+    def leaf(width: int) -> Tensor:
+        return torch.randn(*u.shape[:2], width, generator=gen, device=u.device).requires_grad_(True)
+
+    inputs = [leaf(mixer.in_proj.in_features), leaf(mixer.inner), leaf(mixer.rank), leaf(mixer.inner)]
+    maps = (
+        lambda: [narrow_linear(model.encoder, u)],
+        lambda: list(in_proj_halves(inputs[0], mixer.in_proj.weight)),
+        lambda: [mixer.x_proj(inputs[1])],
+        lambda: [narrow_linear(mixer.dt_proj, inputs[2])],
+        lambda: [mixer.out_proj(inputs[3])],
+    )
+    seeds = [torch.randn_like(out.detach()) for f in maps for out in f()]
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        for x in inputs:
+            x.grad = None
+        torch.autograd.backward([out for f in maps for out in f()], seeds)
+
+    return step
 
 
 def median_wall_and_cpu(
