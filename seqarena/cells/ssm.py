@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from seqarena.cells.base import SequenceModel, active_probe
 from seqarena.cells.kernels import scan as scan_kernel
+from seqarena.cells.kernels.dropout import Dropout
 
 Norm = Literal["batch", "layer"]
 
@@ -98,7 +99,7 @@ class SSMBlock(nn.Module):
         self.ssm = ssm
         self.norm = TimeBatchNorm(width) if norm == "batch" else nn.LayerNorm(width)
         self.glu = GLU(width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)  # nn.Dropout's distribution, its mask hashed in C++ on the CPU
         self.prenorm = prenorm
 
     def forward(self, x: Tensor) -> Tensor:
