@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from seqarena.dashboard import filters
+from seqarena.dashboard import filters, timing
 from seqarena.dashboard.safety import redact
 
 HERE = Path(__file__).resolve().parent
@@ -42,14 +42,15 @@ def main() -> None:
     pages = [st.Page(HERE / file, title=title, icon=icon, url_path=url_path(file)) for file, title, icon in PAGES]
     root = st.Page(lambda: st.switch_page(pages[0]), title=PAGES[0][1], url_path="home", default=True)
     page = st.navigation([root, *pages], position="hidden")
-    try:
-        with st.sidebar:
-            for shown in pages:
-                st.page_link(shown)
-        filters.sidebar()
-        page.run()
-    except Exception as error:
-        st.error(f"{type(error).__name__}: {redact(str(error))}")
+    with timing.timed(page.url_path or "home"):
+        try:
+            with st.sidebar:
+                for shown in pages:
+                    st.page_link(shown)
+            filters.sidebar()
+            page.run()
+        except Exception as error:
+            st.error(f"{type(error).__name__}: {redact(str(error))}")
 
 
 main()
