@@ -15,4 +15,5 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
 fi
 export SEQARENA_OFFLINE=1
-exec .venv/bin/python -m pytest "$@"
+# The 25 slowest tests are listed at the end, to keep the suite within its 30-minute aim.
+exec .venv/bin/python -m pytest --durations=25 "$@"
