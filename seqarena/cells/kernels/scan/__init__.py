@@ -54,7 +54,9 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from seqarena.cells.kernels import backend as kernel_backend
-from seqarena.cells.kernels import cpp_build
+from seqarena.cells.kernels import cpp_build, heap
+
+heap.keep_freed_blocks()  # the scan's [B, T, N] buffers reuse freed memory instead of page-faulting (heap.py)
 
 #: Steps per chunk of `scan_parallel` (the Hillis–Steele part runs log2(CHUNK) levels per chunk).
 CHUNK = 64
