@@ -106,7 +106,11 @@ void backward_row(const T* __restrict a, int64_t sat, int64_t san, const T* __re
     } else {
       const T* __restrict an = a + (t + 1) * sat;
       const T* __restrict later = lt + width;
-      for (int64_t n = 0; n < width; ++n) lt[n] = gt[n] + conj_of(an[n * san]) * later[n];
+      if (san == 1) {  // contiguous channels (the usual case): a loop GCC vectorises
+        for (int64_t n = 0; n < width; ++n) lt[n] = gt[n] + conj_of(an[n]) * later[n];
+      } else {
+        for (int64_t n = 0; n < width; ++n) lt[n] = gt[n] + conj_of(an[n * san]) * later[n];
+      }
     }
     T* __restrict gat = per_step ? ga + t * width : ga;
     if (t == 0) {
