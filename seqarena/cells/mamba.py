@@ -147,6 +147,37 @@ def in_proj_halves(u: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
     return nn.functional.linear(u, weight[:inner]), nn.functional.linear(u, weight[inner:])
 
 
+class RMSNorm(torch.autograd.Function):
+    """`(x [..., H], weight [H], eps) -> x / sqrt(mean(x²) + eps) ⊙ weight` by `cpu.cpp`'s fused `rms_norm`: one
+    pass forward (keeping 1/rms per row), one backward, instead of torch's composite backward with its ten
+    temporaries of x's size."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, eps: float) -> Tensor:
+        rows = x.reshape(-1, x.shape[-1]).contiguous()
+        weight = weight.contiguous()
+        y, rstd = cpp_build.require("scan").rms_norm(rows, weight, eps)
+        ctx.save_for_backward(rows, weight, rstd)
+        return y.view(x.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        rows, weight, rstd = ctx.saved_tensors
+        dx, dw = cpp_build.require("scan").rms_norm_backward(
+            rows, weight, rstd, grad.reshape(rows.shape).contiguous()
+        )
+        return dx.view(grad.shape), dw.sum(0), None
+
+
+def rms_norm(x: Tensor, norm: nn.RMSNorm) -> Tensor:
+    """`norm(x)` (Mamba's pre-norm and final norm, with a weight and an explicit eps): by the fused `RMSNorm` on
+    the CPU where the C++ scan source builds (`scan.backend_for`), else torch's module."""
+    if scan_kernel.backend_for(x) == "cpp" and norm.weight is not None and norm.eps is not None:
+        return RMSNorm.apply(x, norm.weight, norm.eps)
+    return norm(x)
+
+
 class MambaMixer(nn.Module):
     """The selective SSM block `[B, T, H] -> [B, T, H]` (attributes as in `mamba_simple.Mamba`)."""
 
@@ -232,5 +263,5 @@ class Mamba(ScanModel):
         self.note_backend(x)
         x = narrow_linear(self.encoder, x)
         for norm, mixer in zip(self.norms, self.mixers, strict=True):
-            x = x + self.drop(mixer(norm(x)))
-        return self.norm_f(x)
+            x = x + self.drop(mixer(rms_norm(x, norm)))
+        return rms_norm(x, self.norm_f)

@@ -298,3 +298,28 @@ def test_mamba_narrow_linear_and_in_proj_halves_are_the_linear_maps() -> None:
     for got, want in zip(run(True), run(False), strict=True):
         assert torch.allclose(got, want, **TOL)
     assert narrow_linear(layer, wide[..., 2:5]).grad_fn.name() == "NarrowLinearBackward"
+
+
+def test_mamba_fused_rms_norm_is_torch_rms_norm() -> None:
+    """`mamba.rms_norm` (fused C++ on the CPU) on a [2, 7, 5] input: the values and the gradients of the input
+    and the weight equal `nn.RMSNorm`'s; gradcheck of the fused backward."""
+    from seqarena.cells.mamba import RMSNorm, rms_norm
+
+    torch.manual_seed(3)
+    norm = torch.nn.RMSNorm(5, eps=1e-5).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(5, dtype=torch.float64))
+    x = torch.randn(2, 7, 5, dtype=torch.float64, requires_grad=True)
+    seed = torch.randn(2, 7, 5, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        x.grad, norm.weight.grad = None, None
+        y = rms_norm(x, norm) if fused else norm(x)
+        assert (y.grad_fn.name() == "RMSNormBackward") == fused
+        (y * seed).sum().backward()
+        results.append([y.detach(), x.grad, norm.weight.grad])
+    for got, want in zip(*results, strict=True):
+        assert torch.allclose(got, want, **TOL)
+    leaf = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w: RMSNorm.apply(a, w, 1e-5), (leaf, weight))
