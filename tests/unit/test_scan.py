@@ -196,3 +196,16 @@ def test_modal_scan_bad_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"modal_scan: lam, k \[M, N\], v \[B, T, 2N\]"):
         S.modal_scan(torch.ones(1, 3, dtype=torch.complex128), torch.ones(1, 3, dtype=torch.complex128),
                      torch.ones(2, 4, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("constant", [True, False], ids=["const-a", "input-a"])
+def test_complex_a_with_strided_channels_gets_its_gradient(constant: bool) -> None:
+    """A complex `a` whose channels are not contiguous (every other one of a wider tensor): the C++ backward reads
+    it through its stride."""
+    gen = torch.Generator().manual_seed(3)
+    shape = (8,) if constant else (2, 6, 8)
+    wide = torch.polar(0.5 + 0.4 * torch.rand(shape, generator=gen, dtype=torch.float64),
+                       6.283 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    a = wide[..., ::2].detach().requires_grad_(True)
+    b = torch.randn(2, 6, 4, generator=gen, dtype=torch.complex128).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, y: S.scan(x, y, method="cpp"), (a, b))

@@ -126,6 +126,74 @@ void backward_row(const T* __restrict a, int64_t sat, int64_t san, const T* __re
   }
 }
 
+// The same for complex tensors, in real arithmetic on the interleaved (re, im) pairs, with a's step copied into
+// split local rows (`ar`, `ai`, once when a is constant over time) and dL/da summed in split local rows: the
+// loops then vectorise (c10::complex products with a strided a did not: 0.185 s for a [16, 10^4, 256]
+// complex64 backward whose forward takes 0.045 s).
+template <typename R>
+void backward_row(const c10::complex<R>* a, int64_t sat, int64_t san, const c10::complex<R>* g,
+                  const c10::complex<R>* h, c10::complex<R>* lam, c10::complex<R>* ga, bool per_step, int64_t steps,
+                  int64_t width) {
+  std::vector<R> buf(4 * width, R(0));
+  R* __restrict ar = buf.data();
+  R* __restrict ai = ar + width;
+  R* __restrict sr = ai + width;  // sum over t of Re(lam_t conj(h_{t-1})) (a constant over time)
+  R* __restrict si = sr + width;
+  const R* __restrict ap = reinterpret_cast<const R*>(a);
+  const R* __restrict gp = reinterpret_cast<const R*>(g);
+  const R* __restrict hp = reinterpret_cast<const R*>(h);
+  R* __restrict lp = reinterpret_cast<R*>(lam);
+  R* __restrict gap = reinterpret_cast<R*>(ga);
+  auto load_a = [&](int64_t t) {
+    const R* __restrict at = ap + 2 * t * sat;
+    for (int64_t n = 0; n < width; ++n) {
+      ar[n] = at[2 * n * san];
+      ai[n] = at[2 * n * san + 1];
+    }
+  };
+  if (sat == 0) load_a(0);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const R* __restrict gt = gp + 2 * t * width;
+    R* __restrict lt = lp + 2 * t * width;
+    if (t == steps - 1) {
+      for (int64_t i = 0; i < 2 * width; ++i) lt[i] = gt[i];
+    } else {
+      if (sat != 0) load_a(t + 1);
+      const R* __restrict later = lt + 2 * width;
+      for (int64_t n = 0; n < width; ++n) {  // lam_t = g_t + conj(a_{t+1}) lam_{t+1}
+        const R lr = later[2 * n], li = later[2 * n + 1];
+        lt[2 * n] = gt[2 * n] + ar[n] * lr + ai[n] * li;
+        lt[2 * n + 1] = gt[2 * n + 1] + ar[n] * li - ai[n] * lr;
+      }
+    }
+    R* __restrict gat = gap + 2 * t * width;
+    if (t == 0) {
+      if (per_step) for (int64_t i = 0; i < 2 * width; ++i) gat[i] = R(0);
+      continue;
+    }
+    const R* __restrict before = hp + 2 * (t - 1) * width;
+    if (per_step) {
+      for (int64_t n = 0; n < width; ++n) {  // lam_t conj(h_{t-1})
+        const R lr = lt[2 * n], li = lt[2 * n + 1], hr = before[2 * n], hi = before[2 * n + 1];
+        gat[2 * n] = lr * hr + li * hi;
+        gat[2 * n + 1] = li * hr - lr * hi;
+      }
+    } else {
+      for (int64_t n = 0; n < width; ++n) {
+        const R lr = lt[2 * n], li = lt[2 * n + 1], hr = before[2 * n], hi = before[2 * n + 1];
+        sr[n] += lr * hr + li * hi;
+        si[n] += li * hr - lr * hi;
+      }
+    }
+  }
+  if (!per_step) {
+    for (int64_t n = 0; n < width; ++n) {
+      gap[2 * n] = sr[n];
+      gap[2 * n + 1] = si[n];
+    }
+  }
+}
+
 }  // namespace
 
 // The fused backward: (lam [B, T, N], dL/da) from a (expanded to [B, T, N], any strides), dL/dh = g and h
@@ -152,7 +220,7 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& a, const at::Tensor& g, 
     at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) {
       FlushDenormals flush;
       for (int64_t r = begin; r < end; ++r) {
-        backward_row<scalar_t>(ap + r * sab, sat, san, gp + r * steps * width, hp + r * steps * width,
+        backward_row(ap + r * sab, sat, san, gp + r * steps * width, hp + r * steps * width,
                                lp + r * steps * width, gap + r * row_ga, per_step, steps, width);
       }
     });
