@@ -8,7 +8,8 @@ CPU is a fused C++ kernel in the manner of the official `selective_scan` CUDA ke
 `D` and `z` options (the states `h` stay in a row-local buffer, the backward recomputes them from checkpoints
 every 32 steps; softplus(Δ), the read-out, the D skip and the SiLU(z) gate are computed in the same pass;
 `implementation` "selective-scan-cpp"), with the causal convolution and its SiLU fused into one more C++ pass
-(`causal_conv_silu`), and elsewhere materialises `h` on the diagonal scan.
+(`causal_conv_silu`) and the RMSNorms into one pass each way (`rms_norm`), and elsewhere materialises `h` on
+the diagonal scan.
 
 Mixer on `u [B, T, H]`, inner width E = `expand`·H, N = `state_size` states per inner channel,
 R = ⌈H/16⌉ (Algorithm 2 and the code):
@@ -30,13 +31,17 @@ Cost against nn.LSTM on the CPU (issue 21's target; B = 64, H = 128, T = 1000, o
 the faithful block cannot beat nn.LSTM there, whatever the fusion. Per token and direction, Mamba's
 products are `in_proj` 128·512 + `x_proj` 256·40 + `dt_proj` 8·256 + `out_proj` 256·128 + the encoder 2·128
 = 110,848 multiply-adds, 1.67× nn.LSTM(2, 128)'s 4·128·(2 + 128) = 66,560; a training step does each three
-times (forward, input gradient, weight gradient): 21.3 G against 12.8 G multiply-adds at 64,000 tokens. On
-a quiet minute nn.LSTM took 0.31 s (41 G multiply-adds/s on two cores), so Mamba's products alone need
-0.52 s at nn.LSTM's efficiency and would need 1.7 times that efficiency to finish in 0.31 s, before its
-scan (E·N = 4,096 state updates per token, each with an exp, once forward and twice in the recomputing
-backward: 0.8 G exps per step) and its elementwise passes, which fusion shrinks but cannot remove. The
-fused CPU path (`gated_selective_scan`, `causal_conv_silu`) is as far as this goes without changing the
-model; figures in benchmarks/RESULTS.md, "State-space models and their scan".
+times (forward, input gradient, weight gradient): 21.3 G against 12.8 G multiply-adds at 64,000 tokens.
+`benchmarks/ssm_scan.py models` times these products alone (row "mamba: its matrix products alone": the
+model's linear maps as it computes them, forward and backward, nothing else). Measured on the 2-core
+machine with one thread (CPU seconds, min of 4, 2026-12-05): nn.LSTM's whole step 0.36 s, Mamba's products
+alone 0.60 s, its fused scan 0.41 s (forward 0.10, backward 0.31: E·N = 4,096 state updates per token, each
+with an exp, once forward and once more in the backward's recomputation, 0.5 G exps per step), Mamba's
+whole step 1.09 s. nn.LSTM gains nothing from a second thread (0.37 s wall on two quiet cores), while
+Mamba's products and scan, even split perfectly over both cores, need (0.60 + 0.41) / 2 = 0.5 s. The fused
+CPU path (`gated_selective_scan`, `causal_conv_silu`, `rms_norm`, `narrow_linear`, `in_proj_halves`) is as
+far as this goes without changing the model; figures in benchmarks/RESULTS.md, "State-space models and
+their scan".
 """
 
 from __future__ import annotations
