@@ -35,5 +35,8 @@ Tests: `tests/unit/test_fused.py` (UnICORNN), `tests/unit/test_fused_cells.py` (
 
 The kernels: `unicornn` (Rusch & Mishra 2021, ICML; reversible backward, memory independent of T),
 `cornn` (Rusch & Mishra 2021, ICLR), `janet` (van der Westhuizen & Lasenby 2018) and `lem` (Rusch et
-al. 2022, ICLR), the last three with a BPTT backward over saved per-step activations.
+al. 2022, ICLR), the last three with a BPTT backward over saved per-step activations. Beside them, for the
+state-space models: `scan/` (the diagonal linear recurrence, its modal form and Mamba's selective scan: C++ and
+Triton sources with their own Functions), `dropout/` (the SSM block's dropout, its mask hashed from a seed in
+C++) and `heap.py` (freed large blocks kept in the process heap, set when the scan loads).
 """
