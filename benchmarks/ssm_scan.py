@@ -5,7 +5,8 @@ seconds; gradients cleared, forward, the last step's features summed, backward):
 
 * `models`: one layer of every SSM of the zoo (width H, its default state size) against `nn.LSTM(d, H)`
   at B = 64, H = 128, T = 1000, d = 2 (target on the CPU: every SSM faster than the LSTM); with Mamba, also
-  a row of Mamba's matrix products alone (`mamba_products_step`: the lower bound its GEMMs set);
+  a row of Mamba's matrix products alone (`mamba_products_step`: the lower bound its GEMMs set), and one for
+  LRU, LinOSS and D-LinOSS (`modal_products_step`);
 * `scan`: the scan alone (forward and backward) at an LRU layer's shape (B = 16, T = 10,000, N = 256,
   complex) and a minGRU layer's (real, input-dependent a), by the sequential loop (`scan_reference`, one
   step per time step: what the model's recurrence costs as a time loop), the parallel torch scan and the
@@ -79,7 +80,43 @@ def model_steps(
     for label, model in list(built.items()):
         if label.split()[0] == "mamba":
             result[label + ": its matrix products alone"] = mamba_products_step(model, u)
+        if label.split()[0] in ("linoss", "dlinoss", "lru"):
+            result[label + ": its matrix products alone"] = modal_products_step(model, u)
     return result
+
+
+def modal_products_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
+    """`mamba_products_step` for one LRU / LinOSS / D-LinOSS block: its matrix products as the block computes them
+    (`ssm.project_in`, one product by `[B_re; B_im]` into 2P columns, `ssm.read_out`, one addmm by
+    `[C_re, −C_im]`, the GLU's two `Linear(H, H)`; the encoder's d = 2 product left out), forward and backward
+    on fixed inputs and seeds, nothing else (no scan, norm, GELU, dropout, gate)."""
+    from seqarena.cells.ssm import project_in, read_out
+
+    block = model.blocks[0]
+    width, states = model.hidden_size, model.state_size
+    gen = torch.Generator(device=u.device).manual_seed(1)
+
+    def leaf(*shape: int) -> Tensor:
+        return torch.randn(*u.shape[:2], *shape, generator=gen, device=u.device).requires_grad_(True)
+
+    x, h, z = leaf(width), leaf(2 * states), leaf(width)
+    weights = [torch.randn(states, width, generator=gen, device=u.device).requires_grad_(True) for _ in range(2)]
+    outs = [torch.randn(width, states, generator=gen, device=u.device).requires_grad_(True) for _ in range(2)]
+    skip = torch.randn(width, device=u.device).requires_grad_(True)
+    maps = (
+        lambda: [project_in(x, *weights)],
+        lambda: [read_out(h, *outs, skip, x)],
+        lambda: [block.glu.w1(z), block.glu.w2(z)],
+    )
+    seeds = [torch.randn_like(out.detach()) for f in maps for out in f()]
+
+    def step() -> None:
+        block.zero_grad(set_to_none=True)
+        for t in (x, h, z, *weights, *outs, skip):
+            t.grad = None
+        torch.autograd.backward([out for f in maps for out in f()], seeds)
+
+    return step
 
 
 def mamba_products_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
