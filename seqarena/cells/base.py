@@ -64,12 +64,16 @@ class SequenceModel(nn.Module, ABC):
         hparams: the declared hyperparameters (see `seqarena.cells.space`).
         citation: the paper the implementation follows.
         equations: the model's equations as LaTeX display lines (the dashboard's Models page).
+        causal_to_the_bit: True when an output is bit for bit independent of later inputs; False where the
+            causal map is computed by FFTs over the whole sequence (S4D's convolution view), so that later
+            inputs move earlier outputs by rounding only (about 1e-7 of their size in float32).
     """
 
     name: ClassVar[str]
     hparams: ClassVar[Space]
     citation: ClassVar[str]
     equations: ClassVar[tuple[str, ...]]
+    causal_to_the_bit: bool = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int) -> None:
         super().__init__()

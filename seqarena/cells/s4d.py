@@ -8,10 +8,18 @@ Per channel h = 1..H, N/2 complex modes (the conjugate half is implicit, hence t
 
     x'(t) = A x(t) + B u(t),   y(t) = 2 Re(C x(t)) + D u(t),      A = −exp(`log_A_real`) + i `A_imag`, B = 1
     ZOH with step Δ = exp(`log_dt`):   Ā = exp(Δ A),   B̄ = (exp(Δ A) − 1)/A
-    x_t = Ā ⊙ x_{t−1} + B̄ u_t,   y_t = 2 Re(Σ_n C_n x_{t,n}) + D u_t
 
-computed in this recurrent form on the diagonal scan (`seqarena.cells.kernels.scan`) rather than as
-s4d.py's convolution with the kernel K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l): the same map.
+Two views of the same map (`mode`; the paper's §3.1: a diagonal SSM's kernel is a Vandermonde matrix product,
+K = (B̄ᵀ ∘ C) · V_L(Ā)):
+
+* recurrent:  x_t = Ā ⊙ x_{t−1} + B̄ u_t,   y_t = 2 Re(Σ_n C_n x_{t,n}) + D u_t,  run on the diagonal scan
+  (`seqarena.cells.kernels.scan`); it holds the states x, `[B, T, H·N/2]` complex, and is the view the trace
+  page (`probing()`) reads, whatever `mode` says.
+* convolution (`mode="conv"`, the default, as the authors train):  y = K ∗ u + D u  with the kernel
+  K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l), l = 0..T−1, a Vandermonde product over the N/2 modes (`s4d.py:41-45`
+  `S4DKernel.forward`: `C * (exp(dtA) − 1)/A` times `exp(dtA · arange(L))`), and the causal convolution
+  by FFTs of length 2T (`s4d.py:96-102`: `irfft(rfft(u, 2L) · rfft(K, 2L), 2L)[:L] + D u`). Nothing of size
+  `[B, T, H·N/2]` is formed: the kernel is `[H, N/2, T]`, the FFTs `[B, T + 1, H]`.
 
 Initialisation (s4d.py): log Δ ~ U[log dt_min, log dt_max] per channel; Re A = −½; Im A = π n
 (S4D-Lin) or (N/π)(N/(2n + 1) − 1) (S4D-Inv, `init="inv"`), n = 0..N/2 − 1; C ~ CN(0, 1); D ~ N(0, 1).
@@ -25,12 +33,14 @@ at lr min(0.001, lr) without weight decay (`models/s4/s4d.py:49-59` `register`, 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from seqarena.cells import space as sp
-from seqarena.cells.base import OwnOptimizer, own_optimizer
+from seqarena.cells.base import OwnOptimizer, active_probe, own_optimizer
 from seqarena.cells.kernels.scan import scan
 from seqarena.cells.ssm import SSMStack, report_states
 
@@ -59,12 +69,60 @@ def imaginary_init(modes: int, init: str) -> Tensor:
     return state / math.pi * (state / (2 * n + 1) - 1)
 
 
+#: The two views of S4D (module docstring): "conv" (the authors' training path) or "recurrent" (the scan).
+MODES = ("conv", "recurrent")
+
+
+class CausalConv(torch.autograd.Function):
+    """`y_t = Σ_{l ≤ t} K_l u_{t−l}` per channel, `u [B, H, T]`, `K [H, T]`, by FFTs of length 2T (no wrap-around;
+    `s4d.py:96-99`: `irfft(rfft(u, 2L) · rfft(K, 2L), 2L)[:L]`), with the adjoint written out: for `g = ∂L/∂y`
+    padded to 2T and `Ĝ = rfft(g)`, ∂L/∂u = irfft(Ĝ · conj(K̂))[:T] (a correlation with K) and
+    ∂L/∂K = irfft(Σ_b Ĝ · conj(Û))[:T]: two length-2T transforms of `[B, H]` rows per backward (autograd's own
+    backward of `rfft` runs a complex transform of the full length instead)."""
+
+    @staticmethod
+    def forward(ctx: Any, u: Tensor, kernel: Tensor) -> Tensor:
+        steps = u.shape[-1]
+        u_f, k_f = torch.fft.rfft(u, n=2 * steps), torch.fft.rfft(kernel, n=2 * steps)  # [B, H, T + 1], [H, T + 1]
+        ctx.save_for_backward(u_f, k_f)
+        return torch.fft.irfft(u_f * k_f, n=2 * steps)[..., :steps]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        u_f, k_f = ctx.saved_tensors
+        steps = grad_y.shape[-1]
+        g_f = torch.fft.rfft(grad_y, n=2 * steps)
+        grad_u = torch.fft.irfft(g_f * k_f.conj(), n=2 * steps)[..., :steps] if ctx.needs_input_grad[0] else None
+        grad_k = None
+        if ctx.needs_input_grad[1]:
+            grad_k = torch.fft.irfft((g_f * u_f.conj()).sum(0), n=2 * steps)[..., :steps]
+        return grad_u, grad_k
+
+
+def causal_conv(u: Tensor, kernel: Tensor) -> Tensor:
+    """`CausalConv` for `u [B, T, H]` (the transforms run along the contiguous time axis of `[B, H, T]`)."""
+    return CausalConv.apply(u.transpose(1, 2), kernel).transpose(1, 2)
+
+
+def powers(dtA: Tensor, exponents: Tensor) -> tuple[Tensor, Tensor]:
+    """Real and imaginary parts of exp(k Δ A) for each k of `exponents`: `[H, N/2, len(exponents)]` each, in real
+    arithmetic, e^{k Re ΔA}(cos, sin)(k Im ΔA) (torch's complex `exp` and its backward cost the CPU about four
+    times as much)."""
+    decay, angle = torch.exp(dtA.real[..., None] * exponents), dtA.imag[..., None] * exponents
+    return decay * torch.cos(angle), decay * torch.sin(angle)
+
+
 class S4DLayer(nn.Module):
     """One S4D layer `[B, T, H] -> [B, T, H]` (s4d.py's `S4DKernel` + `S4D` without its activation and output,
-    which the shared block adds)."""
+    which the shared block adds), by the convolution or the recurrent view (`mode`; module docstring)."""
 
-    def __init__(self, width: int, state_size: int, dt_min: float, dt_max: float, init: str) -> None:
+    def __init__(self, width: int, state_size: int, dt_min: float, dt_max: float, init: str,
+                 mode: str = "conv") -> None:
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"s4d: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
         modes = state_size // 2
         self.log_dt = nn.Parameter(torch.rand(width) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         self.C = nn.Parameter(torch.view_as_real(torch.randn(width, modes, dtype=torch.cfloat)))
@@ -74,13 +132,38 @@ class S4DLayer(nn.Module):
             own_optimizer(param, SSM_OPTIMIZER)
         self.D = nn.Parameter(torch.randn(width))
 
+    def exponents(self) -> tuple[Tensor, Tensor]:
+        """`(A, Δ A)`, each complex `[H, N/2]`: A = −exp(log_A_real) + i A_imag, Δ = exp(log_dt)."""
+        A = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
+        return A, A * torch.exp(self.log_dt)[:, None]
+
     def discrete(self) -> tuple[Tensor, Tensor]:
         """`(Ā, B̄)`, each complex `[H, N/2]` (ZOH)."""
-        A = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
-        dtA = A * torch.exp(self.log_dt)[:, None]
+        A, dtA = self.exponents()
         return torch.exp(dtA), (torch.exp(dtA) - 1.0) / A
 
+    def kernel(self, steps: int) -> Tensor:
+        """The convolution kernel `K [H, steps]`, K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l), Ā_n^l = exp(l Δ A_n): the
+        Vandermonde product of `s4d.py:41-45`, with each power l = q m + r (m = ⌈√T⌉) split as
+        Ā^l = exp(q m Δ A) exp(r Δ A), so that the sum over n is one `[⌈T/m⌉, N/2] @ [N/2, m]` product per
+        channel and nothing of size `[H, N/2, T]` is formed (s4d.py forms exp(ΔA · arange(L)) whole)."""
+        A, dtA = self.exponents()
+        weights = torch.view_as_complex(self.C) * (torch.exp(dtA) - 1.0) / A  # C B̄, [H, N/2]
+        inner = math.isqrt(max(steps - 1, 0)) + 1  # m = ⌈√T⌉ ≥ ⌈T/m⌉
+        near = powers(dtA, torch.arange(inner, device=dtA.device, dtype=dtA.real.dtype))  # Ā^r, [H, N/2, m]
+        far_re, far_im = powers(dtA, torch.arange(-(-steps // inner), device=dtA.device, dtype=dtA.real.dtype) * inner)
+        w_re, w_im = weights.real[..., None], weights.imag[..., None]
+        far = torch.cat((w_re * far_re - w_im * far_im, -(w_re * far_im + w_im * far_re)), dim=1)  # C B̄ Ā^{qm}
+        return 2.0 * (far.transpose(1, 2) @ torch.cat(near, dim=1)).reshape(dtA.shape[0], -1)[:, :steps]
+
     def forward(self, u: Tensor) -> Tensor:
+        if self.mode == "recurrent" or active_probe() is not None:
+            return self.recurrent(u)
+        return causal_conv(u, self.kernel(u.shape[1]).to(u.dtype)) + self.D * u
+
+    def recurrent(self, u: Tensor) -> Tensor:
+        """The recurrent view on the scan: `x_t = Ā x_{t−1} + B̄ u_t`, `y_t = 2 Re(C x_t) + D u_t` (reports `x`
+        under `probing()`)."""
         batch, steps, width = u.shape
         A_bar, B_bar = self.discrete()
         b = (u.to(B_bar.dtype)[..., None] * B_bar).reshape(batch, steps, -1)  # [B, T, H·N/2]
@@ -103,16 +186,28 @@ class S4D(SSMStack):
         sp.choice("init", "lin", ("lin", "inv"), doc="S4D-Lin or S4D-Inv initialisation of Im A"),
         sp.floating("dt_min", 0.001, 1e-4, 0.01, log=True, valid=(1e-6, 1.0), doc="smallest initial Δ"),
         sp.floating("dt_max", 0.1, 0.01, 1.0, log=True, valid=(1e-6, 10.0), doc="largest initial Δ"),
+        sp.choice("mode", "conv", MODES, searched=False,
+                  doc="conv: the kernel K and an FFT convolution, as the authors train (s4d.py:96-102); recurrent: "
+                      "the diagonal scan (the same map; it holds [B, T, H·N/2] complex states)"),
         sp.dropout(0.1),
         *sp.training_hparams(lr=sp.learning_rate(0.01, 1e-3, 0.05), batch=sp.batch_size(64)),
     )
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.1,
-                 state_size: int = 64, init: str = "lin", dt_min: float = 0.001, dt_max: float = 0.1) -> None:
+                 state_size: int = 64, init: str = "lin", dt_min: float = 0.001, dt_max: float = 0.1,
+                 mode: str = "conv") -> None:
         if state_size % 2:
             raise ValueError(f"s4d: state_size must be even (N/2 complex modes), got {state_size}")
-        self.state_size, self.init, self.dt_min, self.dt_max = state_size, init, dt_min, dt_max
+        self.state_size, self.init, self.dt_min, self.dt_max, self.mode = state_size, init, dt_min, dt_max, mode
         super().__init__(input_size, hidden_size, num_layers, dropout)
+        self.causal_to_the_bit = mode == "recurrent"
+
+    def note_backend(self, x: Tensor) -> None:
+        """"fft-conv" in the convolution view, else the scan's source (`ScanModel.note_backend`)."""
+        if self.mode == "conv" and active_probe() is None:
+            self.implementation = "fft-conv"
+        else:
+            super().note_backend(x)
 
     def make_layer(self) -> nn.Module:
-        return S4DLayer(self.hidden_size, self.state_size, self.dt_min, self.dt_max, self.init)
+        return S4DLayer(self.hidden_size, self.state_size, self.dt_min, self.dt_max, self.init, self.mode)

@@ -78,8 +78,13 @@ def test_causality(name: str, num_layers: int) -> None:
             changed[:, t + 1:] = torch.randn(B, T - t - 1, D) * 5.0
             out = model(changed)
             # Bit-identical, the transformer included: masked scores are -inf, so future keys
-            # and values enter row t only as exact zeros.
-            assert torch.equal(out[:, : t + 1], reference[:, : t + 1]), f"step {t} saw the future"
+            # and values enter row t only as exact zeros. FFT convolutions (S4D) to rounding only.
+            if model.causal_to_the_bit:
+                assert torch.equal(out[:, : t + 1], reference[:, : t + 1]), f"step {t} saw the future"
+            else:
+                scale = float(reference.abs().max())
+                torch.testing.assert_close(out[:, : t + 1], reference[:, : t + 1], rtol=0, atol=1e-5 * scale,
+                                           msg=f"step {t} saw the future")
             assert not torch.equal(out[:, t + 1:], reference[:, t + 1:]), "future inputs unused"
 
 
