@@ -19,7 +19,9 @@ K = (B̄ᵀ ∘ C) · V_L(Ā)):
   K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l), l = 0..T−1, a Vandermonde product over the N/2 modes (`s4d.py:41-45`
   `S4DKernel.forward`: `C * (exp(dtA) − 1)/A` times `exp(dtA · arange(L))`), and the causal convolution
   by FFTs of length 2T (`s4d.py:96-102`: `irfft(rfft(u, 2L) · rfft(K, 2L), 2L)[:L] + D u`). Nothing of size
-  `[B, T, H·N/2]` is formed: the kernel is `[H, N/2, T]`, the FFTs `[B, T + 1, H]`.
+  `[B, T, H·N/2]` is formed: the kernel's largest factor is `[H, N/2, ⌈√T⌉]` (`S4DLayer.kernel`), the spectra
+  `[B, H, T + 1]` (in chunks of the batch when evaluating, `EVAL_CHUNK`). The FFTs are causal to rounding only
+  (a later input moves an earlier output by ~1e-7 of its size in float32; `SequenceModel.causal_to_the_bit`).
 
 Initialisation (s4d.py): log Δ ~ U[log dt_min, log dt_max] per channel; Re A = −½; Im A = π n
 (S4D-Lin) or (N/π)(N/(2n + 1) − 1) (S4D-Inv, `init="inv"`), n = 0..N/2 − 1; C ~ CN(0, 1); D ~ N(0, 1).
@@ -48,6 +50,8 @@ EQUATIONS: tuple[str, ...] = (
     r"x'(t) = A\, x(t) + B\, u(t), \qquad y(t) = 2 \operatorname{Re}\left(C\, x(t)\right) + D\, u(t)",
     r"\bar A = e^{\Delta A}, \quad \bar B = \left(e^{\Delta A} - 1\right) A^{-1} B, \qquad"
     r" x_t = \bar A \odot x_{t-1} + \bar B\, u_t",
+    r"y = K * u + D\, u, \qquad K_l = 2 \operatorname{Re} \sum_n C_n \bar B_n \bar A_n^{\,l}, \quad l = 0, \dots, T - 1"
+    r" \quad (\text{by FFTs of length } 2T)",
     r"A_n = -\tfrac12 + i \pi n \ (\text{Lin}) \ \text{or}"
     r" -\tfrac12 + i \tfrac{N}{\pi}\left(\tfrac{N}{2n+1} - 1\right)"
     r" \ (\text{Inv}), \qquad \log\Delta \sim U\left[\log \Delta t_{\min}, \log \Delta t_{\max}\right]",
@@ -100,9 +104,20 @@ class CausalConv(torch.autograd.Function):
         return grad_u, grad_k
 
 
+#: Without gradients (evaluation) `causal_conv` transforms at most this many padded input entries at once
+#: (`[rows, H, 2T]`, 64 MiB in float32), so that the spectra of a 1 000-sequence evaluation batch are never
+#: held at once (at T = 500, H = 128 they would take 1 GB each).
+EVAL_CHUNK = 1 << 24
+
+
 def causal_conv(u: Tensor, kernel: Tensor) -> Tensor:
-    """`CausalConv` for `u [B, T, H]` (the transforms run along the contiguous time axis of `[B, H, T]`)."""
-    return CausalConv.apply(u.transpose(1, 2), kernel).transpose(1, 2)
+    """`CausalConv` for `u [B, T, H]` (the transforms run along the contiguous time axis of `[B, H, T]`), in
+    chunks of the batch when no gradient is needed (`EVAL_CHUNK`)."""
+    x = u.transpose(1, 2)
+    if torch.is_grad_enabled() and (u.requires_grad or kernel.requires_grad):
+        return CausalConv.apply(x, kernel).transpose(1, 2)
+    rows = max(1, EVAL_CHUNK // (x.shape[1] * 2 * x.shape[2]))
+    return torch.cat([CausalConv.apply(part, kernel) for part in x.split(rows)]).transpose(1, 2)
 
 
 def powers(dtA: Tensor, exponents: Tensor) -> tuple[Tensor, Tensor]:
