@@ -20,8 +20,8 @@ K = (B̄ᵀ ∘ C) · V_L(Ā)):
   `S4DKernel.forward`: `C * (exp(dtA) − 1)/A` times `exp(dtA · arange(L))`), and the causal convolution
   by FFTs of length 2T (`s4d.py:96-102`: `irfft(rfft(u, 2L) · rfft(K, 2L), 2L)[:L] + D u`). Nothing of size
   `[B, T, H·N/2]` is formed: the kernel's largest factor is `[H, N/2, ⌈√T⌉]` (`S4DLayer.kernel`), the spectra
-  `[B, H, T + 1]` (in chunks of the batch when evaluating, `EVAL_CHUNK`). The FFTs are causal to rounding only
-  (a later input moves an earlier output by ~1e-7 of its size in float32; `SequenceModel.causal_to_the_bit`).
+  those of chunks of the batch's rows (`CONV_CHUNK`). The FFTs are causal to rounding only (a later input
+  moves an earlier output by ~1e-7 of its size in float32; `SequenceModel.causal_to_the_bit`).
 
 Initialisation (s4d.py): log Δ ~ U[log dt_min, log dt_max] per channel; Re A = −½; Im A = π n
 (S4D-Lin) or (N/π)(N/(2n + 1) − 1) (S4D-Inv, `init="inv"`), n = 0..N/2 − 1; C ~ CN(0, 1); D ~ N(0, 1).
@@ -77,47 +77,52 @@ def imaginary_init(modes: int, init: str) -> Tensor:
 MODES = ("conv", "recurrent")
 
 
+#: `CausalConv` transforms at most this many padded input entries (`[rows, H, 2T]`, 4 MiB in float32) at a time:
+#: the batch's rows go through in chunks, so that no spectrum of the whole batch is held at once (a 1 000-sequence
+#: evaluation batch at T = 500, H = 128 would take 1 GB a spectrum) and each chunk's buffers stay small enough for
+#: the C allocator to reuse them (a fresh 65 MB buffer costs the CPU ~30 ms of page faults before any work:
+#: chunks made the convolution's forward about 3× cheaper at B = 64, H = 128, T = 1000, measured).
+CONV_CHUNK = 1 << 20
+
+
+def row_chunks(batch: int, width: int, steps: int) -> list[slice]:
+    """Slices of the batch's rows of at most `CONV_CHUNK` padded entries each (one row at least)."""
+    rows = max(1, CONV_CHUNK // (width * 2 * steps))
+    return [slice(start, min(start + rows, batch)) for start in range(0, batch, rows)]
+
+
 class CausalConv(torch.autograd.Function):
-    """`y_t = Σ_{l ≤ t} K_l u_{t−l}` per channel, `u [B, H, T]`, `K [H, T]`, by FFTs of length 2T (no wrap-around;
-    `s4d.py:96-99`: `irfft(rfft(u, 2L) · rfft(K, 2L), 2L)[:L]`), with the adjoint written out: for `g = ∂L/∂y`
-    padded to 2T and `Ĝ = rfft(g)`, ∂L/∂u = irfft(Ĝ · conj(K̂))[:T] (a correlation with K) and
-    ∂L/∂K = irfft(Σ_b Ĝ · conj(Û))[:T]: two length-2T transforms of `[B, H]` rows per backward (autograd's own
-    backward of `rfft` runs a complex transform of the full length instead)."""
+    """`y_t = Σ_{l ≤ t} K_l u_{t−l}` per channel, `u [B, T, H]`, `K [H, T]`, by FFTs of length 2T (no wrap-around;
+    `s4d.py:96-99`: `irfft(rfft(u, 2L) · rfft(K, 2L), 2L)[:L]`) along the time axis, in chunks of the batch
+    (`CONV_CHUNK`), with the adjoint written out: for `g = ∂L/∂y` padded to 2T and `Ĝ = rfft(g)`,
+    ∂L/∂u = irfft(Ĝ · conj(K̂))[:T] (a correlation with K) and ∂L/∂K = irfft(Σ_b Ĝ · conj(Û))[:T]."""
 
     @staticmethod
     def forward(ctx: Any, u: Tensor, kernel: Tensor) -> Tensor:
-        steps = u.shape[-1]
-        u_f, k_f = torch.fft.rfft(u, n=2 * steps), torch.fft.rfft(kernel, n=2 * steps)  # [B, H, T + 1], [H, T + 1]
-        ctx.save_for_backward(u_f, k_f)
-        return torch.fft.irfft(u_f * k_f, n=2 * steps)[..., :steps]
+        batch, steps, width = u.shape
+        k_f = torch.fft.rfft(kernel, n=2 * steps)  # [H, T + 1]
+        y, spectra = torch.empty_like(u), []
+        for rows in row_chunks(batch, width, steps):
+            u_f = torch.fft.rfft(u[rows].transpose(1, 2), n=2 * steps)  # [rows, H, T + 1]
+            y[rows] = torch.fft.irfft(u_f * k_f, n=2 * steps)[..., :steps].transpose(1, 2)
+            spectra.append(u_f)
+        ctx.save_for_backward(k_f, *spectra)
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        u_f, k_f = ctx.saved_tensors
-        steps = grad_y.shape[-1]
-        g_f = torch.fft.rfft(grad_y, n=2 * steps)
-        grad_u = torch.fft.irfft(g_f * k_f.conj(), n=2 * steps)[..., :steps] if ctx.needs_input_grad[0] else None
-        grad_k = None
-        if ctx.needs_input_grad[1]:
-            grad_k = torch.fft.irfft((g_f * u_f.conj()).sum(0), n=2 * steps)[..., :steps]
+        k_f, *spectra = ctx.saved_tensors
+        batch, steps, width = grad_y.shape
+        grad_u = torch.empty_like(grad_y) if ctx.needs_input_grad[0] else None
+        grad_k_f = torch.zeros_like(k_f)
+        for rows, u_f in zip(row_chunks(batch, width, steps), spectra, strict=True):
+            g_f = torch.fft.rfft(grad_y[rows].transpose(1, 2), n=2 * steps)
+            grad_k_f += (g_f * u_f.conj()).sum(0)
+            if grad_u is not None:
+                grad_u[rows] = torch.fft.irfft(g_f.mul_(k_f.conj()), n=2 * steps)[..., :steps].transpose(1, 2)
+        grad_k = torch.fft.irfft(grad_k_f, n=2 * steps)[..., :steps] if ctx.needs_input_grad[1] else None
         return grad_u, grad_k
-
-
-#: Without gradients (evaluation) `causal_conv` transforms at most this many padded input entries at once
-#: (`[rows, H, 2T]`, 64 MiB in float32), so that the spectra of a 1 000-sequence evaluation batch are never
-#: held at once (at T = 500, H = 128 they would take 1 GB each).
-EVAL_CHUNK = 1 << 24
-
-
-def causal_conv(u: Tensor, kernel: Tensor) -> Tensor:
-    """`CausalConv` for `u [B, T, H]` (the transforms run along the contiguous time axis of `[B, H, T]`), in
-    chunks of the batch when no gradient is needed (`EVAL_CHUNK`)."""
-    x = u.transpose(1, 2)
-    if torch.is_grad_enabled() and (u.requires_grad or kernel.requires_grad):
-        return CausalConv.apply(x, kernel).transpose(1, 2)
-    rows = max(1, EVAL_CHUNK // (x.shape[1] * 2 * x.shape[2]))
-    return torch.cat([CausalConv.apply(part, kernel) for part in x.split(rows)]).transpose(1, 2)
 
 
 def powers(dtA: Tensor, exponents: Tensor) -> tuple[Tensor, Tensor]:
@@ -174,7 +179,7 @@ class S4DLayer(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         if self.mode == "recurrent" or active_probe() is not None:
             return self.recurrent(u)
-        return causal_conv(u, self.kernel(u.shape[1]).to(u.dtype)) + self.D * u
+        return torch.addcmul(CausalConv.apply(u, self.kernel(u.shape[1]).to(u.dtype)), self.D, u)
 
     def recurrent(self, u: Tensor) -> Tensor:
         """The recurrent view on the scan: `x_t = Ā x_{t−1} + B̄ u_t`, `y_t = 2 Re(C x_t) + D u_t` (reports `x`

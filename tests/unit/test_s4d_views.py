@@ -16,8 +16,9 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from seqarena import cells
+from seqarena.cells import s4d
 from seqarena.cells.base import probing
-from seqarena.cells.s4d import CausalConv, S4DLayer, causal_conv
+from seqarena.cells.s4d import CausalConv, S4DLayer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,15 +93,20 @@ def test_causal_convolution_by_hand() -> None:
     """K = 1, 2, 3: an impulse at t = 0 gives K back; u = 0, 1, 1 gives y = 0, 1, 1 + 2 = 3 (nothing wraps round)."""
     kernel = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
     u = torch.tensor([[[1.0], [0.0], [0.0]], [[0.0], [1.0], [1.0]]], dtype=torch.float64)
-    y = causal_conv(u, kernel)
+    y = CausalConv.apply(u, kernel)
     torch.testing.assert_close(y.flatten(), torch.tensor([1.0, 2.0, 3.0, 0.0, 1.0, 3.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("one_row_a_chunk", [False, True])
 @pytest.mark.parametrize("steps", [1, 5, 6])
-def test_causal_convolution_backward_passes_gradcheck(steps: int) -> None:
+def test_causal_convolution_backward_passes_gradcheck(steps: int, one_row_a_chunk: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if one_row_a_chunk:
+        monkeypatch.setattr(s4d, "CONV_CHUNK", 1)
     torch.manual_seed(steps)
-    u = torch.randn(2, 3, steps, dtype=torch.float64, requires_grad=True)
-    kernel = torch.randn(3, steps, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(3, steps, 2, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(2, steps, dtype=torch.float64, requires_grad=True)
+    assert len(s4d.row_chunks(3, 2, steps)) == (3 if one_row_a_chunk else 1)
     assert torch.autograd.gradcheck(CausalConv.apply, (u, kernel))
 
 
@@ -137,7 +143,7 @@ def test_recurrent_view_forms_the_state_tensor_that_the_convolution_avoids() -> 
 def test_evaluation_at_batch_1000_and_t_500_forms_nothing_larger_than_the_activations() -> None:
     """The default evaluation batch (1 000) at T = 500, H = 32, N = 64: the recurrent view's states would take
     1000·500·32·32·8 B ≈ 4.1 GB, the whole batch's spectra 8·B·(T + 1)·H ≈ 128 MB; in chunks of the batch
-    (`EVAL_CHUNK`) the largest tensor is about one activation `[B, T, H]`, 4·B·T·H = 64 MB."""
+    (`CONV_CHUNK`) the largest tensor is about one activation `[B, T, H]`, 4·B·T·H = 64 MB."""
     batch, steps, width, state = 1000, 500, 32, 64
     torch.manual_seed(0)
     model = cells.build("s4d", 1, width, 1, state_size=state).eval()
