@@ -26,7 +26,9 @@ K = (B̄ᵀ ∘ C) · V_L(Ā)):
 Initialisation (s4d.py): log Δ ~ U[log dt_min, log dt_max] per channel; Re A = −½; Im A = π n
 (S4D-Lin) or (N/π)(N/(2n + 1) − 1) (S4D-Inv, `init="inv"`), n = 0..N/2 − 1; C ~ CN(0, 1); D ~ N(0, 1).
 Block (`example.py`, post-norm): x ← LayerNorm(x + Dropout(GLU(Dropout(GELU(S4D(x)))))), the GLU being
-s4d.py's output `Conv1d(H, 2H, 1)` + GLU. Optimiser (the code's): A and Δ (`log_A_real`, `A_imag`, `log_dt`)
+s4d.py's output `Conv1d(H, 2H, 1)` + GLU; both dropouts tied over time, one mask per sequence and channel
+(s4d.py:79 `DropoutNd`, `tie=True`: `src/models/nn/dropout.py:66-89`; `example.py:43-44` `nn.Dropout1d`).
+Optimiser (the code's): A and Δ (`log_A_real`, `A_imag`, `log_dt`)
 at lr min(0.001, lr) without weight decay (`models/s4/s4d.py:49-59` `register`, `example.py:177`,
 `example.py:247-276` `setup_optimizer`), the rest at the trial's lr and weight decay (the code: AdamW, lr
 0.01, wd 0.01); marked with `seqarena.cells.base.OwnOptimizer`, grouped by the training loop's optimiser.
@@ -199,6 +201,7 @@ class S4D(SSMStack):
     equations = EQUATIONS
     norm = "layer"
     prenorm = False
+    tied_dropout = True
     hparams = (
         sp.hidden_size(128, choices=(64, 128, 256)),
         sp.num_layers(4, high=6),

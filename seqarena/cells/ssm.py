@@ -5,7 +5,7 @@ D-LinOSS and LRU code (`tk-rusch/linoss` `LinOSSBlock`, `jaredbmit/damped-linoss
 S4D's standalone example (`state-spaces/s4` `example.py`, with the output `Conv1d(H, 2H, 1)` + GLU):
 
     x ← x + Dropout(GLU(Dropout(GELU(SSM(Norm(x))))))        GLU(v) = W₁ v ⊙ σ(W₂ v)
-    (S4D, post-norm:  x ← Norm(x + Dropout(GLU(Dropout(GELU(SSM(x)))))))
+    (S4D, post-norm:  x ← Norm(x + Dropout(GLU(Dropout(GELU(SSM(x))))))), its dropout masks tied over time)
 
 preceded by one linear encoder `u ↦ W_enc u + b_enc` (d → H). `hidden_size` is the block width H; the
 state size (P, N) is each model's own hyperparameter. Norm is the authors': batch norm without affine
@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from seqarena.cells.base import SequenceModel, active_probe
+from seqarena.cells.base import SequenceModel, VariationalDropout, active_probe
 from seqarena.cells.kernels import scan as scan_kernel
 from seqarena.cells.kernels.dropout import Dropout
 
@@ -94,12 +94,14 @@ class TimeBatchNorm(nn.Module):
 class SSMBlock(nn.Module):
     """One residual block around a sequence layer `ssm: [B, T, H] -> [B, T, H]` (module docstring)."""
 
-    def __init__(self, ssm: nn.Module, width: int, dropout: float, norm: Norm, prenorm: bool) -> None:
+    def __init__(self, ssm: nn.Module, width: int, dropout: float, norm: Norm, prenorm: bool,
+                 tied_dropout: bool = False) -> None:
         super().__init__()
         self.ssm = ssm
         self.norm = TimeBatchNorm(width) if norm == "batch" else nn.LayerNorm(width)
         self.glu = GLU(width)
-        self.drop = Dropout(dropout)  # nn.Dropout's distribution, its mask hashed in C++ on the CPU
+        # nn.Dropout's distribution, its mask hashed in C++ on the CPU; or one mask per sequence and channel
+        self.drop = VariationalDropout(dropout) if tied_dropout else Dropout(dropout)
         self.prenorm = prenorm
 
     def forward(self, x: Tensor) -> Tensor:
@@ -114,12 +116,15 @@ class SSMStack(ScanModel):
     #: The block's normalisation and its place (the authors' choice per model).
     norm: ClassVar[Norm] = "batch"
     prenorm: ClassVar[bool] = True
+    #: Whether the block's dropout masks are tied over time (one per sequence and channel; S4D's code).
+    tied_dropout: ClassVar[bool] = False
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
         super().__init__(input_size, hidden_size, num_layers)
         self.encoder = nn.Linear(input_size, hidden_size)
         self.blocks = nn.ModuleList(
-            SSMBlock(self.make_layer(), hidden_size, dropout, self.norm, self.prenorm) for _ in range(num_layers))
+            SSMBlock(self.make_layer(), hidden_size, dropout, self.norm, self.prenorm, self.tied_dropout)
+            for _ in range(num_layers))
 
     @abstractmethod
     def make_layer(self) -> nn.Module:

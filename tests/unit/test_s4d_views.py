@@ -176,3 +176,13 @@ def test_the_trace_reads_the_recurrent_states_and_the_same_output() -> None:
 def test_unknown_mode_is_one_clear_line() -> None:
     with pytest.raises(ValueError, match="s4d: mode must be one of conv, recurrent, got 'fft'"):
         S4DLayer(2, 4, 0.001, 0.1, "lin", mode="fft")
+
+
+def test_the_block_drops_whole_channels_of_a_sequence() -> None:
+    """S4D's code ties its dropout masks over time (`DropoutNd(tie=True)`, `nn.Dropout1d`): a channel of a
+    sequence is kept (×1/(1 − p) = 2) or zeroed at every step."""
+    torch.manual_seed(0)
+    model = cells.build("s4d", 1, 8, 1, dropout=0.5).train()
+    out = model.blocks[0].drop(torch.ones(4, 10, 8))
+    assert torch.equal(out, out[:, :1].expand_as(out))
+    assert set(out.unique().tolist()) == {0.0, 2.0}
