@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cpu_timing import ROOT, machine, median_seconds, replace_section, training_step
 from seqarena import cells
+from seqarena.cells.kernels import heap
 from seqarena.cells.kernels import scan as scan_module
 
 MODELS = ("linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm")
@@ -253,6 +254,7 @@ def run(args: argparse.Namespace) -> None:
     # flushing. So that every path runs in the same floating-point mode, the whole process flushes
     # (`--no-flush-denormal` measures torch's default mode instead).
     torch.set_flush_denormal(args.flush_denormal)
+    heap.keep_freed_blocks()  # as a training process does (Trainer.run, kernels/heap.py)
     result: dict[str, Any] = {
         "machine": facts(),
         "args": {k: v for k, v in vars(args).items() if k != "json"},

@@ -54,9 +54,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from seqarena.cells.kernels import backend as kernel_backend
-from seqarena.cells.kernels import cpp_build, heap
-
-heap.keep_freed_blocks()  # the scan's [B, T, N] buffers reuse freed memory instead of page-faulting (heap.py)
+from seqarena.cells.kernels import cpp_build
 
 #: Steps per chunk of `scan_parallel` (the Hillis–Steele part runs log2(CHUNK) levels per chunk).
 CHUNK = 64
