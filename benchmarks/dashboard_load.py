@@ -20,11 +20,17 @@ What this script does:
    sidebar link) until its title and its main element are visible: the leaderboard's table
    (`table.seqarena-board`), a Plotly chart, the jobs table (`stDataFrame`), the models' equations
    (KaTeX). Consecutive pages have main elements of different kinds, so an element left from the page
-   before never counts.
-4. Reports median, p95 and max per page and over all, the share under `--budget` s (2 s), the trials the
+   before never counts. The 20 stand in for users on their own machines but share this one's cores, so
+   their Chromium runs at the lowest priority (nice and autogroup 19, `browsers_behind`) and one more
+   reader arrives once all are reading: this script again in its own process at normal priority with its
+   own Chromium (`reader_amid`), through every page twice. The server writes its own time per page run
+   (`SEQARENA_DASHBOARD_TIMINGS`, `seqarena/dashboard/timing.py`).
+4. Reports median, p95 and max per page and over all (the browsers' and the server's), the reader amid the
+   others page by page, the share under `--budget` s (2 s), the trials the
    writer recorded while the sessions read, and writes the section "## Dashboard under load: concurrent
    browser sessions while a search writes (issue 18)" of `benchmarks/RESULTS.md` and
-   `benchmarks/results/dashboard_load.json`.
+   `benchmarks/results/dashboard_load.json`; it exits 0 when every page rendered and the server's slowest
+   page run took under `--budget` s.
 
     .venv/bin/python benchmarks/dashboard_load.py [--sessions 20] [--rounds 3] [--trials 20000]
         [--arms 200] [--admin-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
@@ -113,13 +119,13 @@ class Timing:
 @dataclass(frozen=True)
 class Readings:
     """What `sessions` measured: the warm-up, the concurrent sessions' timings, their wall clock and start
-    (epoch seconds), and the lone reader's timings."""
+    (epoch seconds), and the timings of the reader amid them (`reader_amid`)."""
 
     warm: list[Timing]
     found: list[Timing]
     seconds: float
     began: float
-    alone: list[Timing]
+    amid: list[Timing]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -143,6 +149,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="a PostgreSQL server to create the fresh database on")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "dashboard_load.json")
+    parser.add_argument("--reader-at", metavar="URL", help=argparse.SUPPRESS)  # the reader amid the others
     args = parser.parse_args(argv)
     if min(args.sessions, args.rounds, args.arms, args.writer_trials, args.writer_steps) < 1 or args.trials < args.arms:
         parser.error("--sessions, --rounds, --arms, --writer-* take positive numbers and --trials >= --arms")
@@ -220,7 +227,7 @@ def descendants(root: int) -> list[int]:
 def prioritise(pids: list[int], nice: int) -> None:
     """`nice` for each process and its autogroup (the kernel shares the CPU between autogroups first). 19:
     the browsers, which stand in for users on their own machines, take only what the server leaves; back to
-    0 (root only) for the lone reader."""
+    0 (root only) for the reader amid the others (`reader_amid`)."""
     for pid in pids:
         try:
             os.setpriority(os.PRIO_PROCESS, pid, nice)
@@ -244,12 +251,39 @@ async def browsers_behind(spared: list[int], interval: float = 1.0) -> None:
         await asyncio.sleep(interval)
 
 
+async def reader_amid(url: str, args: argparse.Namespace, spared: list[int]) -> list[Timing]:
+    """One more reader, arriving `--ramp` s + 10 s after the first of the others (all of them reading), through
+    every page twice without pausing: this script again (`--reader-at`) in its own process, session and
+    autogroup at normal priority, with its own Playwright and Chromium, spared from `browsers_behind`. It
+    stands in for one user on their own machine while the others' browsers load the server, so its times are
+    the server's answer plus one browser's rendering, not the 20 co-located browsers' waiting for a core."""
+    await asyncio.sleep(args.ramp + 10)
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--reader-at", url, "--page-timeout", str(args.page_timeout),
+        stdout=asyncio.subprocess.PIPE, start_new_session=True,
+        preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, 0))  # the parent runs at 19 by now
+    spared.append(reader.pid)
+    out, _ = await reader.communicate()
+    return [Timing(**t) for t in json.loads(out.decode().splitlines()[-1])] if reader.returncode == 0 else []
+
+
+async def read_alone(url: str, page_timeout: float) -> list[Timing]:
+    """`--reader-at URL`: one session through every page twice in a fresh browser (`reader_amid`)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            return await one_session(browser, url, -2, SimpleNamespace(rounds=2, page_timeout=page_timeout), [])
+        finally:
+            await browser.close()
+
+
 async def sessions(url: str, args: argparse.Namespace, spared: list[int]) -> Readings:
     """The warm-up (one session through every page once, not counted: the server's first imports), the
     timings of `args.sessions` sessions at once, with their wall clock and the time (epoch) they began, and
-    then one session alone through every page twice (what one reader sees of an idle server: the first
-    visit to a chart page loads Plotly's bundle). The browsers run at the lowest priority (`browsers_behind`)
-    except while the lone reader measures."""
+    one more reader amid them (`reader_amid`). The browsers run at the lowest priority (`browsers_behind`),
+    but for the reader amid them."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -260,21 +294,17 @@ async def sessions(url: str, args: argparse.Namespace, spared: list[int]) -> Rea
             began, started, found = time.time(), time.perf_counter(), []
             tasks = [asyncio.ensure_future(arriving(n * args.ramp / args.sessions, browser, url, n, args, found))
                      for n in range(args.sessions)]
+            amid = asyncio.ensure_future(reader_amid(url, args, spared))
             _, late = await asyncio.wait(tasks, timeout=args.deadline)
             for task in late:  # past --deadline: stop, keep what was measured
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
             elapsed = time.perf_counter() - started
+            amid_timings = await amid
         finally:
             behind.cancel()
             await browser.close()
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            prioritise([os.getpid(), *ours(spared)], 0)
-            alone = await one_session(browser, url, -2, SimpleNamespace(rounds=2, page_timeout=args.page_timeout), [])
-        finally:
-            await browser.close()
-    return Readings(warm, found, elapsed, began, alone)
+    return Readings(warm, found, elapsed, began, amid_timings)
 
 
 # --- the server and the writer ---------------------------------------------------------------------
@@ -352,19 +382,20 @@ def server_lines(result: dict[str, Any], budget: float) -> list[str]:
     ]
 
 
-def alone_lines(result: dict[str, Any]) -> list[str]:
-    """One reader alone after the others left, in a fresh browser context, through every page twice."""
-    alone = result.get("alone") or []
-    if not alone:
-        return []
+def amid_lines(result: dict[str, Any]) -> list[str]:
+    """The reader amid the others (`reader_amid`), page by page."""
+    amid = result.get("amid") or []
+    if not amid:
+        return ["The reader amid the others measured nothing (its process failed).", ""]
     seen: set[str] = set()
     shown = []
-    for t in alone:
+    for t in amid:
         visit = "first load" if t["round"] == 0 else "first visit" if t["page"] not in seen else "again"
         seen.add(t["page"])
         shown.append(f"{t['page']} ({visit}) {t['seconds']:.2f} s" + ("" if t["ok"] else " (did not render)"))
-    return ["One reader alone, after the others left (a fresh browser at normal priority, the writer still "
-            "writing), in the browser: " + ", ".join(shown) + ".", ""]
+    return ["One more reader amid the others, arriving once they were all reading (its own browser in its own "
+            "process at normal priority, as a user on their own machine; the others' browsers at the lowest), "
+            "in the browser: " + ", ".join(shown) + ".", ""]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -406,7 +437,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"were under {args['budget']:g} s.",
         *([f"Errors: {'; '.join(s['errors'])}"] if s["errors"] else []), "",
         *server_lines(result, args["budget"]),
-        *alone_lines(result),
+        *amid_lines(result),
     ]
     return "\n".join(lines)
 
@@ -481,13 +512,17 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "writer_trials_during": during, "writer_trials_total": total, "sessions_s": sessions_s,
         "summary": summary(timings, args.budget), "timings": [asdict(t) for t in timings], "work": str(work),
         "server": server_summary([run for run in timing.read(runs_file) if began <= run.started <= began + sessions_s]),
-        "warm_up": [asdict(t) for t in warm], "alone": [asdict(t) for t in readings.alone],
+        "warm_up": [asdict(t) for t in warm], "amid": [asdict(t) for t in readings.amid],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.reader_at:
+        prioritise([os.getpid()], 0)  # before its browser starts: `browsers_behind` may have reached it first
+        print(json.dumps([asdict(t) for t in asyncio.run(read_alone(args.reader_at, args.page_timeout))]))
+        return 0
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` blocks: stop what we started
