@@ -152,45 +152,53 @@ void backward_row(const c10::complex<R>* a, int64_t sat, int64_t san, const c10:
     }
   };
   if (sat == 0) load_a(0);
+  // The channel loops run from the last channel down, so that memory is walked in one descending direction
+  // (time and channels alike); ascending channels within descending steps cost ~40 % more (the backward of a
+  // [16, 10^4, 256] complex64 scan with a constant a, one thread, min of 5: 130 ms against 93 ms, this row's
+  // code compiled alone; why the direction matters this much on this AMD EPYC was not pinned down).
   for (int64_t t = steps - 1; t >= 0; --t) {
     const R* __restrict gt = gp + 2 * t * width;
     R* __restrict lt = lp + 2 * t * width;
     if (t == steps - 1) {
-      for (int64_t i = 0; i < 2 * width; ++i) lt[i] = gt[i];
+      for (int64_t i = 2 * width - 1; i >= 0; --i) lt[i] = gt[i];
     } else {
       if (sat != 0) load_a(t + 1);
       const R* __restrict later = lt + 2 * width;
-      for (int64_t n = 0; n < width; ++n) {  // lam_t = g_t + conj(a_{t+1}) lam_{t+1}
+      for (int64_t n = width - 1; n >= 0; --n) {  // lam_t = g_t + conj(a_{t+1}) lam_{t+1}
         const R lr = later[2 * n], li = later[2 * n + 1];
         lt[2 * n] = gt[2 * n] + ar[n] * lr + ai[n] * li;
         lt[2 * n + 1] = gt[2 * n + 1] + ar[n] * li - ai[n] * lr;
       }
     }
+    if (!per_step) continue;  // dL/da summed over time below, in a pass of its own
     R* __restrict gat = gap + 2 * t * width;
     if (t == 0) {
-      if (per_step) for (int64_t i = 0; i < 2 * width; ++i) gat[i] = R(0);
+      for (int64_t i = 0; i < 2 * width; ++i) gat[i] = R(0);
       continue;
     }
     const R* __restrict before = hp + 2 * (t - 1) * width;
-    if (per_step) {
-      for (int64_t n = 0; n < width; ++n) {  // lam_t conj(h_{t-1})
-        const R lr = lt[2 * n], li = lt[2 * n + 1], hr = before[2 * n], hi = before[2 * n + 1];
-        gat[2 * n] = lr * hr + li * hi;
-        gat[2 * n + 1] = li * hr - lr * hi;
-      }
-    } else {
-      for (int64_t n = 0; n < width; ++n) {
-        const R lr = lt[2 * n], li = lt[2 * n + 1], hr = before[2 * n], hi = before[2 * n + 1];
-        sr[n] += lr * hr + li * hi;
-        si[n] += li * hr - lr * hi;
-      }
+    for (int64_t n = width - 1; n >= 0; --n) {  // lam_t conj(h_{t-1})
+      const R lr = lt[2 * n], li = lt[2 * n + 1], hr = before[2 * n], hi = before[2 * n + 1];
+      gat[2 * n] = lr * hr + li * hi;
+      gat[2 * n + 1] = li * hr - lr * hi;
     }
   }
-  if (!per_step) {
+  if (per_step) return;
+  // dL/da = sum_t lam_t conj(h_{t-1}) for an a constant over time, as a second pass over lam and h in ascending
+  // order: reading them again costs less than accumulating inside the descending pass (78 ms against 93 ms for
+  // the backward above; through the extension 134 ms before both changes, 98 ms after).
+  for (int64_t t = 1; t < steps; ++t) {
+    const R* __restrict lt = lp + 2 * t * width;
+    const R* __restrict before = hp + 2 * (t - 1) * width;
     for (int64_t n = 0; n < width; ++n) {
-      gap[2 * n] = sr[n];
-      gap[2 * n + 1] = si[n];
+      const R lr = lt[2 * n], li = lt[2 * n + 1], hr = before[2 * n], hi = before[2 * n + 1];
+      sr[n] += lr * hr + li * hi;
+      si[n] += li * hr - lr * hi;
     }
+  }
+  for (int64_t n = 0; n < width; ++n) {
+    gap[2 * n] = sr[n];
+    gap[2 * n + 1] = si[n];
   }
 }
 
