@@ -14,6 +14,7 @@ from seqarena.cells.cornn import CoRNN
 from seqarena.cells.dlinoss import DLinOSS
 from seqarena.cells.gru import GRU
 from seqarena.cells.janet import JANET
+from seqarena.cells.kernels.heap import keep_freed_blocks
 from seqarena.cells.lem import LEM
 from seqarena.cells.linoss import LinOSS
 from seqarena.cells.lru import LRU
@@ -29,8 +30,8 @@ from seqarena.cells.unicornn import UnICORNN
 from seqarena.errors import BadInput, one_of
 
 __all__ = [
-    "HParam", "SequenceModel", "Space", "build", "equations", "model_class", "model_hparams", "names", "paper",
-    "space",
+    "HParam", "SequenceModel", "Space", "build", "equations", "keep_freed_blocks", "model_class", "model_hparams",
+    "names", "paper", "space",
 ]
 
 _MODELS: dict[str, type[SequenceModel]] = {

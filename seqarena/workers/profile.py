@@ -38,7 +38,6 @@ import torch
 from torch import Tensor, nn
 
 from seqarena import cells
-from seqarena.cells.kernels import heap
 from seqarena.cells.space import resolve
 from seqarena.errors import BadInput, one_of
 from seqarena.workers.config import resolve_device
@@ -297,7 +296,7 @@ def profile_case(plan: ProfilePlan, name: str, seq_len: int,
 def run_plan(plan: ProfilePlan, on_case: Callable[[str, int, ProfileRow | None], None] | None = None
              ) -> list[ProfileRow]:
     """Profile every (model, T) of `plan`; `on_case(model, T, None)` before each, `(model, T, row)` after."""
-    heap.keep_freed_blocks()  # timed steps reuse freed memory, as a trial's do (heap.py)
+    cells.keep_freed_blocks()  # timed steps reuse freed memory, as a trial's do (heap.py)
     rows: list[ProfileRow] = []
     measured: dict[str, list[tuple[int, float]]] = {}
     for name, seq_len in plan.cases:

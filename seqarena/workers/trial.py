@@ -27,7 +27,6 @@ import torch
 from torch import Tensor, nn
 
 from seqarena import cells, tasks
-from seqarena.cells.kernels import heap
 from seqarena.tasks.base import Batch, Task
 from seqarena.workers import checkpoint as ckpt
 from seqarena.workers.config import Setup, TrialConfig, prepare
@@ -108,7 +107,7 @@ class Trainer:
 
     def run(self) -> TrialResult:
         """Train (resuming from a checkpoint if there is one), then evaluate on the test set."""
-        heap.keep_freed_blocks()  # each step's large tensors reuse the last step's freed memory (heap.py)
+        cells.keep_freed_blocks()  # each step's large tensors reuse the last step's freed memory (heap.py)
         started = time.perf_counter()
         resumed_elapsed = self._maybe_resume()
         pending_losses: list[float] = []
