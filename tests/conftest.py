@@ -70,6 +70,14 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQARENA_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _own_main_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test leaves `sys.modules["__main__"]` as it found it: Streamlit's AppTest puts its script there and
+    does not put pytest's back, and a later test's `spawn` child runs the parent's `__main__` first (an
+    `AppTest.from_function` script fails there: `_page(*__args)`, NameError, the parent's EOFError)."""
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+
 @pytest.fixture
 def small_data(monkeypatch: pytest.MonkeyPatch) -> Path:
     """`SEQARENA_DATA` pointing at tests/data (read-only), its MNIST subset's digests pinned."""
