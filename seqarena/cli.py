@@ -110,9 +110,9 @@ def train(
 
 @contextmanager
 def trial_progress(total: int) -> Iterator[Observer]:
-    """A live progress bar on stderr (step, loss, last validation metrics) fed by an `Observer`; on a terminal
-    only: elsewhere (a log, a pipe) a live bar cannot redraw, and stopping it wrote a stray empty line before a
-    refusal's one line."""
+    """A live progress bar on stderr (step, loss, last validation metrics) fed by an `Observer`, on a terminal;
+    elsewhere (a log, a pipe), where a live bar cannot redraw (and stopping it wrote a stray empty line before a
+    refusal's one line), one line per validation: `step 100/1500: loss 0.1734 val_mse 0.1781`."""
     columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
     with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
@@ -125,6 +125,10 @@ def trial_progress(total: int) -> Iterator[Observer]:
         def on_eval(report: EvalReport) -> None:
             shown = {k: v for k, v in report.metrics.items() if k.startswith("val_")}
             last_eval["text"] = " ".join(f"{k} {v:.4g}" for k, v in shown.items())
+            if not stderr.is_terminal:
+                loss = report.metrics.get("train_loss")
+                said = f"loss {loss:.4g} " if loss is not None else ""
+                stderr.print(f"step {report.step}/{total}: {said}{last_eval['text']}", highlight=False, soft_wrap=True)
 
         yield Observer(on_step=on_step, on_eval=on_eval)
 

@@ -146,6 +146,19 @@ def _train_json(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def test_train_into_a_log_says_each_validation_in_one_line() -> None:
+    """Off a terminal (a log, a pipe) `train` cannot redraw a bar: it says each validation in a line on stderr."""
+    done = subprocess.run([sys.executable, "-m", "seqarena.cli", "train", "--model", "lstm", "--task", "adding",
+                           "--seq-len", "20", "--steps", "20", "--eval-every", "10", "--hidden", "8", "--json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step 10/20", "step 20/20"]
+    curve = json.loads(done.stdout.strip().splitlines()[-1])["curve"]
+    for line, point in zip(lines, curve, strict=True):
+        assert line == f"step {int(point['step'])}/20: loss {point['train_loss']:.4g} val_mse {point['val_mse']:.4g}"
+
+
 @pytest.mark.slow  # three subprocesses training LEM (its kernel builds on a cold cache)
 def test_a_trial_killed_after_a_checkpoint_resumes_to_the_same_numbers(tmp_path: Path) -> None:
     """SIGKILL a real `seqarena train` once it has checkpointed, rerun it, compare with a straight run."""
