@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from seqarena.cells import space as sp
 from seqarena.cells.base import active_probe
-from seqarena.cells.kernels.scan import modal_scan, scan, split_complex
+from seqarena.cells.kernels.scan import join_complex, modal_scan, scan, split_complex
 from seqarena.cells.ssm import SSMStack, complex_uniform, project_in, read_out, report_states
 
 #: Below this, the half-distance |d| of a block's eigenvalues is held at it (module docstring).
@@ -83,7 +83,7 @@ def run_oscillators(lam: Tensor, k: Tensor, bu: Tensor) -> Tensor:
     half = bu.shape[-1] // 2
     if active_probe() is None:
         return modal_scan(lam.reshape(2, half), k.reshape(2, half), bu)
-    drive = torch.complex(bu[..., :half], bu[..., half:])
+    drive = join_complex(bu)
     modes = report_states(scan(lam, k * torch.cat((drive, drive), dim=-1)))
     return split_complex(modes[..., :half] + modes[..., half:])
 

@@ -158,8 +158,7 @@ def report_split_states(h: Tensor) -> Tensor:
     states `h_t` as `report_states` shows them."""
     if active_probe() is None:
         return h
-    half = h.shape[-1] // 2
-    return scan_kernel.split_complex(report_states(torch.complex(h[..., :half], h[..., half:])))
+    return scan_kernel.split_complex(report_states(scan_kernel.join_complex(h)))
 
 
 def complex_uniform(rows: int, cols: int, std: float) -> nn.Parameter:

@@ -38,5 +38,6 @@ The kernels: `unicornn` (Rusch & Mishra 2021, ICML; reversible backward, memory 
 al. 2022, ICLR), the last three with a BPTT backward over saved per-step activations. Beside them, for the
 state-space models: `scan/` (the diagonal linear recurrence, its modal form and Mamba's selective scan: C++ and
 Triton sources with their own Functions), `dropout/` (the SSM block's dropout, its mask hashed from a seed in
-C++) and `heap.py` (freed large blocks kept in the process heap, set when the scan loads).
+C++) and `heap.py` (freed large blocks kept in the process heap, turned on by processes that train:
+`cells.keep_freed_blocks`).
 """

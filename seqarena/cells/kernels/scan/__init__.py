@@ -239,6 +239,12 @@ def split_complex(z: Tensor) -> Tensor:
     return torch.cat((z.real, z.imag), dim=-1)
 
 
+def join_complex(x: Tensor) -> Tensor:
+    """The complex `[..., N]` of a split real `[..., 2N]` (`split_complex`'s inverse)."""
+    half = x.shape[-1] // 2
+    return torch.complex(x[..., :half], x[..., half:])
+
+
 class ModalScan(torch.autograd.Function):
     """`(lam, k, v) -> y`, all real in split layout (`modal_scan`), by `cpu.cpp`'s fused modal scan and its one
     reversed pass."""
@@ -275,8 +281,7 @@ def modal_scan(lam: Tensor, k: Tensor, v: Tensor, method: Method = "auto") -> Te
                          f"v {list(v.shape)}")
     if backend_for(v, method) == "cpp":
         return ModalScan.apply(split_complex(lam), split_complex(k), channels_contiguous(v))
-    half = lam.shape[-1]
-    drive = torch.complex(v[..., :half], v[..., half:])
+    drive = join_complex(v)
     y = sum(scan(lam[m], k[m] * drive, method=method) for m in range(lam.shape[0]))
     return split_complex(y)  # type: ignore[arg-type]
 
