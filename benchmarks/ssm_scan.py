@@ -6,7 +6,8 @@ seconds; gradients cleared, forward, the last step's features summed, backward):
 * `models`: one layer of every SSM of the zoo (width H, its default state size) against `nn.LSTM(d, H)`
   at B = 64, H = 128, T = 1000, d = 2 (target on the CPU: every SSM faster than the LSTM); with Mamba, also
   a row of Mamba's matrix products alone (`mamba_products_step`: the lower bound its GEMMs set), and one for
-  LRU, LinOSS and D-LinOSS (`modal_products_step`);
+  LRU, LinOSS and D-LinOSS (`modal_products_step`); and each step's matrix-product GFLOP (`product_gflop`)
+  against this machine's best sgemm rate (`best_sgemm_rate`): the least time its products can take here;
 * `scan`: the scan alone (forward and backward) at an LRU layer's shape (B = 16, T = 10,000, N = 256,
   complex) and a minGRU layer's (real, input-dependent a), by the sequential loop (`scan_reference`, one
   step per time step: what the model's recurrence costs as a time loop), the parallel torch scan and the
@@ -48,6 +49,7 @@ from seqarena.cells.kernels import scan as scan_module
 
 MODELS = ("linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm")
 HEADING = "## State-space models and their scan"
+LSTM = "lstm (nn.LSTM)"
 
 
 def overrides_of(items: list[str]) -> dict[str, dict[str, str]]:
@@ -72,7 +74,7 @@ def model_steps(
     input `[B, T, 2]`. A model with overrides is labelled with them."""
     torch.manual_seed(0)
     u = torch.randn(batch, steps, 2, device=device)
-    built: dict[str, nn.Module] = {"lstm (nn.LSTM)": nn.LSTM(2, hidden, batch_first=True)}
+    built: dict[str, nn.Module] = {LSTM: nn.LSTM(2, hidden, batch_first=True)}
     for name in names:
         changes = (overrides or {}).get(name, {})
         label = name + "".join(f" {k}={v}" for k, v in changes.items())
@@ -154,6 +156,42 @@ def mamba_products_step(model: nn.Module, u: Tensor) -> Callable[[], None]:
         torch.autograd.backward([out for f in maps for out in f()], seeds)
 
     return step
+
+
+def lstm_gflop(batch: int, steps: int, inputs: int, hidden: int) -> float:
+    """nn.LSTM's matrix-product GFLOP in a training step: the four gates' input and recurrent products,
+    2·B·T·4H·(d + H) forward, twice that backward (input and weight gradients): 3× the forward."""
+    return 3 * 2 * batch * steps * 4 * hidden * (inputs + hidden) / 1e9
+
+
+def product_gflop(steps: dict[str, Callable[[], None]], batch: int, length: int, hidden: int) -> dict[str, float]:
+    """GFLOP of matrix products (mm, addmm, bmm, convolutions: what `torch.utils.flop_counter.FlopCounterMode`
+    counts) in one call of each step, forward and backward; nn.LSTM's fused kernel is not counted there, so
+    its row is `lstm_gflop`. The scans, FFTs, norms and gates add time but no counted FLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counted = {}
+    for name, step in steps.items():
+        if name == LSTM:
+            counted[name] = lstm_gflop(batch, length, 2, hidden)
+            continue
+        with FlopCounterMode(display=False) as counter:
+            step()
+        counted[name] = counter.get_total_flops() / 1e9
+    return counted
+
+
+def best_sgemm_rate(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's best float32 matrix-product rate in GFLOP/s (a size³ product, the fastest of `repeats`
+    after one warm-up), on the threads torch uses: a ceiling for any model's products."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        fastest = min(fastest, time.perf_counter() - start)
+    return 2 * size**3 / fastest / 1e9
 
 
 def median_wall_and_cpu(
@@ -263,6 +301,8 @@ def run(args: argparse.Namespace) -> None:
     if "models" in args.what:
         steps = model_steps(args.models, args.batch, args.hidden, args.steps, "cpu", overrides_of(args.hp))
         result["models"], result["models_cpu"] = median_wall_and_cpu(steps, args.repeats)
+        result["gflop"] = product_gflop(steps, args.batch, args.steps, args.hidden)
+        result["sgemm_gflops"] = best_sgemm_rate()
         print(
             "models",
             {k: round(v, 3) for k, v in result["models"].items()},
@@ -302,6 +342,31 @@ def ratio_rows(
     return [head, rule, *rows]
 
 
+def product_rows(result: dict[str, Any]) -> list[str]:
+    """Each step's matrix-product GFLOP and the least time they take at this machine's best sgemm rate,
+    against nn.LSTM's measured step (`product_gflop`, `best_sgemm_rate`); nothing for runs from before."""
+    if "gflop" not in result:
+        return []
+    rate, lstm = result["sgemm_gflops"], result["models"][LSTM]
+    rows = [
+        f"Matrix products per training step (forward and backward; `torch.utils.flop_counter`, nn.LSTM's by "
+        f"its formula) and the least time they can take at this machine's best float32 sgemm rate, "
+        f"{rate:.0f} GFLOP/s (a 2048³ product on the same threads): a model whose products alone take longer "
+        f"than nn.LSTM's whole step ({lstm:.3f} s) cannot be faster than it here, whatever its scan costs.",
+        "",
+        "| step | GFLOP | at the best rate, s | measured, s | measured GFLOP/s | "
+        "products at the best rate < nn.LSTM's step |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for name, gflop in result["gflop"].items():
+        if name != LSTM and "alone" in name:
+            continue
+        least, seconds = gflop / rate, result["models"][name]
+        verdict = "—" if name == LSTM else "yes" if least < lstm else "**no**"
+        rows.append(f"| {name} | {gflop:.1f} | {least:.3f} | {seconds:.3f} | {gflop / seconds:.0f} | {verdict} |")
+    return [*rows, ""]
+
+
 def flush_mode(args: dict[str, Any]) -> str:
     """The floating-point mode of a run, as a sentence (empty for runs from before `--flush-denormal`)."""
     if "flush_denormal" not in args:
@@ -333,9 +398,10 @@ def markdown(results: list[dict[str, Any]], paths: list[str], note: str = "") ->
                 "speed-up over nn.LSTM.",
                 "",
                 *ratio_rows(
-                    result["models"], "lstm (nn.LSTM)", 1.0, "LSTM time / model time", result.get("models_cpu")
+                    result["models"], LSTM, 1.0, "LSTM time / model time", result.get("models_cpu")
                 ),
                 "",
+                *product_rows(result),
             ]
         for label, times in result.get("scan", {}).items():
             lines += [
@@ -350,7 +416,7 @@ def markdown(results: list[dict[str, Any]], paths: list[str], note: str = "") ->
                 f"Training step, one layer, B = {a['batch']}, H = {a['hidden']}, T = {a['gpu_steps']} on "
                 f"{m['device']}: speed-up over cuDNN's LSTM.",
                 "",
-                *ratio_rows(result["gpu"], "lstm (nn.LSTM)", 10.0, "LSTM time / model time"),
+                *ratio_rows(result["gpu"], LSTM, 10.0, "LSTM time / model time"),
                 "",
             ]
     return "\n".join([*lines, note] if note else lines)
