@@ -9,6 +9,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace {
@@ -22,10 +23,27 @@ inline uint32_t mix32(uint32_t x) {
   return x;
 }
 
-// 1 when element `i` is kept (its 24-bit uniform is at least `threshold` = round(p * 2^24)).
-inline uint32_t kept(uint64_t i, uint32_t s0, uint32_t s1, uint32_t threshold) {
-  const uint32_t h = mix32(mix32(static_cast<uint32_t>(i) * 0x9e3779b9U + s0) ^ (static_cast<uint32_t>(i >> 32) + s1));
-  return (h >> 8) >= threshold ? 1U : 0U;
+// out[k] = x[k] * keep * scale for the elements begin + k of [begin, end), keep = 1 when element i's 24-bit
+// uniform is at least `threshold` = round(p * 2^24), its hash mix32(mix32(lo(i) * 0x9e3779b9 + s0) ^ (hi(i) + s1))
+// of the index's 32-bit words lo and hi. hi is constant over runs of 2^32 elements, so it is hoisted out of the
+// loop, which then runs on 32-bit lanes only (the loop with the 64-bit index in it did not vectorise: the forward
+// took 5x a multiplication's time, 7.4 ms for 8.2 M floats on two threads).
+template <typename scalar_t>
+void masked_run(const scalar_t* __restrict xp, scalar_t* __restrict op, int64_t begin, int64_t end, uint32_t s0,
+                uint32_t s1, uint32_t threshold, scalar_t scale) {
+  while (begin < end) {
+    const auto first = static_cast<uint64_t>(begin);
+    const int64_t stop = std::min<int64_t>(end, static_cast<int64_t>(((first >> 32) + 1) << 32));
+    const uint32_t high = static_cast<uint32_t>(first >> 32) + s1, low = static_cast<uint32_t>(first);
+    const scalar_t* __restrict xs = xp + begin;
+    scalar_t* __restrict os = op + begin;
+    const int64_t count = stop - begin;
+    for (int64_t k = 0; k < count; ++k) {
+      const uint32_t h = mix32(mix32((low + static_cast<uint32_t>(k)) * 0x9e3779b9U + s0) ^ high);
+      os[k] = xs[k] * ((h >> 8) >= threshold ? scale : static_cast<scalar_t>(0));
+    }
+    begin = stop;
+  }
 }
 
 // out = x * keep * scale over a contiguous tensor (the forward: x the input; the backward: x = dL/dout).
@@ -37,13 +55,11 @@ at::Tensor masked(const at::Tensor& x, int64_t seed, double p) {
   const uint32_t s0 = static_cast<uint32_t>(bits), s1 = static_cast<uint32_t>(bits >> 32);
   const auto threshold = static_cast<uint32_t>(p * 16777216.0 + 0.5);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "seqarena_dropout", [&] {
-    const scalar_t* __restrict xp = x.data_ptr<scalar_t>();
-    scalar_t* __restrict op = out.data_ptr<scalar_t>();
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
     const auto scale = static_cast<scalar_t>(1.0 / (1.0 - p));
     at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        op[i] = xp[i] * (static_cast<scalar_t>(kept(static_cast<uint64_t>(i), s0, s1, threshold)) * scale);
-      }
+      masked_run(xp, op, begin, end, s0, s1, threshold, scale);
     });
   });
   return out;
