@@ -16,6 +16,7 @@ import streamlit as st
 from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine
 
+from seqarena.dashboard.serve import MLFLOW_UI_ENV
 from seqarena.platform import comparison_table, database, jobs, leaderboard, lengths, profiles
 from seqarena.platform.importance import ArmImportance, arm_importance
 from seqarena.platform.leaderboard import ArmBest
@@ -25,7 +26,6 @@ TTL_S = 10
 """Seconds a cached query result is served before the database is asked again."""
 CURVE_TTL_S = 5
 """Learning curves refresh faster: a researcher watches a running search learn."""
-MLFLOW_UI_ENV = "SEQARENA_MLFLOW_UI"
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 
 

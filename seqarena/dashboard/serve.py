@@ -12,10 +12,14 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from seqarena.dashboard.data import MLFLOW_UI_ENV
 from seqarena.dashboard.safety import TOKEN_ENV
 from seqarena.errors import BadInput
 from seqarena.platform import database
+
+MLFLOW_UI_ENV = "SEQARENA_MLFLOW_UI"
+"""The MLflow UI address the served app's run links open (`--mlflow-ui`; `data.mlflow_ui`). Defined here, not in
+`data`, so that serving imports no page module: their `st.cache_data` outside a running app printed a warning
+each (eleven lines at every `seqarena dashboard` start)."""
 
 APP = Path(__file__).resolve().with_name("app.py")
 #: Addresses that reach only this machine: a dashboard bound to one of them may run without a token.

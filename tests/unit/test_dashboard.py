@@ -142,6 +142,19 @@ def test_the_mlflow_ui_address_is_configurable(seeded: Seeded, monkeypatch: pyte
     assert f'href="https://mlflow.example.org/#/experiments/{seeded.experiments["adding-study"]}/runs/' in table
 
 
+def test_serving_the_dashboard_imports_no_page_module_and_prints_no_streamlit_warning() -> None:
+    """`seqarena dashboard` imports `serve` before it becomes the Streamlit server; a page module imported then
+    (`data`, whose `st.cache_data` finds no running app) printed "No runtime found" eleven times at every start."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, seqarena.dashboard.serve; "
+             "print(sorted(m for m in sys.modules if m.startswith('seqarena.dashboard')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "['seqarena.dashboard', 'seqarena.dashboard.safety', 'seqarena.dashboard.serve']"
+    assert "No runtime found" not in done.stderr
+
+
 def test_filters_change_task_models_and_searches(seeded: Seeded) -> None:
     app = open_page()
     assert app.sidebar.selectbox[0].options == ["adding", "smnist"]
