@@ -198,11 +198,18 @@ async def timed(session: int, number: int, target: Page, action: Any, page: Any,
     return Timing(session, number, target.link, time.perf_counter() - started, True)
 
 
+async def fresh_context(browser: Any, page_timeout: float) -> Any:
+    """A new browser context (nothing cached) whose goto, click and wait all time out after `page_timeout` s
+    (Playwright's own default is 30 s)."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(page_timeout * 1000)
+    return context
+
+
 async def one_session(browser: Any, url: str, session: int, args: argparse.Namespace,
                       found: list[Timing]) -> list[Timing]:
     """One user in a fresh browser context (nothing cached): `browse` in it."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(args.page_timeout * 1000)  # goto and click too (Playwright's own default is 30 s)
+    context = await fresh_context(browser, args.page_timeout)
     try:
         return await browse(context, url, session, args, found)
     finally:
@@ -309,13 +316,11 @@ async def read_alone(url: str, page_timeout: float) -> list[Timing]:
     hashed assets with `cache-control: public, immutable, max-age=31536000`) (`reader_amid`)."""
     from playwright.async_api import async_playwright
 
-    args = SimpleNamespace(rounds=2, page_timeout=page_timeout)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(page_timeout * 1000)
-            found = await browse(context, url, -2, args, [])
+            context = await fresh_context(browser, page_timeout)
+            found = await browse(context, url, -2, SimpleNamespace(rounds=2, page_timeout=page_timeout), [])
             return await browse(context, url, RETURNING, SimpleNamespace(rounds=1, page_timeout=page_timeout), found)
         finally:
             await browser.close()

@@ -50,6 +50,7 @@ from seqarena.cells.kernels import scan as scan_module
 MODELS = ("linoss", "dlinoss", "lru", "s4d", "mamba", "mingru", "minlstm")
 HEADING = "## State-space models and their scan"
 LSTM = "lstm (nn.LSTM)"
+INPUTS = 2  # d: the adding problem's input width, every model's and nn.LSTM's
 
 
 def overrides_of(items: list[str]) -> dict[str, dict[str, str]]:
@@ -73,12 +74,12 @@ def model_steps(
     """A training step per model (one layer each, `overrides` on its defaults) and for `nn.LSTM` on one shared
     input `[B, T, 2]`. A model with overrides is labelled with them."""
     torch.manual_seed(0)
-    u = torch.randn(batch, steps, 2, device=device)
-    built: dict[str, nn.Module] = {LSTM: nn.LSTM(2, hidden, batch_first=True)}
+    u = torch.randn(batch, steps, INPUTS, device=device)
+    built: dict[str, nn.Module] = {LSTM: nn.LSTM(INPUTS, hidden, batch_first=True)}
     for name in names:
         changes = (overrides or {}).get(name, {})
         label = name + "".join(f" {k}={v}" for k, v in changes.items())
-        built[label] = cells.build(name, 2, hidden, 1, seq_len=steps, **changes)
+        built[label] = cells.build(name, INPUTS, hidden, 1, seq_len=steps, **changes)
     result = {name: training_step(model.to(device).train(), u) for name, model in built.items()}
     for label, model in list(built.items()):
         if label.split()[0] == "mamba":
@@ -173,7 +174,7 @@ def product_gflop(steps: dict[str, Callable[[], None]], batch: int, length: int,
     counted = {}
     for name, step in steps.items():
         if name == LSTM:
-            counted[name] = lstm_gflop(batch, length, 2, hidden)
+            counted[name] = lstm_gflop(batch, length, INPUTS, hidden)
             continue
         with FlopCounterMode(display=False) as counter:
             step()
